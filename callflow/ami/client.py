@@ -1,0 +1,388 @@
+"""Thin asyncio shell around :mod:`callflow.ami.codec`.
+
+``AmiConnection`` is one logged-in session: a reader task that frames bytes with the codec and routes
+responses to waiting actions by ActionID, a heartbeat that turns a silent peer (half-open TCP) into
+:class:`ConnectionLost`, and typed events pushed in arrival order onto one queue.
+
+``AmiSession`` keeps a connection alive: reconnect with exponential backoff and jitter, and a
+:class:`LinkEvent` on the same queue for every loss and every (re)connect so the call layer can recover
+what happened in between. State-changing actions in flight when the link drops are never re-sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import structlog
+
+from callflow.ami.codec import AmiCodec, AmiMessage, encode_action
+from callflow.ami.errors import (
+    ActionFailed,
+    ActionTimeout,
+    AmiError,
+    ConnectionLost,
+    LoginFailed,
+    OutcomeUnknown,
+    ProtocolError,
+)
+from callflow.ami.events import AmiEvent, parse_event
+
+log = structlog.get_logger("callflow.ami")
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+# Actions that change Asterisk's state: never replayed after a reconnect (outcome unknown instead).
+STATE_CHANGING_ACTIONS = frozenset({
+    "Originate", "Redirect", "Hangup", "QueueAdd", "QueueRemove", "QueuePause", "MixMonitor",
+    "StopMixMonitor", "Setvar", "Reload", "Command", "UserEvent", "Atxfer", "BlindTransfer",
+})
+
+
+@dataclass(frozen=True, slots=True)
+class LinkEvent:
+    """The AMI link went ``down`` or came ``up``. ``up`` after a ``down`` carries the gap bounds."""
+
+    state: str  # "up" | "down"
+    at: datetime
+    reason: str = ""
+    gap_started: datetime | None = None
+    reconnect: bool = False
+
+
+EventItem = AmiEvent | LinkEvent
+
+
+@dataclass
+class _Pending:
+    action: str
+    future: asyncio.Future[AmiMessage]
+    state_changing: bool
+    collect: list[AmiEvent] | None = None
+    done_event: asyncio.Future[None] | None = None
+
+
+@dataclass
+class AmiEndpoint:
+    host: str
+    port: int
+    username: str
+    secret: str = field(repr=False)
+
+    def where(self) -> str:
+        return f"{self.username}@{self.host}:{self.port}"
+
+
+class AmiConnection:
+    """One AMI session. Use ``await connect()``, then ``action``/``list_action``; ``closed`` resolves
+    with the reason when the link dies."""
+
+    def __init__(
+        self,
+        endpoint: AmiEndpoint,
+        events: asyncio.Queue[EventItem],
+        *,
+        clock: Clock = utc_now,
+        action_timeout: float = 10.0,
+        ping_interval: float = 2.0,
+        ping_timeout: float = 3.0,
+        connect_timeout: float = 5.0,
+        max_message_bytes: int = 1 << 20,
+    ) -> None:
+        self.endpoint = endpoint
+        self._events = events
+        self._clock = clock
+        self._action_timeout = action_timeout
+        self._ping_interval = ping_interval
+        self._ping_timeout = ping_timeout
+        self._connect_timeout = connect_timeout
+        self._codec = AmiCodec(max_message_bytes)
+        self._pending: dict[str, _Pending] = {}
+        self._ids = itertools.count(1)
+        self._prefix = f"s{random.randrange(1 << 30):x}-"  # noqa: S311 - only distinguishes sessions
+        self._writer: asyncio.StreamWriter | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.closed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self.banner: str | None = None
+
+    async def connect(self) -> None:
+        ep = self.endpoint
+        try:
+            async with asyncio.timeout(self._connect_timeout):
+                reader, writer = await asyncio.open_connection(ep.host, ep.port)
+        except (OSError, TimeoutError) as exc:
+            raise ConnectionLost(f"cannot reach AMI at {ep.host}:{ep.port}: {exc or 'timed out'}") from exc
+        self._writer = writer
+        self._tasks.append(asyncio.create_task(self._read_loop(reader), name="ami-reader"))
+        try:
+            response = await self.action("Login", {"Username": ep.username, "Secret": ep.secret,
+                                                   "Events": "on"}, timeout=self._connect_timeout)
+        except ActionFailed as exc:
+            await self.close("login refused")
+            raise LoginFailed(f"AMI login refused for user {ep.username!r} at {ep.host}:{ep.port}: "
+                              f"{exc.message} (check the AMI user and secret)") from None
+        except AmiError:
+            await self.close("login failed")
+            raise
+        del response
+        self.banner = self._codec.banner
+        self._tasks.append(asyncio.create_task(self._heartbeat(), name="ami-heartbeat"))
+
+    async def action(self, name: str, headers: Mapping[str, str | int] | None = None, *,
+                     timeout: float | None = None,
+                     variables: Mapping[str, str] | None = None) -> AmiMessage:
+        """Send an action and return its response. ``Response: Error`` raises :class:`ActionFailed`."""
+        pending = await self._send(name, headers, variables=variables)
+        return await self._await(pending, timeout)
+
+    async def list_action(self, name: str, headers: Mapping[str, str | int] | None = None, *,
+                          timeout: float | None = None) -> tuple[AmiMessage, list[AmiEvent]]:
+        """Send a list action (QueueStatus, CoreShowChannels...) and return the response with every
+        item, complete (up to the ``EventList: Complete`` marker)."""
+        pending = await self._send(name, headers, collect=True)
+        assert pending.done_event is not None  # noqa: S101 - set by _send(collect=True)
+        limit = self._action_timeout if timeout is None else timeout
+        try:
+            async with asyncio.timeout(limit):
+                response = await self._await(pending, limit)
+                if (response.get("EventList") or "").lower() == "start":
+                    await asyncio.shield(pending.done_event)
+        except TimeoutError:
+            raise ActionTimeout(f"AMI action {name} did not complete within {limit:.1f} s") from None
+        finally:
+            self._drop_pending(pending)
+        return response, list(pending.collect or [])
+
+    async def _send(self, name: str, headers: Mapping[str, str | int] | None, *,
+                    variables: Mapping[str, str] | None = None, collect: bool = False) -> _Pending:
+        if self.closed.done():
+            raise ConnectionLost(f"AMI link to {self.endpoint.host}:{self.endpoint.port} is down "
+                                 f"({self.closed.result()})")
+        action_id = f"{self._prefix}{next(self._ids)}"
+        data = encode_action(name, headers, action_id=action_id, variables=variables)  # refuses CR/LF
+        loop = asyncio.get_running_loop()
+        pending = _Pending(name, loop.create_future(), name in STATE_CHANGING_ACTIONS)
+        if collect:
+            pending.collect = []
+            pending.done_event = loop.create_future()
+        self._pending[action_id] = pending
+        assert self._writer is not None  # noqa: S101 - connect() sets it before any action
+        self._writer.write(data)
+        return pending
+
+    async def _await(self, pending: _Pending, timeout: float | None) -> AmiMessage:
+        limit = self._action_timeout if timeout is None else timeout
+        try:
+            async with asyncio.timeout(limit):
+                response = await asyncio.shield(pending.future)
+        except TimeoutError:
+            self._drop_pending(pending)
+            raise ActionTimeout(f"AMI action {pending.action} got no response within {limit:.1f} s") from None
+        if (response.get("Response") or "").lower() == "error":
+            self._drop_pending(pending)
+            raise ActionFailed(pending.action, response.get("Message") or "(no message)")
+        if pending.collect is None:
+            self._drop_pending(pending)
+        return response
+
+    def _drop_pending(self, pending: _Pending) -> None:
+        for key, value in list(self._pending.items()):
+            if value is pending:
+                del self._pending[key]
+
+    async def _read_loop(self, reader: asyncio.StreamReader) -> None:
+        reason = "closed by peer"
+        try:
+            while True:
+                data = await reader.read(65536)
+                if not data:
+                    break
+                received_at = self._clock()
+                for msg in self._codec.feed(data):
+                    await self._route(msg, received_at)
+        except ProtocolError as exc:
+            reason = f"protocol error: {exc}"
+            log.exception("ami.protocol_error", error=str(exc), peer=self.endpoint.where())
+        except (OSError, asyncio.IncompleteReadError) as exc:
+            reason = f"socket error: {exc}"
+        except asyncio.CancelledError:
+            reason = "closed"
+            raise
+        finally:
+            self._finish(reason)
+
+    async def _route(self, msg: AmiMessage, received_at: datetime) -> None:
+        action_id = msg.action_id
+        pending = self._pending.get(action_id) if action_id else None
+        if msg.kind == "response":
+            if pending is not None and not pending.future.done():
+                pending.future.set_result(msg)
+            return
+        if msg.kind != "event":
+            log.warning("ami.unframed_message", headers=msg.as_dict())
+            return
+        event = parse_event(msg, received_at)
+        if pending is not None and pending.collect is not None:
+            if (msg.get("EventList") or "").lower() == "complete" or msg.name.endswith("Complete"):
+                if pending.done_event is not None and not pending.done_event.done():
+                    pending.done_event.set_result(None)
+                self._drop_pending(pending)
+            else:
+                pending.collect.append(event)
+            return
+        await self._events.put(event)
+
+    async def _heartbeat(self) -> None:
+        while not self.closed.done():
+            await asyncio.sleep(self._ping_interval)
+            try:
+                await self.action("Ping", timeout=self._ping_timeout)
+            except ActionTimeout:
+                log.exception("ami.heartbeat_lost", peer=self.endpoint.where(), timeout_s=self._ping_timeout)
+                await self.close(f"no Ping reply within {self._ping_timeout:.1f} s (half-open connection)")
+                return
+            except AmiError:
+                return
+
+    def _finish(self, reason: str) -> None:
+        if not self.closed.done():
+            self.closed.set_result(reason)
+        for pending in self._pending.values():
+            if pending.future.done():
+                continue
+            if pending.state_changing:
+                pending.future.set_exception(OutcomeUnknown(
+                    f"AMI action {pending.action} was in flight when the link dropped ({reason}); "
+                    "it was not re-sent: re-query the state"))
+            else:
+                pending.future.set_exception(ConnectionLost(
+                    f"AMI link dropped before {pending.action} completed ({reason})"))
+            pending.future.exception()  # mark retrieved: nobody may be awaiting any more
+        self._pending.clear()
+        if self._writer is not None:
+            self._writer.close()
+
+    async def close(self, reason: str = "closed") -> None:
+        self._finish(reason)
+        current = asyncio.current_task()
+        for task in self._tasks:
+            if task is not current:
+                task.cancel()
+        for task in self._tasks:
+            if task is not current:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        if self._writer is not None:
+            with contextlib.suppress(OSError, ConnectionError):
+                await self._writer.wait_closed()
+
+
+class AmiSession:
+    """Keeps one AMI connection alive and feeds one ordered queue of events and link changes.
+
+    ``connection`` is the live connection or ``None`` while reconnecting. Run ``run()`` as a task.
+    """
+
+    def __init__(
+        self,
+        endpoint: AmiEndpoint,
+        *,
+        clock: Clock = utc_now,
+        queue_size: int = 100_000,
+        backoff_initial: float = 0.2,
+        backoff_max: float = 5.0,
+        action_timeout: float = 10.0,
+        ping_interval: float = 2.0,
+        ping_timeout: float = 3.0,
+        connect_timeout: float = 5.0,
+    ) -> None:
+        self.endpoint = endpoint
+        self.events: asyncio.Queue[EventItem] = asyncio.Queue(queue_size)
+        self._clock = clock
+        self._backoff_initial = backoff_initial
+        self._backoff_max = backoff_max
+        self._conn_options = {"action_timeout": action_timeout, "ping_interval": ping_interval,
+                              "ping_timeout": ping_timeout, "connect_timeout": connect_timeout}
+        self.connection: AmiConnection | None = None
+        self.connected = asyncio.Event()
+        self._stop = asyncio.Event()
+
+    async def run(self) -> None:
+        delay = self._backoff_initial
+        gap_started: datetime | None = None
+        attempt = 0
+        while not self._stop.is_set():
+            opts = self._conn_options
+            conn = AmiConnection(self.endpoint, self.events, clock=self._clock,
+                                 action_timeout=opts["action_timeout"], ping_interval=opts["ping_interval"],
+                                 ping_timeout=opts["ping_timeout"], connect_timeout=opts["connect_timeout"])
+            try:
+                await conn.connect()
+            except (ConnectionLost, LoginFailed, ActionTimeout, ProtocolError) as exc:
+                attempt += 1
+                gap_started = gap_started or self._clock()
+                log.warning("ami.connect_failed", where=self.endpoint.where(), error=str(exc),
+                            attempt=attempt, retry_in_s=round(delay, 2))
+                await self._sleep(delay)
+                delay = min(self._backoff_max, delay * 2) * random.uniform(0.8, 1.2)  # noqa: S311
+                continue
+            delay = self._backoff_initial
+            attempt = 0
+            now = self._clock()
+            log.info("ami.connected", where=self.endpoint.where(), banner=conn.banner,
+                     reconnect=gap_started is not None)
+            self.connection = conn
+            await self.events.put(LinkEvent("up", now, gap_started=gap_started,
+                                            reconnect=gap_started is not None))
+            self.connected.set()
+            stop_wait: asyncio.Future[object] = asyncio.ensure_future(self._stop.wait())
+            closed: asyncio.Future[object] = conn.closed  # type: ignore[assignment]
+            try:
+                await asyncio.wait({closed, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stop_wait.cancel()
+            self.connected.clear()
+            self.connection = None
+            reason = conn.closed.result() if conn.closed.done() else "stopping"
+            await conn.close(reason)
+            if self._stop.is_set():
+                break
+            gap_started = self._clock()
+            log.warning("ami.link_lost", where=self.endpoint.where(), reason=reason)
+            await self.events.put(LinkEvent("down", gap_started, reason=reason))
+            await self._sleep(delay)
+
+    async def _sleep(self, delay: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(delay):
+                await self._stop.wait()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def action(self, name: str, headers: Mapping[str, str | int] | None = None, *,
+                     timeout: float | None = None,
+                     variables: Mapping[str, str] | None = None) -> AmiMessage:
+        conn = self.connection
+        if conn is None:
+            raise ConnectionLost(f"AMI link to {self.endpoint.host}:{self.endpoint.port} is down; "
+                                 "the action was not sent")
+        return await conn.action(name, headers, timeout=timeout, variables=variables)
+
+    async def list_action(self, name: str, headers: Mapping[str, str | int] | None = None, *,
+                          timeout: float | None = None) -> tuple[AmiMessage, list[AmiEvent]]:
+        conn = self.connection
+        if conn is None:
+            raise ConnectionLost(f"AMI link to {self.endpoint.host}:{self.endpoint.port} is down; "
+                                 "the action was not sent")
+        return await conn.list_action(name, headers, timeout=timeout)

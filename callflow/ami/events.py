@@ -1,0 +1,475 @@
+"""Typed AMI events: the edge past which nothing reads raw AMI dictionaries.
+
+Each event the engine consumes is a frozen dataclass built by :func:`parse_event` (or the class's
+``from_ami``). Fields are declared with :func:`header`, naming the AMI header they come from; the
+conversion plan for each class is computed once, so typing an event is a handful of dict lookups.
+Unknown events become :class:`UnknownEvent` with every header kept: nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar, TypeVar
+
+from callflow.ami.codec import AmiMessage
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def parse_timestamp(value: str | None) -> datetime | None:
+    """``Timestamp: 1763791542.123456`` -> UTC-aware datetime, exact to the microsecond."""
+    if not value:
+        return None
+    sec, _, frac = value.strip().partition(".")
+    try:
+        micros = int((frac + "000000")[:6]) if frac else 0
+        return _EPOCH + timedelta(seconds=int(sec), microseconds=micros)
+    except ValueError:
+        return None
+
+
+def _to_int(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        return 0
+
+
+def _to_bool(value: str) -> bool:
+    return value.strip().lower() in {"1", "yes", "true", "on"}
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelSnapshot:
+    """The channel fields Asterisk attaches to an event (optionally under a prefix such as ``Dest``)."""
+
+    channel: str
+    uniqueid: str
+    linkedid: str
+    caller_id_num: str = ""
+    caller_id_name: str = ""
+    connected_line_num: str = ""
+    state: str = ""
+    state_desc: str = ""
+    context: str = ""
+    exten: str = ""
+    language: str = ""
+
+    @classmethod
+    def from_headers(cls, h: dict[str, str], prefix: str = "") -> ChannelSnapshot | None:
+        uniqueid = h.get(prefix + "Uniqueid")
+        if uniqueid is None:
+            return None
+        return cls(
+            channel=h.get(prefix + "Channel", ""),
+            uniqueid=uniqueid,
+            linkedid=h.get(prefix + "Linkedid", uniqueid),
+            caller_id_num=h.get(prefix + "CallerIDNum", ""),
+            caller_id_name=h.get(prefix + "CallerIDName", ""),
+            connected_line_num=h.get(prefix + "ConnectedLineNum", ""),
+            state=h.get(prefix + "ChannelState", ""),
+            state_desc=h.get(prefix + "ChannelStateDesc", ""),
+            context=h.get(prefix + "Context", ""),
+            exten=h.get(prefix + "Exten", ""),
+            language=h.get(prefix + "Language", ""),
+        )
+
+
+class _Channel:
+    """Marker converter: build a ChannelSnapshot from headers under a prefix."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+
+def header(name: str, conv: Callable[[str], Any] = str, default: Any = "") -> Any:
+    """Declare a field read from AMI header ``name`` through ``conv``."""
+    return field(default=default, metadata={"ami": name, "conv": conv})
+
+
+def channel(prefix: str = "") -> Any:
+    """Declare a ChannelSnapshot field read from the headers under ``prefix``."""
+    return field(default=None, metadata={"ami": prefix, "conv": _Channel(prefix)})
+
+
+E = TypeVar("E", bound="AmiEvent")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AmiEvent:
+    """Base of all typed events. ``timestamp`` is Asterisk's own event time (manager.conf
+    ``timestampevents = yes``); ``received_at`` is the engine clock when the bytes were framed."""
+
+    event_name: ClassVar[str] = ""
+    name: str
+    timestamp: datetime | None
+    received_at: datetime
+    message: AmiMessage = field(repr=False, compare=False)
+
+    @property
+    def time(self) -> datetime:
+        """Best instant for this event: Asterisk's Timestamp, else the engine's receive time."""
+        return self.timestamp or self.received_at
+
+    @property
+    def time_source(self) -> str:
+        return "ami_timestamp" if self.timestamp is not None else "engine_clock"
+
+    @classmethod
+    def from_ami(cls: type[E], msg: AmiMessage, received_at: datetime) -> E:
+        h = msg.as_dict()
+        kwargs: dict[str, Any] = {
+            "name": h.get("Event", cls.event_name),
+            "timestamp": parse_timestamp(h.get("Timestamp")),
+            "received_at": received_at,
+            "message": msg,
+        }
+        for attr, key, conv in _plan(cls):
+            if isinstance(conv, _Channel):
+                kwargs[attr] = ChannelSnapshot.from_headers(h, conv.prefix)
+            else:
+                raw = h.get(key)
+                if raw is not None:
+                    kwargs[attr] = conv(raw)
+        return cls(**kwargs)
+
+
+_PLANS: dict[type, list[tuple[str, str, Any]]] = {}
+
+
+def _plan(cls: type) -> list[tuple[str, str, Any]]:
+    plan = _PLANS.get(cls)
+    if plan is None:
+        plan = [
+            (f.name, f.metadata["ami"], f.metadata["conv"])
+            for f in dataclasses.fields(cls)
+            if "ami" in f.metadata
+        ]
+        _PLANS[cls] = plan
+    return plan
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChannelEvent(AmiEvent):
+    """An event about one channel (the caller's, for queue events)."""
+
+    chan: ChannelSnapshot | None = channel()
+
+    @property
+    def uniqueid(self) -> str:
+        return self.chan.uniqueid if self.chan else ""
+
+    @property
+    def linkedid(self) -> str:
+        return self.chan.linkedid if self.chan else ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UnknownEvent(AmiEvent):
+    """Any event without a typed class: kept whole, never dropped."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FullyBooted(AmiEvent):
+    event_name: ClassVar[str] = "FullyBooted"
+    status: str = header("Status")
+    uptime: int = header("Uptime", _to_int, 0)
+    last_reload: int = header("LastReload", _to_int, 0)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Newchannel(ChannelEvent):
+    event_name: ClassVar[str] = "Newchannel"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Newstate(ChannelEvent):
+    event_name: ClassVar[str] = "Newstate"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Newexten(ChannelEvent):
+    event_name: ClassVar[str] = "Newexten"
+    application: str = header("Application")
+    app_data: str = header("AppData")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Hangup(ChannelEvent):
+    event_name: ClassVar[str] = "Hangup"
+    cause: int = header("Cause", _to_int, 0)
+    cause_txt: str = header("Cause-txt")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HangupRequest(ChannelEvent):
+    event_name: ClassVar[str] = "HangupRequest"
+    cause: int = header("Cause", _to_int, 0)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SoftHangupRequest(ChannelEvent):
+    event_name: ClassVar[str] = "SoftHangupRequest"
+    cause: int = header("Cause", _to_int, 0)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DialBegin(ChannelEvent):
+    event_name: ClassVar[str] = "DialBegin"
+    dest: ChannelSnapshot | None = channel("Dest")
+    dial_string: str = header("DialString")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DialEnd(ChannelEvent):
+    event_name: ClassVar[str] = "DialEnd"
+    dest: ChannelSnapshot | None = channel("Dest")
+    dial_status: str = header("DialStatus")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DTMFEnd(ChannelEvent):
+    event_name: ClassVar[str] = "DTMFEnd"
+    digit: str = header("Digit")
+    duration_ms: int = header("DurationMs", _to_int, 0)
+    direction: str = header("Direction")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VarSet(ChannelEvent):
+    event_name: ClassVar[str] = "VarSet"
+    variable: str = header("Variable")
+    value: str = header("Value")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UserEvent(ChannelEvent):
+    """``UserEvent(Name,Key: value,...)`` from the dial plan or AGI; ``user_event`` is ``Name``."""
+
+    event_name: ClassVar[str] = "UserEvent"
+    user_event: str = header("UserEvent")
+
+    def get_field(self, key: str, default: str = "") -> str:
+        value = self.message.get(key)
+        return default if value is None else value
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _QueueCallerEvent(ChannelEvent):
+    queue: str = header("Queue")
+    position: int = header("Position", _to_int, 0)
+    count: int = header("Count", _to_int, 0)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueCallerJoin(_QueueCallerEvent):
+    event_name: ClassVar[str] = "QueueCallerJoin"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueCallerLeave(_QueueCallerEvent):
+    event_name: ClassVar[str] = "QueueCallerLeave"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueCallerAbandon(_QueueCallerEvent):
+    event_name: ClassVar[str] = "QueueCallerAbandon"
+    original_position: int = header("OriginalPosition", _to_int, 0)
+    hold_time: int = header("HoldTime", _to_int, 0)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _AgentEvent(ChannelEvent):
+    """Queue agent events: ``chan`` is the caller, ``dest`` the operator's leg."""
+
+    dest: ChannelSnapshot | None = channel("Dest")
+    queue: str = header("Queue")
+    interface: str = header("Interface")
+    member_name: str = header("MemberName")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentCalled(_AgentEvent):
+    event_name: ClassVar[str] = "AgentCalled"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentConnect(_AgentEvent):
+    event_name: ClassVar[str] = "AgentConnect"
+    hold_time: int = header("HoldTime", _to_int, 0)
+    ring_time: int = header("RingTime", _to_int, 0)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentComplete(_AgentEvent):
+    event_name: ClassVar[str] = "AgentComplete"
+    hold_time: int = header("HoldTime", _to_int, 0)
+    talk_time: int = header("TalkTime", _to_int, 0)
+    reason: str = header("Reason")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentRingNoAnswer(_AgentEvent):
+    event_name: ClassVar[str] = "AgentRingNoAnswer"
+    ring_time: int = header("RingTime", _to_int, 0)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentDump(_AgentEvent):
+    event_name: ClassVar[str] = "AgentDump"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _QueueMemberEvent(AmiEvent):
+    queue: str = header("Queue")
+    member_name: str = header("MemberName")
+    interface: str = header("Interface")
+    state_interface: str = header("StateInterface")
+    membership: str = header("Membership")
+    penalty: int = header("Penalty", _to_int, 0)
+    calls_taken: int = header("CallsTaken", _to_int, 0)
+    last_call: int = header("LastCall", _to_int, 0)
+    in_call: bool = header("InCall", _to_bool, False)
+    status: int = header("Status", _to_int, 0)
+    paused: bool = header("Paused", _to_bool, False)
+    paused_reason: str = header("PausedReason")
+    wrapuptime: int = header("Wrapuptime", _to_int, 0)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueMemberStatus(_QueueMemberEvent):
+    event_name: ClassVar[str] = "QueueMemberStatus"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueMemberAdded(_QueueMemberEvent):
+    event_name: ClassVar[str] = "QueueMemberAdded"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueMemberRemoved(_QueueMemberEvent):
+    event_name: ClassVar[str] = "QueueMemberRemoved"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueMemberPause(_QueueMemberEvent):
+    event_name: ClassVar[str] = "QueueMemberPause"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueMember(_QueueMemberEvent):
+    """A list item of the QueueStatus action."""
+
+    event_name: ClassVar[str] = "QueueMember"
+    name_: str = header("Name")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _BridgeEvent(ChannelEvent):
+    bridge_uniqueid: str = header("BridgeUniqueid")
+    bridge_type: str = header("BridgeType")
+    bridge_num_channels: int = header("BridgeNumChannels", _to_int, 0)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BridgeCreate(_BridgeEvent):
+    event_name: ClassVar[str] = "BridgeCreate"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BridgeDestroy(_BridgeEvent):
+    event_name: ClassVar[str] = "BridgeDestroy"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BridgeEnter(_BridgeEvent):
+    event_name: ClassVar[str] = "BridgeEnter"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BridgeLeave(_BridgeEvent):
+    event_name: ClassVar[str] = "BridgeLeave"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BlindTransfer(AmiEvent):
+    event_name: ClassVar[str] = "BlindTransfer"
+    result: str = header("Result")
+    transferer: ChannelSnapshot | None = channel("Transferer")
+    transferee: ChannelSnapshot | None = channel("Transferee")
+    is_external: bool = header("IsExternal", _to_bool, False)
+    context: str = header("Context")
+    extension: str = header("Extension")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AttendedTransfer(AmiEvent):
+    event_name: ClassVar[str] = "AttendedTransfer"
+    result: str = header("Result")
+    orig_transferer: ChannelSnapshot | None = channel("OrigTransferer")
+    second_transferer: ChannelSnapshot | None = channel("SecondTransferer")
+    transfer_target: ChannelSnapshot | None = channel("TransferTarget")
+    dest_type: str = header("DestType")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Cdr(AmiEvent):
+    """Asterisk's own CDR (cdr_manager). Whole-second times: used for cross-checks only."""
+
+    event_name: ClassVar[str] = "Cdr"
+    source: str = header("Source")
+    destination: str = header("Destination")
+    destination_context: str = header("DestinationContext")
+    channel: str = header("Channel")
+    destination_channel: str = header("DestinationChannel")
+    last_application: str = header("LastApplication")
+    start_time: str = header("StartTime")
+    answer_time: str = header("AnswerTime")
+    end_time: str = header("EndTime")
+    duration: int = header("Duration", _to_int, 0)
+    billable_seconds: int = header("BillableSeconds", _to_int, 0)
+    disposition: str = header("Disposition")
+    unique_id: str = header("UniqueID")
+    user_field: str = header("UserField")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MixMonitorStart(ChannelEvent):
+    event_name: ClassVar[str] = "MixMonitorStart"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MixMonitorStop(ChannelEvent):
+    event_name: ClassVar[str] = "MixMonitorStop"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CoreShowChannel(ChannelEvent):
+    """A list item of the CoreShowChannels action."""
+
+    event_name: ClassVar[str] = "CoreShowChannel"
+    application: str = header("Application")
+    duration: str = header("Duration")
+    bridge_id: str = header("BridgeId")
+
+
+EVENT_TYPES: dict[str, type[AmiEvent]] = {
+    cls.event_name: cls
+    for cls in (
+        FullyBooted, Newchannel, Newstate, Newexten, Hangup, HangupRequest, SoftHangupRequest,
+        DialBegin, DialEnd, DTMFEnd, VarSet, UserEvent, QueueCallerJoin, QueueCallerLeave,
+        QueueCallerAbandon, AgentCalled, AgentConnect, AgentComplete, AgentRingNoAnswer, AgentDump,
+        QueueMemberStatus, QueueMemberAdded, QueueMemberRemoved, QueueMemberPause, QueueMember,
+        BridgeCreate, BridgeDestroy, BridgeEnter, BridgeLeave, BlindTransfer, AttendedTransfer, Cdr,
+        MixMonitorStart, MixMonitorStop, CoreShowChannel,
+    )
+}
+
+
+def parse_event(msg: AmiMessage, received_at: datetime) -> AmiEvent:
+    """Type one AMI event message. Never raises for a well-framed message."""
+    cls = EVENT_TYPES.get(msg.get("Event") or "", UnknownEvent)
+    return cls.from_ami(msg, received_at)

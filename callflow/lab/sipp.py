@@ -1,0 +1,287 @@
+"""SIPp callers and operators for integration tests and benchmarks.
+
+Caller scenarios are generated per call: caller number and name, RFC 2833 DTMF digits at chosen moments
+(the pcap recordings shipped with Debian's sip-tester), how long to stay, and who ends the call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import socket
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+DTMF_PCAP_DIR = Path("/usr/share/sip-tester")
+_DTMF_NAMES = {"*": "star", "#": "pound"}
+
+
+def sipp_binary() -> str | None:
+    return shutil.which("sipp")
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def dtmf_pcap(digit: str) -> Path:
+    return DTMF_PCAP_DIR / f"dtmf_2833_{_DTMF_NAMES.get(digit, digit)}.pcap"
+
+
+_INVITE = """\
+      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: "{name}" <sip:{number}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: sip:{number}@[local_ip]:[local_port]
+      Max-Forwards: 70
+      Subject: siaga112 test call
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=citizen 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0 101
+      a=rtpmap:0 PCMU/8000
+      a=rtpmap:101 telephone-event/8000
+      a=fmtp:101 0-15
+"""
+
+_ACK = """\
+      ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      [last_From:]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Contact: sip:{number}@[local_ip]:[local_port]
+      Max-Forwards: 70
+      Content-Length: 0
+"""
+
+_BYE = """\
+      BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      [last_From:]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: 2 BYE
+      Contact: sip:{number}@[local_ip]:[local_port]
+      Max-Forwards: 70
+      Content-Length: 0
+"""
+
+_CANCEL = """\
+      CANCEL sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: 1 CANCEL
+      Max-Forwards: 70
+      Content-Length: 0
+"""
+
+_ACK_487 = """\
+      ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Max-Forwards: 70
+      Content-Length: 0
+"""
+
+_OK_TO_BYE = """\
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+"""
+
+
+@dataclass
+class CallerScript:
+    """What one SIPp citizen does.
+
+    ``dtmf``: (milliseconds after the answer, digit) pairs. ``hold_ms``: time on the line after the last
+    digit before the caller hangs up. ``cancel_after_ms``: give up before any answer (abandon while
+    ringing). ``remote_hangup``: stay until the far end hangs up (e.g. an information message).
+    """
+
+    number: str = "081234567890"
+    name: str = "Warga Manado"
+    dtmf: Sequence[tuple[int, str]] = ()
+    hold_ms: int = 1000
+    cancel_after_ms: int | None = None
+    remote_hangup: bool = False
+    answer_timeout_ms: int = 60_000
+
+    def scenario_xml(self) -> str:
+        number, name = escape(self.number), escape(self.name).replace('"', "")
+        parts = ['<?xml version="1.0" encoding="ISO-8859-1" ?>', '<scenario name="siaga112 caller">',
+                 '<send retrans="500" start_txn="invite"><![CDATA[\n'
+                 f'{_INVITE.format(number=number, name=name)}]]></send>',
+                 '<recv response="100" optional="true" response_txn="invite"/>',
+                 '<recv response="180" optional="true" response_txn="invite"/>',
+                 '<recv response="183" optional="true" response_txn="invite"/>']
+        if self.cancel_after_ms is not None:
+            parts += [f'<pause milliseconds="{self.cancel_after_ms}"/>',
+                      f'<send ack_txn="invite"><![CDATA[\n{_CANCEL}]]></send>',
+                      '<recv response="200"/>',
+                      '<recv response="487" response_txn="invite"/>',
+                      f'<send><![CDATA[\n{_ACK_487}]]></send>',
+                      "</scenario>"]
+            return "\n".join(parts)
+        parts += ['<recv response="200" rtd="true" response_txn="invite" '
+                  f'timeout="{self.answer_timeout_ms}"/>',
+                  f'<send ack_txn="invite"><![CDATA[\n{_ACK.format(number=number)}]]></send>']
+        elapsed = 0
+        for at_ms, digit in self.dtmf:
+            wait = max(0, at_ms - elapsed)
+            if wait:
+                parts.append(f'<pause milliseconds="{wait}"/>')
+            pcap = dtmf_pcap(digit)
+            parts.append(f'<nop><action><exec play_pcap_audio="{pcap}"/></action></nop>')
+            elapsed = at_ms
+        if self.remote_hangup:
+            parts += ['<recv request="BYE" timeout="120000"/>',
+                      f'<send><![CDATA[\n{_OK_TO_BYE}]]></send>']
+        else:
+            parts += [f'<pause milliseconds="{self.hold_ms}"/>',
+                      f'<send retrans="500"><![CDATA[\n{_BYE.format(number=number)}]]></send>',
+                      '<recv response="200" crlf="true"/>']
+        parts.append("</scenario>")
+        return "\n".join(parts)
+
+
+@dataclass
+class CallerResult:
+    returncode: int
+    output: str
+    scenario: Path = field(repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+async def place_call(sip_host: str, sip_port: int, script: CallerScript, *, number: str = "112",
+                     timeout: float = 90.0, workdir: Path | None = None) -> CallerResult:
+    """Place one call with SIPp and wait for it to finish. SIPp exit 0 = the script ran as written."""
+    binary = sipp_binary()
+    if binary is None:
+        raise RuntimeError("sipp not installed: apt-get install sip-tester")
+    directory = workdir or Path(tempfile.mkdtemp(prefix="siaga112-sipp-"))
+    scenario = directory / f"caller-{free_udp_port()}.xml"
+    scenario.write_text(script.scenario_xml())
+    sip_local, media = free_udp_port(), free_udp_port()
+    cmd = [binary, "-sf", str(scenario), "-s", number, f"{sip_host}:{sip_port}", "-i", "127.0.0.1",
+           "-p", str(sip_local), "-mi", "127.0.0.1", "-mp", str(media), "-m", "1", "-nostdin",
+           "-timeout", f"{int(timeout)}s", "-timeout_error"]
+    proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.STDOUT, cwd=directory)
+    try:
+        async with asyncio.timeout(timeout + 10):
+            out, _ = await proc.communicate()
+    except TimeoutError:
+        proc.kill()
+        out, _ = await proc.communicate()
+    return CallerResult(proc.returncode if proc.returncode is not None else -1,
+                        out.decode(errors="replace")[-4000:], scenario)
+
+
+_UAS_NO_ANSWER = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="siaga112 operator who does not answer">
+  <recv request="INVITE"/>
+  <send><![CDATA[
+      SIP/2.0 180 Ringing
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+      Content-Length: 0
+  ]]></send>
+  <recv request="CANCEL"/>
+  <send><![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+  ]]></send>
+  <send><![CDATA[
+      SIP/2.0 487 Request Terminated
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      CSeq: [cseq] INVITE
+      Content-Length: 0
+  ]]></send>
+  <recv request="ACK"/>
+</scenario>
+"""
+
+
+class SippOperator:
+    """A SIPp operator softphone answering on a static-contact operator's port (lab op1..op4).
+
+    ``answer=False`` rings without answering (a missed ring). Use as an async context manager.
+    """
+
+    def __init__(self, port: int, *, answer: bool = True, calls: int = 0) -> None:
+        self.port = port
+        self.answer = answer
+        self.calls = calls
+        self.proc: asyncio.subprocess.Process | None = None
+        self._dir = Path(tempfile.mkdtemp(prefix="siaga112-op-"))
+
+    async def __aenter__(self) -> SippOperator:
+        binary = sipp_binary()
+        if binary is None:
+            raise RuntimeError("sipp not installed: apt-get install sip-tester")
+        if self.answer:
+            scenario = ["-sn", "uas"]
+        else:
+            path = self._dir / "no-answer.xml"
+            path.write_text(_UAS_NO_ANSWER)
+            scenario = ["-sf", str(path)]
+        cmd = [binary, *scenario, "-i", "127.0.0.1", "-p", str(self.port), "-nostdin",
+               "-mi", "127.0.0.1", "-mp", str(free_udp_port())]
+        if self.calls:
+            cmd += ["-m", str(self.calls)]
+        self.proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.DEVNULL,
+                                                         stderr=asyncio.subprocess.DEVNULL, cwd=self._dir)
+        await asyncio.sleep(0)  # SIPp binds its port within milliseconds; INVITEs are retransmitted anyway
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.terminate()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(5):
+                    await self.proc.wait()
+            if self.proc.returncode is None:
+                self.proc.kill()
+                await self.proc.wait()

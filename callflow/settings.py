@@ -1,0 +1,75 @@
+"""Engine settings: a TOML file plus environment overrides (``SIAGA112_AMI__PORT=...``)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+class AmiSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    host: str = "127.0.0.1"
+    port: int = 15038
+    username: str = "siaga112"
+    secret: SecretStr | None = None
+    secret_file: Path | None = Field(default=None, description="JSON file with an 'ami' key, or a plain file")
+    ping_interval_s: float = 2.0
+    ping_timeout_s: float = 3.0
+    action_timeout_s: float = 10.0
+
+    def resolved_secret(self) -> str:
+        if self.secret is not None:
+            return self.secret.get_secret_value()
+        if self.secret_file is not None:
+            text = self.secret_file.read_text().strip()
+            if text.startswith("{"):
+                value = json.loads(text).get("ami")
+                if isinstance(value, str):
+                    return value
+            return text
+        raise ValueError("no AMI secret: set SIAGA112_AMI__SECRET, ami.secret_file in the settings file, "
+                         "or use --lab to take the lab's")
+
+
+class EngineSettings(BaseSettings):
+    """Settings of ``siaga112 serve``. File: ``--config FILE`` or ``SIAGA112_CONFIG``."""
+
+    model_config = SettingsConfigDict(env_prefix="SIAGA112_", env_nested_delimiter="__", extra="forbid")
+
+    ami: AmiSettings = AmiSettings()
+    database: Path = Path("var/siaga112.db")
+    log_format: str = "auto"
+    log_level: str = "info"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("SIAGA112_CONFIG")
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+        return tuple(sources)
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> EngineSettings:
+    if config_file is not None:
+        if not config_file.exists():
+            raise FileNotFoundError(f"settings file {config_file} does not exist")
+        os.environ["SIAGA112_CONFIG"] = str(config_file)
+    return EngineSettings(**overrides)

@@ -1,0 +1,90 @@
+"""Shared fixtures. Integration tests get one real lab Asterisk per test session (own instance, free
+ports). With ``CI=true`` a missing Asterisk or SIPp is a failure, never a skip."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from callflow.ami import AmiConnection, EventItem
+from callflow.lab import LabError, LabStatus, down, free_ports, up
+from tests.support.engine import EngineProcess
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _missing(what: str, how: str) -> None:
+    message = f"{what} is not available: {how}"
+    if IN_CI:
+        pytest.fail(f"CI requires the real lab: {message}", pytrace=False)
+    pytest.skip(message)
+
+
+def lab_instance_name() -> str:
+    """One lab per checkout, so parallel checkouts (and CI beside a developer) never share one."""
+    digest = hashlib.sha1(str(REPO).encode(), usedforsecurity=False).hexdigest()[:8]
+    return f"test-{digest}"
+
+
+@pytest.fixture(scope="session")
+def lab() -> Iterator[LabStatus]:
+    if shutil.which("sipp") is None:
+        _missing("SIPp", "install the Debian package sip-tester (`make setup`)")
+    if shutil.which("asterisk") is None and os.geteuid() != 0:
+        _missing("Asterisk", "install Asterisk 22 or run as root so the lab can build its Debian sid root")
+    instance = lab_instance_name()
+    down(instance)  # a lab left behind by an interrupted run
+    try:
+        status = up(instance, free_ports())
+    except LabError as exc:
+        _missing("the lab Asterisk", str(exc))
+        raise  # unreachable: _missing fails or skips
+    yield status
+    down(instance)
+
+
+@pytest.fixture
+async def ami(lab: LabStatus) -> AsyncIterator[tuple[AmiConnection, asyncio.Queue[EventItem]]]:
+    events: asyncio.Queue[EventItem] = asyncio.Queue()
+    conn = AmiConnection(lab.ami_endpoint(), events)
+    await conn.connect()
+    yield conn, events
+    await conn.close()
+
+
+@pytest.fixture
+async def engine(lab: LabStatus) -> AsyncIterator[EngineProcess]:
+    proc = EngineProcess(lab.instance)
+    await proc.start()
+    yield proc
+    await proc.stop()
+
+
+@pytest.fixture(autouse=True)
+async def _no_leaked_channels(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """After every integration test: no channel left up on the lab."""
+    yield
+    if "lab" not in request.fixturenames:
+        return
+    status: LabStatus = request.getfixturevalue("lab")
+    events: asyncio.Queue[EventItem] = asyncio.Queue()
+    conn = AmiConnection(status.ami_endpoint(), events)
+    await conn.connect()
+    try:
+        channels: list[str] = []
+        for _ in range(100):  # up to 10 s for hang-ups in flight
+            _, items = await conn.list_action("CoreShowChannels")
+            channels = [i.chan.channel for i in items if getattr(i, "chan", None)]
+            if not channels:
+                break
+            await asyncio.sleep(0.1)
+        assert not channels, f"channels leaked after the test: {channels}"
+    finally:
+        await conn.close()

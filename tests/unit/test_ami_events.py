@@ -1,0 +1,63 @@
+"""Typed events: immutable, exact timestamps, unknown events kept."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime
+
+import pytest
+
+from callflow.ami import AmiCodec, UnknownEvent, parse_event
+from callflow.ami.events import AgentConnect, Hangup, QueueCallerJoin, parse_timestamp
+
+NOW = datetime(2026, 11, 22, 6, 0, tzinfo=UTC)
+
+
+def event(raw: bytes):  # type: ignore[no-untyped-def]
+    codec = AmiCodec()
+    (msg,) = codec.feed(b"Asterisk Call Manager/11.0.0\r\n" + raw)
+    return parse_event(msg, NOW)
+
+
+def test_timestamp_is_utc_with_exact_microseconds() -> None:
+    ts = parse_timestamp("1763791542.000007")
+    assert ts == datetime(2025, 11, 22, 6, 5, 42, 7, tzinfo=UTC)
+    assert parse_timestamp("1763791542") == datetime(2025, 11, 22, 6, 5, 42, tzinfo=UTC)
+    assert parse_timestamp("garbage") is None
+
+
+def test_agent_connect_is_typed_with_both_legs() -> None:
+    ev = event(b"Event: AgentConnect\r\nChannel: PJSIP/citizen-1\r\nUniqueid: 10.1\r\nLinkedid: 10.1\r\n"
+               b"DestChannel: PJSIP/op1-2\r\nDestUniqueid: 10.2\r\nDestLinkedid: 10.1\r\nQueue: emergency\r\n"
+               b"MemberName: op1\r\nInterface: PJSIP/op1\r\nHoldTime: 4\r\nRingTime: 1\r\n"
+               b"Timestamp: 1763791542.5\r\n\r\n")
+    assert isinstance(ev, AgentConnect)
+    assert (ev.queue, ev.member_name, ev.hold_time, ev.ring_time) == ("emergency", "op1", 4, 1)
+    assert ev.linkedid == "10.1"
+    assert ev.dest is not None
+    assert ev.dest.uniqueid == "10.2"
+    assert ev.time == datetime(2025, 11, 22, 6, 5, 42, 500000, tzinfo=UTC)
+    assert ev.time_source == "ami_timestamp"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ev.queue = "other"  # type: ignore[misc]
+
+
+def test_missing_timestamp_falls_back_to_engine_clock_and_says_so() -> None:
+    ev = event(b"Event: Hangup\r\nUniqueid: 1.1\r\nLinkedid: 1.1\r\nCause: 16\r\n\r\n")
+    assert isinstance(ev, Hangup)
+    assert ev.cause == 16
+    assert ev.time == NOW
+    assert ev.time_source == "engine_clock"
+
+
+def test_bad_numbers_do_not_raise() -> None:
+    ev = event(b"Event: QueueCallerJoin\r\nUniqueid: 1.1\r\nQueue: emergency\r\nPosition: x\r\n\r\n")
+    assert isinstance(ev, QueueCallerJoin)
+    assert ev.position == 0
+
+
+def test_unknown_event_is_kept_whole() -> None:
+    ev = event(b"Event: SomethingNew\r\nFoo: bar\r\n\r\n")
+    assert isinstance(ev, UnknownEvent)
+    assert ev.name == "SomethingNew"
+    assert ev.message["Foo"] == "bar"
