@@ -109,7 +109,7 @@ class Engine:
             except Exception:  # one bad event or component never takes the engine down
                 with contextlib.suppress(Exception):  # not even through a broken log call
                     log.exception("engine.handler_failed", component=component.name,
-                                  ami_event=item.name if isinstance(item, AmiEvent) else f"link-{item.state}",
+                                  ami_event=item.name,
                                   headers=item.message.as_dict() if isinstance(item, AmiEvent) else None)
 
     def stop(self) -> None:

@@ -59,6 +59,10 @@ class LinkEvent:
     gap_started: datetime | None = None
     reconnect: bool = False
 
+    @property
+    def name(self) -> str:
+        return f"link-{self.state}"
+
 
 EventItem = AmiEvent | LinkEvent
 

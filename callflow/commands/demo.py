@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import sys
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from callflow.ami import AmiError, EventItem
@@ -56,8 +56,8 @@ class DemoCollector:
 
     async def handle(self, item: EventItem) -> None:
         if isinstance(item, Newchannel) and item.chan and item.chan.channel.startswith("PJSIP/citizen"):
-            call = self.calls.setdefault(item.linkedid, DemoCall(item.linkedid))
-            call.number, call.arrived = item.chan.caller_id_num, item.time
+            new = self.calls.setdefault(item.linkedid, DemoCall(item.linkedid))
+            new.number, new.arrived = item.chan.caller_id_num, item.time
         call = self.calls.get(getattr(item, "linkedid", ""))
         if call is None:
             return
@@ -148,7 +148,7 @@ def _print_summary(collector: DemoCollector) -> None:
     print("\nsummary (instants from Asterisk's event Timestamp, UTC):")
     print(f"  {'caller':<14} {'queue':<10} {'operator':<8} {'answer s':>8} {'talk s':>7}")
     answered = 0
-    for call in sorted(collector.calls.values(), key=lambda c: c.arrived or datetime.max):
+    for call in sorted(collector.calls.values(), key=lambda c: c.arrived or datetime.max.replace(tzinfo=UTC)):
         wait = (call.answered - call.arrived).total_seconds() if call.answered and call.arrived else None
         talk = (call.ended - call.answered).total_seconds() if call.ended and call.answered else None
         answered += call.answered is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from callflow.lab import LabError, LabPorts, down, find_runtime, free_ports, status, up
@@ -32,32 +33,48 @@ def register(sub: Any) -> None:
 
 
 def _up(args: argparse.Namespace) -> int:
-    status(args.instance)
+    already = status(args.instance)
     ports = free_ports() if args.free_ports else LabPorts(
         ami=args.ami_port, sip=args.sip_port, agi=args.agi_port, rtp_start=args.rtp_start,
         rtp_end=args.rtp_end)
     try:
-        up(args.instance, ports)
-    except LabError:
+        st = up(args.instance, ports)
+    except LabError as exc:
+        print(f"siaga112 lab up: {exc}", file=sys.stderr)
         return 1
+    word = "already running" if already.running else "started"
+    print(f"lab {st.instance!r} {word}: {st.asterisk_version} ({st.mode}, pid {st.pid})")
+    print(f"  AMI      {st.ami['host']}:{st.ami['port']} (user {st.ami['username']}, secret in "
+          f"{st.secrets_file})")
+    print(f"  SIP      {st.sip['host']}:{st.sip['port']}/udp  (dial 112)")
+    print(f"  FastAGI  expected at {st.fastagi['host']}:{st.fastagi['port']}")
+    print(f"  config   {st.config_dir}")
+    print(f"  logs     {st.log_dir}")
     return 0
 
 
 def _down(args: argparse.Namespace) -> int:
-    was_running, _st = down(args.instance)
+    was_running, st = down(args.instance)
     if was_running:
-        pass
+        print(f"lab {st.instance!r} stopped")
     else:
-        pass
+        print(f"lab {st.instance!r} is not running; nothing to stop")
     return 0
 
 
 def _status(args: argparse.Namespace) -> int:
     st = status(args.instance)
     if args.json:
+        print(st.as_json())
         return 0 if st.running else 3
     if not st.running:
+        print(f"lab {st.instance!r} is not running (start it with `siaga112 lab up`)")
         return 3
+    print(f"lab {st.instance!r} running: {st.asterisk_version} ({st.mode}, pid {st.pid}, since "
+          f"{st.started_at})")
+    print(f"  AMI {st.ami['host']}:{st.ami['port']}  SIP {st.sip['host']}:{st.sip['port']}/udp  "
+          f"FastAGI {st.fastagi['host']}:{st.fastagi['port']}")
+    print(f"  root {st.root}  config {st.config_dir}")
     return 0
 
 

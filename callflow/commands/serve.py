@@ -44,12 +44,14 @@ def build_components(settings: EngineSettings, args: argparse.Namespace) -> list
 def _serve(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(args.config)
-    except (ValidationError, FileNotFoundError, ValueError):
+    except (ValidationError, FileNotFoundError, ValueError) as exc:
+        print(f"siaga112 serve: invalid settings: {exc}", file=sys.stderr)
         return 2
     configure_logging(args.log_format or settings.log_format, settings.log_level, stream=sys.stdout)
     try:
         endpoint = endpoint_for(settings, args.lab)
-    except (LabError, ValueError, OSError):
+    except (LabError, ValueError, OSError) as exc:
+        print(f"siaga112 serve: {exc}", file=sys.stderr)
         return 2
     ami = settings.ami
     engine = Engine(endpoint, build_components(settings, args), ping_interval=ami.ping_interval_s,

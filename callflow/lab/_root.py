@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,6 +92,8 @@ def build_root(root: Path) -> None:
     log_path = root.with_name(root.name + ".debootstrap.log")
     if building.exists():
         shutil.rmtree(building)
+    print(f"siaga112 lab: building the Asterisk root with debootstrap into {root} (about 40 s, once; "  # noqa: T201 - progress of a 40 s step, for the user
+          f"log: {log_path})", file=sys.stderr, flush=True)
     # No mirror argument: debootstrap's default Debian mirror is the one these machines reach.
     cmd = ["debootstrap", "--variant=minbase", f"--include={','.join(ROOT_PACKAGES)}", "sid", str(building)]
     with log_path.open("w") as log_file:

@@ -8,8 +8,8 @@ import pytest
 
 from callflow.ami import AmiConnection, EventItem
 from callflow.lab import LabStatus
-from tests.support.engine import EngineProcess
 from callflow.lab.sipp import CallerScript, SippOperator, place_call
+from tests.support.engine import EngineProcess
 
 pytestmark = pytest.mark.integration
 

@@ -1,0 +1,94 @@
+"""The call record: the data contract between call tracking and everything that reads calls
+(queues/callbacks, recordings, incidents, reports, the console). Fields may be added; none renamed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol
+
+
+class Outcome(StrEnum):
+    ANSWERED = "answered"
+    ABANDONED_IN_IVR = "abandoned_in_ivr"
+    ABANDONED_IN_QUEUE = "abandoned_in_queue"
+    SHORT_ABANDON = "short_abandon"
+    TIMEOUT = "timeout"
+    OVERFLOWED = "overflowed"
+    TRANSFERRED = "transferred"
+    FAILSAFE = "failsafe"
+    INCOMPLETE = "incomplete"
+
+
+class CallClass(StrEnum):
+    EMERGENCY = "emergency"
+    NONEMERGENCY = "nonemergency"
+    UNKNOWN = "unknown"
+
+
+class InstantSource(StrEnum):
+    AMI_TIMESTAMP = "ami_timestamp"  # Asterisk's event Timestamp (microseconds)
+    ENGINE_CLOCK = "engine_clock"  # the engine's injectable UTC clock
+    ASTERISK_CDR = "asterisk_cdr"  # recovered from Asterisk's CDR file (gap recovery)
+    QUEUE_LOG = "queue_log"  # recovered from Asterisk's queue_log (whole seconds)
+    OPERATOR = "operator"  # entered by an operator
+
+
+@dataclass(frozen=True, slots=True)
+class Instant:
+    """One named moment of a call: ``name`` (arrival, ivr_entered, ivr_left, queue_joined, rung, answered,
+    transferred, overflowed, hangup...), a UTC-aware time and where it came from."""
+
+    name: str
+    at: datetime
+    source: InstantSource
+    detail: str = ""  # e.g. the operator rung, the queue joined, the IVR choice
+
+
+@dataclass(frozen=True, slots=True)
+class Leg:
+    uniqueid: str
+    channel: str
+    role: str  # "caller" | "operator" | "transfer_target" | "other"
+    created: datetime | None = None
+    answered: datetime | None = None
+    ended: datetime | None = None
+    hangup_cause: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """One call (all legs sharing a Linkedid). ``answer_seconds`` counts from arrival at the PBX, so time
+    in the IVR counts against the caller."""
+
+    linkedid: str
+    caller_number: str
+    caller_name: str
+    dialed: str
+    call_class: CallClass
+    outcome: Outcome
+    arrival: datetime
+    ended: datetime | None
+    answered: datetime | None = None
+    operator: str = ""  # queue member name of the operator who answered
+    queue: str = ""
+    category: str = ""  # IVR category hint (non-emergency types)
+    ivr_path: tuple[str, ...] = ()
+    hangup_by: str = ""  # "caller" | "operator" | "system" | ""
+    instants: tuple[Instant, ...] = ()
+    legs: tuple[Leg, ...] = ()
+    sources: tuple[str, ...] = ()  # which sources contributed: "ami", "asterisk_cdr", "queue_log"
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def answer_seconds(self) -> float | None:
+        if self.answered is None:
+            return None
+        return (self.answered - self.arrival).total_seconds()
+
+
+class CallRecordListener(Protocol):
+    """Told of every finished call record, after it is durably stored."""
+
+    async def on_call_record(self, record: CallRecord) -> None: ...

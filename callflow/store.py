@@ -1,0 +1,90 @@
+"""The embedded store: one SQLite file (WAL, synchronous=FULL) shared by the engine's components.
+
+Each component owns its tables and declares them as a :class:`Schema` (name plus ordered migration
+steps); :func:`open_database` applies what is missing. A file that is not SQLite, or a SQLite file of
+another application, is refused with a clear error and never overwritten.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiosqlite
+
+APPLICATION_ID = 0x51A6A112  # "siaga 112": marks the file as ours
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+class StoreError(Exception):
+    """The database cannot be used as it is; the message says which file and what to do."""
+
+
+@dataclass(frozen=True)
+class Schema:
+    """A component's tables: ``steps[i]`` migrates version i to i+1 (SQL script)."""
+
+    name: str
+    steps: tuple[str, ...]
+
+
+def check_file(path: Path) -> None:
+    """Refuse a foreign or corrupt file before SQLite touches it."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    with path.open("rb") as fh:
+        head = fh.read(100)
+    if not head.startswith(_SQLITE_MAGIC):
+        raise StoreError(f"{path} is not a SQLite database (corrupt or another kind of file); siaga112 "
+                         "will not overwrite it. Move it aside or point the engine at another database.")
+    app_id = int.from_bytes(head[68:72], "big")
+    if app_id not in (0, APPLICATION_ID):
+        raise StoreError(f"{path} is a SQLite database of another application (application_id "
+                         f"{app_id:#x}); siaga112 will not touch it. Use another database path.")
+
+
+async def open_database(path: Path, schemas: Sequence[Schema] = ()) -> aiosqlite.Connection:
+    """Open (creating if needed) the store and apply missing migrations. Always ``await conn.close()``:
+    aiosqlite's worker thread is not a daemon and an unclosed connection hangs the process at exit."""
+    check_file(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = await aiosqlite.connect(path)
+    try:
+        async with conn.execute("PRAGMA quick_check") as cur:
+            row = await cur.fetchone()
+        if row is None or row[0] != "ok":
+            raise StoreError(f"{path} failed SQLite's integrity check ({row[0] if row else 'no answer'}); "
+                             "siaga112 will not write to it. Restore it from a backup or move it aside.")
+        await conn.execute("PRAGMA journal_mode=WAL")
+        await conn.execute("PRAGMA synchronous=FULL")
+        await conn.execute("PRAGMA foreign_keys=ON")
+        await conn.execute("PRAGMA busy_timeout=5000")
+        await conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
+        await conn.execute("CREATE TABLE IF NOT EXISTS schema_version (component TEXT PRIMARY KEY, "
+                           "version INTEGER NOT NULL)")
+        for schema in schemas:
+            await migrate(conn, schema)
+        await conn.commit()
+    except aiosqlite.DatabaseError as exc:
+        await conn.close()
+        raise StoreError(f"{path}: {exc}; siaga112 will not overwrite it. Move it aside or fix it.") from exc
+    except BaseException:
+        await conn.close()
+        raise
+    return conn
+
+
+async def migrate(conn: aiosqlite.Connection, schema: Schema) -> None:
+    async with conn.execute("SELECT version FROM schema_version WHERE component = ?", (schema.name,)) as cur:
+        row = await cur.fetchone()
+    current = int(row[0]) if row else 0
+    if current > len(schema.steps):
+        raise StoreError(f"the database's {schema.name!r} tables are at version {current}, newer than this "
+                         f"siaga112 knows ({len(schema.steps)}); upgrade siaga112")
+    for version in range(current, len(schema.steps)):
+        await conn.executescript(schema.steps[version])
+        await conn.execute("INSERT INTO schema_version (component, version) VALUES (?, ?) "
+                           "ON CONFLICT(component) DO UPDATE SET version = excluded.version",
+                           (schema.name, version + 1))
+    await conn.commit()
