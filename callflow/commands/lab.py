@@ -11,9 +11,13 @@ from callflow.lab import LabError, LabPorts, down, find_runtime, free_ports, sta
 
 def register(sub: Any) -> None:
     p = sub.add_parser("lab", help="a real Asterisk 22 on loopback for development, tests and the demo")
+    # --instance is accepted before or after the action (`lab --instance X up` == `lab up --instance X`)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--instance", default=argparse.SUPPRESS,
+                        help="lab name; several labs may run side by side (default: default)")
     p.add_argument("--instance", default="default", help="lab name; several labs may run side by side")
     lab_sub = p.add_subparsers(dest="lab_command", metavar="ACTION", required=True)
-    p_up = lab_sub.add_parser("up", help="provision (once) and start the lab's Asterisk")
+    p_up = lab_sub.add_parser("up", parents=[common], help="provision (once) and start the lab's Asterisk")
     defaults = LabPorts()
     p_up.add_argument("--ami-port", type=int, default=defaults.ami)
     p_up.add_argument("--sip-port", type=int, default=defaults.sip,
@@ -23,11 +27,12 @@ def register(sub: Any) -> None:
     p_up.add_argument("--rtp-end", type=int, default=defaults.rtp_end)
     p_up.add_argument("--free-ports", action="store_true", help="pick free ports automatically")
     p_up.set_defaults(handler=_up)
-    p_prov = lab_sub.add_parser("provision", help="build (once) the Asterisk root, or find an installed one")
+    p_prov = lab_sub.add_parser("provision", parents=[common],
+                                help="build (once) the Asterisk root, or find an installed one")
     p_prov.set_defaults(handler=_provision)
-    p_down = lab_sub.add_parser("down", help="stop the Asterisk that `lab up` started")
+    p_down = lab_sub.add_parser("down", parents=[common], help="stop the Asterisk that `lab up` started")
     p_down.set_defaults(handler=_down)
-    p_status = lab_sub.add_parser("status", help="what runs where")
+    p_status = lab_sub.add_parser("status", parents=[common], help="what runs where")
     p_status.add_argument("--json", action="store_true", help="machine-readable output")
     p_status.set_defaults(handler=_status)
 

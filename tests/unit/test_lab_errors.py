@@ -1,0 +1,66 @@
+"""The lab's error paths that need no running Asterisk."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from callflow.lab import LabError, _root
+from callflow.lab._render import LabPorts, operators_block, substitute
+
+
+def test_unknown_placeholder_names_file_and_line() -> None:
+    with pytest.raises(LabError, match=r"pjsip\.conf:3: unknown placeholder \{\{NOPE\}\}"):
+        substitute("a\nb\nport={{NOPE}}\n", {"SIP_PORT": "1"}, "pjsip.conf")
+
+
+def test_placeholders_are_replaced_and_asterisk_syntax_untouched() -> None:
+    out = substitute("bind=127.0.0.1:{{SIP_PORT}}\nexten => 112,1,Set(X=${EXTEN})\n", {"SIP_PORT": "5"}, "f")
+    assert out == "bind=127.0.0.1:5\nexten => 112,1,Set(X=${EXTEN})\n"
+
+
+def test_operator_block_has_auth_and_static_contacts_only_for_sipp_operators() -> None:
+    secrets = {f"op{i}": f"s{i}" for i in range(1, 7)}
+    block = operators_block(LabPorts(sip=20000), secrets)
+    assert "contact = sip:op1@127.0.0.1:20001" in block
+    assert "contact = sip:op5" not in block
+    assert block.count("(operator-auth)") == 6
+
+
+def test_not_root_and_no_asterisk_says_what_to_install(monkeypatch: pytest.MonkeyPatch,
+                                                        tmp_path: Path) -> None:
+    monkeypatch.setenv("SIAGA112_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("SIAGA112_ASTERISK_ROOT", raising=False)
+    monkeypatch.setattr(_root.shutil, "which", lambda name: None)
+    monkeypatch.setattr(_root.os, "geteuid", lambda: 1000)
+    with pytest.raises(LabError) as info:
+        _root.find_runtime()
+    text = str(info.value)
+    assert "install Asterisk 22" in text
+    assert "debootstrap" in text
+    assert not (tmp_path / "sid-root").exists()
+
+
+def test_failing_debootstrap_reports_its_log_and_leaves_nothing(monkeypatch: pytest.MonkeyPatch,
+                                                                 tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("building a root is root-only")
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    fake = fake_bin / "debootstrap"
+    # A fake debootstrap: the real one cannot be made to fail on demand (a fault, not the happy path).
+    fake.write_text("#!/bin/sh\necho 'E: Failed getting release file' >&2\nmkdir -p \"$5\"\nexit 1\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{fake_bin}:{os.environ['PATH']}")
+    root = tmp_path / "cache" / "sid-root"
+    with pytest.raises(LabError) as info:
+        _root.build_root(root)
+    text = str(info.value)
+    assert "debootstrap failed (exit 1)" in text
+    assert "Failed getting release file" in text
+    assert str(root.with_name("sid-root.debootstrap.log")) in text
+    assert not root.exists()
+    assert not root.with_name("sid-root.building").exists()
