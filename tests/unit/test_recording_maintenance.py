@@ -49,7 +49,7 @@ async def _recording(index: RecordingIndex, root: Path, name: str, *, retain_day
 async def test_purge_removes_only_past_retention_and_not_held(index: RecordingIndex, tmp_path: Path) -> None:
     old, old_path = await _recording(index, tmp_path, "old", retain_days=10)
     held, held_path = await _recording(index, tmp_path, "held", retain_days=10)
-    young, young_path = await _recording(index, tmp_path, "young", retain_days=100)
+    _young, young_path = await _recording(index, tmp_path, "young", retain_days=100)
     await set_hold(index, held, True, by_whom="legal", reason="case 5", now=T0)
     now = T0 + timedelta(days=50)
 
