@@ -92,6 +92,9 @@ class Recorder:
         self._calls: dict[str, _Call] = {}
         self._jobs: asyncio.Queue[Callable[[], Awaitable[None]]] = asyncio.Queue()
         self._ready = asyncio.Event()
+        self._pending = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     # -- component protocol -------------------------------------------------------------------------
     async def run(self, engine: Engine) -> None:
@@ -153,7 +156,7 @@ class Recorder:
             active.call_class = call_class
             if not self.policy.records(call_class) and not active.discard:
                 active.discard = True
-                self._jobs.put_nowait(functools.partial(self._stop_unwanted, active))
+                self._enqueue(functools.partial(self._stop_unwanted, active))
 
     def _on_agent_connect(self, ev: AgentConnect) -> None:
         chan = ev.chan
@@ -179,7 +182,7 @@ class Recorder:
         active = call.active.pop(chan.uniqueid, None)
         if active is not None:
             active.call_class = call.call_class
-            self._jobs.put_nowait(functools.partial(self._finish, active, at))
+            self._enqueue(functools.partial(self._finish, active, at))
         if caller_gone and chan.uniqueid == chan.linkedid and not call.active:
             del self._calls[chan.linkedid]
 
@@ -196,14 +199,27 @@ class Recorder:
                          asterisk_path=self.asterisk_root / rel, made_at=at,
                          row=asyncio.get_running_loop().create_future())
         call.active[chan.uniqueid] = active
-        self._jobs.put_nowait(functools.partial(self._begin, active, trigger))
+        self._enqueue(functools.partial(self._begin, active, trigger))
 
     # -- effects ------------------------------------------------------------------------------------
+    def _enqueue(self, job: Callable[[], Awaitable[None]]) -> None:
+        self._pending += 1
+        self._idle.clear()
+        self._jobs.put_nowait(job)
+
+    async def wait_idle(self) -> None:
+        """Until every start and finish decided so far has been carried out (tests, shutdown)."""
+        await self._idle.wait()
+
     async def _guarded(self, job: Callable[[], Awaitable[None]]) -> None:
         try:
             await job()
         except Exception:  # one bad recording never stops the recorder
             log.exception("recording.job_failed")
+        finally:
+            self._pending -= 1
+            if not self._pending:
+                self._idle.set()
 
     async def _begin(self, active: _Active, trigger: str) -> None:
         await self._ready.wait()
