@@ -114,12 +114,27 @@ class Recorder:
         log.info("recording.ready", root=str(self.root), asterisk_root=str(self.asterisk_root),
                  emergency_from=str(self.policy.emergency_from),
                  record_nonemergency=self.policy.record_nonemergency)
+        tasks: set[asyncio.Task[None]] = set()
         try:
-            async with asyncio.TaskGroup() as tg:
-                while True:
-                    job = await self._jobs.get()
-                    tg.create_task(self._guarded(job))
+            while True:
+                job = await self._jobs.get()
+                task = asyncio.create_task(self._guarded(job))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
         finally:
+            # Stopping: finish what the last events decided (files Asterisk is closing), within bounds.
+            while not self._jobs.empty():
+                task = asyncio.create_task(self._guarded(self._jobs.get_nowait()))
+                tasks.add(task)
+            if tasks:
+                _done, late = await asyncio.wait(tasks, timeout=self.settle_timeout + 5.0)
+                for task in late:
+                    task.cancel()
+                if late:
+                    await asyncio.wait(late)
+                    log.error("recording.unfinished_at_stop", count=len(late),
+                              action="these recordings stay in status 'recording'; run "
+                                     "`siaga112 recordings list --status recording`")
             self.index = None
             await conn.close()
 
