@@ -29,6 +29,7 @@ from callflow.ami import AmiError, EventItem, LinkEvent
 from callflow.ami.client import Clock, utc_now
 from callflow.ami.events import (
     AgentConnect,
+    ChannelEvent,
     ChannelSnapshot,
     Hangup,
     MixMonitorStop,
@@ -140,6 +141,8 @@ class Recorder:
 
     async def handle(self, item: EventItem) -> None:
         if isinstance(item, LinkEvent):
+            if item.state == "up" and item.gap_started is not None and self._calls:
+                self._enqueue(functools.partial(self._reconcile, item.at))
             return
         if isinstance(item, Newchannel):
             self._on_newchannel(item)
@@ -282,6 +285,27 @@ class Recorder:
         if not os.access(directory, os.W_OK | os.X_OK):
             return f"recordings directory {directory} is not writable"
         return ""
+
+    async def _reconcile(self, at: datetime) -> None:
+        """After an AMI gap: a recorded channel that hung up meanwhile sent its Hangup into the void.
+        Finish those (end time = the engine's clock at reconnection, logged as such)."""
+        if self._engine is None:
+            return
+        try:
+            _, items = await self._engine.session.list_action("CoreShowChannels")
+        except AmiError as exc:
+            log.warning("recording.reconcile_failed", error=str(exc))
+            return
+        alive = {item.uniqueid for item in items if isinstance(item, ChannelEvent)}
+        for linkedid, call in list(self._calls.items()):
+            for uniqueid in [u for u in call.active if u not in alive]:
+                active = call.active.pop(uniqueid)
+                active.call_class = call.call_class
+                log.warning("recording.ended_during_gap", linkedid=linkedid, uniqueid=uniqueid,
+                            ended_at=at.isoformat(), ended_at_source="engine_clock")
+                self._enqueue(functools.partial(self._finish, active, at))
+            if linkedid not in alive and not call.active:
+                del self._calls[linkedid]
 
     async def _stop_unwanted(self, active: _Active) -> None:
         """Recorded from arrival, then classified as a class the policy does not record."""

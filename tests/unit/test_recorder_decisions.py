@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from callflow.ami import ActionFailed, AmiCodec, AmiMessage, parse_event
+from callflow.ami import ActionFailed, AmiCodec, AmiMessage, LinkEvent, parse_event
 from callflow.store import open_database
 from recordings import SCHEMA, Recorder, RecordingIndex, RecordingPolicy, RecordingStatus
 
@@ -42,6 +42,11 @@ class AsteriskStandIn:
                 wav.setframerate(8000)
                 wav.writeframes(struct.pack("<8000h", *([1000, -1000] * 4000)))
         return AmiMessage((("Response", "Success"),))
+
+    async def list_action(self, name: str, headers: dict[str, str] | None = None, **_: Any
+                          ) -> tuple[AmiMessage, list[Any]]:
+        self.actions.append((name, dict(headers or {})))
+        return AmiMessage((("Response", "Success"),)), []  # no channel up any more
 
 
 class FakeEngine:
@@ -133,3 +138,17 @@ async def test_hostile_ids_stay_inside_the_root(tmp_path: Path) -> None:
         await asyncio.wait_for(recorder.wait_idle(), 10)
         ((_, headers),) = session.actions
         assert Path(headers["File"]).resolve().is_relative_to((tmp_path / "rec").resolve())
+
+
+async def test_hangup_lost_in_an_ami_gap_is_reconciled_on_reconnect(tmp_path: Path) -> None:
+    async for recorder, session in started(tmp_path, RecordingPolicy()):
+        await recorder.handle(ev("AgentConnect", Queue="emergency", MemberName="op1", **caller()))
+        await asyncio.wait_for(recorder.wait_idle(), 10)
+        back = datetime(2026, 11, 22, 8, 0, 30, tzinfo=UTC)
+        await recorder.handle(LinkEvent("down", NOW, reason="peer closed"))
+        await recorder.handle(LinkEvent("up", back, gap_started=NOW, reconnect=True))
+        await asyncio.wait_for(recorder.wait_idle(), 10)
+        assert [name for name, _ in session.actions] == ["MixMonitor", "CoreShowChannels"]
+        (rec,) = await rows(recorder)
+        assert rec.status == RecordingStatus.OK
+        assert rec.ended_at == back
