@@ -48,6 +48,8 @@ class EngineSettings(BaseSettings):
 
     ami: AmiSettings = AmiSettings()
     database: Path = Path("var/siaga112.db")
+    recordings_dir: Path | None = Field(default=None, description="recordings root; default: "
+                                        "'recordings' beside the database (the data directory)")
     log_format: str = "auto"
     log_level: str = "info"
 
@@ -65,6 +67,10 @@ class EngineSettings(BaseSettings):
         if config_file:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
         return tuple(sources)
+
+
+def recordings_root(settings: EngineSettings) -> Path:
+    return settings.recordings_dir or settings.database.parent / "recordings"
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> EngineSettings:

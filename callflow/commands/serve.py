@@ -14,7 +14,8 @@ from callflow.ami import AmiEndpoint
 from callflow.lab import LabError, status
 from callflow.logs import configure_logging
 from callflow.service import CallEventLogger, Component, Engine, serve
-from callflow.settings import EngineSettings, load_settings
+from callflow.settings import EngineSettings, load_settings, recordings_root
+from recordings import Recorder, RecordingPolicy
 
 
 def register(sub: Any) -> None:
@@ -37,8 +38,17 @@ def endpoint_for(settings: EngineSettings, lab: str | None) -> AmiEndpoint:
 
 
 def build_components(settings: EngineSettings, args: argparse.Namespace) -> list[Component]:
-    del settings, args
-    return [CallEventLogger()]
+    return [CallEventLogger(), _recorder(settings, args.lab)]
+
+
+def _recorder(settings: EngineSettings, lab: str | None) -> Recorder:
+    """The lab's recordings directory is one folder seen from both sides (host path, path in the root)."""
+    root, asterisk_root = recordings_root(settings), None
+    if lab is not None:
+        st = status(lab)
+        root, asterisk_root = Path(st.recordings_dir), st.recordings_dir_in_root
+    return Recorder(database=settings.database, root=root, asterisk_root=asterisk_root,
+                    policy=RecordingPolicy())
 
 
 def _serve(args: argparse.Namespace) -> int:

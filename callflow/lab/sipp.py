@@ -17,6 +17,7 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 DTMF_PCAP_DIR = Path("/usr/share/sip-tester")
+SPEECH_PCAP = DTMF_PCAP_DIR / "g711a.pcap"  # about 7 s of G.711 A-law RTP shipped with sip-tester
 _DTMF_NAMES = {"*": "star", "#": "pound"}
 
 
@@ -53,9 +54,8 @@ _INVITE = """\
       s=-
       c=IN IP[media_ip_type] [media_ip]
       t=0 0
-      m=audio [media_port] RTP/AVP 0 101
-      a=rtpmap:0 PCMU/8000
-      a=rtpmap:101 telephone-event/8000
+      m=audio [media_port] RTP/AVP {payloads} 101
+{rtpmaps}      a=rtpmap:101 telephone-event/8000
       a=fmtp:101 0-15
 """
 
@@ -132,12 +132,18 @@ class CallerScript:
     cancel_after_ms: int | None = None
     remote_hangup: bool = False
     answer_timeout_ms: int = 60_000
+    audio_pcap: Path | None = None  # RTP to play from the answer on (e.g. sip-tester's g711a.pcap)
 
     def scenario_xml(self) -> str:
         number, name = escape(self.number), escape(self.name).replace('"', "")
+        # A PCMA recording (the one sip-tester ships) is only understood if PCMA is offered first.
+        alaw = self.audio_pcap is not None and "711a" in self.audio_pcap.name
+        payloads = "8 0" if alaw else "0"
+        rtpmaps = ("      a=rtpmap:8 PCMA/8000\n" if alaw else "") + "      a=rtpmap:0 PCMU/8000\n"
         parts = ['<?xml version="1.0" encoding="ISO-8859-1" ?>', '<scenario name="siaga112 caller">',
                  '<send retrans="500" start_txn="invite"><![CDATA[\n'
-                 f'{_INVITE.format(number=number, name=name)}]]></send>',
+                 f'{_INVITE.format(number=number, name=name, payloads=payloads, rtpmaps=rtpmaps)}'
+                 ']]></send>',
                  '<recv response="100" optional="true" response_txn="invite"/>',
                  '<recv response="180" optional="true" response_txn="invite"/>',
                  '<recv response="183" optional="true" response_txn="invite"/>']
@@ -152,6 +158,9 @@ class CallerScript:
         parts += ['<recv response="200" rtd="true" response_txn="invite" '
                   f'timeout="{self.answer_timeout_ms}"/>',
                   f'<send ack_txn="invite"><![CDATA[\n{_ACK.format(number=number)}]]></send>']
+        if self.audio_pcap is not None:
+            audio = escape(str(self.audio_pcap))
+            parts.append(f'<nop><action><exec play_pcap_audio="{audio}"/></action></nop>')
         elapsed = 0
         for at_ms, digit in self.dtmf:
             wait = max(0, at_ms - elapsed)
