@@ -39,7 +39,7 @@ CATEGORY_AGENCY_TYPES: dict[Category, tuple[AgencyType, ...]] = {
     Category.OTHER_EMERGENCY: (AgencyType.POLICE, AgencyType.AMBULANCE),
     Category.OTHER_COMPLAINT: (AgencyType.PUBLIC_WORKS, AgencyType.POLICE),
     Category.ILLEGAL_BUILDING: (AgencyType.PUBLIC_WORKS,),
-    Category.STREET_LIGHTING: (AgencyType.PUBLIC_WORKS,),
+    Category.STREET_LIGHTING: (AgencyType.PUBLIC_WORKS, AgencyType.UTILITY),
     Category.TELECOM_POLE: (AgencyType.UTILITY,),
     Category.FALLEN_TREE: (AgencyType.PUBLIC_WORKS, AgencyType.FIRE),
     Category.ELECTRICITY: (AgencyType.UTILITY,),
