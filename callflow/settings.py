@@ -41,6 +41,16 @@ class AmiSettings(BaseModel):
                          "or use --lab to take the lab's")
 
 
+class IncidentSettings(BaseModel):
+    """Incidents, dispatch and reports (``[incidents]`` in the settings file)."""
+
+    model_config = ConfigDict(extra="forbid")
+    agencies_file: Path | None = None  # the agency/unit registry (TOML)
+    response_target_min: float = 30.0  # dispatch -> on scene target
+    timezone: str = "Asia/Makassar"  # the centre's local time (WITA) for dates, hours and months
+    short_abandon_s: float = 0.0  # unanswered calls shorter than this are left out of answer times
+
+
 class EngineSettings(BaseSettings):
     """Settings of ``siaga112 serve``. File: ``--config FILE`` or ``SIAGA112_CONFIG``."""
 
@@ -48,6 +58,7 @@ class EngineSettings(BaseSettings):
 
     ami: AmiSettings = AmiSettings()
     database: Path = Path("var/siaga112.db")
+    incidents: IncidentSettings = IncidentSettings()
     log_format: str = "auto"
     log_level: str = "info"
 
