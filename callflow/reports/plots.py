@@ -7,6 +7,7 @@ from pathlib import Path
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
 from callflow.calls.model import CallRecord
 from callflow.incidents.categories import CATEGORIES, CategoryClass
@@ -86,8 +87,7 @@ def reports_per_category(r: SummaryReport, path: Path) -> Path:
                    color=[_COLOURS[c.category.category_class] for c in counts])
     ax.bar_label(bars, padding=2)
     ax.set_xlabel("reports")
-    handles = [ax.bar(0, 0, color=col, label=f"{cls.value} ({r.by_class[cls]})")[0]
-               for cls, col in _COLOURS.items()]
+    handles = [Patch(color=col, label=f"{cls.value} ({r.by_class[cls]})") for cls, col in _COLOURS.items()]
     ax.legend(handles=handles, loc="lower right")
     ax.set_title(_title(r, f"Reports per category (total {r.total})"))
     fig.tight_layout()
