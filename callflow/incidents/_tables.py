@@ -128,6 +128,12 @@ async def unit_by_id(conn: aiosqlite.Connection, unit_id: str) -> Unit | None:
     return unit_from_row(row) if row else None
 
 
+async def unit_is_active(conn: aiosqlite.Connection, unit_id: str) -> bool:
+    async with conn.execute("SELECT active FROM agency_unit WHERE id = ?", (unit_id,)) as cur:
+        row = await cur.fetchone()
+    return bool(row and row[0])
+
+
 async def busy_units(conn: aiosqlite.Connection) -> set[str]:
     async with conn.execute("SELECT unit_id FROM dispatch_dispatch WHERE closed_at IS NULL") as cur:
         return {str(r[0]) for r in await cur.fetchall()}

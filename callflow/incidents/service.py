@@ -113,6 +113,7 @@ class IncidentService:
         dist = district if isinstance(district, District) else parse_district(district)
         if not by.strip():
             raise IncidentError("who created the incident? give the operator's name (--by)")
+        calls = list(dict.fromkeys(linkedids))
         when, source = self._stamp(at)
         stamp = tables.to_text(when)
         async with self._transaction() as conn:
@@ -124,11 +125,11 @@ class IncidentService:
             await conn.execute(
                 "INSERT INTO incident_status_change (incident_id, from_status, to_status, at, by, source) "
                 "VALUES (?, NULL, 'wait', ?, ?, ?)", (incident_id, stamp, by, source.value))
-            for linkedid in dict.fromkeys(linkedids):
+            for linkedid in calls:
                 await conn.execute("INSERT INTO incident_call (incident_id, linkedid, linked_at, linked_by) "
                                    "VALUES (?, ?, ?, ?)", (incident_id, linkedid, stamp, by))
         log.info("incidents.created", incident=incident_id, category=cat.value, district=dist.value,
-                 by=by, calls=len(list(linkedids)))
+                 by=by, calls=len(calls))
         return await self._one(incident_id)
 
     async def link_call(self, incident_id: int, linkedid: str, *, by: str,
@@ -235,6 +236,9 @@ class IncidentService:
                 if found is None:
                     raise DispatchError(f"unknown unit {unit_id!r}; list units with "
                                         "`siaga112 incidents units`")
+                if not await tables.unit_is_active(conn, unit_id):
+                    raise DispatchError(f"unit {unit_id!r} is no longer in the agency registry; pick a unit "
+                                        "from `siaga112 incidents units`")
                 unit = found
             if unit.id in busy:
                 raise DispatchError(f"unit {unit.id!r} is still on another dispatch; close that first or "

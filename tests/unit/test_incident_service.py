@@ -226,3 +226,20 @@ async def test_survives_reopen(tmp_path: Path) -> None:
         assert again.linkedids == ("1.1",)
         assert again.dispatches[0].unit_id == "amb-wanea-1"
         assert len(await svc.units()) == 71
+
+
+async def test_units_dropped_from_the_registry_stay_for_history_but_cannot_be_sent(
+        service: IncidentService, tmp_path: Path) -> None:
+    inc = await service.create(category="fire", district="wenang", by="op1")
+    await service.dispatch(inc.id, by="op1", unit_id="fire-wenang-1")
+    await service.close(inc.id, by="op1")
+    smaller = tmp_path / "small.toml"
+    smaller.write_text('[[agency]]\nid = "fire-x"\nname = "X"\ntype = "fire"\ndistrict = "sario"\n'
+                       '[[agency.unit]]\nid = "fire-x-1"\nname = "X1"\n')
+    await service.load_registry(load_registry(smaller))
+    assert [u.id for u in await service.units()] == ["fire-x-1"]
+    assert (await service.get(inc.id)).dispatches[0].unit_id == "fire-wenang-1"
+    other = await service.create(category="fire", district="wenang", by="op1")
+    with pytest.raises(DispatchError, match="no longer in the agency registry"):
+        await service.dispatch(other.id, by="op1", unit_id="fire-wenang-1")
+    assert (await service.dispatch(other.id, by="op1")).unit_id == "fire-x-1"
