@@ -168,3 +168,27 @@ def test_units_and_summary_formats_and_plots(cli: Cli, tmp_path: Path) -> None:
                        "--timezone", "Mars/Base")
     assert code == 1
     assert "unknown time zone 'Mars/Base'" in err
+
+
+def test_settings_file_gives_registry_target_and_timezone(cli: Cli, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = tmp_path / "engine.toml"
+    # load_settings() exports SIAGA112_CONFIG: set it here so monkeypatch removes it after the test
+    monkeypatch.setenv("SIAGA112_CONFIG", str(settings))
+    settings.write_text(f'[incidents]\nagencies_file = "{EXAMPLE_AGENCIES}"\nresponse_target_min = 10\n'
+                        'timezone = "UTC"\n')
+    code, out, err = cli("incidents", "--config", str(settings), "create", "--category", "health",
+                         "--district", "wanea", "--by", "op1", "--at", "2026-06-01T23:30:00")
+    assert code == 0, err
+    assert "2026-06-01 23:30:00.000000+00:00" in out
+    for step, at in (("dispatch", "2026-06-01T23:31:00"), ("arrive", "2026-06-01T23:46:00")):
+        code, out, err = cli("incidents", "--config", str(settings), step, "1", "--by", "op1", "--at", at)
+        assert code == 0, err
+    code, out, err = cli("report", "summary", "--config", str(settings), "--from", "2026-06-01",
+                         "--to", "2026-06-01", "--format", "json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["period"]["timezone"] == "UTC"
+    assert report["response"]["target_min"] == 10
+    assert report["response"]["within_target"] == 0  # 15 min against a 10 min target
+    assert report["response"]["count"] == 1

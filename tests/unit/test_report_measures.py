@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from callflow.calls.model import CallClass, CallRecord, InstantSource, Outcome
 from callflow.incidents import (
@@ -176,3 +178,32 @@ async def test_in_memory_source() -> None:
     assert await src.get("nope") is None
     assert [r.linkedid for r in await src.between(T0, T0 + timedelta(seconds=50))] == ["a", "b"]
     assert len(src) == 3
+
+
+@given(st.lists(st.floats(min_value=0, max_value=1e5, allow_nan=False), max_size=60),
+       st.floats(min_value=0, max_value=1e5, allow_nan=False))
+def test_duration_stats_properties(values: list[float], target: float) -> None:
+    d = duration_stats(values, target)
+    assert d.count == len(values)
+    assert 0 <= d.within_target <= d.count
+    if values:
+        assert d.share_within is not None
+        assert 0.0 <= d.share_within <= 1.0
+        assert min(values) <= d.median <= d.p90 <= d.max == max(values)  # type: ignore[operator]
+        # nearest rank: at least 90 % of the values are at or below p90, and p90 is one of them
+        assert d.p90 in values
+        assert sum(1 for v in values if v <= d.p90) >= 0.9 * len(values)  # type: ignore[operator]
+
+
+@given(st.lists(st.one_of(st.none(), st.floats(min_value=0, max_value=120)), max_size=40))
+def test_service_levels_are_monotone_and_bounded(answers: list[float | None]) -> None:
+    records = [call(f"c{i}", float(i), a) for i, a in enumerate(answers)]
+    s = answer_time_stats(records)
+    assert s.offered == len(answers)
+    assert s.answered + s.abandoned == s.offered
+    levels = [s.service_levels[t] for t in (10, 15, 20)]
+    if answers:
+        assert all(v is not None and 0.0 <= v <= 1.0 for v in levels)
+        assert levels[0] <= levels[1] <= levels[2]  # type: ignore[operator]
+    else:
+        assert levels == [None, None, None]
