@@ -63,7 +63,8 @@ def render_text(r: SummaryReport) -> str:
     add("")
     add("Status")
     for s in IncidentStatus:
-        add(f"  {s.value:<9} ({s.label_id:<9}) {r.by_status[s]:>6}  {pct(r.status_share(s)):>6}")
+        label = f"({s.label_id})"
+        add(f"  {s.value:<9} {label:<11} {r.by_status[s]:>6}  {pct(r.status_share(s)):>6}")
     verdict = "meets" if r.completion_meets_goal else "below"
     add(f"Completion rate (done): {pct(r.completion_rate)}  ({verdict} the goal of above "
         f"{pct(r.completion_goal)})")
