@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,8 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+_CONFIG_FILE: ContextVar[str | None] = ContextVar("siaga112_config_file", default=None)
 
 
 class AmiSettings(BaseModel):
@@ -41,6 +44,16 @@ class AmiSettings(BaseModel):
                          "or use --lab to take the lab's")
 
 
+class IncidentSettings(BaseModel):
+    """Incidents, dispatch and reports (``[incidents]`` in the settings file)."""
+
+    model_config = ConfigDict(extra="forbid")
+    agencies_file: Path | None = None  # the agency/unit registry (TOML)
+    response_target_min: float = 30.0  # dispatch -> on scene target
+    timezone: str = "Asia/Makassar"  # the centre's local time (WITA) for dates, hours and months
+    short_abandon_s: float = 0.0  # unanswered calls shorter than this are left out of answer times
+
+
 class EngineSettings(BaseSettings):
     """Settings of ``siaga112 serve``. File: ``--config FILE`` or ``SIAGA112_CONFIG``."""
 
@@ -50,6 +63,7 @@ class EngineSettings(BaseSettings):
     database: Path = Path("var/siaga112.db")
     recordings_dir: Path | None = Field(default=None, description="recordings root; default: "
                                         "'recordings' beside the database (the data directory)")
+    incidents: IncidentSettings = IncidentSettings()
     log_format: str = "auto"
     log_level: str = "info"
 
@@ -63,7 +77,7 @@ class EngineSettings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        config_file = os.environ.get("SIAGA112_CONFIG")
+        config_file = _CONFIG_FILE.get() or os.environ.get("SIAGA112_CONFIG")
         if config_file:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
         return tuple(sources)
@@ -74,8 +88,12 @@ def recordings_root(settings: EngineSettings) -> Path:
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> EngineSettings:
-    if config_file is not None:
-        if not config_file.exists():
-            raise FileNotFoundError(f"settings file {config_file} does not exist")
-        os.environ["SIAGA112_CONFIG"] = str(config_file)
-    return EngineSettings(**overrides)
+    if config_file is not None and not config_file.exists():
+        raise FileNotFoundError(f"settings file {config_file} does not exist")
+    # The file is handed to the settings sources through a context variable: loading settings never
+    # changes the process environment.
+    token = _CONFIG_FILE.set(str(config_file) if config_file is not None else None)
+    try:
+        return EngineSettings(**overrides)
+    finally:
+        _CONFIG_FILE.reset(token)

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 from callflow.ami import AmiConnection, EventItem
 from callflow.lab import LabError, LabStatus, down, free_ports, up
@@ -65,6 +66,14 @@ async def engine(lab: LabStatus) -> AsyncIterator[EngineProcess]:
     await proc.start()
     yield proc
     await proc.stop()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_logging() -> Iterator[None]:
+    """A command under test may configure structlog with pytest's captured stdout, which pytest closes
+    after the test: reset the global configuration so no later test logs into a closed stream."""
+    yield
+    structlog.reset_defaults()
 
 
 @pytest.fixture(autouse=True)

@@ -5,4 +5,6 @@ COMMAND_MODULES = [
     "callflow.commands.serve",
     "callflow.commands.demo",
     "callflow.commands.recordings",
+    "callflow.commands.incidents",
+    "callflow.commands.report",
 ]

@@ -1,0 +1,74 @@
+"""``siaga112 report summary --from D --to D [--format text|json|csv] [--plot DIR]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from callflow.commands.incidents import (
+    UsageError,
+    add_store_options,
+    parse_date,
+    run_guarded,
+    settings_for,
+)
+from callflow.incidents import IncidentService
+from callflow.reports.plots import write_plots
+from callflow.reports.render import render_csv, render_json, render_text
+from callflow.reports.sources import open_call_source
+from callflow.reports.summary import Period, SummaryConfig, summarize
+
+
+def register_summary(report_subparsers: Any) -> None:
+    p = report_subparsers.add_parser(
+        "summary", help="the centre's summary: reports per class/category/status, completion, answer and "
+                        "response times")
+    add_store_options(p)
+    p.add_argument("--from", dest="date_from", required=True, metavar="YYYY-MM-DD",
+                   help="first local date (centre's time zone)")
+    p.add_argument("--to", dest="date_to", required=True, metavar="YYYY-MM-DD",
+                   help="last local date, included")
+    p.add_argument("--format", choices=["text", "json", "csv"], default="text")
+    p.add_argument("--plot", type=Path, metavar="DIR", help="also write PNG charts into DIR")
+    p.add_argument("--response-target-min", type=float,
+                   help="dispatch -> on scene target in minutes (default: settings, 30)")
+    p.add_argument("--short-abandon", type=float, metavar="SECONDS",
+                   help="leave unanswered calls shorter than this out of answer times (default: settings, 0)")
+    p.add_argument("--timezone", help="the centre's time zone (default: settings, Asia/Makassar)")
+    p.set_defaults(handler=_summary)
+
+
+def _summary(args: argparse.Namespace) -> int:
+    async def work() -> int:
+        settings = settings_for(args)
+        inc = settings.incidents
+        tz = args.timezone or inc.timezone
+        try:
+            ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise UsageError(f"unknown time zone {tz!r}; give an IANA name such as Asia/Makassar") from None
+        period = Period(parse_date(args.date_from, "--from"), parse_date(args.date_to, "--to"), tz)
+        config = SummaryConfig(
+            timezone=tz,
+            response_target_min=args.response_target_min if args.response_target_min is not None
+            else inc.response_target_min,
+            short_abandon_s=args.short_abandon if args.short_abandon is not None else inc.short_abandon_s)
+        database = args.db or settings.database
+        async with IncidentService.open(database) as service, open_call_source(database) as source:
+            report = await summarize(service, source, period, config)
+            calls = await source.between(period.since, period.until) if source is not None else []
+        render = {"text": render_text, "json": render_json, "csv": render_csv}[args.format]
+        sys.stdout.write(render(report))
+        if args.plot is not None:
+            for path in write_plots(report, calls, args.plot):
+                print(f"chart: {path}", file=sys.stderr)
+        return 0
+
+    try:
+        return run_guarded("report summary", work)
+    except ValueError as exc:  # a period ending before it starts
+        print(f"siaga112 report summary: {exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,122 @@
+"""PNG charts of the summary report (matplotlib, Agg canvas: no display, no global pyplot state)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+
+from callflow.calls.model import CallRecord
+from callflow.incidents.categories import CATEGORIES, CategoryClass
+from callflow.incidents.model import IncidentStatus
+from callflow.reports.measures import SERVICE_LEVEL_THRESHOLDS_S
+from callflow.reports.render import pct
+from callflow.reports.summary import SummaryReport
+
+_COLOURS = {CategoryClass.EMERGENCY: "#c0392b", CategoryClass.NONEMERGENCY: "#2980b9"}
+_STATUS_COLOURS = {IncidentStatus.WAIT: "#e67e22", IncidentStatus.HANDLING: "#f1c40f",
+                   IncidentStatus.DONE: "#27ae60"}
+
+
+def _figure(width: float = 8, height: float = 4.5) -> tuple[Figure, Axes]:
+    fig = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(fig)
+    return fig, fig.add_subplot()
+
+
+def _title(r: SummaryReport, what: str) -> str:
+    mark = "  [EXAMPLE DATA]" if r.example_units else ""
+    return f"{what}\n{r.period.first} .. {r.period.last}{mark}"
+
+
+def _empty(ax: Axes, text: str) -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def answer_time_distribution(r: SummaryReport, calls: list[CallRecord], path: Path) -> Path:
+    fig, ax = _figure()
+    values = [c.answer_seconds for c in calls if c.answer_seconds is not None]
+    if not values:
+        _empty(ax, "no answered calls in the period" if r.answer is not None else "no call records available")
+    else:
+        top = max(*values, SERVICE_LEVEL_THRESHOLDS_S[-1] + 5)
+        ax.hist(values, bins=min(40, max(5, len(values) // 3)), range=(0, top), color="#34495e")
+        for t, style in zip(SERVICE_LEVEL_THRESHOLDS_S, ("--", "-.", ":"), strict=True):
+            level = r.answer.service_levels.get(t) if r.answer else None
+            ax.axvline(t, color="#c0392b", linestyle=style, label=f"{t} s: {pct(level)} of offered")
+        ax.set_xlabel("answer time (s, from arrival at the PBX)")
+        ax.set_ylabel("answered calls")
+        ax.legend()
+    ax.set_title(_title(r, "Answer-time distribution"))
+    fig.tight_layout()
+    fig.savefig(path)
+    return path
+
+
+def service_level_per_hour(r: SummaryReport, path: Path, threshold_s: int = 15) -> Path:
+    fig, ax = _figure()
+    if not r.answer_by_hour:
+        _empty(ax, "no call records in the period")
+    else:
+        hours = list(range(24))
+        levels = [(r.answer_by_hour[h].service_levels.get(threshold_s) or 0.0) * 100
+                  if h in r.answer_by_hour else 0.0 for h in hours]
+        ax.bar(hours, levels, color="#16a085")
+        ax.axhline(90, color="#c0392b", linestyle="--", label="NENA goal: 90 %")
+        ax.set_xticks(hours)
+        ax.set_ylim(0, 105)
+        ax.set_xlabel(f"hour of arrival ({r.period.timezone})")
+        ax.set_ylabel(f"% of offered calls answered within {threshold_s} s")
+        ax.legend(loc="lower right")
+    ax.set_title(_title(r, f"Service level per hour (answered within {threshold_s} s)"))
+    fig.tight_layout()
+    fig.savefig(path)
+    return path
+
+
+def reports_per_category(r: SummaryReport, path: Path) -> Path:
+    fig, ax = _figure(9, 6)
+    counts = list(reversed(r.by_category))
+    labels = [CATEGORIES[c.category].label_en for c in counts]
+    bars = ax.barh(labels, [c.count for c in counts],
+                   color=[_COLOURS[c.category.category_class] for c in counts])
+    ax.bar_label(bars, padding=2)
+    ax.set_xlabel("reports")
+    handles = [Patch(color=col, label=f"{cls.value} ({r.by_class[cls]})") for cls, col in _COLOURS.items()]
+    ax.legend(handles=handles, loc="lower right")
+    ax.set_title(_title(r, f"Reports per category (total {r.total})"))
+    fig.tight_layout()
+    fig.savefig(path)
+    return path
+
+
+def status_shares(r: SummaryReport, path: Path) -> Path:
+    fig, ax = _figure(6, 5)
+    if r.total == 0:
+        _empty(ax, "no reports in the period")
+    else:
+        statuses = list(IncidentStatus)
+        labels = [f"{s.value} ({s.label_id})\n{r.by_status[s]}, {pct(r.status_share(s))}" for s in statuses]
+        ax.pie([r.by_status[s] for s in statuses], labels=labels,
+               colors=[_STATUS_COLOURS[s] for s in statuses], startangle=90, counterclock=False)
+        ax.set_xlabel(f"completion {pct(r.completion_rate)} (goal: above {pct(r.completion_goal)})")
+    ax.set_title(_title(r, "Report status"))
+    fig.tight_layout()
+    fig.savefig(path)
+    return path
+
+
+def write_plots(r: SummaryReport, calls: list[CallRecord], directory: Path) -> list[Path]:
+    """The four charts, as PNG files in ``directory`` (created if needed)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    return [
+        answer_time_distribution(r, calls, directory / "answer-time-distribution.png"),
+        service_level_per_hour(r, directory / "service-level-per-hour.png"),
+        reports_per_category(r, directory / "reports-per-category.png"),
+        status_shares(r, directory / "status-shares.png"),
+    ]
