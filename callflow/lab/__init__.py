@@ -1,7 +1,7 @@
 """The lab: a real Asterisk 22 on loopback, from an installed binary or a cached Debian sid root."""
 
 from callflow.lab._control import LabStatus, down, free_ports, lab_dir, load_secrets, status, up
-from callflow.lab._render import LabPorts, pbx_config_dir
+from callflow.lab._render import LabPorts, lab_site, load_lab_site, pbx_config_dir
 from callflow.lab._root import cache_dir, find_runtime
 from callflow.lab.errors import LabError
 
@@ -14,6 +14,8 @@ __all__ = [
     "find_runtime",
     "free_ports",
     "lab_dir",
+    "lab_site",
+    "load_lab_site",
     "load_secrets",
     "pbx_config_dir",
     "status",
