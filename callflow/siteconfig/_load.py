@@ -71,8 +71,11 @@ def _problem(err: Any, path: Path, positions: Positions) -> Problem:
     kind = err["type"]
     if kind == "extra_forbidden":
         known = _known_keys(loc[:-1])
-        return Problem(str(path), positions.line(loc), f"unknown key `{loc[-1]}` in {_parent(loc)}",
-                       f"known keys here: {', '.join(known)}; check the spelling")
+        hint = f"known keys here: {', '.join(known)}; check the spelling"
+        if any(word in str(loc[-1]).lower() for word in ("secret", "password", "pass")):
+            hint = ("secrets are never written in the site file: name an environment variable "
+                    "(secret_env) or a file (secret_file) instead")
+        return Problem(str(path), positions.line(loc), f"unknown key `{loc[-1]}` in {_parent(loc)}", hint)
     if kind == "missing":
         return Problem(str(path), positions.line(loc), f"missing key `{where}`",
                        f"add `{loc[-1]} = ...` here (see {EXAMPLE} for a documented example)")
@@ -82,8 +85,15 @@ def _problem(err: Any, path: Path, positions: Positions) -> Problem:
 
 
 def _parent(loc: tuple[str | int, ...]) -> str:
-    parent = ".".join(str(part) for part in loc[:-1])
-    return f"[{parent}]" if parent else "the top level"
+    parts: list[str] = []
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            parts[-1] = f"[[{parts[-1]}]] number {part + 1}"
+        else:
+            parts.append(part)
+    if not parts:
+        return "the top level"
+    return parts[0] if len(parts) == 1 and parts[0].startswith("[[") else f"[{'.'.join(parts)}]"
 
 
 def _known_keys(loc: tuple[str | int, ...]) -> list[str]:
