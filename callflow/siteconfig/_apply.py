@@ -186,7 +186,7 @@ async def verify(conn: AmiConnection, expect: Expectation, timeout: float) -> li
                           if d.message.get("Event") == "EndpointDetail"), None)
             if shown is not None and _norm(shown) != _norm(callerid):
                 problems.append(f"PJSIP endpoint {name}: caller id is {shown!r}, expected {callerid!r} "
-                                f"(the new configuration was not loaded)")
+                                f"(Asterisk did not load the new definition; its log says why)")
     _, items = await conn.list_action("QueueStatus", timeout=timeout)
     params = {i.message.get("Queue"): i.message for i in items if i.message.get("Event") == "QueueParams"}
     for queue, want in sorted(expect.queues.items()):

@@ -209,3 +209,25 @@ def test_history_keeps_last_n_versions(tmp_path: Path) -> None:
                                diff_sha256="ab", outcome="applied", version=5))
     assert [r.outcome for r in history.records()] == ["applied"]
     assert (tmp_path / "state").stat().st_mode & 0o777 == 0o700
+
+
+def test_render_and_schema_commands(site_path: Path, tmp_path: Path,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from callflow.cli import main  # noqa: PLC0415
+
+    out = tmp_path / "out"
+    assert main(["config", "render", str(site_path), "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.glob("*.conf")) == sorted(p.name for p in GOLDEN.glob("*.conf"))
+    assert (out / "pjsip.conf").read_text() == (GOLDEN / "pjsip.conf").read_text()
+    assert SECRET not in capsys.readouterr().out
+    assert main(["config", "schema"]) == 0
+    assert capsys.readouterr().out == site_schema()
+
+
+def test_only_affected_modules_are_reloaded() -> None:
+    from callflow.siteconfig._apply import _reload_modules  # noqa: PLC0415
+
+    modules, restart = _reload_modules(["manager.conf", "queues.conf", "pjsip.conf", "modules.conf"])
+    assert modules == ["res_pjsip.so", "app_queue.so", "manager"]  # endpoints first, the AMI itself last
+    assert restart == ["modules.conf"]
+    assert _reload_modules(["extensions.conf"]) == (["pbx_config.so"], [])
