@@ -109,11 +109,15 @@ async def apply_files(files: Mapping[str, str], target: ApplyTarget, *, site_fil
 async def _apply_and_verify(files: Mapping[str, str], old: Mapping[str, str | None], target: ApplyTarget,
                             report: ApplyReport, *, new_ami: AmiEndpoint | None,
                             verify_timeout: float) -> None:
-    write_files({name: files[name] for name in report.changed}, target.etc_dir)
     manager_changed = "manager" in report.modules
-    report.problems = await _reload_and_verify(
-        target.ami, new_ami if manager_changed and new_ami else target.ami, report.modules,
-        Expectation.from_files(files), verify_timeout)
+    after = new_ami if manager_changed and new_ami else target.ami
+    try:
+        write_files({name: files[name] for name in report.changed}, target.etc_dir)
+    except OSError as exc:
+        report.problems = [f"cannot write {target.etc_dir}: {exc}"]
+    else:
+        report.problems = await _reload_and_verify(
+            [target.ami], [after], report.modules, Expectation.from_files(files), verify_timeout)
     if not report.problems:
         report.outcome = ApplyOutcome.APPLIED
         return
@@ -124,28 +128,27 @@ async def _apply_and_verify(files: Mapping[str, str], old: Mapping[str, str | No
             (target.etc_dir / name).unlink(missing_ok=True)
     write_files(restore, target.etc_dir)
     old_files = {name: text for name, text in old.items() if text is not None}
-    # The AMI login that works now is the one the restored manager.conf defines (target.ami).
-    login = new_ami if manager_changed and new_ami else target.ami
+    # Whether Asterisk took the new manager.conf or not, one of the two logins works for the reload;
+    # after it, the restored manager.conf's login must work.
     report.rollback_problems = await _reload_and_verify(
-        login, target.ami, report.modules, Expectation.from_files(old_files), verify_timeout)
+        [after, target.ami], [target.ami], report.modules, Expectation.from_files(old_files), verify_timeout)
     failed = bool(report.rollback_problems)
     report.outcome = ApplyOutcome.ROLLBACK_FAILED if failed else ApplyOutcome.ROLLED_BACK
 
 
-async def _reload_and_verify(login: AmiEndpoint, verify_login: AmiEndpoint, modules: list[str],
+async def _reload_and_verify(logins: list[AmiEndpoint], verify_logins: list[AmiEndpoint], modules: list[str],
                              expect: Expectation, timeout: float) -> list[str]:
+    """Reload ``modules`` (logged in with the first of ``logins`` that works), then verify over a new
+    login (so a changed manager.conf is proven by logging in with what it now defines)."""
     problems: list[str] = []
     try:
-        async with _connected(login) as conn:
+        async with _connected(logins) as conn:
             for module in modules:
                 try:
                     await conn.action("Reload", {"Module": module}, timeout=timeout)
                 except AmiError as exc:
                     problems.append(f"Asterisk refused to reload {module}: {exc}")
-            if verify_login == login:
-                problems += await verify(conn, expect, timeout)
-                return problems
-        async with _connected(verify_login) as conn:
+        async with _connected(verify_logins) as conn:
             problems += await verify(conn, expect, timeout)
     except AmiError as exc:
         problems.append(f"AMI: {exc}")
@@ -153,17 +156,27 @@ async def _reload_and_verify(login: AmiEndpoint, verify_login: AmiEndpoint, modu
 
 
 class _connected:
-    """``async with`` a short-lived AMI connection (its events are not read; it lives for seconds)."""
+    """``async with`` a short-lived AMI connection (its events are not read; it lives for seconds),
+    logged in with the first endpoint that works."""
 
-    def __init__(self, endpoint: AmiEndpoint) -> None:
-        self.endpoint = endpoint
+    def __init__(self, endpoints: list[AmiEndpoint]) -> None:
+        self.endpoints = endpoints
         self.events: asyncio.Queue[EventItem] = asyncio.Queue()
         self.conn: AmiConnection | None = None
 
     async def __aenter__(self) -> AmiConnection:
-        self.conn = AmiConnection(self.endpoint, self.events)
-        await self.conn.connect()
-        return self.conn
+        last: AmiError | None = None
+        for endpoint in self.endpoints:
+            conn = AmiConnection(endpoint, self.events)
+            try:
+                await conn.connect()
+            except AmiError as exc:
+                last = exc
+                continue
+            self.conn = conn
+            return conn
+        assert last is not None  # noqa: S101 - at least one endpoint is always given
+        raise last
 
     async def __aexit__(self, *exc: object) -> None:
         if self.conn is not None:

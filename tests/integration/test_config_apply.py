@@ -232,3 +232,45 @@ async def test_cli_apply_diff_and_history(config_lab: LabStatus, tmp_path: Path)
     assert code == 1
     assert f"{broken}:" in out
     assert "unknown operator op9" in out
+
+
+async def test_production_apply_with_etc_and_a_manager_change(config_lab: LabStatus, tmp_path: Path) -> None:
+    """The production path (`--etc`, AMI and secrets from the site file and the environment, no lab
+    overrides), including a manager.conf change: the AMI itself is reloaded and a fresh login verifies."""
+    (tmp_path / "reset").mkdir()
+    reset = await apply_site(config_lab, site_variant(tmp_path / "reset"))  # undo earlier tests' changes
+    assert reset.ok, reset
+    ports, inner = config_lab.ports(), config_lab.instance_dir_in_root
+    edits = [("port = 5038", f"port = {ports.ami}"), ("port = 5060", f"port = {ports.sip}"),
+             ("port = 4573", f"port = {ports.agi}"), ("rtp_start = 10000", f"rtp_start = {ports.rtp_start}"),
+             ("rtp_end = 20000", f"rtp_end = {ports.rtp_end}"),
+             ('recordings = "/var/spool/asterisk/siaga112/recordings"', f'recordings = "{inner}/recordings"'),
+             ('sounds = "/var/lib/asterisk/siaga112/sounds"', f'sounds = "{inner}/sounds"'),
+             ('moh = "/var/lib/asterisk/siaga112/moh"', f'moh = "{inner}/moh"')]
+    edits += [(f"127.0.0.1:{5060 + i}", f"127.0.0.1:{ports.sip + i}") for i in range(1, 5)]
+    same = site_variant(tmp_path, *edits)
+    lab_secrets = load_secrets(Path(config_lab.secrets_file))
+    env = {**os.environ, "SIAGA112_AMI_SECRET": lab_secrets["ami"],
+           **{f"SIAGA112_SECRET_OP{i}": lab_secrets[f"op{i}"] for i in range(1, 7)}}
+    state = tmp_path / "state"
+
+    async def cli(*args: str) -> tuple[int, str]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "callflow.cli", "config", *args, "--etc", config_lab.config_dir,
+            "--state-dir", str(state), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            cwd=REPO, env=env)
+        out, _ = await proc.communicate()
+        return proc.returncode or 0, out.decode()
+
+    # The site file written with the lab's values renders exactly what the lab runs.
+    code, out = await cli("diff", str(same))
+    assert (code, out.strip().startswith("no changes")) == (0, True), out
+    changed = site_variant(tmp_path, *edits,
+                           ('permit = ["127.0.0.1/32"]', 'permit = ["127.0.0.1/32", "127.0.0.2/32"]'),
+                           ('display_name = "Operator 3"', 'display_name = "Operator Tiga"'))
+    code, out = await cli("apply", str(changed))
+    assert code == 0, out
+    assert "reloaded: res_pjsip.so, manager" in out
+    assert "applied and verified" in out
+    assert "permit = 127.0.0.2/255.255.255.255" in (Path(config_lab.config_dir) / "manager.conf").read_text()
+    assert [r.outcome for r in ApplyHistory(state).records()] == ["applied"]
