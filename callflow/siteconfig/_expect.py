@@ -69,7 +69,7 @@ class Expectation:
     endpoints: dict[str, str]  # endpoint -> expected caller id ("" when none)
     queues: dict[str, QueueExpectation]
     contexts: list[str]
-    extensions: dict[str, list[str]]  # context -> extensions that must exist (entry numbers)
+    extensions: dict[str, list[str]]  # context -> extensions that must exist (entry numbers, operators)
 
     @classmethod
     def from_files(cls, files: Mapping[str, str]) -> Expectation:
@@ -104,12 +104,15 @@ def _contexts(text: str) -> list[str]:
     return sorted({s.name for s in sections(text) if s.name not in {"general", "globals"}})
 
 
+_LISTED_CONTEXTS = frozenset({"from-citizens", "from-operators"})  # generated from site file lists
+
+
 def _entry_extensions(text: str) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     context = ""
     for line in text.splitlines():
         if match := _SECTION.match(line.strip()):
             context = match.group(1)
-        elif context == "from-citizens" and (m := re.match(r"^exten\s*=>\s*(\d+),1,", line)):
+        elif context in _LISTED_CONTEXTS and (m := re.match(r"^exten\s*=>\s*(\d+),1,", line)):
             out.setdefault(context, []).append(m.group(1))
     return out

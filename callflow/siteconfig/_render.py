@@ -61,6 +61,11 @@ def entry_numbers_block(site: Site) -> str:
                      for number in site.entry.numbers)
 
 
+def operator_extensions_block(site: Site) -> str:
+    return "\n".join(f"exten => {op.extension},1,Dial(PJSIP/{op.name},30)\n same => n,Hangup()"
+                     for op in site.operators)
+
+
 def _queue_values(prefix: str, queue: Queue) -> dict[str, str]:
     return {
         f"{prefix}_WEIGHT": str(queue.weight),
@@ -104,6 +109,7 @@ def template_values(site: Site, secrets: Mapping[str, str]) -> dict[str, str]:
         "RECORD_NONEMERGENCY": "yes" if site.recording.nonemergency else "no",
         "OPERATORS_PJSIP": operators_block(site, secrets),
         "ENTRY_NUMBERS": entry_numbers_block(site),
+        "OPERATOR_EXTENSIONS": operator_extensions_block(site),
         **_queue_values("QUEUE_EMERGENCY", site.queues.emergency),
         **_queue_values("QUEUE_NONEMERGENCY", site.queues.nonemergency),
         "RENDER_NOTE": "generated; do not edit the rendered copy by hand",

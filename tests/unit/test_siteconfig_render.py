@@ -88,6 +88,7 @@ def test_site_values_reach_the_files(site_path: Path) -> None:
     files = rendered(site_path)
     ext = files["extensions.conf"]
     assert "exten => 0431112,1,Set(__SIAGA_DIALED=${EXTEN})" in ext
+    assert "exten => 202,1,Dial(PJSIP/op2,30)" in ext
     assert "exten => 112,1,Set(__SIAGA_DIALED=${EXTEN})" in ext
     assert "${EPOCH}" in ext  # Asterisk's own syntax untouched
     assert f"password = {SECRET}" in files["pjsip.conf"]
@@ -147,7 +148,7 @@ def test_expectation_read_from_rendered_files(site_path: Path) -> None:
     assert expect.queues["emergency"].weight == "100"
     assert expect.queues["nonemergency"].servicelevel == "20"
     assert {"from-citizens", "siaga-entry", "siaga-queue-emergency"} <= set(expect.contexts)
-    assert expect.extensions == {"from-citizens": ["112", "0431112"]}
+    assert expect.extensions == {"from-citizens": ["112", "0431112"], "from-operators": ["201", "202", "112"]}
 
 
 def test_schema_file_is_up_to_date() -> None:
