@@ -163,11 +163,11 @@ def check_ivr(loaded: LoadedSite, ctx: CheckContext) -> Iterable[Problem]:
                              'set fallback = "emergency": a caller who times out, presses a wrong key or '
                              "meets a failed IVR must reach the emergency queue")
     if ivr.enabled:
-        tree = ivr.tree if ivr.tree.is_absolute() else loaded.base_dir / ivr.tree
+        tree = loaded.resolve(ivr.tree)
         if not tree.is_file():
             yield loaded.problem(("ivr", "tree"), f"the IVR tree {tree} does not exist",
-                                 "create it (see pbx-config/ivr.toml) or set enabled = false to send every "
-                                 "call straight to the emergency queue")
+                                 "create it (the IVR tree file) or fix the path; set enabled = false only if "
+                                 "this centre runs without an IVR")
 
 
 @register_check

@@ -33,6 +33,10 @@ class LoadedSite:
     def base_dir(self) -> Path:
         return self.path.parent
 
+    def resolve(self, path: Path) -> Path:
+        """A path from the site file (IVR tree, secret file): relative ones are relative to the file."""
+        return path if path.is_absolute() else self.base_dir / path
+
     def problem(self, loc: tuple[str | int, ...], message: str, hint: str = "") -> Problem:
         return Problem(str(self.path), self.positions.line(loc), message, hint)
 

@@ -46,7 +46,7 @@ def _read(loaded: LoadedSite, slot: SecretSlot) -> tuple[str | None, Problem | N
         return value.strip(), None
     assert ref.secret_file is not None  # noqa: S101 - SecretRef guarantees one source
     loc = (*slot.loc, "secret_file")
-    path = ref.secret_file if ref.secret_file.is_absolute() else loaded.base_dir / ref.secret_file
+    path = loaded.resolve(ref.secret_file)
     try:
         mode = path.stat().st_mode
         value = path.read_text(encoding="utf-8").strip()
