@@ -7,4 +7,5 @@ COMMAND_MODULES = [
     "callflow.commands.recordings",
     "callflow.commands.incidents",
     "callflow.commands.report",
+    "callflow.commands.config",
 ]

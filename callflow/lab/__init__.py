@@ -1,9 +1,11 @@
 """The lab: a real Asterisk 22 on loopback, from an installed binary or a cached Debian sid root."""
 
+from callflow.lab._config import lab_ami_after, lab_apply_target
 from callflow.lab._control import LabStatus, down, free_ports, lab_dir, load_secrets, status, up
-from callflow.lab._render import LabPorts, pbx_config_dir
+from callflow.lab._render import LabPorts, lab_site, load_lab_site
 from callflow.lab._root import cache_dir, find_runtime
 from callflow.lab.errors import LabError
+from callflow.siteconfig import pbx_config_dir
 
 __all__ = [
     "LabError",
@@ -13,7 +15,11 @@ __all__ = [
     "down",
     "find_runtime",
     "free_ports",
+    "lab_ami_after",
+    "lab_apply_target",
     "lab_dir",
+    "lab_site",
+    "load_lab_site",
     "load_secrets",
     "pbx_config_dir",
     "status",

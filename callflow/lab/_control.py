@@ -51,6 +51,7 @@ class LabStatus:
     ami: dict[str, Any] = field(default_factory=dict)
     sip: dict[str, Any] = field(default_factory=dict)
     fastagi: dict[str, Any] = field(default_factory=dict)
+    rtp: dict[str, Any] = field(default_factory=dict)
     operators: dict[str, dict[str, Any]] = field(default_factory=dict)
     secrets_file: str = ""
 
@@ -60,6 +61,13 @@ class LabStatus:
     def ami_endpoint(self) -> AmiEndpoint:
         return AmiEndpoint(self.ami["host"], int(self.ami["port"]), self.ami["username"],
                            load_secrets(Path(self.secrets_file))["ami"])
+
+    def ports(self) -> LabPorts:
+        """The ports this lab was started with (what ``config apply --lab`` renders with)."""
+        defaults = LabPorts()
+        return LabPorts(ami=int(self.ami["port"]), sip=int(self.sip["port"]), agi=int(self.fastagi["port"]),
+                        rtp_start=int(self.rtp.get("start", defaults.rtp_start)),
+                        rtp_end=int(self.rtp.get("end", defaults.rtp_end)))
 
     def asterisk_command(self, *args: str) -> list[str]:
         conf = f"{self.config_dir_in_root}/asterisk.conf"
@@ -224,6 +232,7 @@ def _status_for(instance: str, *, runtime: AsteriskRuntime, inner: str, host_inn
         ami={"host": "127.0.0.1", "port": ports.ami, "username": AMI_USER},
         sip={"host": "127.0.0.1", "port": ports.sip, "transport": "udp"},
         fastagi={"host": "127.0.0.1", "port": ports.agi},
+        rtp={"start": ports.rtp_start, "end": ports.rtp_end},
         operators=ops, secrets_file=str(secrets_path),
     )
 

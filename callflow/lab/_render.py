@@ -1,28 +1,32 @@
-"""Render ``pbx-config/`` into a lab instance's configuration directory.
-
-Templates use ``{{NAME}}`` placeholders (Asterisk's own ``${...}`` passes through untouched). An unknown
-placeholder is an error naming file and line, never a silently broken config.
+"""Render the default site file (``pbx-config/site.toml``) into a lab instance's configuration directory,
+with the lab's ports, directories and per-lab secrets in place of the site file's (see
+:mod:`callflow.siteconfig`: templates, placeholders, headers).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import ipaddress
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from callflow.lab.errors import LabError
+from callflow.siteconfig import (
+    LoadedSite,
+    Paths,
+    Site,
+    SiteConfigError,
+    load_site,
+    pbx_config_dir,
+    render_site,
+    resolve_secrets,
+    write_files,
+)
 
-_PLACEHOLDER = re.compile(r"\{\{([A-Z0-9_]+)\}\}")
 STATIC_OPERATORS = 4  # op1..op4: static contacts (lab SIPp answerers)
 REGISTERING_OPERATORS = 2  # op5, op6: register (pyVoIP softphones)
-
-
-def pbx_config_dir() -> Path:
-    explicit = os.environ.get("SIAGA112_PBX_CONFIG")
-    if explicit:
-        return Path(explicit)
-    return Path(__file__).resolve().parents[2] / "pbx-config"
 
 
 @dataclass(frozen=True)
@@ -44,31 +48,45 @@ class LabPorts:
         return ports
 
 
-def operators_block(ports: LabPorts, secrets: dict[str, str]) -> str:
-    parts = []
-    for i in range(1, STATIC_OPERATORS + REGISTERING_OPERATORS + 1):
-        name = f"op{i}"
-        contact = (f"contact = sip:{name}@127.0.0.1:{ports.operator_port(i)}\n"
-                   if i <= STATIC_OPERATORS else "")
-        parts.append(
-            f"[{name}](operator-endpoint)\nauth = {name}\naors = {name}\n"
-            f'callerid = "Operator {i}" <2{i:02d}>\n\n'
-            f"[{name}](operator-auth)\nusername = {name}\npassword = {secrets[name]}\n\n"
-            f"[{name}](operator-aor)\n{contact}"
-        )
-    return "\n".join(parts)
+_LOOPBACK_CONTACT = re.compile(r"^(sip:[^@]+@(?:127\.\d+\.\d+\.\d+|localhost)):(\d+)(.*)$")
 
 
-def substitute(text: str, values: dict[str, str], source: str) -> str:
-    def replace(match: re.Match[str]) -> str:
-        key = match.group(1)
-        if key not in values:
-            line = text.count("\n", 0, match.start()) + 1
-            raise LabError(f"{source}:{line}: unknown placeholder {{{{{key}}}}}; known: "
-                           f"{', '.join(sorted(values))}")
-        return values[key]
+def lab_site(site: Site, *, ports: LabPorts, inner: str, ami_user: str) -> Site:
+    """The site with the lab's ports, directories and AMI user. Static loopback contacts keep their offset
+    from the SIP port (``op1`` at SIP port + 1), so the lab's SIPp answerers are found."""
+    operators = []
+    for op in site.operators:
+        match = _LOOPBACK_CONTACT.match(op.contact or "")
+        if match:
+            port = ports.sip + int(match.group(2)) - site.sip.port
+            operators.append(op.model_copy(update={"contact": f"{match.group(1)}:{port}{match.group(3)}"}))
+        else:
+            operators.append(op)
+    loopback = ipaddress.IPv4Address("127.0.0.1")
+    return site.model_copy(update={
+        "operators": operators,
+        "ami": site.ami.model_copy(update={"bind": loopback, "port": ports.ami, "username": ami_user,
+                                           "permit": [ipaddress.IPv4Network("127.0.0.1/32")], "tls": False}),
+        "sip": site.sip.model_copy(update={"bind": loopback, "port": ports.sip, "rtp_start": ports.rtp_start,
+                                           "rtp_end": ports.rtp_end}),
+        "fastagi": site.fastagi.model_copy(update={"host": loopback, "port": ports.agi}),
+        "paths": Paths(recordings=f"{inner}/recordings", sounds=f"{inner}/sounds", moh=f"{inner}/moh"),
+    })
 
-    return _PLACEHOLDER.sub(replace, text)
+
+def load_lab_site(site_file: Path | None, *, ports: LabPorts, inner: str, ami_user: str,
+                  secrets: dict[str, str]) -> tuple[LoadedSite, dict[str, str]]:
+    """Load a site file (default: ``pbx-config/site.toml``) as the lab runs it, with its secrets resolved
+    (the lab's own per-instance secrets first, then the site file's references)."""
+    path = site_file or pbx_config_dir() / "site.toml"
+    try:
+        loaded = load_site(path)
+        loaded = dataclasses.replace(loaded, site=lab_site(loaded.site, ports=ports, inner=inner,
+                                                           ami_user=ami_user))
+        resolved = resolve_secrets(loaded, secrets)
+    except SiteConfigError as exc:
+        raise LabError(f"the site file cannot be rendered for the lab:\n{exc}") from None
+    return loaded, resolved
 
 
 def asterisk_conf(inner: str, module_dir: str) -> str:
@@ -97,40 +115,20 @@ def asterisk_conf(inner: str, module_dir: str) -> str:
 
 
 def render_config(*, host_inner: Path, inner: str, module_dir: str, ports: LabPorts,
-                  ami_user: str, secrets: dict[str, str]) -> list[Path]:
-    """Write asterisk.conf and every pbx-config template into ``host_inner/etc``. Returns the files."""
+                  ami_user: str, secrets: dict[str, str], site_file: Path | None = None) -> list[Path]:
+    """Write asterisk.conf and the rendering of the site file (default ``pbx-config/site.toml``) into
+    ``host_inner/etc``. Returns the files."""
     etc = host_inner / "etc"
     for sub in ("etc", "log", "run", "spool", "db", "lib", "agi-bin", "recordings", "moh", "sounds"):
         (host_inner / sub).mkdir(parents=True, exist_ok=True)
     os.chmod(etc, 0o700)  # holds secrets
-    values = {
-        "AMI_PORT": str(ports.ami),
-        "AMI_USER": ami_user,
-        "AMI_SECRET": secrets["ami"],
-        "SIP_PORT": str(ports.sip),
-        "AGI_PORT": str(ports.agi),
-        "RTP_START": str(ports.rtp_start),
-        "RTP_END": str(ports.rtp_end),
-        "MOH_DIR": f"{inner}/moh",
-        "SOUNDS_DIR": f"{inner}/sounds",
-        "RECORDINGS_DIR": f"{inner}/recordings",
-        "OPERATORS_PJSIP": operators_block(ports, secrets),
-        "RENDER_NOTE": "generated; do not edit the rendered copy by hand",
-    }
-    written = []
+    loaded, resolved = load_lab_site(site_file, ports=ports, inner=inner, ami_user=ami_user,
+                                     secrets=secrets)
+    try:
+        files = render_site(loaded, resolved)
+    except SiteConfigError as exc:
+        raise LabError(str(exc)) from None
     target = etc / "asterisk.conf"
     target.write_text(asterisk_conf(inner, module_dir))
-    written.append(target)
-    source_dir = pbx_config_dir()
-    templates = sorted(source_dir.glob("*.conf"))
-    if not templates:
-        raise LabError(f"no *.conf templates in {source_dir}; is SIAGA112_PBX_CONFIG right?")
-    for template in templates:
-        rendered = substitute(template.read_text(), values, str(template))
-        target = etc / template.name
-        tmp = target.with_suffix(".conf.tmp")
-        tmp.write_text(rendered)
-        os.chmod(tmp, 0o600)
-        tmp.replace(target)
-        written.append(target)
-    return written
+    os.chmod(target, 0o600)
+    return [target, *write_files(files, etc)]

@@ -9,25 +9,18 @@ from pathlib import Path
 import pytest
 
 from callflow.lab import LabError, _root
-from callflow.lab._render import LabPorts, operators_block, substitute
+from callflow.siteconfig import SiteConfigError
+from callflow.siteconfig._render import substitute
 
 
 def test_unknown_placeholder_names_file_and_line() -> None:
-    with pytest.raises(LabError, match=r"pjsip\.conf:3: unknown placeholder \{\{NOPE\}\}"):
+    with pytest.raises(SiteConfigError, match=r"pjsip\.conf:3: unknown placeholder \{\{NOPE\}\}"):
         substitute("a\nb\nport={{NOPE}}\n", {"SIP_PORT": "1"}, "pjsip.conf")
 
 
 def test_placeholders_are_replaced_and_asterisk_syntax_untouched() -> None:
     out = substitute("bind=127.0.0.1:{{SIP_PORT}}\nexten => 112,1,Set(X=${EXTEN})\n", {"SIP_PORT": "5"}, "f")
     assert out == "bind=127.0.0.1:5\nexten => 112,1,Set(X=${EXTEN})\n"
-
-
-def test_operator_block_has_auth_and_static_contacts_only_for_sipp_operators() -> None:
-    secrets = {f"op{i}": f"s{i}" for i in range(1, 7)}
-    block = operators_block(LabPorts(sip=20000), secrets)
-    assert "contact = sip:op1@127.0.0.1:20001" in block
-    assert "contact = sip:op5" not in block
-    assert block.count("(operator-auth)") == 6
 
 
 def test_not_root_and_no_asterisk_says_what_to_install(monkeypatch: pytest.MonkeyPatch,

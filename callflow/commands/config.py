@@ -1,0 +1,226 @@
+"""``siaga112 config check | render | diff | apply | history | schema``: the site file, checked before it
+is applied, applied atomically, verified, rolled back by itself when Asterisk does not take it."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+from callflow.ami import AmiEndpoint
+from callflow.lab import LabError, lab_ami_after, lab_apply_target, load_secrets, status
+from callflow.siteconfig import (
+    CheckContext,
+    LoadedSite,
+    SiteConfigError,
+    check_site,
+    load_site,
+    render_site,
+    resolve_secrets,
+    site_schema,
+    write_files,
+)
+from callflow.siteconfig._apply import ApplyOutcome, ApplyReport, ApplyTarget, apply_files
+from callflow.siteconfig._diff import read_live, unified_diff
+from callflow.siteconfig._history import DEFAULT_KEEP, ApplyHistory
+
+DEFAULT_STATE_DIR = Path("/var/lib/siaga112/config")
+EXIT_PROBLEMS = 1
+EXIT_ROLLED_BACK = 2
+EXIT_ROLLBACK_FAILED = 3
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("config", help="the site file: check, render, diff, apply (verified, rolled back "
+                                      "by itself on failure)")
+    cfg = p.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+
+    def with_target(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--lab", metavar="INSTANCE", help="a running lab (`siaga112 lab up`): its "
+                                                              "ports, secrets and configuration directory")
+        parser.add_argument("--etc", type=Path, metavar="DIR",
+                            help="the live Asterisk configuration directory (production)")
+        parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR,
+                            help=f"versions and apply history (with --etc; default {DEFAULT_STATE_DIR})")
+
+    p_check = cfg.add_parser("check", help="report every problem with file:line and a hint")
+    p_check.add_argument("file", type=Path)
+    p_check.add_argument("--lab", metavar="INSTANCE", help="take SIP/AMI secrets from this lab")
+    p_check.set_defaults(handler=_check)
+    p_render = cfg.add_parser("render", help="write the Asterisk .conf files (deterministic)")
+    p_render.add_argument("file", type=Path)
+    p_render.add_argument("--out", type=Path, required=True, metavar="DIR")
+    p_render.add_argument("--lab", metavar="INSTANCE", help="render as this lab runs it")
+    p_render.set_defaults(handler=_render)
+    p_diff = cfg.add_parser("diff", help="what would change against the configuration last applied")
+    p_diff.add_argument("file", type=Path)
+    with_target(p_diff)
+    p_diff.set_defaults(handler=_diff)
+    p_apply = cfg.add_parser("apply", help="write, reload only what changed, verify, roll back on failure")
+    p_apply.add_argument("file", type=Path)
+    with_target(p_apply)
+    p_apply.add_argument("--keep", type=int, default=DEFAULT_KEEP, help="applied versions kept")
+    p_apply.set_defaults(handler=_apply)
+    p_hist = cfg.add_parser("history", help="past applies: who, when, the diff's hash, outcome")
+    with_target(p_hist)
+    p_hist.set_defaults(handler=_history)
+    p_schema = cfg.add_parser("schema", help="the site file's JSON Schema (for editors)")
+    p_schema.add_argument("--out", type=Path, metavar="FILE")
+    p_schema.set_defaults(handler=_schema)
+
+
+def _print_problems(problems: list[Any], verb: str) -> int:
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    print(f"siaga112 config {verb}: {len(problems)} problem(s); nothing was changed", file=sys.stderr)
+    return EXIT_PROBLEMS
+
+
+def _lab_secrets(instance: str | None) -> dict[str, str]:
+    if not instance:
+        return {}
+    st = status(instance)
+    if not st.secrets_file or not Path(st.secrets_file).exists():
+        raise LabError(f"lab {instance!r} has no secrets yet: start it with `siaga112 lab up --instance "
+                       f"{instance}`")
+    return load_secrets(Path(st.secrets_file))
+
+
+def _checked(path: Path, lab: str | None) -> LoadedSite:
+    loaded = load_site(path)
+    problems = check_site(loaded, CheckContext(secret_overrides=_lab_secrets(lab)))
+    if problems:
+        raise SiteConfigError(problems)
+    return loaded
+
+
+def _check(args: argparse.Namespace) -> int:
+    try:
+        loaded = _checked(args.file, args.lab)
+    except SiteConfigError as exc:
+        return _print_problems(exc.problems, "check")
+    except LabError as exc:
+        print(f"siaga112 config check: {exc}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    print(f"{args.file}: OK ({loaded.site.centre.name}: {len(loaded.site.operators)} operators, entry "
+          f"numbers {', '.join(loaded.site.entry.numbers)})")
+    return 0
+
+
+def _render(args: argparse.Namespace) -> int:
+    try:
+        if args.lab:
+            _checked(args.file, args.lab)
+            loaded, secrets, _ = lab_apply_target(status(args.lab), args.file)
+        else:
+            loaded = _checked(args.file, None)
+            secrets = resolve_secrets(loaded)
+        written = write_files(render_site(loaded, secrets), args.out)
+    except SiteConfigError as exc:
+        return _print_problems(exc.problems, "render")
+    except LabError as exc:
+        print(f"siaga112 config render: {exc}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    print(f"rendered {len(written)} files from {args.file} into {args.out} (mode 0600: they hold secrets)")
+    return 0
+
+
+def _target(args: argparse.Namespace, *, check: bool
+            ) -> tuple[LoadedSite, dict[str, str], ApplyTarget, AmiEndpoint]:
+    if check:
+        _checked(args.file, args.lab)
+    if args.lab:
+        st = status(args.lab)
+        loaded, secrets, target = lab_apply_target(st, args.file, getattr(args, "keep", DEFAULT_KEEP))
+        return loaded, secrets, target, lab_ami_after(st, secrets)
+    if args.etc is None:
+        raise LabError("say where to apply: --lab INSTANCE, or --etc DIR for a production Asterisk")
+    loaded = load_site(args.file)
+    secrets = resolve_secrets(loaded)
+    ami = loaded.site.ami
+    host = "127.0.0.1" if ami.bind.is_loopback or ami.bind.is_unspecified else str(ami.bind)
+    endpoint = AmiEndpoint(host, ami.port, ami.username, secrets["ami"])
+    target = ApplyTarget(etc_dir=args.etc, state_dir=args.state_dir, ami=endpoint,
+                         keep=getattr(args, "keep", DEFAULT_KEEP))
+    return loaded, secrets, target, endpoint
+
+
+def _diff(args: argparse.Namespace) -> int:
+    try:
+        loaded, secrets, target, _ = _target(args, check=False)
+        files = render_site(loaded, secrets)
+    except SiteConfigError as exc:
+        return _print_problems(exc.problems, "diff")
+    except LabError as exc:
+        print(f"siaga112 config diff: {exc}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    diff = unified_diff(read_live(target.etc_dir, sorted(files)), files, secrets)
+    print(diff if diff else f"no changes: {args.file} renders to what is applied in {target.etc_dir}",
+          end="" if diff else "\n")
+    return 0
+
+
+def _apply(args: argparse.Namespace) -> int:
+    try:
+        loaded, secrets, target, new_ami = _target(args, check=True)
+        files = render_site(loaded, secrets)
+    except SiteConfigError as exc:
+        return _print_problems(exc.problems, "apply")
+    except LabError as exc:
+        print(f"siaga112 config apply: {exc}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    report = asyncio.run(apply_files(files, target, site_file=args.file.resolve(), site_text=loaded.text,
+                                     secrets=secrets, new_ami=new_ami))
+    return _print_report(report, target)
+
+
+def _print_report(report: ApplyReport, target: ApplyTarget) -> int:
+    if report.outcome is ApplyOutcome.UNCHANGED:
+        print(f"nothing to apply: {target.etc_dir} already has this configuration")
+        return 0
+    print(f"changed: {', '.join(report.changed)}; reloaded: {', '.join(report.modules) or '(none)'}")
+    if report.restart_needed:
+        print(f"NOTE: {', '.join(report.restart_needed)} take effect only after an Asterisk restart")
+    if report.outcome is ApplyOutcome.APPLIED:
+        print(f"applied and verified (version {report.version}, diff sha256 {report.diff_sha256[:12]})")
+        return 0
+    print("verification FAILED:", file=sys.stderr)
+    for problem in report.problems:
+        print(f"  - {problem}", file=sys.stderr)
+    if report.outcome is ApplyOutcome.ROLLED_BACK:
+        print("the previous configuration was restored, reloaded and verified: Asterisk runs what it ran "
+              "before. Fix the site file and apply again.", file=sys.stderr)
+        return EXIT_ROLLED_BACK
+    print("ROLLBACK FAILED too: Asterisk may be running a broken configuration. Check it now "
+          "(asterisk -rx 'pjsip show endpoints', 'dialplan show', 'queue show'):", file=sys.stderr)
+    for problem in report.rollback_problems:
+        print(f"  - {problem}", file=sys.stderr)
+    return EXIT_ROLLBACK_FAILED
+
+
+def _history(args: argparse.Namespace) -> int:
+    from callflow.lab import lab_dir  # noqa: PLC0415 - only this sub-command needs it
+
+    state_dir = lab_dir(args.lab) / "config" if args.lab else args.state_dir
+    history = ApplyHistory(state_dir)
+    records = history.records()
+    if not records:
+        print(f"no applies recorded in {state_dir}")
+    for rec in records:
+        version = f" v{rec.version}" if rec.version else ""
+        print(f"{rec.at}  {rec.who:<10} {rec.outcome:<16}{version}  diff {rec.diff_sha256[:12]}  "
+              f"{', '.join(rec.changed) or '-'}")
+    print(f"versions kept: {', '.join(str(v) for v in history.versions()) or '(none)'}")
+    return 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    text = site_schema()
+    if args.out:
+        args.out.write_text(text, encoding="utf-8")
+        print(f"wrote {args.out}")
+    else:
+        print(text, end="")
+    return 0

@@ -1,0 +1,59 @@
+"""The site file: one TOML file an admin edits, checked, rendered into Asterisk's configuration, diffed
+and applied with verification and automatic rollback."""
+
+from callflow.siteconfig._checks import CheckContext, check_site, register_check, registered_checks
+from callflow.siteconfig._load import LoadedSite, load_site, parse_site
+from callflow.siteconfig._model import (
+    EMERGENCY_CATEGORIES,
+    NONEMERGENCY_CATEGORIES,
+    Operator,
+    Paths,
+    RecordFrom,
+    Recording,
+    ServiceClass,
+    Site,
+)
+from callflow.siteconfig._problems import Problem, SiteConfigError
+from callflow.siteconfig._render import (
+    HEADER_END,
+    body,
+    pbx_config_dir,
+    render_site,
+    substitute,
+    template_values,
+    write_files,
+)
+from callflow.siteconfig._schema import site_schema
+from callflow.siteconfig._secrets import MASK, mask, resolve_secrets, secret_problems
+
+__all__ = [
+    "EMERGENCY_CATEGORIES",
+    "HEADER_END",
+    "MASK",
+    "NONEMERGENCY_CATEGORIES",
+    "CheckContext",
+    "LoadedSite",
+    "Operator",
+    "Paths",
+    "Problem",
+    "RecordFrom",
+    "Recording",
+    "ServiceClass",
+    "Site",
+    "SiteConfigError",
+    "body",
+    "check_site",
+    "load_site",
+    "mask",
+    "parse_site",
+    "pbx_config_dir",
+    "register_check",
+    "registered_checks",
+    "render_site",
+    "resolve_secrets",
+    "secret_problems",
+    "site_schema",
+    "substitute",
+    "template_values",
+    "write_files",
+]

@@ -1,0 +1,230 @@
+"""Apply a rendered site: write atomically, reload only the affected modules over AMI, verify over AMI,
+and on any failure restore the previous files and reload them, by itself.
+
+Reloads do not touch channels: calls in progress keep their bridges (a test holds a call up through an
+apply). Files that no reload covers (``modules.conf``) are written but reported as needing a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+
+import structlog
+
+from callflow.ami import AmiConnection, AmiEndpoint, AmiError, EventItem
+from callflow.siteconfig._diff import changed_files, diff_hash, read_live, unified_diff
+from callflow.siteconfig._expect import Expectation, module_for
+from callflow.siteconfig._history import DEFAULT_KEEP, ApplyHistory, ApplyRecord
+from callflow.siteconfig._render import write_files
+
+log = structlog.get_logger("callflow.siteconfig")
+Clock = Callable[[], datetime]
+
+# Reload order: endpoints before the dial plan that dials them, queues, then the AMI itself last.
+_ORDER = ["res_pjsip.so", "pbx_config.so", "app_queue.so"]
+
+
+class ApplyOutcome(StrEnum):
+    APPLIED = "applied"
+    UNCHANGED = "unchanged"
+    ROLLED_BACK = "rolled_back"
+    ROLLBACK_FAILED = "rollback_failed"
+
+
+@dataclass(frozen=True)
+class ApplyTarget:
+    """Where a site is applied: the live Asterisk configuration directory, the AMI to reload and verify
+    with, and where versions and history are kept."""
+
+    etc_dir: Path
+    state_dir: Path
+    ami: AmiEndpoint
+    keep: int = DEFAULT_KEEP
+
+
+@dataclass
+class ApplyReport:
+    outcome: ApplyOutcome
+    changed: list[str] = field(default_factory=list)
+    modules: list[str] = field(default_factory=list)
+    restart_needed: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # why verification failed (applied config)
+    rollback_problems: list[str] = field(default_factory=list)
+    version: int | None = None
+    diff_sha256: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome in {ApplyOutcome.APPLIED, ApplyOutcome.UNCHANGED}
+
+
+def _who() -> str:
+    return os.environ.get("SUDO_USER") or getpass.getuser()
+
+
+def _reload_modules(changed: list[str]) -> tuple[list[str], list[str]]:
+    modules = {m for name in changed if (m := module_for(name))}
+    restart = sorted(name for name in changed if module_for(name) is None)
+    ordered = [m for m in _ORDER if m in modules] + sorted(modules - set(_ORDER) - {"manager"})
+    if "manager" in modules:
+        ordered.append("manager")
+    return ordered, restart
+
+
+async def apply_files(files: Mapping[str, str], target: ApplyTarget, *, site_file: Path, site_text: str,
+                      secrets: Mapping[str, str], new_ami: AmiEndpoint | None = None,
+                      clock: Clock | None = None, verify_timeout: float = 10.0) -> ApplyReport:
+    """Apply ``files`` (rendered) to ``target``. ``new_ami`` is the AMI login as the new files define it
+    (verification logs in with it when manager.conf changed)."""
+    now = clock or (lambda: datetime.now(UTC))
+    history = ApplyHistory(target.state_dir, target.keep)
+    with history.locked():
+        old = read_live(target.etc_dir, sorted(files))
+        changed = changed_files(old, files)
+        diff = unified_diff(old, files, secrets)
+        report = ApplyReport(ApplyOutcome.UNCHANGED, changed=changed, diff_sha256=diff_hash(diff))
+        if changed:
+            report.modules, report.restart_needed = _reload_modules(changed)
+            await _apply_and_verify(files, old, target, report, new_ami=new_ami,
+                                    verify_timeout=verify_timeout)
+        if report.outcome is ApplyOutcome.APPLIED:
+            report.version = history.save_version(files, site_text)
+        history.record(ApplyRecord(
+            at=now().isoformat(timespec="microseconds"), who=_who(), site_file=str(site_file),
+            diff_sha256=report.diff_sha256, outcome=report.outcome.value, changed=changed,
+            modules=report.modules, version=report.version,
+            problems=report.problems + report.rollback_problems))
+    log.info("config.apply", outcome=report.outcome.value, changed=changed, modules=report.modules,
+             diff_sha256=report.diff_sha256, problems=report.problems)
+    return report
+
+
+async def _apply_and_verify(files: Mapping[str, str], old: Mapping[str, str | None], target: ApplyTarget,
+                            report: ApplyReport, *, new_ami: AmiEndpoint | None,
+                            verify_timeout: float) -> None:
+    manager_changed = "manager" in report.modules
+    after = new_ami if manager_changed and new_ami else target.ami
+    try:
+        write_files({name: files[name] for name in report.changed}, target.etc_dir)
+    except OSError as exc:
+        report.problems = [f"cannot write {target.etc_dir}: {exc}"]
+    else:
+        report.problems = await _reload_and_verify(
+            [target.ami], [after], report.modules, Expectation.from_files(files), verify_timeout)
+    if not report.problems:
+        report.outcome = ApplyOutcome.APPLIED
+        return
+    log.warning("config.apply.verification_failed", problems=report.problems)
+    restore = {name: text for name, text in old.items() if name in report.changed and text is not None}
+    for name in report.changed:
+        if old.get(name) is None:
+            (target.etc_dir / name).unlink(missing_ok=True)
+    write_files(restore, target.etc_dir)
+    old_files = {name: text for name, text in old.items() if text is not None}
+    # Whether Asterisk took the new manager.conf or not, one of the two logins works for the reload;
+    # after it, the restored manager.conf's login must work.
+    report.rollback_problems = await _reload_and_verify(
+        [after, target.ami], [target.ami], report.modules, Expectation.from_files(old_files), verify_timeout)
+    failed = bool(report.rollback_problems)
+    report.outcome = ApplyOutcome.ROLLBACK_FAILED if failed else ApplyOutcome.ROLLED_BACK
+
+
+async def _reload_and_verify(logins: list[AmiEndpoint], verify_logins: list[AmiEndpoint], modules: list[str],
+                             expect: Expectation, timeout: float) -> list[str]:
+    """Reload ``modules`` (logged in with the first of ``logins`` that works), then verify over a new
+    login (so a changed manager.conf is proven by logging in with what it now defines)."""
+    problems: list[str] = []
+    try:
+        async with _connected(logins) as conn:
+            for module in modules:
+                try:
+                    await conn.action("Reload", {"Module": module}, timeout=timeout)
+                except AmiError as exc:
+                    problems.append(f"Asterisk refused to reload {module}: {exc}")
+        async with _connected(verify_logins) as conn:
+            problems += await verify(conn, expect, timeout)
+    except AmiError as exc:
+        problems.append(f"AMI: {exc}")
+    return problems
+
+
+class _connected:
+    """``async with`` a short-lived AMI connection (its events are not read; it lives for seconds),
+    logged in with the first endpoint that works."""
+
+    def __init__(self, endpoints: list[AmiEndpoint]) -> None:
+        self.endpoints = endpoints
+        self.events: asyncio.Queue[EventItem] = asyncio.Queue()
+        self.conn: AmiConnection | None = None
+
+    async def __aenter__(self) -> AmiConnection:
+        last: AmiError | None = None
+        for endpoint in self.endpoints:
+            conn = AmiConnection(endpoint, self.events)
+            try:
+                await conn.connect()
+            except AmiError as exc:
+                last = exc
+                continue
+            self.conn = conn
+            return conn
+        assert last is not None  # noqa: S101 - at least one endpoint is always given
+        raise last
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.conn is not None:
+            await self.conn.close()
+
+
+async def verify(conn: AmiConnection, expect: Expectation, timeout: float) -> list[str]:
+    """Compare what Asterisk reports with ``expect``; returns every mismatch (empty: verified)."""
+    problems: list[str] = []
+    _, items = await conn.list_action("PJSIPShowEndpoints", timeout=timeout)
+    present = {i.message.get("ObjectName") for i in items if i.message.get("Event") == "EndpointList"}
+    for name, callerid in sorted(expect.endpoints.items()):
+        if name not in present:
+            problems.append(f"PJSIP endpoint {name} is not loaded (Asterisk rejected its configuration; "
+                            f"see the Asterisk log)")
+            continue
+        if callerid:
+            _, detail = await conn.list_action("PJSIPShowEndpoint", {"Endpoint": name}, timeout=timeout)
+            shown = next((d.message.get("Callerid") for d in detail
+                          if d.message.get("Event") == "EndpointDetail"), None)
+            if shown is not None and _norm(shown) != _norm(callerid):
+                problems.append(f"PJSIP endpoint {name}: caller id is {shown!r}, expected {callerid!r} "
+                                f"(Asterisk did not load the new definition; its log says why)")
+    _, items = await conn.list_action("QueueStatus", timeout=timeout)
+    params = {i.message.get("Queue"): i.message for i in items if i.message.get("Event") == "QueueParams"}
+    for queue, want in sorted(expect.queues.items()):
+        got = params.get(queue)
+        if got is None:
+            problems.append(f"queue {queue} is not loaded")
+            continue
+        for label, key, value in (("weight", "Weight", want.weight), ("strategy", "Strategy", want.strategy),
+                                  ("servicelevel", "ServiceLevel", want.servicelevel)):
+            if (got.get(key) or "") != value:
+                problems.append(f"queue {queue}: {label} is {got.get(key)!r}, expected {value!r}")
+    for context in expect.contexts:
+        try:
+            await conn.list_action("ShowDialPlan", {"Context": context}, timeout=timeout)
+        except AmiError:
+            problems.append(f"dial plan context {context} is not loaded")
+    for context, extensions in sorted(expect.extensions.items()):
+        for exten in extensions:
+            try:
+                await conn.list_action("ShowDialPlan", {"Context": context, "Extension": exten},
+                                       timeout=timeout)
+            except AmiError:
+                problems.append(f"dial plan: {context} has no extension {exten}")
+    return problems
+
+
+def _norm(callerid: str) -> str:
+    return callerid.replace('"', "").replace(" ", "")

@@ -1,0 +1,174 @@
+"""The site file as data: one pydantic model per section, unknown keys refused (``extra="forbid"``).
+
+Field-level rules (types, ranges, name syntax) live here; rules across sections (an operator a queue
+names must exist, the AMI must not leave loopback without TLS...) are checks in :mod:`._checks`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+_NAME = r"^[a-z][a-z0-9_-]{0,31}$"
+_ENV = r"^[A-Z_][A-Z0-9_]*$"
+_DIGITS = r"^[0-9]{2,15}$"
+_PJSIP_OPTION = r"^[a-z][a-z0-9_]*$"
+
+EMERGENCY_CATEGORIES = ("natural_disaster", "public_order", "fire", "accident", "health", "crime", "riot",
+                        "other_emergency", "other_complaint")
+NONEMERGENCY_CATEGORIES = ("illegal_building", "street_lighting", "telecom_pole", "fallen_tree",
+                           "electricity", "clean_water", "garbage")
+
+
+class ServiceClass(StrEnum):
+    EMERGENCY = "emergency"
+    NONEMERGENCY = "nonemergency"
+
+
+class RecordFrom(StrEnum):
+    ANSWER = "answer"
+    ARRIVAL = "arrival"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Centre(_Section):
+    name: str = Field(min_length=1, max_length=80, description="the centre's name, shown in headers")
+
+
+class Entry(_Section):
+    numbers: list[Annotated[str, Field(pattern=_DIGITS)]] = Field(
+        default_factory=lambda: ["112"], min_length=1,
+        description="numbers citizens dial to reach the centre; 112 must be one of them")
+
+
+class SecretRef(_Section):
+    """Where a secret comes from. Never the secret itself."""
+
+    secret_env: Annotated[str, Field(pattern=_ENV)] | None = Field(
+        default=None, description="name of an environment variable holding the secret")
+    secret_file: Path | None = Field(
+        default=None, description="file holding the secret (one line, mode 0600 or stricter)")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SecretRef:
+        if (self.secret_env is None) == (self.secret_file is None):
+            raise ValueError("give exactly one of secret_env or secret_file (never the secret inline)")
+        return self
+
+
+class Operator(SecretRef):
+    name: Annotated[str, Field(pattern=_NAME)] = Field(description="SIP user and endpoint name, e.g. op1")
+    extension: Annotated[str, Field(pattern=r"^[0-9]{2,6}$")] = Field(
+        description="internal extension (operators call each other on it)")
+    display_name: str = Field(min_length=1, max_length=60, pattern=r'^[^"<>\r\n]+$')
+    classes: list[ServiceClass] = Field(min_length=1, description="call classes this operator serves")
+    contact: str | None = Field(
+        default=None, pattern=r"^sip:[^\s]+$",
+        description="static contact (phones that do not register); leave out for registering phones")
+    pjsip_options: dict[Annotated[str, Field(pattern=_PJSIP_OPTION)], str] = Field(
+        default_factory=dict,
+        description="advanced: extra PJSIP endpoint options passed to Asterisk as written; `config apply` "
+                    "verifies Asterisk accepted them and rolls back otherwise")
+
+
+class Queue(_Section):
+    weight: int = Field(ge=0, le=1000, description="higher is offered first to a member of several queues")
+    servicelevel_s: int = Field(ge=1, le=600, description="service-level window for Asterisk's SL figure")
+    strategy: str = Field(default="rrmemory", pattern=r"^(ringall|leastrecent|fewestcalls|random|rrmemory|"
+                                                        r"rrordered|linear|wrandom)$")
+    ring_timeout_s: int = Field(ge=1, le=120, description="how long each operator rings")
+    retry_s: int = Field(ge=0, le=60, description="pause before ringing the next operator")
+    wrapup_s: int = Field(default=0, ge=0, le=600, description="rest after a call before the next one")
+    operators: list[Annotated[str, Field(pattern=_NAME)]] = Field(
+        default_factory=list,
+        description="operators who may serve this queue (the engine adds them with QueueAdd; never static "
+                    "members)")
+
+
+class Queues(_Section):
+    emergency: Queue
+    nonemergency: Queue
+
+
+class Categories(_Section):
+    emergency: list[str] = Field(default_factory=lambda: list(EMERGENCY_CATEGORIES))
+    nonemergency: list[str] = Field(default_factory=lambda: list(NONEMERGENCY_CATEGORIES))
+
+
+class Ivr(_Section):
+    enabled: bool = True
+    tree: Path = Field(default=Path("ivr.toml"), description="the IVR tree, relative to the site file")
+    fallback: str = Field(default="emergency", description="queue a caller reaches when the IVR times out, "
+                                                          "gets invalid input or fails: must be emergency")
+
+
+class Retention(_Section):
+    emergency: int = Field(default=365, ge=1, le=3650)
+    nonemergency: int = Field(default=90, ge=1, le=3650)
+
+
+class Recording(_Section):
+    emergency_from: RecordFrom = Field(
+        default=RecordFrom.ANSWER, description="emergency calls are always recorded, from answer or arrival")
+    nonemergency: bool = Field(default=True, description="record non-emergency calls")
+    retention_days: Retention = Field(default_factory=Retention)
+
+
+class Ami(SecretRef):
+    bind: ipaddress.IPv4Address = Field(default=ipaddress.IPv4Address("127.0.0.1"))
+    port: int = Field(default=5038, ge=1, le=65535)
+    username: Annotated[str, Field(pattern=_NAME)] = "siaga112"
+    permit: list[ipaddress.IPv4Network] = Field(
+        default_factory=lambda: [ipaddress.IPv4Network("127.0.0.1/32")],
+        description="networks allowed to log in")
+    tls: bool = Field(default=False, description="AMI over TLS (required off loopback)")
+    tls_port: int = Field(default=5039, ge=1, le=65535)
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+
+
+class Sip(_Section):
+    bind: ipaddress.IPv4Address = Field(default=ipaddress.IPv4Address("127.0.0.1"))
+    port: int = Field(default=5060, ge=1, le=65535)
+    ingress_networks: list[ipaddress.IPv4Network] = Field(
+        default_factory=lambda: [ipaddress.IPv4Network("127.0.0.0/8")],
+        description="where citizens' calls come from (the telco trunk): unauthenticated, entry numbers only")
+    rtp_start: int = Field(default=10000, ge=1024, le=65535)
+    rtp_end: int = Field(default=20000, ge=1024, le=65535)
+
+
+class FastAgi(_Section):
+    host: ipaddress.IPv4Address = Field(default=ipaddress.IPv4Address("127.0.0.1"))
+    port: int = Field(default=4573, ge=1, le=65535)
+
+
+class Paths(_Section):
+    recordings: str = Field(default="/var/spool/asterisk/siaga112/recordings", pattern=r"^/")
+    sounds: str = Field(default="/var/lib/asterisk/siaga112/sounds", pattern=r"^/")
+    moh: str = Field(default="/var/lib/asterisk/siaga112/moh", pattern=r"^/")
+
+
+class Site(_Section):
+    """The whole site file."""
+
+    centre: Centre
+    entry: Entry = Field(default_factory=Entry)
+    operators: list[Operator] = Field(default_factory=list)
+    queues: Queues
+    categories: Categories = Field(default_factory=Categories)
+    ivr: Ivr = Field(default_factory=Ivr)
+    recording: Recording = Field(default_factory=Recording)
+    ami: Ami
+    sip: Sip = Field(default_factory=Sip)
+    fastagi: FastAgi = Field(default_factory=FastAgi)
+    paths: Paths = Field(default_factory=Paths)
+
+    def operator(self, name: str) -> Operator | None:
+        return next((op for op in self.operators if op.name == name), None)

@@ -1,0 +1,116 @@
+"""SIP and AMI secrets: read from an environment variable or a secret file, never from the site file.
+
+A deployment may supply secrets itself (the lab passes its per-instance secrets): those override the
+site file's references, by key (``ami`` or an operator's name).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from callflow.siteconfig._load import LoadedSite
+from callflow.siteconfig._model import SecretRef
+from callflow.siteconfig._problems import Problem, SiteConfigError
+
+MIN_SECRET_LENGTH = 16
+MASK = "********"
+
+
+@dataclass(frozen=True)
+class SecretSlot:
+    key: str  # "ami" or the operator's name
+    ref: SecretRef
+    loc: tuple[str | int, ...]  # the section in the site file
+
+
+def secret_slots(loaded: LoadedSite) -> list[SecretSlot]:
+    site = loaded.site
+    slots = [SecretSlot("ami", site.ami, ("ami",))]
+    slots += [SecretSlot(op.name, op, ("operators", i)) for i, op in enumerate(site.operators)]
+    return slots
+
+
+def _read(loaded: LoadedSite, slot: SecretSlot) -> tuple[str | None, Problem | None]:
+    ref = slot.ref
+    if ref.secret_env is not None:
+        loc = (*slot.loc, "secret_env")
+        value = os.environ.get(ref.secret_env)
+        if not value:
+            return None, loaded.problem(loc, f"secret for {slot.key}: environment variable "
+                                             f"{ref.secret_env} is not set",
+                                        f"export {ref.secret_env} (at least {MIN_SECRET_LENGTH} random "
+                                        f"characters) in the environment that runs siaga112")
+        return value.strip(), None
+    assert ref.secret_file is not None  # noqa: S101 - SecretRef guarantees one source
+    loc = (*slot.loc, "secret_file")
+    path = loaded.resolve(ref.secret_file)
+    try:
+        mode = path.stat().st_mode
+        value = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        return None, loaded.problem(loc, f"secret for {slot.key}: cannot read secret file {path} "
+                                         f"({exc.strerror})",
+                                    f"create it with one random line of at least {MIN_SECRET_LENGTH} "
+                                    f"characters, mode 0600")
+    if mode & (stat.S_IROTH | stat.S_IWOTH):
+        return None, loaded.problem(loc, f"secret for {slot.key}: secret file {path} is readable by "
+                                         f"every user (mode {stat.S_IMODE(mode):04o})",
+                                    f"chmod 600 {path}")
+    return value, None
+
+
+def _weakness(value: str) -> str:
+    if len(value) < MIN_SECRET_LENGTH:
+        return f"only {len(value)} characters (at least {MIN_SECRET_LENGTH} needed)"
+    if len(set(value)) < 6:
+        return "too few distinct characters"
+    return ""
+
+
+def secret_problems(loaded: LoadedSite, overrides: Mapping[str, str] | None = None) -> list[Problem]:
+    """Every missing, unreadable, exposed or weak secret."""
+    _, problems = _resolve(loaded, overrides or {})
+    return problems
+
+
+def resolve_secrets(loaded: LoadedSite, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The secret of every slot; raises :class:`SiteConfigError` if any is missing or weak."""
+    values, problems = _resolve(loaded, overrides or {})
+    if problems:
+        raise SiteConfigError(problems)
+    return values
+
+
+def _resolve(loaded: LoadedSite, overrides: Mapping[str, str]) -> tuple[dict[str, str], list[Problem]]:
+    values: dict[str, str] = {}
+    problems: list[Problem] = []
+    for slot in secret_slots(loaded):
+        if slot.key in overrides:
+            value: str | None = overrides[slot.key]
+        else:
+            value, problem = _read(loaded, slot)
+            if problem is not None:
+                problems.append(problem)
+                continue
+        assert value is not None  # noqa: S101 - set on every path that reaches here
+        weakness = _weakness(value)
+        if weakness:
+            source = slot.ref.secret_env or str(slot.ref.secret_file)
+            field = "secret_env" if slot.ref.secret_env else "secret_file"
+            problems.append(loaded.problem((*slot.loc, field), f"secret for {slot.key} ({source}) is weak: "
+                                                               f"{weakness}",
+                                           "generate one, e.g. `python3 -c 'import secrets; "
+                                           "print(secrets.token_urlsafe(24))'`"))
+            continue
+        values[slot.key] = value
+    return values, problems
+
+
+def mask(text: str, secrets: Mapping[str, str]) -> str:
+    """``text`` with every secret value replaced by a mask (longest first, so no partial leaks)."""
+    for value in sorted({v for v in secrets.values() if v}, key=len, reverse=True):
+        text = text.replace(value, MASK)
+    return text
