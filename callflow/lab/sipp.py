@@ -253,6 +253,32 @@ _UAS_NO_ANSWER = """<?xml version="1.0" encoding="ISO-8859-1" ?>
 """
 
 
+def udp_port_bound(port: int) -> bool:
+    """Is something listening on 127.0.0.1:``port``/udp? (Read from /proc: no packets sent.)"""
+    wanted = f"{port:04X}"
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        with contextlib.suppress(OSError), open(table) as fh:
+            for line in fh.readlines()[1:]:
+                local_address = line.split()[1]  # e.g. 0100007F:3AFD
+                if local_address.rsplit(":", 1)[1] == wanted:
+                    return True
+    return False
+
+
+async def wait_udp_bound(port: int, proc: asyncio.subprocess.Process, timeout: float = 10.0) -> None:
+    """Wait until SIPp has bound its SIP port, so Asterisk's first INVITE is not lost to a closed port
+    (it would only get through on a retransmission, seconds later). Polls /proc every 10 ms."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not udp_port_bound(port):
+        if proc.returncode is not None:
+            raise RuntimeError(f"SIPp exited ({proc.returncode}) before binding 127.0.0.1:{port}/udp; "
+                               "is the port in use?")
+        if loop.time() > deadline:
+            raise RuntimeError(f"SIPp did not bind 127.0.0.1:{port}/udp within {timeout:.0f} s")
+        await asyncio.sleep(0.01)
+
+
 class SippOperator:
     """A SIPp operator softphone answering on a static-contact operator's port (lab op1..op4).
 
@@ -282,7 +308,7 @@ class SippOperator:
             cmd += ["-m", str(self.calls)]
         self.proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.DEVNULL,
                                                          stderr=asyncio.subprocess.DEVNULL, cwd=self._dir)
-        await asyncio.sleep(0)  # SIPp binds its port within milliseconds; INVITEs are retransmitted anyway
+        await wait_udp_bound(self.port, self.proc)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

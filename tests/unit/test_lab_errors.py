@@ -57,3 +57,15 @@ def test_failing_debootstrap_reports_its_log_and_leaves_nothing(monkeypatch: pyt
     assert str(root.with_name("sid-root.debootstrap.log")) in text
     assert not root.exists()
     assert not root.with_name("sid-root.building").exists()
+
+
+def test_udp_port_bound_reads_the_kernel_table() -> None:
+    import socket
+
+    from callflow.lab.sipp import udp_port_bound
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        assert udp_port_bound(port)
+    assert not udp_port_bound(port)
