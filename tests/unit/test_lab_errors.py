@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import socket
 import stat
 from pathlib import Path
 
 import pytest
 
 from callflow.lab import LabError, _root
+from callflow.lab.sipp import udp_port_bound
 from callflow.siteconfig import SiteConfigError
 from callflow.siteconfig._render import substitute
 
@@ -60,10 +62,6 @@ def test_failing_debootstrap_reports_its_log_and_leaves_nothing(monkeypatch: pyt
 
 
 def test_udp_port_bound_reads_the_kernel_table() -> None:
-    import socket
-
-    from callflow.lab.sipp import udp_port_bound
-
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
