@@ -15,6 +15,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from callflow.calls.config import CallsSettings
+
 
 class AmiSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -48,6 +50,7 @@ class EngineSettings(BaseSettings):
 
     ami: AmiSettings = AmiSettings()
     database: Path = Path("var/siaga112.db")
+    calls: CallsSettings = CallsSettings()
     log_format: str = "auto"
     log_level: str = "info"
 

@@ -142,8 +142,10 @@ class CallFold:
 
     # -- feeding -----------------------------------------------------------------------------------
     def feed(self, entry: JournalEntry) -> Transition | None:
-        """Apply one journal row. Rows after the call is complete are ignored (trailing events)."""
-        if self.complete:
+        """Apply one journal row. AMI rows after the call is complete are ignored (trailing events);
+        recovered rows (CDR file, queue_log) only fill gaps, so they are read whenever they come."""
+        recovered = entry.kind in (Kind.CDR_FILE, Kind.QUEUE_LOG)
+        if self.complete and not recovered:
             return None
         self.kinds.add(entry.kind)
         if entry.kind == Kind.AMI:
@@ -277,6 +279,10 @@ class CallFold:
         start, answer, end = (epoch_time(str(row.get(k, ""))) for k in ("start", "answer", "end"))
         leg.created = leg.created or start
         leg.answered = leg.answered or answer
+        dst = str(row.get("dstchannel", ""))
+        for other in self.legs.values():  # the CDR's end is also the end of the leg it was bridged to
+            if dst and other.channel == dst and other.ended is None:
+                other.ended = end
         if uniqueid != self.linkedid:
             leg.ended = leg.ended or end
             return None

@@ -118,7 +118,7 @@ def _plain(value: Any) -> Any:
 class Journal:
     """Append-only journal with one writer task (``run``). ``committed`` is the highest durable seq."""
 
-    def __init__(self, conn: aiosqlite.Connection, spill_path: Path, *, max_buffer: int = 10_000,
+    def __init__(self, conn: aiosqlite.Connection | None, spill_path: Path, *, max_buffer: int = 10_000,
                  max_batch: int = 2_000, retry_s: float = 0.25, busy_timeout_ms: int = 100) -> None:
         self.conn = conn
         self.spill_path = spill_path
@@ -167,6 +167,7 @@ class Journal:
     # -- start-up ----------------------------------------------------------------------------------
     async def start(self) -> None:
         """Find the next sequence number (database and spill file) and replay a leftover spill file."""
+        assert self.conn is not None  # noqa: S101 - the owner sets the connection before start()
         await self.conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
         async with self.conn.execute("SELECT COALESCE(MAX(seq), 0) FROM calls_journal") as cur:
             row = await cur.fetchone()
@@ -207,8 +208,8 @@ class Journal:
                     self._buffer.popleft()
                 await self._advance(batch[-1].seq)
         except (sqlite3.OperationalError, sqlite3.DatabaseError) as exc:
-            with contextlib.suppress(sqlite3.Error, ValueError):
-                await self.conn.rollback()
+            with contextlib.suppress(sqlite3.Error, ValueError, AttributeError):
+                await self.conn.rollback()  # type: ignore[union-attr]
             if not self.degraded:
                 log.warning("journal.database_unavailable", error=str(exc), spill_file=str(self.spill_path),
                             held_rows=len(self._buffer),
@@ -221,7 +222,14 @@ class Journal:
             self.degraded = False
         return True
 
+    async def drain(self) -> None:
+        """Write what is buffered now (at shutdown); what cannot be written stays in the spill file."""
+        while self._buffer or self.spill_path.exists():
+            if not await self._write_once():
+                return
+
     async def _insert(self, entries: list[JournalEntry]) -> None:
+        assert self.conn is not None  # noqa: S101 - start() needs the connection first
         await self.conn.executemany("INSERT OR IGNORE INTO calls_journal VALUES (?,?,?,?,?,?,?,?,?)",
                                     [e.row() for e in entries])
         await self.conn.commit()
@@ -251,7 +259,7 @@ class Journal:
                 fh.flush()
                 os.fsync(fh.fileno())
         except OSError as exc:  # the disk itself is full: keep the rows in memory and say so
-            log.error("journal.spill_failed", error=str(exc), spill_file=str(self.spill_path),
+            log.exception("journal.spill_failed", error=str(exc), spill_file=str(self.spill_path),
                       held_rows=len(self._buffer), reason=reason)
             return
         log.warning("journal.spilled", rows=len(self._buffer), spill_file=str(self.spill_path), reason=reason)

@@ -109,7 +109,7 @@ async def recorded_linkedids(conn: aiosqlite.Connection) -> set[str]:
 async def load_records(conn: aiosqlite.Connection, *, since: datetime | None = None,
                        until: datetime | None = None, linkedid: str | None = None) -> list[CallRecord]:
     """Records by arrival (``since`` inclusive, ``until`` exclusive), oldest first."""
-    sql, args = "SELECT record FROM calls_records WHERE 1=1", []
+    sql, args = "SELECT record FROM calls_records WHERE 1=1", list[str | None]()
     if since is not None:
         sql, args = sql + " AND arrival >= ?", [*args, _t(since)]
     if until is not None:

@@ -11,10 +11,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from callflow.ami import AmiEndpoint
+from callflow.calls.setup import call_tracker
 from callflow.lab import LabError, status
 from callflow.logs import configure_logging
 from callflow.service import CallEventLogger, Component, Engine, serve
 from callflow.settings import EngineSettings, load_settings
+from callflow.store import StoreError
 
 
 def register(sub: Any) -> None:
@@ -23,6 +25,8 @@ def register(sub: Any) -> None:
     p.add_argument("--lab", nargs="?", const="default", metavar="INSTANCE",
                    help="take AMI address and secret from a running lab (default instance: default)")
     p.add_argument("--log-format", choices=["auto", "json", "console"], help="default: auto")
+    p.add_argument("--database", type=Path, metavar="PATH",
+                   help="SQLite database (default: the lab's with --lab, else settings.database)")
     p.set_defaults(handler=_serve)
 
 
@@ -37,8 +41,7 @@ def endpoint_for(settings: EngineSettings, lab: str | None) -> AmiEndpoint:
 
 
 def build_components(settings: EngineSettings, args: argparse.Namespace) -> list[Component]:
-    del settings, args
-    return [CallEventLogger()]
+    return [CallEventLogger(), call_tracker(settings, args)]
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -54,7 +57,12 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"siaga112 serve: {exc}", file=sys.stderr)
         return 2
     ami = settings.ami
-    engine = Engine(endpoint, build_components(settings, args), ping_interval=ami.ping_interval_s,
+    try:
+        components = build_components(settings, args)
+    except StoreError as exc:
+        print(f"siaga112 serve: {exc}", file=sys.stderr)
+        return 2
+    engine = Engine(endpoint, components, ping_interval=ami.ping_interval_s,
                     ping_timeout=ami.ping_timeout_s, action_timeout=ami.action_timeout_s)
     asyncio.run(serve(engine))
     return 0
