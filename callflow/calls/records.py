@@ -88,7 +88,7 @@ def record_json(record: CallRecord) -> str:
     return json.dumps(record_to_dict(record), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
-def _row(record: CallRecord) -> tuple[Any, ...]:
+def record_row(record: CallRecord) -> tuple[Any, ...]:
     return (record.linkedid, _t(record.arrival), _t(record.ended), str(record.outcome),
             str(record.call_class), record.queue, record.operator, _t(record.answered),
             ",".join(record.sources), record_json(record))
@@ -97,7 +97,7 @@ def _row(record: CallRecord) -> tuple[Any, ...]:
 async def store_records(conn: aiosqlite.Connection, records: Sequence[CallRecord]) -> None:
     """Insert or replace (re-derivation replaces a row with an equal one); commits."""
     await conn.executemany("INSERT OR REPLACE INTO calls_records VALUES (?,?,?,?,?,?,?,?,?,?)",
-                           [_row(r) for r in records])
+                           [record_row(r) for r in records])
     await conn.commit()
 
 

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 
 from callflow.calls.derive import DeriveOptions
 from callflow.calls.recovery import RecoverySources
 from callflow.calls.tracker import SCHEMAS, CallTracker
 from callflow.lab import lab_dir, status
-from callflow.settings import EngineSettings
-from callflow.store import open_database
+from callflow.settings import EngineSettings, load_settings
+from callflow.store import StoreError, open_database
 
 
 def resolve_database(explicit: Path | None, lab: str | None, configured: Path) -> Path:
@@ -48,3 +49,32 @@ def call_tracker(settings: EngineSettings, args: argparse.Namespace) -> CallTrac
     return CallTracker(database, sources=RecoverySources(cdr_file, queue_log),
                        options=DeriveOptions(short_abandon_s=calls.short_abandon_s),
                        max_buffer=calls.buffer_rows)
+
+
+def add_database_options(parser: argparse.ArgumentParser) -> None:
+    """``--database`` / ``--lab`` / ``--config`` for commands that read the engine's database."""
+    parser.add_argument("--database", type=Path, metavar="PATH", help="the engine's SQLite database")
+    parser.add_argument("--lab", nargs="?", const="default", metavar="INSTANCE",
+                        help="use the lab's database (default instance: default)")
+    parser.add_argument("--config", type=Path, help="settings TOML file (for settings.database)")
+
+
+def database_of(args: argparse.Namespace) -> Path:
+    """The database a command reads; raises StoreError when there is none yet."""
+    settings = load_settings(args.config) if getattr(args, "config", None) else EngineSettings()
+    path = resolve_database(args.database, args.lab, settings.database)
+    if not path.exists():
+        raise StoreError(f"no database at {path}: start the engine (`siaga112 serve`) first, or give "
+                         "--database PATH / --lab INSTANCE")
+    return path
+
+
+def parse_when(text: str) -> datetime:
+    """``--since``/``--until``: ISO 8601 date or date-time; without a zone it is taken as UTC."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO 8601 date or time (e.g. 2026-11-22 or 2026-11-22T08:00:00+08:00)"
+        ) from None
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)

@@ -4,4 +4,6 @@ COMMAND_MODULES = [
     "callflow.commands.lab",
     "callflow.commands.serve",
     "callflow.commands.demo",
+    "callflow.commands.calls",
+    "callflow.commands.report",
 ]
