@@ -74,9 +74,12 @@ async def next_operator(lab: LabStatus, conn: AmiConnection) -> None:
         await _members(conn, "emergency", ["op1", "op2"], add=False)
 
 
-async def blind_transfer(lab: LabStatus, conn: AmiConnection) -> None:
-    """op1 answers, then blind-transfers the caller (AMI BlindTransfer on op1's leg) to op2's extension."""
+async def blind_transfer(lab: LabStatus, conn: AmiConnection, exten: str = "202") -> None:
+    """op1 answers, then blind-transfers the caller (AMI BlindTransfer on op1's leg) to ``exten`` in
+    from-operators: op2's extension, or 112 (back into the queue, where op2 is the member left)."""
     await _members(conn, "emergency", ["op1"], add=True)
+    if exten == "112":
+        await _members(conn, "emergency", ["op2"], add=True)
     try:
         async with SippOperator(lab.operators["op1"]["port"]), SippOperator(lab.operators["op2"]["port"]):
             call = asyncio.create_task(place_call(lab.sip["host"], lab.sip["port"],
@@ -93,16 +96,23 @@ async def blind_transfer(lab: LabStatus, conn: AmiConnection) -> None:
                 await asyncio.sleep(0.1)
             if op_channel:
                 await asyncio.sleep(1.0)  # let the operator talk a moment before transferring
-                await conn.action("BlindTransfer", {"Channel": op_channel, "Exten": "202",
+                if exten == "112":
+                    await _members(conn, "emergency", ["op1"], add=False)
+                await conn.action("BlindTransfer", {"Channel": op_channel, "Exten": exten,
                                                     "Context": "from-operators"})
             await call
     finally:
-        await _members(conn, "emergency", ["op1"], add=False)
+        await _members(conn, "emergency", ["op1"] if exten != "112" else ["op2"], add=False)
+
+
+async def blind_transfer_requeue(lab: LabStatus, conn: AmiConnection) -> None:
+    await blind_transfer(lab, conn, exten="112")
 
 
 SCENARIOS: dict[str, Callable[[LabStatus, AmiConnection], Awaitable[None]]] = {
     "answered": answered, "queue_abandon": queue_abandon, "short_abandon": short_abandon,
     "next_operator": next_operator, "blind_transfer": blind_transfer,
+    "blind_transfer_requeue": blind_transfer_requeue,
 }
 
 
