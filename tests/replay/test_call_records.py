@@ -16,7 +16,8 @@ from callflow.calls.journal import Kind, read_entries
 from callflow.calls.model import CallRecord, InstantSource, Outcome
 from callflow.calls.records import load_records, record_row, record_rows
 from callflow.calls.recovery import group_calls, parse_cdr_file, parse_queue_log
-from callflow.calls.tracker import CallTracker
+from callflow.calls.tracker import SCHEMAS, CallTracker
+from callflow.store import open_database
 from tests.support.calls import SESSIONS, entries_of, record_table, session_events
 
 SESSION_NAMES = ["answered", "queue_abandon", "short_abandon", "next_operator", "blind_transfer",
@@ -145,9 +146,6 @@ async def test_tracker_journals_replayed_sessions_and_rebuild_reproduces_the_row
         await task
     assert sorted(r.outcome for r in listener.records) == sorted(r.outcome for n in SESSION_NAMES
                                                                   for r in derived(n))
-    from callflow.calls.tracker import SCHEMAS
-    from callflow.store import open_database
-
     conn = await open_database(tmp_path / "calls.db", SCHEMAS)
     try:
         entries = await read_entries(conn)
