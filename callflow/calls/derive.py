@@ -293,6 +293,7 @@ class CallFold:
         if leg.ended is None and end is not None:
             leg.ended = end
             self.caller_gone = end
+            self.notes.append("the engine did not see the hang-up: end taken from Asterisk's CDR file")
             self._instant("hangup", end, src, f"{self.hangup_by or 'unknown'}; {row.get('disposition', '')}")
             return self._signal(Signal.CALLER_GONE, lenient=True)
         return None
