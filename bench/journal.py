@@ -28,7 +28,8 @@ from callflow.store import open_database
 def event_headers(i: int) -> list[list[str]]:
     now = time.time()
     return [["Event", "Newchannel"], ["Privilege", "call,all"], ["Timestamp", f"{now:.6f}"],
-            ["Channel", f"PJSIP/citizen-ingress-{i:08x}"], ["ChannelState", "4"], ["ChannelStateDesc", "Ring"],
+            ["Channel", f"PJSIP/citizen-ingress-{i:08x}"], ["ChannelState", "4"],
+            ["ChannelStateDesc", "Ring"],
             ["CallerIDNum", "081234567890"], ["CallerIDName", "Warga Manado"],
             ["ConnectedLineNum", "<unknown>"], ["ConnectedLineName", "<unknown>"], ["Language", "id"],
             ["AccountCode", ""], ["Context", "from-citizens"], ["Exten", "112"], ["Priority", "1"],
