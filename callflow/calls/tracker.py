@@ -160,6 +160,9 @@ class CallTracker:
             lid, seq = await self._finish_q.get()
             await self.journal.wait_committed(seq)
             record = await self._retrying(lid)
+            if record is not None and not any(i.name == "arrival" for i in record.instants) \
+                    and self.sources.cdr_file is not None:
+                record = await self._supplement(lid) or record
             if record is None:
                 continue
             log.info("call.record", linkedid=lid, outcome=str(record.outcome),
@@ -171,6 +174,20 @@ class CallTracker:
                     await listener.on_call_record(record)
                 except Exception:  # one listener never stops the others or the tracker
                     log.exception("call.listener_failed", linkedid=lid, listener=type(listener).__name__)
+
+    async def _supplement(self, lid: str) -> CallRecord | None:
+        """A call that began while the engine was away (its first rows were not its caller's Newchannel):
+        journal what Asterisk's files say about it, then derive again."""
+        recovered = (await self._read_until([lid])).get(lid)
+        if recovered is None:
+            return None
+        last = 0
+        for row in recovered.rows:
+            source = "asterisk_cdr" if row.kind == Kind.CDR_FILE else "queue_log"
+            last = self.journal.append(row.kind, row.name, linkedid=lid, uniqueid=row.uniqueid, ts=row.ts,
+                                       ts_source=source, received_at=self.clock(), data=row.data).seq
+        await self.journal.wait_committed(last)
+        return await self._retrying(lid)
 
     async def _derive_and_store(self, lid: str) -> CallRecord | None:
         assert self._conn is not None  # noqa: S101 - set in run() before any call can finish

@@ -6,16 +6,18 @@ records written as readable tables (*.expected.txt). Then the same sessions go t
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
 
+from callflow.ami import LinkEvent
 from callflow.calls.derive import derive
 from callflow.calls.journal import Kind, read_entries
 from callflow.calls.model import CallRecord, InstantSource, Outcome
 from callflow.calls.records import load_records, record_row, record_rows
-from callflow.calls.recovery import group_calls, parse_cdr_file, parse_queue_log
+from callflow.calls.recovery import RecoverySources, group_calls, parse_cdr_file, parse_queue_log
 from callflow.calls.tracker import SCHEMAS, CallTracker
 from callflow.store import open_database
 from tests.support.calls import SESSIONS, entries_of, record_table, session_events
@@ -160,3 +162,70 @@ async def test_tracker_journals_replayed_sessions_and_rebuild_reproduces_the_row
         assert sorted(rebuilt) == sorted(stored)
     finally:
         await conn.close()
+
+
+class _Session:
+    """The engine's AMI session as the tracker sees it after a reconnect: the live-channel list is the
+    only thing asked. A link loss is a fault the lab Asterisk cannot be made to produce on demand."""
+
+    def __init__(self, live: list[Any]) -> None:
+        self.live = live
+
+    async def list_action(self, name: str) -> tuple[None, list[Any]]:
+        assert name == "CoreShowChannels"
+        return None, self.live
+
+
+async def test_call_that_ends_during_a_link_gap_is_completed_from_asterisks_files(tmp_path: Path) -> None:
+    events = session_events("answered")
+    cut = next(i for i, ev in enumerate(events) if ev.name == "AgentConnect") + 1
+    cdr = tmp_path / "cdr.csv"
+    queue_log = tmp_path / "queue_log"
+    cdr.write_text((SESSIONS / "answered.cdr.csv").read_text())
+    queue_log.write_text((SESSIONS / "answered.queue_log").read_text())
+    listener = _Listener()
+    tracker = CallTracker(tmp_path / "calls.db", listeners=[listener],
+                          sources=RecoverySources(cdr, queue_log))
+    engine = cast(Any, type("E", (), {"session": _Session([])})())
+    task = asyncio.create_task(tracker.run(engine))
+    for ev in events[:cut]:
+        await tracker.handle(ev)
+    down_at = events[cut - 1].time + timedelta(milliseconds=1)
+    await tracker.handle(LinkEvent("down", down_at, reason="test"))
+    await tracker.handle(LinkEvent("up", down_at + timedelta(seconds=5), gap_started=down_at, reconnect=True))
+    async with asyncio.timeout(10):
+        await listener.changed.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    [r] = listener.records
+    assert r.outcome is Outcome.ANSWERED
+    assert r.sources == ("ami", "asterisk_cdr", "queue_log")
+    assert next(i for i in r.instants if i.name == "hangup").source is InstantSource.ASTERISK_CDR
+    assert r.hangup_by == "caller"
+
+
+async def test_call_first_seen_mid_way_takes_its_arrival_from_the_cdr_file(tmp_path: Path) -> None:
+    """The engine connected while the call was already in the queue: no Newchannel in the stream."""
+    events = session_events("answered")
+    start = next(i for i, ev in enumerate(events) if ev.name == "QueueCallerJoin") + 1
+    cdr = tmp_path / "cdr.csv"
+    cdr.write_text((SESSIONS / "answered.cdr.csv").read_text())
+    listener = _Listener()
+    tracker = CallTracker(tmp_path / "calls.db", listeners=[listener],
+                          sources=RecoverySources(cdr, tmp_path / "no-queue-log"), recovery_wait_s=0.5)
+    task = asyncio.create_task(tracker.run(cast(Any, None)))
+    for ev in events[start:]:
+        await tracker.handle(ev)
+    async with asyncio.timeout(10):
+        await listener.changed.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    [r] = listener.records
+    full = derived("answered")[0]
+    arrival = next(i for i in r.instants if i.name == "arrival")
+    assert arrival.source is InstantSource.ASTERISK_CDR
+    assert abs((r.arrival - full.arrival).total_seconds()) < 0.001
+    assert r.outcome is Outcome.ANSWERED
+    assert r.sources == ("ami", "asterisk_cdr")
