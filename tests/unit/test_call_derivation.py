@@ -3,16 +3,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, cast
 
 from hypothesis import given
 from hypothesis import strategies as st
+from structlog.testing import capture_logs
 
 from callflow.ami import AmiMessage, parse_event
 from callflow.calls.derive import DeriveOptions, derive
 from callflow.calls.journal import JournalEntry, Kind, event_ids
-from callflow.calls.model import CallClass, Outcome
+from callflow.calls.model import CallClass, CallRecord, Outcome
 from callflow.calls.states import TRANSITIONS, CallState, Effect, Signal, apply
+from callflow.calls.tracker import CallTracker
 
 T0 = datetime(2026, 11, 22, 1, 0, 0, 123456, tzinfo=UTC)
 CALLER = {"Channel": "PJSIP/citizen-ingress-00000001", "Uniqueid": "1795300000.1",
@@ -171,3 +177,30 @@ def test_any_signal_sequence_ends_in_a_known_state(signals: list[Signal]) -> Non
         assert t.after in CallState
         assert t.legal == ((state, signal) in TRANSITIONS or state in (CallState.ENDED, CallState.INCOMPLETE))
         state = t.after
+
+
+async def test_tracker_logs_an_illegal_transition_and_stores_the_call_as_incomplete(tmp_path: Path) -> None:
+    records: list[CallRecord] = []
+    stored = asyncio.Event()
+
+    class Listener:
+        async def on_call_record(self, record: CallRecord) -> None:
+            records.append(record)
+            stored.set()
+
+    tracker = CallTracker(tmp_path / "t.db", listeners=[Listener()])
+    task = asyncio.create_task(tracker.run(cast(Any, None)))
+    c = Call().at(0, "Newchannel", CALLER).agent(1, "AgentConnect").caller_hangs_up(5)
+    with capture_logs() as logs:
+        for row in c.rows:
+            await tracker.handle(row.event())
+        async with asyncio.timeout(10):
+            await stored.wait()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    [warning] = [r for r in logs if r["event"] == "call.illegal_transition"]
+    assert warning["log_level"] == "warning"
+    assert warning["ami_event"] == "AgentConnect"
+    assert [r.outcome for r in records] == [Outcome.INCOMPLETE]
+    assert tracker.open == {}
