@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from callflow.calls.derive import epoch_time
+from callflow.calls.fold import epoch_time
 from callflow.calls.journal import Kind
 
 CDR_COLUMNS = ("uniqueid", "linkedid", "start", "answer", "end", "duration", "billsec", "disposition",
