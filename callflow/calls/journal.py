@@ -133,6 +133,7 @@ class Journal:
         self._wakeup = asyncio.Event()
         self._progress = asyncio.Condition()
         self._started = False
+        self._spilling = False
 
     # -- appending (never blocks, never fails) ------------------------------------------------------
     def append(self, kind: str, name: str, *, linkedid: str = "", uniqueid: str = "", ts: datetime,
@@ -140,8 +141,8 @@ class Journal:
         entry = JournalEntry(self._next, kind, name, linkedid, uniqueid, ts, ts_source, received_at, data)
         self._next += 1
         self._buffer.append(entry)
-        if len(self._buffer) > self.max_buffer:
-            self._spill("buffer full")
+        if len(self._buffer) > self.max_buffer and not self._spilling:
+            self._spill("buffer full")  # last resort, on the loop: the bound holds even if the writer lags
         self._wakeup.set()
         return entry
 
@@ -215,7 +216,7 @@ class Journal:
                             held_rows=len(self._buffer),
                             action="rows are kept in the spill file and written when the database is back")
             self.degraded = True
-            self._spill(str(exc))
+            await self._spill_off_loop(str(exc))
             return False
         if self.degraded:
             log.warning("journal.database_back", committed_seq=self.committed)
@@ -250,9 +251,27 @@ class Journal:
 
     # -- spill file --------------------------------------------------------------------------------
     def _spill(self, reason: str) -> None:
-        if not self._buffer:
+        rows = list(self._buffer)
+        self._buffer.clear()
+        if rows and not self._write_spill(rows, reason):
+            self._buffer.extendleft(reversed(rows))
+
+    async def _spill_off_loop(self, reason: str) -> None:
+        """The writer's spill: the file write and fsync run in a thread; rows appended meanwhile wait."""
+        rows = list(self._buffer)
+        if not rows:
             return
-        lines = "".join(json.dumps(e.row(), ensure_ascii=False) + "\n" for e in self._buffer)
+        self._buffer.clear()
+        self._spilling = True
+        try:
+            written = await asyncio.to_thread(self._write_spill, rows, reason)
+        finally:
+            self._spilling = False
+        if not written:
+            self._buffer.extendleft(reversed(rows))
+
+    def _write_spill(self, rows: list[JournalEntry], reason: str) -> bool:
+        lines = "".join(json.dumps(e.row(), ensure_ascii=False) + "\n" for e in rows)
         try:
             with self.spill_path.open("a", encoding="utf-8") as fh:
                 fh.write(lines)
@@ -260,10 +279,10 @@ class Journal:
                 os.fsync(fh.fileno())
         except OSError as exc:  # the disk itself is full: keep the rows in memory and say so
             log.exception("journal.spill_failed", error=str(exc), spill_file=str(self.spill_path),
-                      held_rows=len(self._buffer), reason=reason)
-            return
-        log.warning("journal.spilled", rows=len(self._buffer), spill_file=str(self.spill_path), reason=reason)
-        self._buffer.clear()
+                          held_rows=len(rows), reason=reason)
+            return False
+        log.warning("journal.spilled", rows=len(rows), spill_file=str(self.spill_path), reason=reason)
+        return True
 
     def _read_spill(self) -> list[JournalEntry]:
         if not self.spill_path.exists():

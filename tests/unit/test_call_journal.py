@@ -139,3 +139,22 @@ async def test_spill_file_left_by_a_crash_is_replayed_at_start(db: tuple[Path, a
             await journal.flush()
     assert [e.seq for e in await read_entries(conn)] == list(range(1, 61))
     assert not spill.exists()
+
+
+async def test_buffer_is_bounded_while_the_database_is_away(db: tuple[Path, aiosqlite.Connection]) -> None:
+    path, conn = db
+    journal = Journal(conn, spill_path_for(path), max_buffer=50, retry_s=0.05, busy_timeout_ms=20)
+    locker = sqlite3.connect(path, timeout=0.1)
+    locker.execute("BEGIN EXCLUSIVE")
+    async with writer(journal):
+        peak = 0
+        for i in range(10):
+            add(journal, 40, start=i * 40)
+            peak = max(peak, journal.pending)
+            await asyncio.sleep(0)
+        assert peak <= 51
+        locker.rollback()
+        async with asyncio.timeout(10):
+            await journal.flush()
+    locker.close()
+    assert [e.seq for e in await read_entries(conn)] == list(range(1, 401))
