@@ -17,6 +17,7 @@ import asyncio
 import math
 import tempfile
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -42,14 +43,13 @@ class TimedJournal(Journal):
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.commit_times: dict[int, float] = {}
-        self._marked = 0
 
-    async def _advance(self, seq: int) -> None:
+    async def _durable(self, seqs: Iterable[int]) -> None:
         now = time.time()
-        for s in range(self._marked + 1, seq + 1):
-            self.commit_times[s] = now
-        self._marked = max(self._marked, seq)
-        await super()._advance(seq)
+        seqs = list(seqs)
+        for s in seqs:
+            self.commit_times.setdefault(s, now)
+        await super()._durable(seqs)
 
 
 def append(journal: Journal, i: int) -> int:

@@ -134,6 +134,7 @@ class Journal:
         self._progress = asyncio.Condition()
         self._started = False
         self._spilling = False
+        self._durable_above: set[int] = set()
 
     # -- appending (never blocks, never fails) ------------------------------------------------------
     def append(self, kind: str, name: str, *, linkedid: str = "", uniqueid: str = "", ts: datetime,
@@ -167,16 +168,23 @@ class Journal:
 
     # -- start-up ----------------------------------------------------------------------------------
     async def start(self) -> None:
-        """Find the next sequence number (database and spill file) and replay a leftover spill file."""
+        """Replay a spill file left by a previous run, then find the next sequence number."""
         assert self.conn is not None  # noqa: S101 - the owner sets the connection before start()
         await self.conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
+        if self._has_spill():
+            try:
+                await self._replay_spill()
+            except (sqlite3.OperationalError, sqlite3.DatabaseError) as exc:
+                log.warning("journal.spill_replay_deferred", error=str(exc), spill_file=str(self.spill_path))
         async with self.conn.execute("SELECT COALESCE(MAX(seq), 0) FROM calls_journal") as cur:
             row = await cur.fetchone()
         top = int(row[0]) if row else 0
         spilled = self._read_spill()
         if spilled:
             top = max(top, spilled[-1].seq)
-        self.committed = int(row[0]) if row else 0
+        # Rows of earlier runs count as settled (a torn spill line must not block progress for ever).
+        self.committed = top
+        self._durable_above.clear()
         # rows appended before start() (events that arrived while the database opened) are renumbered
         pending = list(self._buffer)
         self._buffer.clear()
@@ -194,20 +202,23 @@ class Journal:
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
-            while self._buffer or self.spill_path.exists():
+            while self._buffer or self._has_spill():
                 if not await self._write_once():
                     await asyncio.sleep(self.retry_s)
 
     async def _write_once(self) -> bool:
         try:
-            if self.spill_path.exists():
+            if self._has_spill():
                 await self._replay_spill()
             if self._buffer:
-                batch = [self._buffer[i] for i in range(min(self.max_batch, len(self._buffer)))]
-                await self._insert(batch)
-                for _ in batch:
-                    self._buffer.popleft()
-                await self._advance(batch[-1].seq)
+                # taken out of the buffer first: a spill while the insert runs never sees (or loses) them
+                batch = [self._buffer.popleft() for _ in range(min(self.max_batch, len(self._buffer)))]
+                try:
+                    await self._insert(batch)
+                except BaseException:
+                    self._buffer.extendleft(reversed(batch))
+                    raise
+                await self._durable(e.seq for e in batch)
         except (sqlite3.OperationalError, sqlite3.DatabaseError) as exc:
             with contextlib.suppress(sqlite3.Error, ValueError, AttributeError):
                 await self.conn.rollback()  # type: ignore[union-attr]
@@ -225,7 +236,7 @@ class Journal:
 
     async def drain(self) -> None:
         """Write what is buffered now (at shutdown); what cannot be written stays in the spill file."""
-        while self._buffer or self.spill_path.exists():
+        while self._buffer or self._has_spill():
             if not await self._write_once():
                 return
 
@@ -235,9 +246,14 @@ class Journal:
                                     [e.row() for e in entries])
         await self.conn.commit()
 
-    async def _advance(self, seq: int) -> None:
+    async def _durable(self, seqs: Iterable[int]) -> None:
+        """Mark rows as in the database; ``committed`` advances over the contiguous prefix only, so it
+        never claims a row that still sits in the spill file."""
         async with self._progress:
-            self.committed = max(self.committed, seq)
+            self._durable_above.update(s for s in seqs if s > self.committed)
+            while self.committed + 1 in self._durable_above:
+                self.committed += 1
+                self._durable_above.discard(self.committed)
             self._progress.notify_all()
 
     async def wait_committed(self, seq: int) -> None:
@@ -284,27 +300,45 @@ class Journal:
         log.warning("journal.spilled", rows=len(rows), spill_file=str(self.spill_path), reason=reason)
         return True
 
+    @property
+    def _replaying_path(self) -> Path:
+        return self.spill_path.with_name(self.spill_path.name + ".replaying")
+
+    def _has_spill(self) -> bool:
+        return self.spill_path.exists() or self._replaying_path.exists()
+
     def _read_spill(self) -> list[JournalEntry]:
-        if not self.spill_path.exists():
-            return []
+        entries = [e for path in (self._replaying_path, self.spill_path) if path.exists()
+                   for e in self._read_spill_file(path)]
+        return sorted(entries, key=lambda e: e.seq)
+
+    async def _replay_spill(self) -> None:
+        """Rows spilled so far are moved aside first (atomic rename), so rows spilled while they are
+        replayed go to a fresh file and are never removed unwritten."""
+        replaying = self._replaying_path
+        if not replaying.exists():
+            os.replace(self.spill_path, replaying)
+        elif self.spill_path.exists():  # an interrupted replay: take both, oldest first
+            with replaying.open("a", encoding="utf-8") as out:
+                out.write(self.spill_path.read_text(encoding="utf-8"))
+            self.spill_path.unlink()
+        entries = self._read_spill_file(replaying)
+        for i in range(0, len(entries), self.max_batch):
+            await self._insert(entries[i:i + self.max_batch])
+        replaying.unlink()
+        if entries:
+            log.warning("journal.spill_replayed", rows=len(entries), spill_file=str(self.spill_path))
+            await self._durable(e.seq for e in entries)
+
+    def _read_spill_file(self, path: Path) -> list[JournalEntry]:
         entries: list[JournalEntry] = []
-        with self.spill_path.open(encoding="utf-8") as fh:
+        with path.open(encoding="utf-8") as fh:
             for number, line in enumerate(fh, 1):
                 try:
                     entries.append(JournalEntry.from_row(json.loads(line)))
                 except (ValueError, TypeError) as exc:  # a torn last line after a crash
-                    log.warning("journal.spill_line_unreadable", file=str(self.spill_path), line=number,
-                                error=str(exc))
+                    log.warning("journal.spill_line_unreadable", file=str(path), line=number, error=str(exc))
         return sorted(entries, key=lambda e: e.seq)
-
-    async def _replay_spill(self) -> None:
-        entries = self._read_spill()
-        for i in range(0, len(entries), self.max_batch):
-            await self._insert(entries[i:i + self.max_batch])
-        self.spill_path.unlink()
-        if entries:
-            log.warning("journal.spill_replayed", rows=len(entries), spill_file=str(self.spill_path))
-            await self._advance(max(e.seq for e in entries))
 
 
 async def read_entries(conn: aiosqlite.Connection, linkedid: str | None = None) -> list[JournalEntry]:
