@@ -204,3 +204,18 @@ async def test_tracker_logs_an_illegal_transition_and_stores_the_call_as_incompl
     assert warning["ami_event"] == "AgentConnect"
     assert [r.outcome for r in records] == [Outcome.INCOMPLETE]
     assert tracker.open == {}
+
+
+def test_attended_transfer_is_recorded() -> None:
+    op2 = {"Channel": "PJSIP/op2-00000003", "Uniqueid": "1795300000.3", "Linkedid": "1795300000.3"}
+    orig = {f"OrigTransferer{k}": v for k, v in OP1.items()}
+    target = {f"TransferTarget{k}": v for k, v in op2.items()}
+    c = (Call().at(0, "Newchannel", CALLER).at(0.1, "QueueCallerJoin", CALLER, Queue="emergency")
+         .at(1, "Newchannel", OP1).agent(1, "AgentCalled")
+         .at(2, "QueueCallerLeave", CALLER, Queue="emergency").agent(2, "AgentConnect")
+         .at(20, "AttendedTransfer", None, Result="Success", DestType="Bridge", **orig, **target)
+         .at(20.1, "Hangup", OP1, Cause="16").caller_hangs_up(40))
+    r = record(c)
+    assert r.outcome is Outcome.TRANSFERRED
+    [t] = [i for i in r.instants if i.name == "transferred"]
+    assert t.detail == "attended to PJSIP/op2-00000003 by PJSIP/op1-00000002"
