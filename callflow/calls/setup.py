@@ -59,9 +59,19 @@ def add_database_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="settings TOML file (for settings.database)")
 
 
+def settings_of(args: argparse.Namespace) -> EngineSettings:
+    return load_settings(args.config) if getattr(args, "config", None) else EngineSettings()
+
+
+def short_abandon_of(args: argparse.Namespace) -> float:
+    """``--short-abandon-s`` if given, else the settings' ``calls.short_abandon_s`` (default 3)."""
+    given: float | None = getattr(args, "short_abandon_s", None)
+    return given if given is not None else settings_of(args).calls.short_abandon_s
+
+
 def database_of(args: argparse.Namespace) -> Path:
     """The database a command reads; raises StoreError when there is none yet."""
-    settings = load_settings(args.config) if getattr(args, "config", None) else EngineSettings()
+    settings = settings_of(args)
     path = resolve_database(args.database, args.lab, settings.database)
     if not path.exists():
         raise StoreError(f"no database at {path}: start the engine (`siaga112 serve`) first, or give "

@@ -13,7 +13,7 @@ from callflow.calls.export import export_csv, export_json
 from callflow.calls.journal import JournalEntry
 from callflow.calls.model import CallRecord
 from callflow.calls.records import load_records, record_row, record_rows, store_records
-from callflow.calls.setup import add_database_options, database_of, parse_when
+from callflow.calls.setup import add_database_options, database_of, parse_when, short_abandon_of
 from callflow.calls.tracker import SCHEMAS
 from callflow.store import StoreError, open_database
 
@@ -24,7 +24,8 @@ def register(sub: Any) -> None:
 
     rebuild = actions.add_parser("rebuild", help="re-derive every record from the journal")
     rebuild.add_argument("--check", action="store_true", help="compare only; exit 1 if a row would change")
-    rebuild.add_argument("--short-abandon-s", type=float, default=3.0, help="default: 3")
+    rebuild.add_argument("--short-abandon-s", type=float,
+                         help="short-abandon threshold (default: settings calls.short_abandon_s, 3)")
 
     export = actions.add_parser("export", help="records as JSON or CSV, one per call")
     export.add_argument("--format", choices=["json", "csv"], default="json")
@@ -79,7 +80,7 @@ async def _run(args: argparse.Namespace, path: Path) -> int:
 
 async def _rebuild(conn: Any, args: argparse.Namespace) -> int:
     before = {row[0]: row for row in await record_rows(conn)}
-    options = DeriveOptions(short_abandon_s=args.short_abandon_s)
+    options = DeriveOptions(short_abandon_s=short_abandon_of(args))
     records: list[CallRecord] = []
     open_calls = 0
     current: list[JournalEntry] = []

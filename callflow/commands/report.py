@@ -15,14 +15,14 @@ from typing import Any
 
 from callflow.calls.metrics import AnswerTimes, answer_time_report
 from callflow.calls.records import load_records
-from callflow.calls.setup import add_database_options, database_of, parse_when
+from callflow.calls.setup import add_database_options, database_of, parse_when, short_abandon_of
 from callflow.calls.tracker import SCHEMAS
 from callflow.store import StoreError, open_database
 
 
 def _answer_times_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--short-abandon-s", type=float, default=3.0,
-                   help="threshold the records were derived with (stated in the report; default 3)")
+    p.add_argument("--short-abandon-s", type=float,
+                   help="threshold the records were derived with, stated in the report (default: settings)")
     p.add_argument("--utc-offset", type=float, default=0.0, metavar="HOURS",
                    help="group by hour of day at this offset (Manado, WITA: 8); default UTC")
 
@@ -44,7 +44,7 @@ def _table_row(label: str, a: AnswerTimes) -> str:
 
 async def _answer_times(args: argparse.Namespace, conn: Any) -> int:
     records = await load_records(conn, since=args.since, until=args.until)
-    report = answer_time_report(records, short_abandon_s=args.short_abandon_s, utc_offset_h=args.utc_offset)
+    report = answer_time_report(records, short_abandon_s=short_abandon_of(args), utc_offset_h=args.utc_offset)
     if args.format == "json":
         print(json.dumps(report.as_dict(), indent=2))
         return 0
