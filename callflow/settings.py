@@ -16,6 +16,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from callflow.calls.config import CallsSettings
+
 _CONFIG_FILE: ContextVar[str | None] = ContextVar("siaga112_config_file", default=None)
 
 
@@ -64,6 +66,7 @@ class EngineSettings(BaseSettings):
     recordings_dir: Path | None = Field(default=None, description="recordings root; default: "
                                         "'recordings' beside the database (the data directory)")
     incidents: IncidentSettings = IncidentSettings()
+    calls: CallsSettings = CallsSettings()
     log_format: str = "auto"
     log_level: str = "info"
 

@@ -1,5 +1,10 @@
-"""Calls: the record of one 112 call (keyed by Linkedid), its outcome and instants."""
+"""Calls: the record of one 112 call (keyed by Linkedid), its outcome and instants; the journal it is
+derived from, the tracker that keeps it, gap recovery, export and answer-time metrics."""
 
+from callflow.calls.derive import DeriveOptions, derive
+from callflow.calls.export import export_csv, export_json
+from callflow.calls.journal import Journal, JournalEntry
+from callflow.calls.metrics import AnswerTimeReport, answer_time_report
 from callflow.calls.model import (
     CallClass,
     CallRecord,
@@ -9,5 +14,27 @@ from callflow.calls.model import (
     Leg,
     Outcome,
 )
+from callflow.calls.recovery import RecoverySources
+from callflow.calls.states import CallState
+from callflow.calls.tracker import CallTracker
 
-__all__ = ["CallClass", "CallRecord", "CallRecordListener", "Instant", "InstantSource", "Leg", "Outcome"]
+__all__ = [
+    "AnswerTimeReport",
+    "CallClass",
+    "CallRecord",
+    "CallRecordListener",
+    "CallState",
+    "CallTracker",
+    "DeriveOptions",
+    "Instant",
+    "InstantSource",
+    "Journal",
+    "JournalEntry",
+    "Leg",
+    "Outcome",
+    "RecoverySources",
+    "answer_time_report",
+    "derive",
+    "export_csv",
+    "export_json",
+]

@@ -8,4 +8,5 @@ COMMAND_MODULES = [
     "callflow.commands.incidents",
     "callflow.commands.report",
     "callflow.commands.config",
+    "callflow.commands.calls",
 ]

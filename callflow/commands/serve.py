@@ -11,10 +11,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from callflow.ami import AmiEndpoint
+from callflow.calls.setup import call_tracker, resolve_database
 from callflow.lab import LabError, status
 from callflow.logs import configure_logging
 from callflow.service import CallEventLogger, Component, Engine, serve
 from callflow.settings import EngineSettings, load_settings, recordings_root
+from callflow.store import StoreError
 from recordings import Recorder, RecordingPolicy
 
 
@@ -24,6 +26,8 @@ def register(sub: Any) -> None:
     p.add_argument("--lab", nargs="?", const="default", metavar="INSTANCE",
                    help="take AMI address and secret from a running lab (default instance: default)")
     p.add_argument("--log-format", choices=["auto", "json", "console"], help="default: auto")
+    p.add_argument("--database", type=Path, metavar="PATH",
+                   help="SQLite database (default: the lab's with --lab, else settings.database)")
     p.set_defaults(handler=_serve)
 
 
@@ -38,7 +42,9 @@ def endpoint_for(settings: EngineSettings, lab: str | None) -> AmiEndpoint:
 
 
 def build_components(settings: EngineSettings, args: argparse.Namespace) -> list[Component]:
-    return [CallEventLogger(), _recorder(settings, args.lab)]
+    """The engine's parts, in the order each event reaches them. ``settings.database`` is already
+    resolved (``--database``, the lab's, or the settings file's): every component shares that one file."""
+    return [CallEventLogger(), call_tracker(settings, args), _recorder(settings, args.lab)]
 
 
 def _recorder(settings: EngineSettings, lab: str | None) -> Recorder:
@@ -64,7 +70,17 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"siaga112 serve: {exc}", file=sys.stderr)
         return 2
     ami = settings.ami
-    engine = Engine(endpoint, build_components(settings, args), ping_interval=ami.ping_interval_s,
+    # --database, else a database set explicitly (settings file or SIAGA112_DATABASE), else the lab's,
+    # else the default.
+    explicit = args.database or (settings.database if "database" in settings.model_fields_set else None)
+    settings = settings.model_copy(update={
+        "database": resolve_database(explicit, args.lab, settings.database)})
+    try:
+        components = build_components(settings, args)
+    except StoreError as exc:
+        print(f"siaga112 serve: {exc}", file=sys.stderr)
+        return 2
+    engine = Engine(endpoint, components, ping_interval=ami.ping_interval_s,
                     ping_timeout=ami.ping_timeout_s, action_timeout=ami.action_timeout_s)
     asyncio.run(serve(engine))
     return 0

@@ -121,6 +121,7 @@ def render_config(*, host_inner: Path, inner: str, module_dir: str, ports: LabPo
     etc = host_inner / "etc"
     for sub in ("etc", "log", "run", "spool", "db", "lib", "agi-bin", "recordings", "moh", "sounds"):
         (host_inner / sub).mkdir(parents=True, exist_ok=True)
+    (host_inner / "log" / "cdr-custom").mkdir(parents=True, exist_ok=True)  # cdr_custom does not create it
     os.chmod(etc, 0o700)  # holds secrets
     loaded, resolved = load_lab_site(site_file, ports=ports, inner=inner, ami_user=ami_user,
                                      secrets=secrets)

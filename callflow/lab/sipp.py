@@ -144,18 +144,21 @@ class CallerScript:
                  '<send retrans="500" start_txn="invite"><![CDATA[\n'
                  f'{_INVITE.format(number=number, name=name, payloads=payloads, rtpmaps=rtpmaps)}'
                  ']]></send>',
-                 '<recv response="100" optional="true" response_txn="invite"/>',
-                 '<recv response="180" optional="true" response_txn="invite"/>',
-                 '<recv response="183" optional="true" response_txn="invite"/>']
+                 '<recv response="100" optional="true" response_txn="invite"/>']
         if self.cancel_after_ms is not None:
-            parts += [f'<pause milliseconds="{self.cancel_after_ms}"/>',
-                      f'<send ack_txn="invite"><![CDATA[\n{_CANCEL}]]></send>',
+            # SIPp refuses a <pause> after only optional <recv>s: wait for the ringing (Queue's `r`)
+            parts += ['<recv response="183" optional="true" response_txn="invite"/>',
+                      '<recv response="180" response_txn="invite"/>',
+                      f'<pause milliseconds="{self.cancel_after_ms}"/>',
+                      f'<send><![CDATA[\n{_CANCEL}]]></send>',
                       '<recv response="200"/>',
                       '<recv response="487" response_txn="invite"/>',
-                      f'<send><![CDATA[\n{_ACK_487}]]></send>',
+                      f'<send ack_txn="invite"><![CDATA[\n{_ACK_487}]]></send>',
                       "</scenario>"]
             return "\n".join(parts)
-        parts += ['<recv response="200" rtd="true" response_txn="invite" '
+        parts += ['<recv response="180" optional="true" response_txn="invite"/>',
+                  '<recv response="183" optional="true" response_txn="invite"/>',
+                  '<recv response="200" rtd="true" response_txn="invite" '
                   f'timeout="{self.answer_timeout_ms}"/>',
                   f'<send ack_txn="invite"><![CDATA[\n{_ACK.format(number=number)}]]></send>']
         if self.audio_pcap is not None:

@@ -1,0 +1,76 @@
+"""Unit: answer-time metrics and the export formats, from records built by hand."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import UTC, datetime, timedelta
+
+from callflow.calls.export import CSV_COLUMNS, export_csv, export_json
+from callflow.calls.metrics import answer_time_report, nearest_rank
+from callflow.calls.model import CallClass, CallRecord, Instant, InstantSource, Leg, Outcome
+from callflow.calls.records import record_from_dict, record_to_dict
+
+T0 = datetime(2026, 11, 22, 1, 0, tzinfo=UTC)
+
+
+def rec(n: int, outcome: Outcome, answer_s: float | None, *, klass: CallClass = CallClass.EMERGENCY,
+        hour: int = 1, ivr_s: float | None = None) -> CallRecord:
+    arrival = T0.replace(hour=hour) + timedelta(seconds=n)
+    instants = [Instant("arrival", arrival, InstantSource.AMI_TIMESTAMP)]
+    if ivr_s is not None:
+        src = InstantSource.AMI_TIMESTAMP
+        instants += [Instant("ivr_entered", arrival + timedelta(seconds=0.5), src),
+                     Instant("ivr_left", arrival + timedelta(seconds=0.5 + ivr_s), src, "queue/emergency")]
+    answered = arrival + timedelta(seconds=answer_s) if answer_s is not None else None
+    return CallRecord(linkedid=f"17953{n:05d}.1", caller_number="081234567890", caller_name="Warga",
+                      dialed="112", call_class=klass, outcome=outcome, arrival=arrival,
+                      ended=arrival + timedelta(seconds=60), answered=answered,
+                      operator="op1" if answered else "", queue=str(klass), instants=tuple(instants),
+                      legs=(Leg(f"17953{n:05d}.1", "PJSIP/citizen-ingress-1", "caller", arrival),),
+                      sources=("ami",))
+
+
+def test_percentiles_count_unanswered_calls_and_exclude_short_abandons() -> None:
+    records = [rec(i, Outcome.ANSWERED, float(i + 1)) for i in range(8)]  # 1..8 s
+    records += [rec(20, Outcome.ABANDONED_IN_QUEUE, None), rec(21, Outcome.SHORT_ABANDON, None)]
+    report = answer_time_report(records)
+    o = report.overall
+    assert (o.calls, o.offered, o.answered, o.short_abandons_excluded) == (10, 9, 8, 1)
+    assert o.percentiles_s["p50"] == 5.0
+    assert o.percentiles_s["p90"] is None  # the 9th of 9 offered calls was never answered
+    assert o.answered_within["10s"] == round(8 / 9, 6)
+    assert o.abandon_rate == round(1 / 9, 6)
+    assert "short abandons" in report.rule
+
+
+def test_by_class_and_hour_and_ivr_time() -> None:
+    records = [rec(1, Outcome.ANSWERED, 12.0, klass=CallClass.EMERGENCY, hour=1, ivr_s=4.0),
+               rec(2, Outcome.ANSWERED, 25.0, klass=CallClass.NONEMERGENCY, hour=2, ivr_s=6.0)]
+    report = answer_time_report(records, utc_offset_h=8)
+    assert report.by_class["emergency"].answered_within == {"10s": 0.0, "15s": 1.0, "20s": 1.0}
+    assert report.by_class["nonemergency"].answered_within["20s"] == 0.0
+    assert set(report.by_hour) == {"09:00", "10:00"}
+    assert report.overall.ivr_time_p50_s == 4.0
+    assert report.overall.ivr_time_mean_s == 5.0
+    json.dumps(report.as_dict())
+
+
+def test_nearest_rank() -> None:
+    assert nearest_rank([1.0, 2.0, 3.0, 4.0], 50) == 2.0
+    assert nearest_rank([1.0, 2.0, 3.0, 4.0], 99) == 4.0
+
+
+def test_json_export_round_trips_and_csv_has_one_row_per_call() -> None:
+    records = [rec(1, Outcome.ANSWERED, 3.5, ivr_s=2.0), rec(2, Outcome.ABANDONED_IN_QUEUE, None)]
+    data = json.loads(export_json(records))
+    assert [record_from_dict(d) for d in data] == records
+    assert data[0]["legs"][0]["role"] == "caller"
+    assert data[0]["answer_seconds"] == 3.5
+    rows = list(csv.DictReader(io.StringIO(export_csv(records))))
+    assert tuple(rows[0]) == CSV_COLUMNS
+    assert len(rows) == 2
+    assert rows[0]["ivr_left"] == (records[0].arrival + timedelta(seconds=2.5)).isoformat()
+    assert rows[1]["answered"] == ""
+    assert record_to_dict(records[1])["outcome"] == "abandoned_in_queue"
