@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import aiosqlite
@@ -33,7 +33,9 @@ RECORDS_SCHEMA = Schema("calls_records", (
 
 
 def _t(value: datetime | None) -> str | None:
-    return value.isoformat(timespec="microseconds") if value is not None else None
+    """UTC ISO text: stored and queried instants compare correctly as strings whatever zone a caller
+    passes (a report period in Manado time, +08:00)."""
+    return value.astimezone(UTC).isoformat(timespec="microseconds") if value is not None else None
 
 
 def _dt(value: str | None) -> datetime | None:
@@ -124,3 +126,18 @@ async def record_rows(conn: aiosqlite.Connection) -> list[tuple[Any, ...]]:
     """Every stored row, for comparisons (rebuild must reproduce them exactly)."""
     async with conn.execute("SELECT * FROM calls_records ORDER BY linkedid") as cur:
         return [tuple(r) for r in await cur.fetchall()]
+
+
+class StoredCallRecords:
+    """The tracker's stored call records as a read-only source for reports and the console
+    (:class:`callflow.reports.sources.CallRecordSource`)."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+
+    async def get(self, linkedid: str) -> CallRecord | None:
+        found = await load_records(self._conn, linkedid=linkedid)
+        return found[0] if found else None
+
+    async def between(self, since: datetime, until: datetime) -> list[CallRecord]:
+        return await load_records(self._conn, since=since, until=until)

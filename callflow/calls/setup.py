@@ -38,7 +38,7 @@ def check_database(path: Path) -> None:
 def call_tracker(settings: EngineSettings, args: argparse.Namespace) -> CallTracker:
     """The tracker for ``serve``; raises StoreError (clear message, file untouched) for a bad database."""
     lab = getattr(args, "lab", None)
-    database = resolve_database(getattr(args, "database", None), lab, settings.database)
+    database = settings.database  # resolved once by `serve` and shared by every component
     check_database(database)
     calls = settings.calls
     cdr_file, queue_log = calls.cdr_file, calls.queue_log_file

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
+from callflow.calls.setup import resolve_database
 from callflow.incidents import (
     CATEGORIES,
     AgencyType,
@@ -39,7 +40,16 @@ class UsageError(Exception):
 
 def add_store_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, help="settings TOML file (also SIAGA112_CONFIG)")
-    p.add_argument("--db", type=Path, help="the engine's SQLite store (default: settings 'database')")
+    p.add_argument("--database", "--db", dest="db", type=Path,
+                   help="the engine's SQLite store (default: the lab's with --lab, else settings 'database')")
+    p.add_argument("--lab", nargs="?", const="default", metavar="INSTANCE",
+                   help="use the lab's database (default instance: default)")
+
+
+def database_for(args: argparse.Namespace, settings: EngineSettings) -> Path:
+    """Same rule as ``serve``: --database, an explicitly configured database, the lab's, the default."""
+    explicit = args.db or (settings.database if "database" in settings.model_fields_set else None)
+    return resolve_database(explicit, getattr(args, "lab", None), settings.database)
 
 
 def settings_for(args: argparse.Namespace) -> EngineSettings:
@@ -188,7 +198,7 @@ def _run(args: argparse.Namespace, action: Action) -> int:
         settings = settings_for(args)
         agencies = args.agencies or settings.incidents.agencies_file
         registry = load_registry(agencies) if agencies is not None else None
-        async with IncidentService.open(args.db or settings.database) as service:
+        async with IncidentService.open(database_for(args, settings)) as service:
             if registry is not None:
                 await service.load_registry(registry)
             return await action(service, settings)

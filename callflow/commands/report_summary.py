@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from callflow.commands.incidents import (
     UsageError,
     add_store_options,
+    database_for,
     parse_date,
     run_guarded,
     settings_for,
@@ -56,7 +57,7 @@ def _summary(args: argparse.Namespace) -> int:
             response_target_min=args.response_target_min if args.response_target_min is not None
             else inc.response_target_min,
             short_abandon_s=args.short_abandon if args.short_abandon is not None else inc.short_abandon_s)
-        database = args.db or settings.database
+        database = database_for(args, settings)
         async with IncidentService.open(database) as service, open_call_source(database) as source:
             report = await summarize(service, source, period, config)
             calls = await source.between(period.since, period.until) if source is not None else []

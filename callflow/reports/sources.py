@@ -13,6 +13,9 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from callflow.calls.model import CallRecord
+from callflow.calls.records import StoredCallRecords
+from callflow.calls.tracker import SCHEMAS
+from callflow.store import open_database
 
 
 @runtime_checkable
@@ -55,7 +58,10 @@ class InMemoryCallRecords:
 async def open_call_source(database: Path) -> AsyncIterator[CallRecordSource | None]:
     """The call records the CLI reports read, for the engine's store at ``database``.
 
-    This is the one place where the call tracker's store is plugged in. Until it is, there is no stored
-    call record to read: reports then say so and leave answer-time measures out (never invent them)."""
-    del database
-    yield None
+    This is the one place where the call tracker's store is plugged in: the records the engine stored
+    (``calls_records``) in the same database file as the incidents."""
+    conn = await open_database(database, SCHEMAS)
+    try:
+        yield StoredCallRecords(conn)
+    finally:
+        await conn.close()
