@@ -134,6 +134,8 @@ def build_summary(period: Period, incidents: Sequence[Incident], calls: Sequence
     by_hour: dict[int, AnswerTimeStats] = {}
     if calls is None:
         notes.append("no call records available: answer-time measures are not shown")
+    elif not calls:
+        notes.append("no call records in this period: answer-time measures are not shown")
     else:
         answer = answer_time_stats(calls, short_abandon_s=config.short_abandon_s)
         hours: dict[int, list[CallRecord]] = {}
