@@ -67,6 +67,8 @@ class EngineSettings(BaseSettings):
                                         "'recordings' beside the database (the data directory)")
     incidents: IncidentSettings = IncidentSettings()
     calls: CallsSettings = CallsSettings()
+    site_file: Path | None = Field(default=None, description="the site file (siaga112 config); the "
+                                   "engine reads its recording policy. With --lab: pbx-config/site.toml")
     log_format: str = "auto"
     log_level: str = "info"
 

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 
 from callflow.calls.model import CallClass
+
+if TYPE_CHECKING:
+    from callflow.siteconfig._model import Recording as SiteRecording
 
 
 class RecordFrom(StrEnum):
@@ -61,3 +65,14 @@ class RecordingPolicy(BaseModel):
 
     def retention(self, call_class: CallClass) -> timedelta:
         return timedelta(days=self.retention_days[call_class])
+
+    @classmethod
+    def from_site(cls, recording: SiteRecording) -> RecordingPolicy:
+        """The policy an admin set in the site file's ``[recording]`` section (``siaga112 config``)."""
+        return cls(
+            emergency_from=recording.emergency_from,
+            record_nonemergency=recording.nonemergency,
+            retention_days={CallClass.EMERGENCY: recording.retention_days.emergency,
+                            CallClass.NONEMERGENCY: recording.retention_days.nonemergency,
+                            CallClass.UNKNOWN: recording.retention_days.emergency},
+        )

@@ -16,6 +16,7 @@ from callflow.lab import LabError, status
 from callflow.logs import configure_logging
 from callflow.service import CallEventLogger, Component, Engine, serve
 from callflow.settings import EngineSettings, load_settings, recordings_root
+from callflow.siteconfig import SiteConfigError, load_site, pbx_config_dir
 from callflow.store import StoreError
 from recordings import Recorder, RecordingPolicy
 
@@ -54,7 +55,16 @@ def _recorder(settings: EngineSettings, lab: str | None) -> Recorder:
         st = status(lab)
         root, asterisk_root = Path(st.recordings_dir), st.recordings_dir_in_root
     return Recorder(database=settings.database, root=root, asterisk_root=asterisk_root,
-                    policy=RecordingPolicy())
+                    policy=recording_policy(settings, lab))
+
+
+def recording_policy(settings: EngineSettings, lab: str | None) -> RecordingPolicy:
+    """The site file's ``[recording]`` section (the lab renders pbx-config/site.toml); the built-in
+    policy only when no site file is configured. Raises SiteConfigError (file:line) for a bad file."""
+    site_file = settings.site_file or (pbx_config_dir() / "site.toml" if lab is not None else None)
+    if site_file is None:
+        return RecordingPolicy()
+    return RecordingPolicy.from_site(load_site(site_file).site.recording)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -77,7 +87,7 @@ def _serve(args: argparse.Namespace) -> int:
         "database": resolve_database(explicit, args.lab, settings.database)})
     try:
         components = build_components(settings, args)
-    except StoreError as exc:
+    except (StoreError, SiteConfigError) as exc:
         print(f"siaga112 serve: {exc}", file=sys.stderr)
         return 2
     engine = Engine(endpoint, components, ping_interval=ami.ping_interval_s,

@@ -8,7 +8,6 @@ from callflow.siteconfig._model import (
     NONEMERGENCY_CATEGORIES,
     Operator,
     Paths,
-    RecordFrom,
     Recording,
     ServiceClass,
     Site,
@@ -25,6 +24,7 @@ from callflow.siteconfig._render import (
 )
 from callflow.siteconfig._schema import site_schema
 from callflow.siteconfig._secrets import MASK, mask, resolve_secrets, secret_problems
+from recordings.policy import RecordFrom
 
 __all__ = [
     "EMERGENCY_CATEGORIES",

@@ -13,6 +13,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from recordings.policy import RecordFrom  # one enum for the site file and the runtime policy
+
 _NAME = r"^[a-z][a-z0-9_-]{0,31}$"
 _ENV = r"^[A-Z_][A-Z0-9_]*$"
 _DIGITS = r"^[0-9]{2,15}$"
@@ -27,11 +29,6 @@ NONEMERGENCY_CATEGORIES = ("illegal_building", "street_lighting", "telecom_pole"
 class ServiceClass(StrEnum):
     EMERGENCY = "emergency"
     NONEMERGENCY = "nonemergency"
-
-
-class RecordFrom(StrEnum):
-    ANSWER = "answer"
-    ARRIVAL = "arrival"
 
 
 class _Section(BaseModel):
@@ -117,7 +114,7 @@ class Retention(_Section):
 class Recording(_Section):
     emergency_from: RecordFrom = Field(
         default=RecordFrom.ANSWER, description="emergency calls are always recorded, from answer or arrival")
-    nonemergency: bool = Field(default=True, description="record non-emergency calls")
+    nonemergency: bool = Field(default=False, description="record non-emergency calls")
     retention_days: Retention = Field(default_factory=Retention)
 
 

@@ -15,11 +15,14 @@ from pathlib import Path
 import pytest
 
 from callflow.ami import AmiConnection, EventItem
+from callflow.calls.model import CallClass
 from callflow.lab import LabStatus
 from callflow.lab.sipp import SPEECH_PCAP, CallerScript, place_call
+from callflow.siteconfig import load_site, pbx_config_dir
 from callflow.store import open_database
 from recordings import SCHEMA, RecordingIndex, RecordingStatus, purge
 from recordings.audio import wav_duration, wav_rms
+from recordings.policy import RecordingPolicy
 from tests.support.engine import EngineProcess
 from tests.support.pyvoip_operator import PyVoipOperator
 from tests.support.tones import tone_prominence
@@ -93,7 +96,10 @@ async def test_emergency_call_recorded_linked_verified_exported_and_purged(
         assert rec.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
         assert rec.duration_s is not None
         assert abs(rec.duration_s - talk_s) <= 0.5
-        assert rec.retain_until - rec.made_at == timedelta(days=3650)
+        # retention as the site file (pbx-config/site.toml, what the lab's engine reads) sets it
+        site_policy = RecordingPolicy.from_site(load_site(pbx_config_dir() / "site.toml").site.recording)
+        retention = timedelta(days=site_policy.retention_days[CallClass.EMERGENCY])
+        assert rec.retain_until - rec.made_at == retention
     finally:
         await conn_db.close()
 
