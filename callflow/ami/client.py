@@ -102,8 +102,10 @@ class AmiConnection:
         ping_timeout: float = 3.0,
         connect_timeout: float = 5.0,
         max_message_bytes: int = 1 << 20,
+        tap: Callable[[bytes], None] | None = None,
     ) -> None:
         self.endpoint = endpoint
+        self._tap = tap  # sees every byte read, as read (the recorder writes them to a file)
         self._events = events
         self._clock = clock
         self._action_timeout = action_timeout
@@ -212,6 +214,8 @@ class AmiConnection:
                 if not data:
                     break
                 received_at = self._clock()
+                if self._tap is not None:
+                    self._tap(data)
                 for msg in self._codec.feed(data):
                     await self._route(msg, received_at)
         except ProtocolError as exc:
