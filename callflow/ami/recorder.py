@@ -64,12 +64,13 @@ async def record_stream(
         await conn.connect()
         log.info("ami.record_started", where=endpoint.where(), out=str(out))
         reason = "stopped"
-        stop_wait = asyncio.ensure_future(stop.wait())
+        stop_wait: asyncio.Future[object] = asyncio.ensure_future(stop.wait())
+        closed: asyncio.Future[object] = conn.closed  # type: ignore[assignment]
         try:
             async with asyncio.timeout(duration):
                 while True:
-                    get = asyncio.ensure_future(events.get())
-                    done, _ = await asyncio.wait({get, stop_wait, conn.closed},
+                    get: asyncio.Future[object] = asyncio.ensure_future(events.get())
+                    done, _ = await asyncio.wait({get, stop_wait, closed},
                                                  return_when=asyncio.FIRST_COMPLETED)
                     if get not in done:
                         get.cancel()
