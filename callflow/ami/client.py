@@ -31,7 +31,15 @@ from callflow.ami.errors import (
     OutcomeUnknown,
     ProtocolError,
 )
-from callflow.ami.events import AmiEvent, parse_event
+from callflow.ami.events import (
+    AmiEvent,
+    CoreShowChannel,
+    QueueEntry,
+    QueueMember,
+    QueueParams,
+    parse_event,
+)
+from callflow.ami.lists import core_show_channels, queue_status
 
 log = structlog.get_logger("callflow.ami")
 
@@ -42,6 +50,10 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+# A silent (half-open) link is noticed within interval + timeout = 4 s of its last Ping reply.
+DEFAULT_PING_INTERVAL = 1.5
+DEFAULT_PING_TIMEOUT = 2.5
+
 # Actions that change Asterisk's state: never replayed after a reconnect (outcome unknown instead).
 STATE_CHANGING_ACTIONS = frozenset({
     "Originate", "Redirect", "Hangup", "QueueAdd", "QueueRemove", "QueuePause", "MixMonitor",
@@ -51,13 +63,25 @@ STATE_CHANGING_ACTIONS = frozenset({
 
 @dataclass(frozen=True, slots=True)
 class LinkEvent:
-    """The AMI link went ``down`` or came ``up``. ``up`` after a ``down`` carries the gap bounds."""
+    """The AMI link went ``down`` or came ``up``.
+
+    ``up`` is the gap record: after a loss it carries when the link was lost (``gap_started``) and when
+    it came back (``at``); events in between never reached the engine. It also carries the live state
+    re-read before any later event is handed on: the channels up (CoreShowChannels) and the queues'
+    figures, members and waiting callers (QueueStatus), as of ``resynced_at``, so the call layer can
+    close, keep or adopt the calls it tracked across the gap.
+    """
 
     state: str  # "up" | "down"
     at: datetime
     reason: str = ""
     gap_started: datetime | None = None
     reconnect: bool = False
+    channels: tuple[CoreShowChannel, ...] = ()
+    queue_params: tuple[QueueParams, ...] = ()
+    queue_members: tuple[QueueMember, ...] = ()
+    queue_entries: tuple[QueueEntry, ...] = ()
+    resynced_at: datetime | None = None
 
     @property
     def name(self) -> str:
@@ -98,11 +122,12 @@ class AmiConnection:
         *,
         clock: Clock = utc_now,
         action_timeout: float = 10.0,
-        ping_interval: float = 2.0,
-        ping_timeout: float = 3.0,
+        ping_interval: float = DEFAULT_PING_INTERVAL,
+        ping_timeout: float = DEFAULT_PING_TIMEOUT,
         connect_timeout: float = 5.0,
         max_message_bytes: int = 1 << 20,
         tap: Callable[[bytes], None] | None = None,
+        hold_events: bool = False,
     ) -> None:
         self.endpoint = endpoint
         self._tap = tap  # sees every byte read, as read (the recorder writes them to a file)
@@ -120,6 +145,9 @@ class AmiConnection:
         self._tasks: list[asyncio.Task[None]] = []
         self.closed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self.banner: str | None = None
+        # Held events wait (in order) until release_events(): the session re-reads state first.
+        self._holding = hold_events
+        self._held: list[AmiEvent] = []
 
     async def connect(self) -> None:
         ep = self.endpoint
@@ -248,7 +276,18 @@ class AmiConnection:
             else:
                 pending.collect.append(event)
             return
+        if self._holding:
+            self._held.append(event)
+            return
         await self._events.put(event)
+
+    async def release_events(self) -> None:
+        """Hand on the events held since login, in order, then pass later ones straight through."""
+        while self._held:
+            batch, self._held = self._held, []
+            for event in batch:
+                await self._events.put(event)
+        self._holding = False  # no await since the last check: nothing can slip in between
 
     async def _heartbeat(self) -> None:
         while not self.closed.done():
@@ -256,7 +295,8 @@ class AmiConnection:
             try:
                 await self.action("Ping", timeout=self._ping_timeout)
             except ActionTimeout:
-                log.exception("ami.heartbeat_lost", peer=self.endpoint.where(), timeout_s=self._ping_timeout)
+                log.error("ami.heartbeat_lost",  # noqa: TRY400 - a timeout, not a bug: no traceback
+                          peer=self.endpoint.where(), timeout_s=self._ping_timeout)
                 await self.close(f"no Ping reply within {self._ping_timeout:.1f} s (half-open connection)")
                 return
             except AmiError:
@@ -310,8 +350,8 @@ class AmiSession:
         backoff_initial: float = 0.2,
         backoff_max: float = 5.0,
         action_timeout: float = 10.0,
-        ping_interval: float = 2.0,
-        ping_timeout: float = 3.0,
+        ping_interval: float = DEFAULT_PING_INTERVAL,
+        ping_timeout: float = DEFAULT_PING_TIMEOUT,
         connect_timeout: float = 5.0,
     ) -> None:
         self.endpoint = endpoint
@@ -333,10 +373,13 @@ class AmiSession:
             opts = self._conn_options
             conn = AmiConnection(self.endpoint, self.events, clock=self._clock,
                                  action_timeout=opts["action_timeout"], ping_interval=opts["ping_interval"],
-                                 ping_timeout=opts["ping_timeout"], connect_timeout=opts["connect_timeout"])
+                                 ping_timeout=opts["ping_timeout"], connect_timeout=opts["connect_timeout"],
+                                 hold_events=True)
             try:
                 await conn.connect()
-            except (ConnectionLost, LoginFailed, ActionTimeout, ProtocolError) as exc:
+                up = await self._resync(conn, gap_started)
+            except (ConnectionLost, LoginFailed, ActionTimeout, ActionFailed, ProtocolError) as exc:
+                await conn.close(f"connect failed: {exc}")
                 attempt += 1
                 gap_started = gap_started or self._clock()
                 log.warning("ami.connect_failed", where=self.endpoint.where(), error=str(exc),
@@ -346,12 +389,13 @@ class AmiSession:
                 continue
             delay = self._backoff_initial
             attempt = 0
-            now = self._clock()
             log.info("ami.connected", where=self.endpoint.where(), banner=conn.banner,
-                     reconnect=gap_started is not None)
+                     reconnect=up.reconnect, channels=len(up.channels), queue_entries=len(up.queue_entries),
+                     gap_started=gap_started.isoformat() if gap_started else None)
             self.connection = conn
-            await self.events.put(LinkEvent("up", now, gap_started=gap_started,
-                                            reconnect=gap_started is not None))
+            await self.events.put(up)
+            await conn.release_events()
+            gap_started = None
             self.connected.set()
             stop_wait: asyncio.Future[object] = asyncio.ensure_future(self._stop.wait())
             closed: asyncio.Future[object] = conn.closed  # type: ignore[assignment]
@@ -369,6 +413,15 @@ class AmiSession:
             log.warning("ami.link_lost", where=self.endpoint.where(), reason=reason)
             await self.events.put(LinkEvent("down", gap_started, reason=reason))
             await self._sleep(delay)
+
+    async def _resync(self, conn: AmiConnection, gap_started: datetime | None) -> LinkEvent:
+        """Re-read live state on the fresh connection (its events are held meanwhile)."""
+        now = self._clock()
+        channels = await core_show_channels(conn)
+        queues = await queue_status(conn)
+        return LinkEvent("up", now, gap_started=gap_started, reconnect=gap_started is not None,
+                         channels=channels, queue_params=queues.params, queue_members=queues.members,
+                         queue_entries=queues.entries, resynced_at=self._clock())
 
     async def _sleep(self, delay: float) -> None:
         with contextlib.suppress(TimeoutError):

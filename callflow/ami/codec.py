@@ -35,11 +35,12 @@ class AmiCodec:
     accepts LF-only and mixed line ends.
     """
 
-    def __init__(self, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
+    def __init__(self, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, *,
+                 expect_banner: bool = True) -> None:
         self._buf = b""
         self._max = max_message_bytes
         self.banner: str | None = None
-        self._expect_banner = True
+        self._expect_banner = expect_banner  # False to read the client's side (actions), e.g. in a fake
 
     def feed(self, data: bytes) -> list[AmiMessage]:
         buf = self._buf + data if self._buf else bytes(data)
