@@ -335,6 +335,12 @@ class AmiConnection:
                 await self._writer.wait_closed()
 
 
+def next_backoff(delay: float, maximum: float) -> float:
+    """Exponential backoff with jitter: double, cap, then +-20 % so that many engines restarted together
+    do not reconnect in lockstep."""
+    return min(maximum, delay * 2) * random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not security
+
+
 class AmiSession:
     """Keeps one AMI connection alive and feeds one ordered queue of events and link changes.
 
@@ -385,7 +391,7 @@ class AmiSession:
                 log.warning("ami.connect_failed", where=self.endpoint.where(), error=str(exc),
                             attempt=attempt, retry_in_s=round(delay, 2))
                 await self._sleep(delay)
-                delay = min(self._backoff_max, delay * 2) * random.uniform(0.8, 1.2)  # noqa: S311
+                delay = next_backoff(delay, self._backoff_max)
                 continue
             delay = self._backoff_initial
             attempt = 0
