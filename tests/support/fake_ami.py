@@ -78,6 +78,7 @@ class FakeAmi:
         self.sessions: list[FakeSession] = []
         self.actions: list[AmiMessage] = []  # every action received, over all connections
         self.connected = asyncio.Event()
+        self._action_seen = asyncio.Event()
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.port = 0
@@ -109,6 +110,12 @@ class FakeAmi:
     def received(self, action: str) -> list[AmiMessage]:
         return [a for a in self.actions if a.get("Action") == action]
 
+    async def wait_actions(self, action: str, count: int, timeout: float = 10.0) -> None:
+        async with asyncio.timeout(timeout):
+            while len(self.received(action)) < count:
+                self._action_seen.clear()
+                await self._action_seen.wait()
+
     async def wait_sessions(self, count: int, timeout: float = 10.0) -> FakeSession:
         async with asyncio.timeout(timeout):
             while len([s for s in self.sessions if s.logged_in]) < count:
@@ -135,6 +142,7 @@ class FakeAmi:
                 for action in codec.feed(data):
                     session.actions.append(action)
                     self.actions.append(action)
+                    self._action_seen.set()
                     if not self.silent:
                         await self._answer(session, action)
         except (ConnectionError, OSError):

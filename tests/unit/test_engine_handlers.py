@@ -20,7 +20,7 @@ class Exploding:
 
     async def handle(self, item: EventItem) -> None:
         if isinstance(item, UserEvent):
-            raise RuntimeError(f"handler bug on {item.get_field('Seq')}")
+            raise RuntimeError(f"handler bug on {item.get_field('Seq')}")  # noqa: TRY004 - a deliberate bug
 
 
 class Recorder:
@@ -49,8 +49,7 @@ async def test_raising_handler_is_isolated_and_order_is_kept() -> None:
             runner = asyncio.create_task(engine.run())
             await peer.wait_sessions(1)
             async with asyncio.timeout(10):
-                while engine.session.connection is None:
-                    await asyncio.sleep(0.01)
+                await engine.session.connected.wait()
             connection = engine.session.connection
             for seq in range(50):
                 await peer.session.event("UserEvent", ("UserEvent", "SiagaIvr"), ("Seq", str(seq)))
