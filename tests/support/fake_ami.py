@@ -92,12 +92,13 @@ class FakeAmi:
         assert self._server is not None
         self._server.close()
         for session in self.sessions:
-            session.drop()
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            session.drop()  # each serving task then sees EOF and ends on its own
+        if self._tasks:
+            _, stuck = await asyncio.wait(list(self._tasks), timeout=2)
+            for task in stuck:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
         await self._server.wait_closed()
 
     def endpoint(self, secret: str = SECRET, username: str = USERNAME) -> AmiEndpoint:
