@@ -135,21 +135,25 @@ class CallerScript:
 
     def scenario_xml(self) -> str:
         number, name = escape(self.number), escape(self.name).replace('"', "")
-        parts = ['<?xml version="1.0" encoding="ISO-8859-1" ?>', '<scenario name="siaga112 caller">',
+        # SIPp copies the scenario's bytes to the wire: written as UTF-8 (and declared so), a caller name
+        # such as "Jérôme Ελένη" reaches Asterisk as UTF-8.
+        parts = ['<?xml version="1.0" encoding="UTF-8" ?>', '<scenario name="siaga112 caller">',
                  '<send retrans="500" start_txn="invite"><![CDATA[\n'
                  f'{_INVITE.format(number=number, name=name)}]]></send>',
-                 '<recv response="100" optional="true" response_txn="invite"/>',
-                 '<recv response="180" optional="true" response_txn="invite"/>',
-                 '<recv response="183" optional="true" response_txn="invite"/>']
+                 '<recv response="100" optional="true" response_txn="invite"/>']
         if self.cancel_after_ms is not None:
-            parts += [f'<pause milliseconds="{self.cancel_after_ms}"/>',
-                      f'<send ack_txn="invite"><![CDATA[\n{_CANCEL}]]></send>',
+            # SIPp needs a mandatory message before a pause: the ringing the queue sends (Queue's r).
+            parts += ['<recv response="180" response_txn="invite"/>',
+                      f'<pause milliseconds="{self.cancel_after_ms}"/>',
+                      f'<send><![CDATA[\n{_CANCEL}]]></send>',
                       '<recv response="200"/>',
                       '<recv response="487" response_txn="invite"/>',
-                      f'<send><![CDATA[\n{_ACK_487}]]></send>',
+                      f'<send ack_txn="invite"><![CDATA[\n{_ACK_487}]]></send>',
                       "</scenario>"]
             return "\n".join(parts)
-        parts += ['<recv response="200" rtd="true" response_txn="invite" '
+        parts += ['<recv response="180" optional="true" response_txn="invite"/>',
+                  '<recv response="183" optional="true" response_txn="invite"/>',
+                  '<recv response="200" rtd="true" response_txn="invite" '
                   f'timeout="{self.answer_timeout_ms}"/>',
                   f'<send ack_txn="invite"><![CDATA[\n{_ACK.format(number=number)}]]></send>']
         elapsed = 0
@@ -190,7 +194,7 @@ async def place_call(sip_host: str, sip_port: int, script: CallerScript, *, numb
         raise RuntimeError("sipp not installed: apt-get install sip-tester")
     directory = workdir or Path(tempfile.mkdtemp(prefix="siaga112-sipp-"))
     scenario = directory / f"caller-{free_udp_port()}.xml"
-    scenario.write_text(script.scenario_xml())
+    scenario.write_text(script.scenario_xml(), encoding="utf-8")
     sip_local, media = free_udp_port(), free_udp_port()
     cmd = [binary, "-sf", str(scenario), "-s", number, f"{sip_host}:{sip_port}", "-i", "127.0.0.1",
            "-p", str(sip_local), "-mi", "127.0.0.1", "-mp", str(media), "-m", "1", "-nostdin",
