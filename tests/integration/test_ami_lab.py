@@ -197,7 +197,7 @@ async def test_asterisk_restart_reconnects_and_resyncs(lab: LabStatus) -> None:
         assert up.channels == ()
         await wait_for(session.events, lambda e: isinstance(e, FullyBooted), timeout=60)  # lab usable again
 
-        # Resync carries what happened in the gap: a caller who arrived while we were away.
+        # The snapshot is live state: a caller waiting in the queue when the link is cut is in it.
         waiting = asyncio.create_task(place_call(lab.sip["host"], lab.sip["port"],
                                                  CallerScript(number="081200004444", name=NAME,
                                                               cancel_after_ms=6000)))
