@@ -185,6 +185,8 @@ def _compile_builder(cls: type) -> Callable[[AmiMessage, datetime], Any]:
             value = f"_d{i} if v is None else _c{i}(v)"
         lines.append(f" _s{i}(self, {value})")
     lines.append(" return self")
+    # Everything the body uses becomes a keyword default: a local (LOAD_FAST), not a global lookup.
+    lines[0] = f"def build(msg, received_at, *, {', '.join(f'{k}={k}' for k in env)}):"
     exec("\n".join(lines), env)  # noqa: S102 - source built above from our own field declarations only
     builder: Callable[[AmiMessage, datetime], Any] = env["build"]
     return builder
