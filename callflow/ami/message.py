@@ -167,6 +167,7 @@ def parse_crlf_run(data: bytes) -> list[AmiMessage] | None:
     simple = _TWO_SEPARATORS.search(data) is None
     out: list[AmiMessage] = []
     append = out.append
+    new, set_fields = _new_message, _set_fields
     for block in data.split(b"\r\n\r\n"):
         if not block:
             continue
@@ -179,7 +180,9 @@ def parse_crlf_run(data: bytes) -> list[AmiMessage] | None:
             pairs = iter(parts)
             fields = dict(zip(pairs, pairs))  # noqa: B905 - even length checked above
             if 2 * len(fields) == len(parts):
-                append(_from_fields(fields))
+                msg = new(AmiMessage)  # _from_fields, inlined: this loop runs once per message
+                set_fields(msg, fields)
+                append(msg)
             else:  # a repeated header: keep every value in order
                 append(_from_pairs(tuple(zip(parts[::2], parts[1::2], strict=True))))
         else:
