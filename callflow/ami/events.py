@@ -207,6 +207,9 @@ class _QueueMemberEvent(AmiEvent):
     paused: bool = header("Paused", _to_bool, False)
     paused_reason: str = header("PausedReason")
     wrapuptime: int = header("Wrapuptime", _to_int, 0)
+    last_pause: int = header("LastPause", _to_int, 0)
+    login_time: int = header("LoginTime", _to_int, 0)
+    ringinuse: bool = header("Ringinuse", _to_bool, False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

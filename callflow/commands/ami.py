@@ -42,7 +42,8 @@ def _record(args: argparse.Namespace) -> int:
     try:
         summary = asyncio.run(_run(endpoint, args))
     except AmiError as exc:
-        print(f"siaga112 ami record: {exc}", file=sys.stderr)
+        print(f"siaga112 ami record: {exc} (is Asterisk running there? `siaga112 lab status` for the lab)",
+              file=sys.stderr)
         return 1
     except OSError as exc:
         print(f"siaga112 ami record: cannot write {args.out}: {exc}", file=sys.stderr)
