@@ -414,7 +414,7 @@ def test_10_fastagi_client_closing_early_freezes_the_loop() -> None:
     assert "client closed" in lines
     assert "loop still alive" not in lines
     assert lines[-1] == "client closed"  # not a single tick after the bad client: the loop is frozen
-    assert cpu_ticks > 100  # > 1 s of CPU in a 6 s run that only sleeps when healthy
+    assert cpu_ticks > 50  # > 0.5 s of CPU (clock ticks of 10 ms) in a run that only sleeps when healthy
 
 
 def test_our_typed_event_round_trip_for_reference() -> None:
