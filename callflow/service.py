@@ -16,7 +16,7 @@ from typing import Protocol
 import structlog
 
 from callflow.ami import AmiEndpoint, AmiSession, EventItem, LinkEvent
-from callflow.ami.client import Clock, utc_now
+from callflow.ami.client import DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT, Clock, utc_now
 from callflow.ami.events import AmiEvent, ChannelEvent, UnknownEvent
 from callflow.logs import mask_number
 
@@ -70,7 +70,8 @@ class CallEventLogger:
 
 class Engine:
     def __init__(self, endpoint: AmiEndpoint, components: Sequence[Component], *, clock: Clock = utc_now,
-                 ping_interval: float = 2.0, ping_timeout: float = 3.0, action_timeout: float = 10.0) -> None:
+                 ping_interval: float = DEFAULT_PING_INTERVAL, ping_timeout: float = DEFAULT_PING_TIMEOUT,
+                 action_timeout: float = 10.0) -> None:
         self.clock = clock
         self.session = AmiSession(endpoint, clock=clock, ping_interval=ping_interval,
                                   ping_timeout=ping_timeout, action_timeout=action_timeout)

@@ -28,8 +28,8 @@ class AmiSettings(BaseModel):
     username: str = "siaga112"
     secret: SecretStr | None = None
     secret_file: Path | None = Field(default=None, description="JSON file with an 'ami' key, or a plain file")
-    ping_interval_s: float = 2.0
-    ping_timeout_s: float = 3.0
+    ping_interval_s: float = 1.5  # with ping_timeout_s: a half-open AMI link is noticed within 4 s
+    ping_timeout_s: float = 2.5
     action_timeout_s: float = 10.0
 
     def resolved_secret(self) -> str:

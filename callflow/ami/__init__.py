@@ -20,6 +20,15 @@ from callflow.ami.errors import (
     ProtocolError,
 )
 from callflow.ami.events import AmiEvent, UnknownEvent, parse_event
+from callflow.ami.lists import (
+    QueueStatusResult,
+    core_show_channels,
+    pjsip_endpoints,
+    queue_status,
+    queue_summary,
+)
+from callflow.ami.recorder import RecordSummary, record_stream
+from callflow.ami.session import next_backoff
 
 __all__ = [
     "STATE_CHANGING_ACTIONS",
@@ -38,9 +47,17 @@ __all__ = [
     "LoginFailed",
     "OutcomeUnknown",
     "ProtocolError",
+    "QueueStatusResult",
+    "RecordSummary",
     "UnknownEvent",
+    "core_show_channels",
     "encode_action",
+    "next_backoff",
     "parse_event",
     "parse_message",
+    "pjsip_endpoints",
+    "queue_status",
+    "queue_summary",
+    "record_stream",
     "utc_now",
 ]

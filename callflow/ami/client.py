@@ -1,4 +1,4 @@
-"""Thin asyncio shell around :mod:`callflow.ami.codec`.
+"""Thin asyncio shell around :mod:`callflow.ami.codec` (the reconnecting session is in :mod:`.session`).
 
 ``AmiConnection`` is one logged-in session: a reader task that frames bytes with the codec and routes
 responses to waiting actions by ActionID, a heartbeat that turns a silent peer (half-open TCP) into
@@ -31,7 +31,14 @@ from callflow.ami.errors import (
     OutcomeUnknown,
     ProtocolError,
 )
-from callflow.ami.events import AmiEvent, parse_event
+from callflow.ami.events import (
+    AmiEvent,
+    CoreShowChannel,
+    QueueEntry,
+    QueueMember,
+    QueueParams,
+    parse_event,
+)
 
 log = structlog.get_logger("callflow.ami")
 
@@ -42,6 +49,10 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+# A silent (half-open) link is noticed within interval + timeout = 4 s of its last Ping reply.
+DEFAULT_PING_INTERVAL = 1.5
+DEFAULT_PING_TIMEOUT = 2.5
+
 # Actions that change Asterisk's state: never replayed after a reconnect (outcome unknown instead).
 STATE_CHANGING_ACTIONS = frozenset({
     "Originate", "Redirect", "Hangup", "QueueAdd", "QueueRemove", "QueuePause", "MixMonitor",
@@ -51,13 +62,25 @@ STATE_CHANGING_ACTIONS = frozenset({
 
 @dataclass(frozen=True, slots=True)
 class LinkEvent:
-    """The AMI link went ``down`` or came ``up``. ``up`` after a ``down`` carries the gap bounds."""
+    """The AMI link went ``down`` or came ``up``.
+
+    ``up`` is the gap record: after a loss it carries when the link was lost (``gap_started``) and when
+    it came back (``at``); events in between never reached the engine. It also carries the live state
+    re-read before any later event is handed on: the channels up (CoreShowChannels) and the queues'
+    figures, members and waiting callers (QueueStatus), as of ``resynced_at``, so the call layer can
+    close, keep or adopt the calls it tracked across the gap.
+    """
 
     state: str  # "up" | "down"
     at: datetime
     reason: str = ""
     gap_started: datetime | None = None
     reconnect: bool = False
+    channels: tuple[CoreShowChannel, ...] = ()
+    queue_params: tuple[QueueParams, ...] = ()
+    queue_members: tuple[QueueMember, ...] = ()
+    queue_entries: tuple[QueueEntry, ...] = ()
+    resynced_at: datetime | None = None
 
     @property
     def name(self) -> str:
@@ -98,12 +121,15 @@ class AmiConnection:
         *,
         clock: Clock = utc_now,
         action_timeout: float = 10.0,
-        ping_interval: float = 2.0,
-        ping_timeout: float = 3.0,
+        ping_interval: float = DEFAULT_PING_INTERVAL,
+        ping_timeout: float = DEFAULT_PING_TIMEOUT,
         connect_timeout: float = 5.0,
         max_message_bytes: int = 1 << 20,
+        tap: Callable[[bytes], None] | None = None,
+        hold_events: bool = False,
     ) -> None:
         self.endpoint = endpoint
+        self._tap = tap  # sees every byte read, as read (the recorder writes them to a file)
         self._events = events
         self._clock = clock
         self._action_timeout = action_timeout
@@ -118,6 +144,9 @@ class AmiConnection:
         self._tasks: list[asyncio.Task[None]] = []
         self.closed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self.banner: str | None = None
+        # Held events wait (in order) until release_events(): the session re-reads state first.
+        self._holding = hold_events
+        self._held: list[AmiEvent] = []
 
     async def connect(self) -> None:
         ep = self.endpoint
@@ -212,6 +241,8 @@ class AmiConnection:
                 if not data:
                     break
                 received_at = self._clock()
+                if self._tap is not None:
+                    self._tap(data)
                 for msg in self._codec.feed(data):
                     await self._route(msg, received_at)
         except ProtocolError as exc:
@@ -244,7 +275,18 @@ class AmiConnection:
             else:
                 pending.collect.append(event)
             return
+        if self._holding:
+            self._held.append(event)
+            return
         await self._events.put(event)
+
+    async def release_events(self) -> None:
+        """Hand on the events held since login, in order, then pass later ones straight through."""
+        while self._held:
+            batch, self._held = self._held, []
+            for event in batch:
+                await self._events.put(event)
+        self._holding = False  # no await since the last check: nothing can slip in between
 
     async def _heartbeat(self) -> None:
         while not self.closed.done():
@@ -252,7 +294,8 @@ class AmiConnection:
             try:
                 await self.action("Ping", timeout=self._ping_timeout)
             except ActionTimeout:
-                log.exception("ami.heartbeat_lost", peer=self.endpoint.where(), timeout_s=self._ping_timeout)
+                log.error("ami.heartbeat_lost",  # noqa: TRY400 - a timeout, not a bug: no traceback
+                          peer=self.endpoint.where(), timeout_s=self._ping_timeout)
                 await self.close(f"no Ping reply within {self._ping_timeout:.1f} s (half-open connection)")
                 return
             except AmiError:
@@ -291,102 +334,10 @@ class AmiConnection:
                 await self._writer.wait_closed()
 
 
-class AmiSession:
-    """Keeps one AMI connection alive and feeds one ordered queue of events and link changes.
+# The session lives in its own module; these names stay importable from here.
+from callflow.ami.session import AmiSession, next_backoff  # noqa: E402
 
-    ``connection`` is the live connection or ``None`` while reconnecting. Run ``run()`` as a task.
-    """
-
-    def __init__(
-        self,
-        endpoint: AmiEndpoint,
-        *,
-        clock: Clock = utc_now,
-        queue_size: int = 100_000,
-        backoff_initial: float = 0.2,
-        backoff_max: float = 5.0,
-        action_timeout: float = 10.0,
-        ping_interval: float = 2.0,
-        ping_timeout: float = 3.0,
-        connect_timeout: float = 5.0,
-    ) -> None:
-        self.endpoint = endpoint
-        self.events: asyncio.Queue[EventItem] = asyncio.Queue(queue_size)
-        self._clock = clock
-        self._backoff_initial = backoff_initial
-        self._backoff_max = backoff_max
-        self._conn_options = {"action_timeout": action_timeout, "ping_interval": ping_interval,
-                              "ping_timeout": ping_timeout, "connect_timeout": connect_timeout}
-        self.connection: AmiConnection | None = None
-        self.connected = asyncio.Event()
-        self._stop = asyncio.Event()
-
-    async def run(self) -> None:
-        delay = self._backoff_initial
-        gap_started: datetime | None = None
-        attempt = 0
-        while not self._stop.is_set():
-            opts = self._conn_options
-            conn = AmiConnection(self.endpoint, self.events, clock=self._clock,
-                                 action_timeout=opts["action_timeout"], ping_interval=opts["ping_interval"],
-                                 ping_timeout=opts["ping_timeout"], connect_timeout=opts["connect_timeout"])
-            try:
-                await conn.connect()
-            except (ConnectionLost, LoginFailed, ActionTimeout, ProtocolError) as exc:
-                attempt += 1
-                gap_started = gap_started or self._clock()
-                log.warning("ami.connect_failed", where=self.endpoint.where(), error=str(exc),
-                            attempt=attempt, retry_in_s=round(delay, 2))
-                await self._sleep(delay)
-                delay = min(self._backoff_max, delay * 2) * random.uniform(0.8, 1.2)  # noqa: S311
-                continue
-            delay = self._backoff_initial
-            attempt = 0
-            now = self._clock()
-            log.info("ami.connected", where=self.endpoint.where(), banner=conn.banner,
-                     reconnect=gap_started is not None)
-            self.connection = conn
-            await self.events.put(LinkEvent("up", now, gap_started=gap_started,
-                                            reconnect=gap_started is not None))
-            self.connected.set()
-            stop_wait: asyncio.Future[object] = asyncio.ensure_future(self._stop.wait())
-            closed: asyncio.Future[object] = conn.closed  # type: ignore[assignment]
-            try:
-                await asyncio.wait({closed, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                stop_wait.cancel()
-            self.connected.clear()
-            self.connection = None
-            reason = conn.closed.result() if conn.closed.done() else "stopping"
-            await conn.close(reason)
-            if self._stop.is_set():
-                break
-            gap_started = self._clock()
-            log.warning("ami.link_lost", where=self.endpoint.where(), reason=reason)
-            await self.events.put(LinkEvent("down", gap_started, reason=reason))
-            await self._sleep(delay)
-
-    async def _sleep(self, delay: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(delay):
-                await self._stop.wait()
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    async def action(self, name: str, headers: Mapping[str, str | int] | None = None, *,
-                     timeout: float | None = None,
-                     variables: Mapping[str, str] | None = None) -> AmiMessage:
-        conn = self.connection
-        if conn is None:
-            raise ConnectionLost(f"AMI link to {self.endpoint.host}:{self.endpoint.port} is down; "
-                                 "the action was not sent")
-        return await conn.action(name, headers, timeout=timeout, variables=variables)
-
-    async def list_action(self, name: str, headers: Mapping[str, str | int] | None = None, *,
-                          timeout: float | None = None) -> tuple[AmiMessage, list[AmiEvent]]:
-        conn = self.connection
-        if conn is None:
-            raise ConnectionLost(f"AMI link to {self.endpoint.host}:{self.endpoint.port} is down; "
-                                 "the action was not sent")
-        return await conn.list_action(name, headers, timeout=timeout)
+__all__ = [
+    "DEFAULT_PING_INTERVAL", "DEFAULT_PING_TIMEOUT", "STATE_CHANGING_ACTIONS", "AmiConnection", "AmiEndpoint",
+    "AmiSession", "Clock", "EventItem", "LinkEvent", "next_backoff", "utc_now",
+]

@@ -8,10 +8,12 @@ never damaged (panoramisk 1.4 decodes each chunk first and drops such characters
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 
 from callflow.ami.errors import ProtocolError
+from callflow.ami.message import AmiMessage, parse_crlf_run, parse_message
+
+__all__ = ["AmiCodec", "AmiMessage", "encode_action", "parse_message"]
 
 # A message ends at an empty line. Asterisk writes CRLF; LF-only peers (and some proxies) are tolerated,
 # including a mix of both.
@@ -20,99 +22,56 @@ _BANNER_PREFIX = b"Asterisk Call Manager/"
 DEFAULT_MAX_MESSAGE_BYTES = 1 << 20  # 1 MiB: far above any real event, low enough to bound memory
 
 
-@dataclass(frozen=True, slots=True)
-class AmiMessage:
-    """One AMI message (event, response or list item) with its headers in wire order.
-
-    Repeated headers (``Output``, ``ChanVariable``) are kept in order; ``get`` returns the first.
-    """
-
-    headers: tuple[tuple[str, str], ...]
-
-    def get(self, key: str, default: str | None = None) -> str | None:
-        for k, v in self.headers:
-            if k == key:
-                return v
-        return default
-
-    def __getitem__(self, key: str) -> str:
-        value = self.get(key)
-        if value is None:
-            raise KeyError(key)
-        return value
-
-    def __contains__(self, key: object) -> bool:
-        return any(k == key for k, _ in self.headers)
-
-    def get_all(self, key: str) -> list[str]:
-        return [v for k, v in self.headers if k == key]
-
-    def as_dict(self) -> dict[str, str]:
-        """First value of each header; for logging and the journal."""
-        out: dict[str, str] = {}
-        for k, v in self.headers:
-            out.setdefault(k, v)
-        return out
-
-    @property
-    def kind(self) -> str:
-        """``event``, ``response`` or ``unknown``."""
-        first = self.headers[0][0] if self.headers else ""
-        if first == "Event":
-            return "event"
-        if first == "Response":
-            return "response"
-        return "unknown"
-
-    @property
-    def name(self) -> str:
-        return self.get("Event") or self.get("Response") or ""
-
-    @property
-    def action_id(self) -> str | None:
-        return self.get("ActionID")
-
-
-def parse_message(raw: bytes) -> AmiMessage:
-    """Decode one framed message (without its terminating blank line)."""
-    text = raw.decode("utf-8", errors="replace")
-    headers: list[tuple[str, str]] = []
-    for line in text.split("\n"):
-        if line.endswith("\r"):
-            line = line[:-1]  # noqa: PLW2901 - normalising the loop's own line
-        if not line:
-            continue
-        key, sep, value = line.partition(":")
-        if not sep:
-            # A bare line (old-style command output): keep it, never drop data.
-            headers.append(("", line))
-            continue
-        headers.append((key.strip(), value[1:] if value.startswith(" ") else value))
-    return AmiMessage(tuple(headers))
-
-
 class AmiCodec:
     """Incremental AMI framer/decoder plus action encoder.
 
     ``feed(data)`` returns the messages completed by ``data``. The banner line that Asterisk sends on
     connect is captured in ``banner``. A message longer than ``max_message_bytes`` raises
     :class:`ProtocolError`; the caller must reset the connection (the buffer is cleared, memory bounded).
+
+    Framing is always on bytes, and only whole messages are decoded, so a character split across reads
+    is never damaged. Asterisk's own output (CRLF everywhere) is split on CRLF blank lines up to the
+    last one in the buffer; any bare LF sends the buffer to a regular-expression framer that also
+    accepts LF-only and mixed line ends.
     """
 
-    def __init__(self, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
-        self._buf = bytearray()
+    def __init__(self, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, *,
+                 expect_banner: bool = True) -> None:
+        self._buf = b""
         self._max = max_message_bytes
         self.banner: str | None = None
-        self._expect_banner = True
+        self._expect_banner = expect_banner  # False to read the client's side (actions), e.g. in a fake
 
     def feed(self, data: bytes) -> list[AmiMessage]:
-        return list(self._iter_feed(data))
+        buf = self._buf + data if self._buf else bytes(data)
+        self._buf = buf
+        if self._expect_banner:
+            if not self._take_banner():
+                return []
+            buf = self._buf
+        elif b"\n" not in data:  # no new line end, so no new message: only bound the memory
+            if len(buf) > self._max:
+                self._oversized(len(buf))
+            return []
+        end = buf.rfind(b"\r\n\r\n")
+        if end >= 0:
+            rest = buf[end + 4:]
+            if b"\n" not in rest or rest.count(b"\n") == rest.count(b"\r\n"):
+                run = buf[:end]
+                if end > self._max:
+                    longest = max(len(block) for block in run.split(b"\r\n\r\n"))
+                    if longest > self._max:
+                        self._oversized(longest)
+                messages = parse_crlf_run(run)
+                if messages is not None:
+                    self._buf = rest
+                    if len(rest) > self._max:
+                        self._oversized(len(rest))
+                    return messages
+        return self._feed_any(buf)  # LF-only or mixed line ends
 
-    def _iter_feed(self, data: bytes) -> Iterator[AmiMessage]:
-        self._buf += data
-        if self._expect_banner and not self._take_banner():
-            return
-        buf = self._buf
+    def _feed_any(self, buf: bytes) -> list[AmiMessage]:
+        out: list[AmiMessage] = []
         start = 0
         while True:
             match = _END_OF_MESSAGE.search(buf, start)
@@ -122,12 +81,12 @@ class AmiCodec:
             if end - start > self._max:
                 self._oversized(end - start)
             if end > start:
-                yield parse_message(bytes(buf[start:end]))
+                out.append(parse_message(buf[start:end]))
             start = match.end()
-        if start:
-            del buf[:start]
-        if len(buf) > self._max:
-            self._oversized(len(buf))
+        self._buf = rest = buf[start:]
+        if len(rest) > self._max:
+            self._oversized(len(rest))
+        return out
 
     def _take_banner(self) -> bool:
         newline = self._buf.find(b"\n")
@@ -135,17 +94,17 @@ class AmiCodec:
             if len(self._buf) > 256:
                 self._oversized(len(self._buf), what="banner")
             return False
-        line = bytes(self._buf[:newline]).rstrip(b"\r")
+        line = self._buf[:newline].rstrip(b"\r")
         if not line.startswith(_BANNER_PREFIX):
-            self._buf.clear()
+            self._buf = b""
             raise ProtocolError(f"peer is not an Asterisk manager: first line {line[:80]!r}")
         self.banner = line.decode("utf-8", errors="replace")
-        del self._buf[: newline + 1]
+        self._buf = self._buf[newline + 1:]
         self._expect_banner = False
         return True
 
     def _oversized(self, size: int, what: str = "message") -> None:
-        self._buf.clear()
+        self._buf = b""
         raise ProtocolError(f"AMI {what} of {size} bytes exceeds the limit of {self._max} bytes")
 
     @property

@@ -8,169 +8,39 @@ Unknown events become :class:`UnknownEvent` with every header kept: nothing is d
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar, TypeVar
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar
 
+from callflow.ami._event_base import (
+    _BUILDERS,
+    AmiEvent,
+    ChannelEvent,
+    ChannelSnapshot,
+    UnknownEvent,
+    _compile_builder,
+    _to_bool,
+    _to_int,
+    channel,
+    header,
+    parse_timestamp,
+)
 from callflow.ami.codec import AmiMessage
+from callflow.ami.list_items import (
+    CoreShowChannel,
+    EndpointList,
+    QueueEntry,
+    QueueMember,
+    QueueParams,
+    QueueSummary,
+)
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def parse_timestamp(value: str | None) -> datetime | None:
-    """``Timestamp: 1763791542.123456`` -> UTC-aware datetime, exact to the microsecond."""
-    if not value:
-        return None
-    sec, _, frac = value.strip().partition(".")
-    try:
-        micros = int((frac + "000000")[:6]) if frac else 0
-        return _EPOCH + timedelta(seconds=int(sec), microseconds=micros)
-    except ValueError:
-        return None
-
-
-def _to_int(value: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        return 0
-
-
-def _to_bool(value: str) -> bool:
-    return value.strip().lower() in {"1", "yes", "true", "on"}
-
-
-@dataclass(frozen=True, slots=True)
-class ChannelSnapshot:
-    """The channel fields Asterisk attaches to an event (optionally under a prefix such as ``Dest``)."""
-
-    channel: str
-    uniqueid: str
-    linkedid: str
-    caller_id_num: str = ""
-    caller_id_name: str = ""
-    connected_line_num: str = ""
-    state: str = ""
-    state_desc: str = ""
-    context: str = ""
-    exten: str = ""
-    language: str = ""
-
-    @classmethod
-    def from_headers(cls, h: dict[str, str], prefix: str = "") -> ChannelSnapshot | None:
-        uniqueid = h.get(prefix + "Uniqueid")
-        if uniqueid is None:
-            return None
-        return cls(
-            channel=h.get(prefix + "Channel", ""),
-            uniqueid=uniqueid,
-            linkedid=h.get(prefix + "Linkedid", uniqueid),
-            caller_id_num=h.get(prefix + "CallerIDNum", ""),
-            caller_id_name=h.get(prefix + "CallerIDName", ""),
-            connected_line_num=h.get(prefix + "ConnectedLineNum", ""),
-            state=h.get(prefix + "ChannelState", ""),
-            state_desc=h.get(prefix + "ChannelStateDesc", ""),
-            context=h.get(prefix + "Context", ""),
-            exten=h.get(prefix + "Exten", ""),
-            language=h.get(prefix + "Language", ""),
-        )
-
-
-class _Channel:
-    """Marker converter: build a ChannelSnapshot from headers under a prefix."""
-
-    def __init__(self, prefix: str) -> None:
-        self.prefix = prefix
-
-
-def header(name: str, conv: Callable[[str], Any] = str, default: Any = "") -> Any:
-    """Declare a field read from AMI header ``name`` through ``conv``."""
-    return field(default=default, metadata={"ami": name, "conv": conv})
-
-
-def channel(prefix: str = "") -> Any:
-    """Declare a ChannelSnapshot field read from the headers under ``prefix``."""
-    return field(default=None, metadata={"ami": prefix, "conv": _Channel(prefix)})
-
-
-E = TypeVar("E", bound="AmiEvent")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AmiEvent:
-    """Base of all typed events. ``timestamp`` is Asterisk's own event time (manager.conf
-    ``timestampevents = yes``); ``received_at`` is the engine clock when the bytes were framed."""
-
-    event_name: ClassVar[str] = ""
-    name: str
-    timestamp: datetime | None
-    received_at: datetime
-    message: AmiMessage = field(repr=False, compare=False)
-
-    @property
-    def time(self) -> datetime:
-        """Best instant for this event: Asterisk's Timestamp, else the engine's receive time."""
-        return self.timestamp or self.received_at
-
-    @property
-    def time_source(self) -> str:
-        return "ami_timestamp" if self.timestamp is not None else "engine_clock"
-
-    @classmethod
-    def from_ami(cls: type[E], msg: AmiMessage, received_at: datetime) -> E:
-        h = msg.as_dict()
-        kwargs: dict[str, Any] = {
-            "name": h.get("Event", cls.event_name),
-            "timestamp": parse_timestamp(h.get("Timestamp")),
-            "received_at": received_at,
-            "message": msg,
-        }
-        for attr, key, conv in _plan(cls):
-            if isinstance(conv, _Channel):
-                kwargs[attr] = ChannelSnapshot.from_headers(h, conv.prefix)
-            else:
-                raw = h.get(key)
-                if raw is not None:
-                    kwargs[attr] = conv(raw)
-        return cls(**kwargs)
-
-
-_PLANS: dict[type, list[tuple[str, str, Any]]] = {}
-
-
-def _plan(cls: type) -> list[tuple[str, str, Any]]:
-    plan = _PLANS.get(cls)
-    if plan is None:
-        plan = [
-            (f.name, f.metadata["ami"], f.metadata["conv"])
-            for f in dataclasses.fields(cls)
-            if "ami" in f.metadata
-        ]
-        _PLANS[cls] = plan
-    return plan
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ChannelEvent(AmiEvent):
-    """An event about one channel (the caller's, for queue events)."""
-
-    chan: ChannelSnapshot | None = channel()
-
-    @property
-    def uniqueid(self) -> str:
-        return self.chan.uniqueid if self.chan else ""
-
-    @property
-    def linkedid(self) -> str:
-        return self.chan.linkedid if self.chan else ""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class UnknownEvent(AmiEvent):
-    """Any event without a typed class: kept whole, never dropped."""
-
+__all__ = [  # the base names are re-exported: readers import every event name from here
+    "AmiEvent", "ChannelEvent", "ChannelSnapshot", "CoreShowChannel", "EndpointList", "QueueEntry",
+    "QueueMember", "QueueParams", "QueueSummary", "UnknownEvent", "channel", "header", "parse_event",
+    "parse_timestamp",
+]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FullyBooted(AmiEvent):
@@ -337,6 +207,9 @@ class _QueueMemberEvent(AmiEvent):
     paused: bool = header("Paused", _to_bool, False)
     paused_reason: str = header("PausedReason")
     wrapuptime: int = header("Wrapuptime", _to_int, 0)
+    last_pause: int = header("LastPause", _to_int, 0)
+    login_time: int = header("LoginTime", _to_int, 0)
+    ringinuse: bool = header("Ringinuse", _to_bool, False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -360,11 +233,15 @@ class QueueMemberPause(_QueueMemberEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class QueueMember(_QueueMemberEvent):
-    """A list item of the QueueStatus action."""
+class DialState(ChannelEvent):
+    event_name: ClassVar[str] = "DialState"
+    dest: ChannelSnapshot | None = channel("Dest")
+    dial_status: str = header("DialStatus")
 
-    event_name: ClassVar[str] = "QueueMember"
-    name_: str = header("Name")
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewConnectedLine(ChannelEvent):
+    event_name: ClassVar[str] = "NewConnectedLine"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -446,16 +323,6 @@ class MixMonitorStop(ChannelEvent):
     event_name: ClassVar[str] = "MixMonitorStop"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CoreShowChannel(ChannelEvent):
-    """A list item of the CoreShowChannels action."""
-
-    event_name: ClassVar[str] = "CoreShowChannel"
-    application: str = header("Application")
-    duration: str = header("Duration")
-    bridge_id: str = header("BridgeId")
-
-
 EVENT_TYPES: dict[str, type[AmiEvent]] = {
     cls.event_name: cls
     for cls in (
@@ -464,12 +331,24 @@ EVENT_TYPES: dict[str, type[AmiEvent]] = {
         QueueCallerAbandon, AgentCalled, AgentConnect, AgentComplete, AgentRingNoAnswer, AgentDump,
         QueueMemberStatus, QueueMemberAdded, QueueMemberRemoved, QueueMemberPause, QueueMember,
         BridgeCreate, BridgeDestroy, BridgeEnter, BridgeLeave, BlindTransfer, AttendedTransfer, Cdr,
-        MixMonitorStart, MixMonitorStop, CoreShowChannel,
+        MixMonitorStart, MixMonitorStop, CoreShowChannel, QueueParams, QueueEntry, QueueSummary,
+        EndpointList, DialState, NewConnectedLine,
     )
 }
 
 
 def parse_event(msg: AmiMessage, received_at: datetime) -> AmiEvent:
     """Type one AMI event message. Never raises for a well-framed message."""
-    cls = EVENT_TYPES.get(msg.get("Event") or "", UnknownEvent)
-    return cls.from_ami(msg, received_at)
+    name = msg._fields.get("Event") or ""
+    builder = _BY_NAME.get(name)
+    if builder is None:
+        cls = EVENT_TYPES.get(name, UnknownEvent)
+        builder = _BUILDERS.get(cls) or _compile_builder(cls)
+        _BUILDERS[cls] = builder
+        if cls is not UnknownEvent:
+            _BY_NAME[name] = builder
+    event: AmiEvent = builder(msg, received_at)
+    return event
+
+
+_BY_NAME: dict[str, Callable[[AmiMessage, datetime], Any]] = {}

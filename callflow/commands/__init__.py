@@ -9,4 +9,5 @@ COMMAND_MODULES = [
     "callflow.commands.report",
     "callflow.commands.config",
     "callflow.commands.calls",
+    "callflow.commands.ami",
 ]

@@ -140,7 +140,9 @@ class CallerScript:
         alaw = self.audio_pcap is not None and "711a" in self.audio_pcap.name
         payloads = "8 0" if alaw else "0"
         rtpmaps = ("      a=rtpmap:8 PCMA/8000\n" if alaw else "") + "      a=rtpmap:0 PCMU/8000\n"
-        parts = ['<?xml version="1.0" encoding="ISO-8859-1" ?>', '<scenario name="siaga112 caller">',
+        # SIPp copies the scenario's bytes to the wire: written as UTF-8 (and declared so), a caller name
+        # such as "Jérôme Ελένη" reaches Asterisk as UTF-8.
+        parts = ['<?xml version="1.0" encoding="UTF-8" ?>', '<scenario name="siaga112 caller">',
                  '<send retrans="500" start_txn="invite"><![CDATA[\n'
                  f'{_INVITE.format(number=number, name=name, payloads=payloads, rtpmaps=rtpmaps)}'
                  ']]></send>',
@@ -202,7 +204,7 @@ async def place_call(sip_host: str, sip_port: int, script: CallerScript, *, numb
         raise RuntimeError("sipp not installed: apt-get install sip-tester")
     directory = workdir or Path(tempfile.mkdtemp(prefix="siaga112-sipp-"))
     scenario = directory / f"caller-{free_udp_port()}.xml"
-    scenario.write_text(script.scenario_xml())
+    scenario.write_text(script.scenario_xml(), encoding="utf-8")
     sip_local, media = free_udp_port(), free_udp_port()
     cmd = [binary, "-sf", str(scenario), "-s", number, f"{sip_host}:{sip_port}", "-i", "127.0.0.1",
            "-p", str(sip_local), "-mi", "127.0.0.1", "-mp", str(media), "-m", "1", "-nostdin",

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from callflow.ami import AmiCodec, ProtocolError, encode_action
+from callflow.ami import AmiCodec, ProtocolError, encode_action, parse_message
 
 BANNER = b"Asterisk Call Manager/11.0.0\r\n"
 STREAM = (
@@ -87,3 +89,70 @@ def test_crlf_in_a_variable_is_refused() -> None:
 def test_encode_round_trip() -> None:
     data = encode_action("QueueAdd", {"Queue": "emergency", "Interface": "PJSIP/op1"}, action_id="7")
     assert data == b"Action: QueueAdd\r\nActionID: 7\r\nQueue: emergency\r\nInterface: PJSIP/op1\r\n\r\n"
+
+
+# --- the hot path (runs of CRLF messages) gives exactly what the general parser gives ---------------------
+
+_KEY = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", min_size=1,
+               max_size=12)
+# values: any text without line breaks, including ": ", colons, non-ASCII, the record separator
+_VALUE = st.text(alphabet=st.characters(blacklist_characters="\r\n", blacklist_categories=("Cs",)),
+                 max_size=30)
+_LINE = st.one_of(
+    st.tuples(_KEY, _VALUE).map(lambda kv: f"{kv[0]}: {kv[1]}"),
+    st.tuples(_KEY, _VALUE).map(lambda kv: f"{kv[0]}:{kv[1]}"),  # no space after the colon
+    _VALUE.filter(lambda v: ":" not in v and v != ""),  # a bare line
+)
+_MESSAGE = st.lists(_LINE, min_size=1, max_size=8).map("\r\n".join)
+
+
+def general(chunks: list[bytes]) -> list[tuple[tuple[str, str], ...]]:
+    """Reference: frame with the regex and parse each message with the general parser."""
+    data = b"".join(chunks)
+    body = data[data.index(b"\n") + 1:]
+    return [parse_message(m).headers for m in re.split(rb"\r?\n\r?\n", body)[:-1] if m]
+
+
+@given(st.lists(_MESSAGE, min_size=1, max_size=6), st.lists(st.integers(min_value=0, max_value=2000),
+                                                            max_size=8))
+def test_hot_path_equals_general_parser(messages: list[str], cuts: list[int]) -> None:
+    stream = BANNER + "".join(m + "\r\n\r\n" for m in messages).encode()
+    points = sorted({c for c in cuts if c <= len(stream)})
+    chunks = [stream[a:b] for a, b in zip([0, *points], [*points, len(stream)], strict=True)]
+    codec = AmiCodec()
+    got = [m.headers for chunk in chunks for m in codec.feed(chunk)]
+    assert got == general(chunks)
+
+
+def test_repeated_headers_keep_every_value_on_the_hot_path() -> None:
+    codec = AmiCodec()
+    (msg,) = codec.feed(BANNER + b"Event: VarSet\r\nChanVariable: A=1\r\nChanVariable: B=2\r\n\r\n")
+    assert msg.get_all("ChanVariable") == ["A=1", "B=2"]
+    assert msg["ChanVariable"] == "A=1"
+
+
+def test_a_line_with_two_separators_next_to_a_bare_line_is_parsed_exactly() -> None:
+    codec = AmiCodec()
+    (msg,) = codec.feed(BANNER + b"Event: X\r\nMessage: a: b\r\nbare\r\n\r\n")
+    assert msg.headers == (("Event", "X"), ("Message", "a: b"), ("", "bare"))
+
+
+def test_invalid_utf8_is_replaced_never_dropped_and_framing_holds() -> None:
+    codec = AmiCodec()
+    first, second = codec.feed(BANNER + b"Event: A\r\nName: \xff\xfe ok\r\n\r\nEvent: B\r\n\r\n")
+    assert first["Name"] == "\ufffd\ufffd ok"
+    assert second["Event"] == "B"
+
+
+def test_lf_message_after_crlf_ones_is_not_held_back() -> None:
+    codec = AmiCodec()
+    names = [m["Event"] for m in codec.feed(BANNER + b"Event: A\r\n\r\nEvent: B\n\n")]
+    assert names == ["A", "B"]
+
+
+def test_oversized_message_inside_a_run_is_refused() -> None:
+    codec = AmiCodec(max_message_bytes=100)
+    codec.feed(BANNER)
+    with pytest.raises(ProtocolError, match="exceeds the limit"):
+        codec.feed(b"Event: A\r\n\r\nEvent: B\r\nX: " + b"y" * 200 + b"\r\n\r\nEvent: C\r\n\r\n")
+    assert codec.buffered == 0

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from callflow.ami import AmiCodec, UnknownEvent, parse_event
 from callflow.ami.events import AgentConnect, Hangup, QueueCallerJoin, parse_timestamp
@@ -61,3 +63,43 @@ def test_unknown_event_is_kept_whole() -> None:
     assert isinstance(ev, UnknownEvent)
     assert ev.name == "SomethingNew"
     assert ev.message["Foo"] == "bar"
+
+
+@given(st.integers(min_value=946684800, max_value=4102444799), st.integers(min_value=0, max_value=999999))
+def test_timestamp_is_exact_to_the_microsecond_for_this_century(seconds: int, micros: int) -> None:
+    ts = parse_timestamp(f"{seconds}.{micros:06d}")
+    assert ts == datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=seconds, microseconds=micros)
+
+
+EVENTS_OF_THE_ISSUE = [
+    "Newchannel", "Newstate", "Hangup", "DialBegin", "DialEnd", "DTMFEnd", "VarSet", "UserEvent",
+    "QueueCallerJoin", "QueueCallerLeave", "QueueCallerAbandon", "AgentCalled", "AgentConnect",
+    "AgentComplete", "AgentRingNoAnswer", "QueueMemberStatus", "QueueMemberAdded", "QueueMemberRemoved",
+    "QueueMemberPause", "BridgeEnter", "BridgeLeave", "BlindTransfer", "AttendedTransfer", "Cdr",
+    "FullyBooted", "QueueParams", "QueueMember", "QueueEntry", "QueueSummary", "CoreShowChannel",
+    "EndpointList",
+]
+
+
+@pytest.mark.parametrize("name", EVENTS_OF_THE_ISSUE)
+def test_every_consumed_event_is_typed_and_immutable(name: str) -> None:
+    ev = event(f"Event: {name}\r\nUniqueid: 1.1\r\nTimestamp: 1763791542.000001\r\n\r\n".encode())
+    assert type(ev).__name__ == name
+    assert not isinstance(ev, UnknownEvent)
+    assert ev.timestamp == datetime(2025, 11, 22, 6, 5, 42, 1, tzinfo=UTC)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ev.name = "other"  # type: ignore[misc]
+
+
+def test_transfer_and_member_fields() -> None:
+    blind = event(b"Event: BlindTransfer\r\nResult: Success\r\nTransfererChannel: PJSIP/op1-1\r\n"
+                  b"TransfererUniqueid: 5.1\r\nTransfereeChannel: PJSIP/citizen-1\r\n"
+                  b"TransfereeUniqueid: 5.2\r\n"
+                  b"Extension: 202\r\nContext: from-operators\r\nIsExternal: No\r\n\r\n")
+    assert blind.transferer is not None
+    assert (blind.transferer.channel, blind.transferee.channel, blind.extension) == (
+        "PJSIP/op1-1", "PJSIP/citizen-1", "202")
+    member = event(b"Event: QueueMember\r\nQueue: emergency\r\nName: op2\r\nLocation: PJSIP/op2\r\n"
+                   b"Paused: 1\r\nPausedReason: break\r\nInCall: 0\r\nStatus: 1\r\n\r\n")
+    assert (member.member_name, member.interface, member.paused, member.paused_reason) == (
+        "op2", "PJSIP/op2", True, "break")
