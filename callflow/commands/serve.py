@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from callflow.ami import AmiEndpoint
+from callflow.console import DEFAULT_ADDRESS, ConsoleComponent, ConsoleError, HttpAddress
 from callflow.lab import LabError, status
 from callflow.logs import configure_logging
 from callflow.service import CallEventLogger, Component, Engine, serve
@@ -23,6 +24,8 @@ def register(sub: Any) -> None:
     p.add_argument("--lab", nargs="?", const="default", metavar="INSTANCE",
                    help="take AMI address and secret from a running lab (default instance: default)")
     p.add_argument("--log-format", choices=["auto", "json", "console"], help="default: auto")
+    p.add_argument("--http", default=DEFAULT_ADDRESS, metavar="HOST:PORT",
+                   help=f"operator console and wallboard (default {DEFAULT_ADDRESS}; 'off' for none)")
     p.set_defaults(handler=_serve)
 
 
@@ -37,8 +40,13 @@ def endpoint_for(settings: EngineSettings, lab: str | None) -> AmiEndpoint:
 
 
 def build_components(settings: EngineSettings, args: argparse.Namespace) -> list[Component]:
-    del settings, args
-    return [CallEventLogger()]
+    components: list[Component] = [CallEventLogger()]
+    http = getattr(args, "http", "off")
+    if http != "off":
+        console = ConsoleComponent(HttpAddress.parse(http), settings.database)
+        console.bind()  # a taken port is a start-up error, before the engine attaches
+        components.append(console)
+    return components
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -54,7 +62,12 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"siaga112 serve: {exc}", file=sys.stderr)
         return 2
     ami = settings.ami
-    engine = Engine(endpoint, build_components(settings, args), ping_interval=ami.ping_interval_s,
+    try:
+        components = build_components(settings, args)
+    except ConsoleError as exc:
+        print(f"siaga112 serve: {exc}", file=sys.stderr)
+        return 2
+    engine = Engine(endpoint, components, ping_interval=ami.ping_interval_s,
                     ping_timeout=ami.ping_timeout_s, action_timeout=ami.action_timeout_s)
     asyncio.run(serve(engine))
     return 0
