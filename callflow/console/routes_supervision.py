@@ -18,6 +18,8 @@ from callflow.console.security import client_address, context, require
 router = APIRouter(prefix="/api", tags=["supervision"])
 
 Supervisor = Annotated[Session, Depends(require(SUPERVISORS))]
+Exporter = Annotated[Session, Depends(require(SUPERVISORS, audited=AuditAction.EXPORT))]
+Listener = Annotated[Session, Depends(require(SUPERVISORS, audited=AuditAction.RECORDING_DOWNLOAD))]
 RecordingId = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[0-9A-Za-z_.\-]+$")]
 
 
@@ -38,7 +40,7 @@ async def report_summary(request: Request, _: Supervisor, start: datetime, end: 
 
 @router.get("/reports/export", response_class=Response,
             responses={200: {"content": {"text/csv": {}}, "description": "the period's records as CSV"}})
-async def report_export(request: Request, session: Supervisor, start: datetime, end: datetime) -> Response:
+async def report_export(request: Request, session: Exporter, start: datetime, end: datetime) -> Response:
     """Export a period as CSV (supervisors only; every export, refused or not, is audited)."""
     start, end = _period(start, end)
     ctx = context(request)
@@ -66,7 +68,7 @@ async def recordings(request: Request, _: Supervisor,
 @router.get("/recordings/{recording_id}/download", response_class=FileResponse,
             responses={200: {"content": {"audio/wav": {}}}})
 async def download_recording(recording_id: RecordingId, request: Request,
-                             session: Supervisor) -> FileResponse:
+                             session: Listener) -> FileResponse:
     """One recording's audio (supervisors only; every download attempt is audited)."""
     ctx = context(request)
     audit = {"target": recording_id, "address": client_address(request)}

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from fastapi import HTTPException, Request, status
 
 from callflow.console.accounts import Session
+from callflow.console.audit import AuditAction, AuditOutcome
 from callflow.console.context import ConsoleContext
 from callflow.console.roles import Role
 
@@ -56,13 +57,19 @@ async def csrf_guard(request: Request) -> None:
                             f"{CSRF_HEADER} header")
 
 
-def require(roles: frozenset[Role]) -> Callable[[Request], Awaitable[Session]]:
-    """A dependency giving the session when its role is one of ``roles``; 401/403 otherwise."""
+def require(roles: frozenset[Role], *,
+            audited: AuditAction | None = None) -> Callable[[Request], Awaitable[Session]]:
+    """A dependency giving the session when its role is one of ``roles``; 401/403 otherwise. With
+    ``audited``, a refusal is written to the audit trail too (recordings, exports)."""
     allowed = ", ".join(sorted(r.value for r in roles))
 
     async def guard(request: Request) -> Session:
         session = await current_session(request)
         if session.user.role not in roles:
+            if audited is not None:
+                await context(request).audit.record(
+                    session.user.name, audited, AuditOutcome.DENIED, target=request.url.path,
+                    address=client_address(request), detail=f"role={session.user.role.value}")
             raise HTTPException(status.HTTP_403_FORBIDDEN,
                                 f"role {session.user.role.value!r} may not do this (allowed: {allowed})")
         return session
