@@ -45,8 +45,8 @@ class Console:
         return token
 
     async def audit_rows(self) -> list[tuple[str, ...]]:
-        async with self.db.execute("SELECT actor, action, outcome, target, address, detail FROM console_audit "
-                                   "ORDER BY id") as cur:
+        async with self.db.execute("SELECT actor, action, outcome, target, address, detail "
+                                   "FROM console_audit ORDER BY id") as cur:
             return [tuple(r) for r in await cur.fetchall()]
 
 

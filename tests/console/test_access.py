@@ -24,7 +24,8 @@ class WavRecordings:
         self.opened: list[str] = []
 
     async def recordings(self, linkedid: str | None) -> Sequence[RecordingInfo]:
-        return [RecordingInfo(id="rec-1", linkedid="1763791542.1", started_at=datetime(2026, 11, 22, tzinfo=UTC),
+        started = datetime(2026, 11, 22, tzinfo=UTC)
+        return [RecordingInfo(id="rec-1", linkedid="1763791542.1", started_at=started,
                               duration_s=1.0, size_bytes=self.path.stat().st_size, media_type="audio/wav")]
 
     async def open(self, recording_id: str) -> RecordingFile:
@@ -138,7 +139,8 @@ async def test_recording_download_is_supervisor_only_and_audited(console: Consol
     assert recordings.opened == ["rec-1", "rec-9"]  # the operator's attempt never reached the provider
     rows = [r for r in await console.audit_rows() if r[1] == "recording.download"]
     assert rows == [
-        ("op1", "recording.download", "denied", "/api/recordings/rec-1/download", "192.0.2.7", "role=operator"),
+        ("op1", "recording.download", "denied", "/api/recordings/rec-1/download", "192.0.2.7",
+         "role=operator"),
         ("sup", "recording.download", "ok", "rec-1", "192.0.2.7", "rec-1.wav"),
         ("sup", "recording.download", "failed", "rec-9", "192.0.2.7", "not found"),
     ]

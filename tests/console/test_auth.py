@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from structlog.testing import capture_logs
 
-from callflow.console import Role
+from callflow.console import AccountError, Role
+from callflow.console.passwords import PasswordPolicyError
 from tests.console.conftest import PASSWORD, Console
 
 
@@ -117,11 +119,6 @@ async def test_session_table_keeps_only_a_hash_of_the_token(console: Console) ->
 
 
 async def test_account_rules(console: Console) -> None:
-    import pytest
-
-    from callflow.console import AccountError
-    from callflow.console.passwords import PasswordPolicyError
-
     with pytest.raises(AccountError, match="already exists"):
         await console.ctx.accounts.add_user("SUP", Role.SUPERVISOR, PASSWORD)
     with pytest.raises(PasswordPolicyError, match="too short"):

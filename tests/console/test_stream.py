@@ -15,23 +15,26 @@ from pathlib import Path
 import httpx
 import pytest
 
-from callflow.ami import AmiCodec, LinkEvent, parse_event
+from callflow.ami import AmiCodec, LinkEvent, parse_event, utc_now
 from callflow.ami.events import AmiEvent
-from callflow.console import ConsoleComponent, HttpAddress, Role
+from callflow.console import CONSOLE_SCHEMA, AccountStore, ConsoleComponent, HttpAddress, Role
 from callflow.console.hub import EventHub
 from callflow.console.messages import to_message
+from callflow.store import open_database
 from tests.console.conftest import PASSWORD
 
 NOW = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
 
 
 def event(raw: str) -> AmiEvent:
-    (msg,) = AmiCodec().feed(b"Asterisk Call Manager/11.0.0\r\n" + raw.replace("\n", "\r\n").encode() + b"\r\n")
+    data = raw.replace("\n", "\r\n").encode() + b"\r\n"
+    (msg,) = AmiCodec().feed(b"Asterisk Call Manager/11.0.0\r\n" + data)
     return parse_event(msg, NOW)
 
 
 def join_event(uniqueid: str = "1763791542.1", name: str = "Warga") -> AmiEvent:
-    return event(f"Event: QueueCallerJoin\nChannel: PJSIP/citizen-1\nUniqueid: {uniqueid}\nLinkedid: {uniqueid}\n"
+    return event(f"Event: QueueCallerJoin\nChannel: PJSIP/citizen-1\nUniqueid: {uniqueid}\n"
+                 f"Linkedid: {uniqueid}\n"
                  f"CallerIDNum: 081234567890\nCallerIDName: {name}\nQueue: emergency\nPosition: 1\nCount: 1\n"
                  "Timestamp: 1763791542.250000\n")
 
@@ -39,8 +42,8 @@ def join_event(uniqueid: str = "1763791542.1", name: str = "Warga") -> AmiEvent:
 def test_queue_and_agent_events_become_small_messages() -> None:
     assert to_message(join_event()) == {
         "type": "queue.join", "at": "2025-11-22T06:05:42.250000+00:00", "linkedid": "1763791542.1",
-        "uniqueid": "1763791542.1", "caller": "081234567890", "caller_name": "Warga", "queue": "emergency",
-        "position": 1, "count": 1}
+        "uniqueid": "1763791542.1", "caller": "081234567890", "caller_name": "Warga",
+        "queue": "emergency", "position": 1, "count": 1}
     connect = to_message(event(
         "Event: AgentConnect\nChannel: PJSIP/citizen-1\nUniqueid: 9.1\nLinkedid: 9.1\nCallerIDNum: 0812\n"
         "DestChannel: PJSIP/op1-2\nDestUniqueid: 9.2\nQueue: emergency\nMemberName: op1\n"
@@ -60,7 +63,8 @@ def test_queue_and_agent_events_become_small_messages() -> None:
     assert to_message(LinkEvent("down", NOW, "eof")) == {"type": "link", "state": "down",
                                                          "at": NOW.isoformat()}
     assert to_message(event("Event: Newchannel\nChannel: PJSIP/x\nUniqueid: 1.1\n")) is None
-    assert to_message(event("Event: VarSet\nChannel: PJSIP/x\nUniqueid: 1.1\nVariable: A\nValue: b\n")) is None
+    var_set = event("Event: VarSet\nChannel: PJSIP/x\nUniqueid: 1.1\nVariable: A\nValue: b\n")
+    assert to_message(var_set) is None
 
 
 async def test_a_full_client_queue_drops_oldest_and_says_so() -> None:
@@ -98,10 +102,6 @@ class Running:
 
 @pytest.fixture
 async def running(tmp_path: Path) -> AsyncIterator[Running]:
-    from callflow.console import AccountStore, CONSOLE_SCHEMA
-    from callflow.ami import utc_now
-    from callflow.store import open_database
-
     db_path = tmp_path / "engine.db"
     db = await open_database(db_path, [CONSOLE_SCHEMA])
     await AccountStore(db, utc_now).add_user("sup", Role.SUPERVISOR, PASSWORD)
@@ -137,17 +137,16 @@ async def _next_event(lines: AsyncIterator[str]) -> tuple[str, dict[str, object]
 
 
 async def test_sse_delivers_engine_events_to_a_logged_in_browser(running: Running) -> None:
-    async with _logged_in(running.url) as client:
-        async with client.stream("GET", "/api/events") as response:
-            assert response.status_code == 200
-            assert response.headers["content-type"].startswith("text/event-stream")
-            lines = response.aiter_lines()
-            async with asyncio.timeout(5):
-                async for line in lines:
-                    if line == ": connected":
-                        break
-                await running.component.handle(join_event())
-                kind, data = await _next_event(lines)
+    async with _logged_in(running.url) as client, client.stream("GET", "/api/events") as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        lines = response.aiter_lines()
+        async with asyncio.timeout(5):
+            async for line in lines:
+                if line == ": connected":
+                    break
+            await running.component.handle(join_event())
+            kind, data = await _next_event(lines)
     assert kind == "queue.join"
     assert data["caller"] == "081234567890"
     assert data["queue"] == "emergency"
@@ -162,49 +161,47 @@ async def test_sse_refuses_anonymous_clients(running: Running) -> None:
 async def test_a_browser_that_stops_reading_never_blocks_the_engine(running: Running) -> None:
     """A client that does not read fills its socket, then its bounded queue: the engine's handle() stays
     immediate, and when the client reads again it is told how much it missed."""
-    async with _logged_in(running.url) as client:
-        async with client.stream("GET", "/api/events") as response:
-            lines = response.aiter_lines()
-            async with asyncio.timeout(5):
-                async for line in lines:
-                    if line == ": connected":
-                        break
-            big_name = "W" * 4000  # 3000 x ~4 KB: far more than the loopback socket buffers hold
-            slowest = 0.0
-            for i in range(3000):
-                started = time.perf_counter()
-                await running.component.handle(join_event(f"1763791542.{i}", big_name))
-                slowest = max(slowest, time.perf_counter() - started)
-                if i % 200 == 0:
-                    await asyncio.sleep(0)  # let uvicorn write what the socket takes
-            assert slowest < 0.05, f"handle() took {slowest:.3f} s"
-            (sub,) = running.component.hub._subscribers.values()
-            assert sub.pending <= 32
-            seen: list[str] = []
-            async with asyncio.timeout(20):
-                while True:
-                    kind, data = await _next_event(lines)
-                    seen.append(kind)
-                    if data.get("uniqueid") == "1763791542.2999":
-                        break
+    async with _logged_in(running.url) as client, client.stream("GET", "/api/events") as response:
+        lines = response.aiter_lines()
+        async with asyncio.timeout(5):
+            async for line in lines:
+                if line == ": connected":
+                    break
+        big_name = "W" * 4000  # 3000 x ~4 KB: far more than the loopback socket buffers hold
+        slowest = 0.0
+        for i in range(3000):
+            started = time.perf_counter()
+            await running.component.handle(join_event(f"1763791542.{i}", big_name))
+            slowest = max(slowest, time.perf_counter() - started)
+            if i % 200 == 0:
+                await asyncio.sleep(0)  # let uvicorn write what the socket takes
+        assert slowest < 0.05, f"handle() took {slowest:.3f} s"
+        (sub,) = running.component.hub._subscribers.values()
+        assert sub.pending <= 32
+        seen: list[str] = []
+        async with asyncio.timeout(20):
+            while True:
+                kind, data = await _next_event(lines)
+                seen.append(kind)
+                if data.get("uniqueid") == "1763791542.2999":
+                    break
     assert "gap" in seen
     assert len(seen) < 3000
 
 
 async def test_engine_stop_ends_open_streams_and_the_server(running: Running) -> None:
-    async with _logged_in(running.url) as client:
-        async with client.stream("GET", "/api/events") as response:
-            lines = response.aiter_lines()
-            async with asyncio.timeout(5):
-                async for line in lines:
-                    if line == ": connected":
-                        break
-            assert running.component.hub.clients == 1
-            running.engine.stopping.set()
-            async with asyncio.timeout(8):
-                async for _ in lines:
-                    pass  # the stream ends instead of hanging
-                await running.task
+    async with _logged_in(running.url) as client, client.stream("GET", "/api/events") as response:
+        lines = response.aiter_lines()
+        async with asyncio.timeout(5):
+            async for line in lines:
+                if line == ": connected":
+                    break
+        assert running.component.hub.clients == 1
+        running.engine.stopping.set()
+        async with asyncio.timeout(8):
+            async for _ in lines:
+                pass  # the stream ends instead of hanging
+            await running.task
     assert running.component.hub.clients == 0
     with pytest.raises(httpx.ConnectError):
         async with httpx.AsyncClient(base_url=running.url) as again:

@@ -24,7 +24,8 @@ class RecordingIncidents:
         return []
 
     def _incident(self, draft: IncidentDraft, by: str) -> Incident:
-        return Incident(id="inc-1", category=draft.category, district=draft.district, status=IncidentStatus.WAIT,
+        return Incident(id="inc-1", category=draft.category, district=draft.district,
+                        status=IncidentStatus.WAIT,
                         notes=draft.notes, address=draft.address, linkedid=draft.linkedid,
                         caller_number=draft.caller_number, created_at=datetime(2026, 11, 22, tzinfo=UTC),
                         created_by=by)
@@ -109,7 +110,8 @@ async def test_pause_needs_a_reason_and_only_operators_set_their_state(console: 
         await console.login(c, "op1")
         r = await c.post("/api/operators/me/state", json={"state": "paused"})
         assert r.status_code == 422
-        assert r.json()["fields"] == [{"field": "reason", "message": "a pause needs a reason (e.g. break, briefing)"}]
+        assert r.json()["fields"] == [
+            {"field": "reason", "message": "a pause needs a reason (e.g. break, briefing)"}]
         r = await c.post("/api/operators/me/state", json={"state": "on_call"})
         assert r.status_code == 422
         assert "state:" in r.json()["message"]
