@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import tzinfo
+from zoneinfo import ZoneInfo
 
 from callflow.ami.client import Clock
 from callflow.console.accounts import AccountStore
@@ -21,3 +23,4 @@ class ConsoleContext:
     throttle: LoginThrottle
     clock: Clock
     keepalive_s: float = 15.0
+    timezone: tzinfo = field(default_factory=lambda: ZoneInfo("Asia/Makassar"))  # the centre's "today"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, status
@@ -33,9 +33,10 @@ Operator = Annotated[Session, Depends(require(OPERATORS))]
 IncidentId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z_\-]+$")]
 
 
-def start_of_day(at: datetime) -> datetime:
-    """Midnight of ``at``'s day in UTC. (Phase 2: the centre's own time zone, Asia/Makassar.)"""
-    return at.replace(hour=0, minute=0, second=0, microsecond=0)
+def start_of_day(at: datetime, zone: tzinfo) -> datetime:
+    """Midnight of ``at``'s day on the centre's clock (Manado: Asia/Makassar, UTC+8), as a UTC instant."""
+    local = at.astimezone(zone)
+    return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
 
 
 @router.get("/catalog")
@@ -88,7 +89,7 @@ async def calls_from_number(request: Request, _: AnyUser,
 async def answer_stats_today(request: Request, _: AnyUser) -> AnswerStats:
     """Offered, answered within 10/15/20 s, and abandoned calls since midnight."""
     ctx = context(request)
-    return await ctx.providers.calls.answer_stats(start_of_day(ctx.clock()))
+    return await ctx.providers.calls.answer_stats(start_of_day(ctx.clock(), ctx.timezone))
 
 
 @router.get("/incidents", response_model=list[Incident])

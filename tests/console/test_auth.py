@@ -130,3 +130,13 @@ async def test_account_rules(console: Console) -> None:
     user = await console.ctx.accounts.add_user("rina", Role.OPERATOR, PASSWORD, operator_id="op5")
     assert user.operator_id == "op5"
     assert console.ctx.accounts.session_ttl == timedelta(hours=12)
+
+
+async def test_login_takes_json_only_so_a_cross_site_form_cannot_log_in(console: Console) -> None:
+    async with console.client() as c:
+        r = await c.post("/api/auth/login", content=f'{{"name": "sup", "password": "{PASSWORD}"}}',
+                         headers={"Content-Type": "text/plain"})
+        assert r.status_code == 422
+        assert "set-cookie" not in r.headers
+        r = await c.post("/api/auth/login", data={"name": "sup", "password": PASSWORD})
+        assert r.status_code == 422

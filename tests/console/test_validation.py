@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from callflow.console.catalog import IncidentStatus
 from callflow.console.models import Incident, IncidentDraft, OperatorState, OperatorStatus
+from callflow.console.routes_floor import start_of_day
 from tests.console.conftest import Console
 
 
@@ -149,3 +151,12 @@ async def test_malformed_json_is_a_clear_422(console: Console) -> None:
         r = await c.post("/api/incidents", content=b"{not json", headers={"Content-Type": "application/json"})
     assert r.status_code == 422
     assert "invalid input" in r.json()["message"]
+
+
+def test_today_starts_at_midnight_in_manado() -> None:
+    wita = ZoneInfo("Asia/Makassar")
+    # 17:30 UTC on the 21st is already 01:30 on the 22nd in Manado
+    assert start_of_day(datetime(2026, 11, 21, 17, 30, tzinfo=UTC), wita) == datetime(2026, 11, 21, 16, 0,
+                                                                                      tzinfo=UTC)
+    assert start_of_day(datetime(2026, 11, 22, 8, 0, tzinfo=UTC), wita) == datetime(2026, 11, 21, 16, 0,
+                                                                                    tzinfo=UTC)
