@@ -9,6 +9,9 @@ command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
 command -v asterisk >/dev/null 2>&1 || command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
 command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
 command -v sox >/dev/null 2>&1 || need+=(sox)
+# the console's end-to-end tests drive the system's headless Chromium (no browser download works here)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 if ((${#need[@]})); then
   if [ "$(id -u)" = 0 ]; then
     echo "setup: installing Debian packages: ${need[*]}"

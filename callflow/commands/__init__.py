@@ -10,4 +10,5 @@ COMMAND_MODULES = [
     "callflow.commands.config",
     "callflow.commands.calls",
     "callflow.commands.ami",
+    "callflow.commands.console",
 ]

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from callflow.ami import AmiEndpoint
 from callflow.calls.setup import call_tracker, resolve_database
+from callflow.console import DEFAULT_ADDRESS, ConsoleComponent, ConsoleError, HttpAddress
 from callflow.lab import LabError, status
 from callflow.logs import configure_logging
 from callflow.service import CallEventLogger, Component, Engine, serve
@@ -29,6 +30,8 @@ def register(sub: Any) -> None:
     p.add_argument("--log-format", choices=["auto", "json", "console"], help="default: auto")
     p.add_argument("--database", type=Path, metavar="PATH",
                    help="SQLite database (default: the lab's with --lab, else settings.database)")
+    p.add_argument("--http", default=DEFAULT_ADDRESS, metavar="HOST:PORT",
+                   help=f"operator console and wallboard (default {DEFAULT_ADDRESS}; 'off' for none)")
     p.set_defaults(handler=_serve)
 
 
@@ -45,7 +48,14 @@ def endpoint_for(settings: EngineSettings, lab: str | None) -> AmiEndpoint:
 def build_components(settings: EngineSettings, args: argparse.Namespace) -> list[Component]:
     """The engine's parts, in the order each event reaches them. ``settings.database`` is already
     resolved (``--database``, the lab's, or the settings file's): every component shares that one file."""
-    return [CallEventLogger(), call_tracker(settings, args), _recorder(settings, args.lab)]
+    components: list[Component] = [CallEventLogger(), call_tracker(settings, args),
+                                   _recorder(settings, args.lab)]
+    http = getattr(args, "http", "off")
+    if http != "off":
+        console = ConsoleComponent(HttpAddress.parse(http), settings.database)
+        console.bind()  # a taken port is a start-up error, before the engine attaches
+        components.append(console)
+    return components
 
 
 def _recorder(settings: EngineSettings, lab: str | None) -> Recorder:
@@ -87,7 +97,7 @@ def _serve(args: argparse.Namespace) -> int:
         "database": resolve_database(explicit, args.lab, settings.database)})
     try:
         components = build_components(settings, args)
-    except (StoreError, SiteConfigError) as exc:
+    except (StoreError, SiteConfigError, ConsoleError) as exc:
         print(f"siaga112 serve: {exc}", file=sys.stderr)
         return 2
     engine = Engine(endpoint, components, ping_interval=ami.ping_interval_s,

@@ -34,9 +34,11 @@ class EngineProcess:
         self._changed = asyncio.Event()
 
     async def start(self) -> EngineProcess:
+        # no console unless a test asks for one (--http HOST:PORT): parallel runs would share its port
+        http = () if "--http" in self.extra_args else ("--http", "off")
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "callflow.cli", "serve", "--lab", self.instance, "--log-format", "json",
-            *self.extra_args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            *self.extra_args, *http, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
             env=self.env, cwd=self.cwd)
         self._reader = asyncio.create_task(self._read())
         await self.wait_for(lambda r: r.get("event") == "ami.connected", timeout=20)

@@ -1,0 +1,124 @@
+"""The console's ASGI application: API routers, error bodies that name the field, the two pages."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from pathlib import Path
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from callflow.console import routes_auth, routes_floor, routes_stream, routes_supervision
+from callflow.console.context import ConsoleContext
+from callflow.console.providers import NotFound, ProviderUnavailable
+from callflow.console.security import csrf_guard
+
+STATIC_DIR = Path(str(files("callflow.console") / "static"))
+
+_SECURITY_HEADERS = [
+    (b"content-security-policy", b"default-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
+                                 b"form-action 'self'"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+]
+
+
+class SecurityHeaders:
+    """Adds the headers above to every response; API answers are never cached."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        is_api = str(scope.get("path", "")).startswith("/api/")
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.extend(_SECURITY_HEADERS)
+                if is_api and not any(k == b"cache-control" for k, _ in headers):
+                    headers.append((b"cache-control", b"no-store"))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def _field(loc: tuple[int | str, ...]) -> str:
+    # ("body", "category") -> "category"; ("query", "limit") -> "limit"; ("path", "number") -> "number"
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header", "cookie")]
+    return ".".join(parts) or "body"
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)  # noqa: S101 -- registered for this type only
+    fields = []
+    for err in exc.errors():
+        name = _field(tuple(err.get("loc", ())))
+        msg = str(err.get("msg", "invalid"))
+        # model-level checks put the field name first ("reason: ..."): keep it as the field
+        if name == "body" and ": " in msg:
+            head, _, rest = msg.removeprefix("Value error, ").partition(": ")
+            if head.isidentifier():
+                name, msg = head, rest
+        fields.append({"field": name, "message": msg})
+    text = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
+    return JSONResponse({"error": "invalid_input", "message": f"invalid input: {text}", "fields": fields},
+                        status_code=422)
+
+
+async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ProviderUnavailable)  # noqa: S101
+    return JSONResponse({"error": "unavailable", "component": exc.component, "message": str(exc)},
+                        status_code=503)
+
+
+async def _not_found(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"error": "not_found", "message": str(exc) or "no such item"}, status_code=404)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)  # noqa: S101
+    return JSONResponse({"error": "refused" if exc.status_code < 500 else "error", "message": exc.detail},
+                        status_code=exc.status_code, headers=exc.headers)
+
+
+def create_app(ctx: ConsoleContext) -> FastAPI:
+    app = FastAPI(
+        title="siaga112 console", version="1",
+        description="Operator console and wallboard API of the siaga112 engine. Log in with "
+                    "POST /api/auth/login (session cookie); send the session's CSRF token in the "
+                    "X-CSRF-Token header on every state-changing request.",
+        dependencies=[Depends(csrf_guard)],
+        docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
+    app.state.console = ctx
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(ProviderUnavailable, _unavailable)
+    app.add_exception_handler(NotFound, _not_found)
+    app.add_exception_handler(HTTPException, _http_error)
+    for module in (routes_auth, routes_floor, routes_supervision, routes_stream):
+        app.include_router(module.router)
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        return RedirectResponse("/console")
+
+    @app.get("/console", include_in_schema=False)
+    async def console_page() -> FileResponse:
+        return FileResponse(STATIC_DIR / "console.html", media_type="text/html")
+
+    @app.get("/wallboard", include_in_schema=False)
+    async def wallboard_page() -> FileResponse:
+        return FileResponse(STATIC_DIR / "wallboard.html", media_type="text/html")
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_middleware(SecurityHeaders)
+    return app

@@ -1,0 +1,166 @@
+"""The console as an engine :class:`~callflow.service.Component`: uvicorn on the engine's own event loop.
+
+``run`` opens the console's tables, serves HTTP until the engine stops, then ends the live streams and
+shuts uvicorn down cleanly. ``handle`` turns each engine event the pages show into a stream message
+(synchronous fan-out into bounded queues: the engine's consumer never waits on a browser).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import structlog
+import uvicorn
+
+from callflow.ami import EventItem
+from callflow.ami.client import Clock, utc_now
+from callflow.console.accounts import AccountStore
+from callflow.console.app import create_app
+from callflow.console.audit import AuditLog
+from callflow.console.context import ConsoleContext
+from callflow.console.hub import EventHub
+from callflow.console.messages import to_message
+from callflow.console.providers import Providers, UnavailableQueues
+from callflow.console.queue_status import AsteriskQueues
+from callflow.console.schema import CONSOLE_SCHEMA
+from callflow.console.throttle import LoginThrottle
+from callflow.store import open_database
+
+if TYPE_CHECKING:
+    from callflow.service import Engine
+
+log = structlog.get_logger("callflow.console")
+
+DEFAULT_ADDRESS = "127.0.0.1:8112"
+
+
+class ConsoleError(Exception):
+    """The console cannot start as configured; the message says what to change."""
+
+
+@dataclass(frozen=True, slots=True)
+class HttpAddress:
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, text: str) -> HttpAddress:
+        host, sep, port = text.rpartition(":")
+        host = host.strip("[]")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ConsoleError(f"--http {text!r}: give HOST:PORT, e.g. {DEFAULT_ADDRESS}")
+        return cls(host, int(port))
+
+    @property
+    def loopback(self) -> bool:
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return self.host == "localhost"
+
+
+def bind(address: HttpAddress) -> socket.socket:
+    """Bind the listening socket now, so a taken port is a clear start-up error (uvicorn itself would
+    exit the whole process)."""
+    family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((address.host, address.port))
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise ConsoleError(f"cannot listen on {address.host}:{address.port} for the console "
+                           f"({exc.strerror}): choose another with --http HOST:PORT") from exc
+    sock.setblocking(False)
+    return sock
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the engine owns SIGINT/SIGTERM and stops us."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class ConsoleComponent:
+    name = "console"
+
+    def __init__(self, address: HttpAddress, database: Path, *, providers: Providers | None = None,
+                 clock: Clock = utc_now, session_ttl: timedelta = timedelta(hours=12),
+                 per_client_limit: int = 256) -> None:
+        self.address = address
+        self.database = database
+        self.providers = providers or Providers()
+        self.clock = clock
+        self.session_ttl = session_ttl
+        self.hub = EventHub(per_client_limit)
+        self._sock: socket.socket | None = None
+        self.started = asyncio.Event()
+
+    def bind(self) -> None:
+        if self._sock is None:
+            self._sock = bind(self.address)
+            self.address = HttpAddress(self.address.host, self._sock.getsockname()[1])
+
+    async def handle(self, item: EventItem) -> None:
+        message = to_message(item)
+        if message is not None:
+            self.hub.publish(message)
+
+    async def run(self, engine: Engine) -> None:
+        self.bind()
+        assert self._sock is not None  # noqa: S101 -- bound just above
+        if isinstance(self.providers.queues, UnavailableQueues):  # not replaced by the wiring
+            self.providers.queues = AsteriskQueues(engine.session, self.clock)
+        db = await open_database(self.database, [CONSOLE_SCHEMA])
+        try:
+            ctx = ConsoleContext(accounts=AccountStore(db, self.clock, self.session_ttl),
+                                 audit=AuditLog(db, self.clock), hub=self.hub, providers=self.providers,
+                                 throttle=LoginThrottle(self.clock), clock=self.clock)
+            config = uvicorn.Config(create_app(ctx), lifespan="off", log_config=None, access_log=False,
+                                    proxy_headers=False, server_header=False, timeout_graceful_shutdown=3)
+            server = _EmbeddedServer(config)
+            await self._serve(server, engine)
+        finally:
+            await db.close()
+
+    async def _serve(self, server: _EmbeddedServer, engine: Engine) -> None:
+        assert self._sock is not None  # noqa: S101
+        serving = asyncio.ensure_future(server.serve(sockets=[self._sock]))
+        stopping = asyncio.ensure_future(engine.stopping.wait())
+        log.info("console.listening", url=f"http://{self.address.host}:{self.address.port}/",
+                 loopback=self.address.loopback)
+        if not self.address.loopback:
+            log.warning("console.not_loopback", host=self.address.host,
+                        hint="put it behind TLS (a reverse proxy) before exposing it beyond this host")
+        self.started.set()
+        try:
+            await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            server.should_exit = True
+            self.hub.close()
+            try:
+                await asyncio.wait({serving}, timeout=5)
+            except asyncio.CancelledError:
+                # the engine cancels components once its consumer is drained: finish the shutdown first
+                await asyncio.wait({serving}, timeout=5)
+                raise
+            finally:
+                if not serving.done():
+                    serving.cancel()
+                    await asyncio.wait({serving}, timeout=1)
+                self._sock.close()
+                log.info("console.stopped")
+        if serving.done() and not serving.cancelled():
+            serving.result()  # uvicorn's own failure, if any, surfaces here

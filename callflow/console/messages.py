@@ -1,0 +1,95 @@
+"""Engine events -> the small JSON messages the console's live stream carries.
+
+Only what the pages show: queue callers joining and leaving, operators rung/connected/done, operator
+(queue member) status, the dial plan's class/IVR user events, and the AMI link state. Everything else
+gives None and is not sent.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from callflow.ami import EventItem, LinkEvent
+from callflow.ami.events import (
+    AgentCalled,
+    AgentComplete,
+    AgentConnect,
+    AgentRingNoAnswer,
+    AmiEvent,
+    ChannelEvent,
+    QueueCallerAbandon,
+    QueueCallerJoin,
+    QueueCallerLeave,
+    QueueMemberAdded,
+    QueueMemberPause,
+    QueueMemberRemoved,
+    QueueMemberStatus,
+    UserEvent,
+)
+
+Message = dict[str, Any]
+
+_QUEUE_CALLER = (QueueCallerJoin, QueueCallerLeave, QueueCallerAbandon)
+_AGENT = (AgentCalled, AgentConnect, AgentComplete, AgentRingNoAnswer)
+_MEMBER = (QueueMemberStatus, QueueMemberAdded, QueueMemberRemoved, QueueMemberPause)
+_QUEUE_TYPES: dict[type[AmiEvent], str] = {
+    QueueCallerJoin: "queue.join", QueueCallerLeave: "queue.leave", QueueCallerAbandon: "queue.abandon",
+}
+_AGENT_TYPES: dict[type[AmiEvent], str] = {
+    AgentCalled: "agent.called", AgentConnect: "agent.connect", AgentComplete: "agent.complete",
+    AgentRingNoAnswer: "agent.noanswer",
+}
+_MEMBER_TYPES: dict[type[AmiEvent], str] = {
+    QueueMemberStatus: "member.status", QueueMemberAdded: "member.added",
+    QueueMemberRemoved: "member.removed", QueueMemberPause: "member.pause",
+}
+# Asterisk's device states (QueueMemberStatus Status: AST_DEVICE_*), by number.
+DEVICE_STATES = ("unknown", "not_in_use", "in_use", "busy", "invalid", "unavailable", "ringing",
+                 "ringinuse", "onhold")
+
+
+def _call_fields(event: ChannelEvent) -> Message:
+    chan = event.chan
+    return {
+        "linkedid": event.linkedid,
+        "uniqueid": event.uniqueid,
+        "caller": chan.caller_id_num if chan else "",
+        "caller_name": chan.caller_id_name if chan else "",
+    }
+
+
+def to_message(item: EventItem) -> Message | None:
+    """The stream message for one engine item, or None when the console does not show it."""
+    if isinstance(item, LinkEvent):
+        return {"type": "link", "state": item.state, "at": item.at.isoformat()}
+    base: Message = {"at": item.time.isoformat()}
+    kind = type(item)
+    if isinstance(item, _QUEUE_CALLER):
+        msg = {"type": _QUEUE_TYPES[kind], **base, **_call_fields(item), "queue": item.queue,
+               "position": item.position, "count": item.count}
+        if isinstance(item, QueueCallerAbandon):
+            msg["hold_time"] = item.hold_time
+        return msg
+    if isinstance(item, _AGENT):
+        msg = {"type": _AGENT_TYPES[kind], **base, **_call_fields(item), "queue": item.queue,
+               "operator": item.member_name, "interface": item.interface}
+        if isinstance(item, AgentConnect):
+            msg.update(hold_time=item.hold_time, ring_time=item.ring_time)
+        elif isinstance(item, AgentComplete):
+            msg.update(hold_time=item.hold_time, talk_time=item.talk_time, reason=item.reason)
+        return msg
+    if isinstance(item, _MEMBER):
+        device = DEVICE_STATES[item.status] if 0 <= item.status < len(DEVICE_STATES) else "unknown"
+        return {"type": _MEMBER_TYPES[kind], **base, "queue": item.queue, "operator": item.member_name,
+                "interface": item.interface, "paused": item.paused, "paused_reason": item.paused_reason,
+                "in_call": item.in_call, "device": device}
+    if isinstance(item, UserEvent):
+        if item.user_event == "SiagaQueueEntry":
+            return {"type": "call.queue_entry", **base, **_call_fields(item),
+                    "class": item.get_field("Class"), "queue": item.get_field("Queue"),
+                    "route": item.get_field("Route"), "category": item.get_field("Category")}
+        if item.user_event == "SiagaIvr":
+            return {"type": "call.ivr", **base, **_call_fields(item), "step": item.get_field("Step"),
+                    "node": item.get_field("Node"), "digit": item.get_field("Digit"),
+                    "action": item.get_field("Action"), "category": item.get_field("Category")}
+    return None

@@ -1,0 +1,193 @@
+"""The console API's request and response bodies (pydantic: validated in, documented in OpenAPI)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from callflow.calls.model import CallRecord
+from callflow.console.catalog import Category, District, IncidentStatus
+from callflow.console.roles import Role
+
+NUMBER_PATTERN = r"^\+?[0-9]{2,20}$"
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+# -- access ------------------------------------------------------------------------------------------
+class LoginRequest(_In):
+    name: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=256)
+
+
+class UserView(BaseModel):
+    name: str
+    role: Role
+    operator_id: str | None
+
+
+class LoginResponse(BaseModel):
+    user: UserView
+    csrf_token: str
+    expires_at: datetime
+
+
+class CsrfResponse(BaseModel):
+    csrf_token: str
+
+
+# -- queues (live from Asterisk) ---------------------------------------------------------------------
+class QueueCaller(BaseModel):
+    position: int
+    caller: str
+    caller_name: str
+    wait_s: int
+    uniqueid: str
+    linkedid: str
+
+
+class QueueView(BaseModel):
+    queue: str
+    call_class: str = Field(description="emergency | nonemergency | the queue name for other queues")
+    waiting: int
+    longest_wait_s: int
+    callers: list[QueueCaller]
+    members: int = Field(description="operators logged in to the queue")
+    service_level_s: int
+
+
+class QueueBoard(BaseModel):
+    at: datetime
+    source: Literal["asterisk"] = "asterisk"
+    queues: list[QueueView]
+
+
+# -- operators ---------------------------------------------------------------------------------------
+class OperatorState(StrEnum):
+    OFFLINE = "offline"
+    READY = "ready"
+    RINGING = "ringing"
+    ON_CALL = "on_call"
+    WRAPUP = "wrapup"
+    PAUSED = "paused"
+
+
+class OperatorStatus(BaseModel):
+    operator: str
+    state: OperatorState
+    reason: str = ""
+    since: datetime
+    seconds_in_state: float
+
+
+class StateChange(_In):
+    state: Literal[OperatorState.READY, OperatorState.PAUSED, OperatorState.WRAPUP]
+    reason: str = Field(default="", max_length=80)
+
+    @model_validator(mode="after")
+    def _pause_needs_reason(self) -> StateChange:
+        if self.state is OperatorState.PAUSED and not self.reason:
+            raise ValueError("reason: a pause needs a reason (e.g. break, briefing)")
+        return self
+
+
+# -- calls -------------------------------------------------------------------------------------------
+class CallSummary(BaseModel):
+    linkedid: str
+    caller_number: str
+    call_class: str
+    outcome: str
+    arrival: datetime
+    answered: datetime | None
+    answer_seconds: float | None
+    operator: str
+    queue: str
+    category: str
+    ivr_path: list[str]
+
+    @classmethod
+    def of(cls, record: CallRecord) -> CallSummary:
+        return cls(linkedid=record.linkedid, caller_number=record.caller_number,
+                   call_class=record.call_class.value, outcome=record.outcome.value, arrival=record.arrival,
+                   answered=record.answered, answer_seconds=record.answer_seconds, operator=record.operator,
+                   queue=record.queue, category=record.category, ivr_path=list(record.ivr_path))
+
+
+class AnswerStats(BaseModel):
+    since: datetime
+    offered: int
+    answered: int
+    within_10s: int
+    within_15s: int
+    within_20s: int
+    abandoned: int
+    short_abandons_excluded: int = 0
+
+
+# -- incidents ---------------------------------------------------------------------------------------
+class IncidentDraft(_In):
+    category: Category
+    district: District
+    notes: str = Field(default="", max_length=2000)
+    address: str = Field(default="", max_length=200)
+    linkedid: str | None = Field(default=None, max_length=64, pattern=r"^[0-9A-Za-z.\-]+$")
+    caller_number: str | None = Field(default=None, pattern=NUMBER_PATTERN)
+
+
+class Incident(BaseModel):
+    id: str
+    category: Category
+    district: District
+    status: IncidentStatus
+    notes: str
+    address: str
+    linkedid: str | None
+    caller_number: str | None
+    created_at: datetime
+    created_by: str
+    dispatched_to: list[str] = []
+
+
+class DispatchRequest(_In):
+    unit: str = Field(min_length=1, max_length=80)
+
+
+class StatusChangeRequest(_In):
+    status: IncidentStatus
+
+
+# -- callbacks, reports, recordings ------------------------------------------------------------------
+class Callback(BaseModel):
+    id: str
+    number: str
+    reason: str
+    created_at: datetime
+    status: str
+    linkedid: str | None = None
+
+
+class ReportSummary(BaseModel):
+    start: datetime
+    end: datetime
+    figures: dict[str, float]
+
+
+class RecordingInfo(BaseModel):
+    id: str
+    linkedid: str
+    started_at: datetime
+    duration_s: float | None
+    size_bytes: int
+    media_type: str
+
+
+class ErrorBody(BaseModel):
+    error: str
+    message: str
+    fields: list[dict[str, str]] = []
+    component: str | None = None

@@ -1,0 +1,126 @@
+"""The floor's API: live queues, operators, calls, incidents and callbacks, and the form's catalog."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request, status
+
+from callflow.console.accounts import Session
+from callflow.console.catalog import CATEGORIES, DISTRICT_NAMES, STATUS_LABELS, IncidentStatus
+from callflow.console.models import (
+    NUMBER_PATTERN,
+    AnswerStats,
+    Callback,
+    CallSummary,
+    DispatchRequest,
+    Incident,
+    IncidentDraft,
+    OperatorStatus,
+    QueueBoard,
+    StateChange,
+    StatusChangeRequest,
+)
+from callflow.console.roles import ANY_ROLE, FLOOR, OPERATORS
+from callflow.console.security import context, require
+
+router = APIRouter(prefix="/api", tags=["floor"])
+
+AnyUser = Annotated[Session, Depends(require(ANY_ROLE))]
+FloorUser = Annotated[Session, Depends(require(FLOOR))]
+Operator = Annotated[Session, Depends(require(OPERATORS))]
+IncidentId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z_\-]+$")]
+
+
+def start_of_day(at: datetime, zone: tzinfo) -> datetime:
+    """Midnight of ``at``'s day on the centre's clock (Manado: Asia/Makassar, UTC+8), as a UTC instant."""
+    local = at.astimezone(zone)
+    return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
+
+
+@router.get("/catalog")
+async def catalog(_: AnyUser) -> dict[str, Any]:
+    """The incident form's choices: the 16 categories, the 11 districts, the three statuses."""
+    return {
+        "categories": [{"id": c.id.value, "emergency": c.emergency, "label_id": c.label_id,
+                        "label_en": c.label_en} for c in CATEGORIES],
+        "districts": [{"id": d.value, "name": name} for d, name in DISTRICT_NAMES.items()],
+        "statuses": [{"id": s.value, "label_id": ind, "label_en": en}
+                     for s, (ind, en) in STATUS_LABELS.items()],
+    }
+
+
+@router.get("/queues", response_model=QueueBoard)
+async def queues(request: Request, _: AnyUser) -> QueueBoard:
+    """Callers waiting in each queue, straight from Asterisk."""
+    return await context(request).providers.queues.board()
+
+
+@router.get("/operators", response_model=list[OperatorStatus])
+async def operators(request: Request, _: AnyUser) -> list[OperatorStatus]:
+    return list(await context(request).providers.operators.operators())
+
+
+@router.post("/operators/me/state", response_model=OperatorStatus)
+async def set_my_state(body: StateChange, request: Request, session: Operator) -> OperatorStatus:
+    """Ready, pause (with a reason) or wrap-up, for the operator who is logged in."""
+    operator_id = session.user.operator_id or session.user.name
+    return await context(request).providers.operators.set_state(operator_id, body.state, body.reason)
+
+
+@router.get("/calls/recent", response_model=list[CallSummary])
+async def recent_calls(request: Request, _: AnyUser,
+                       limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[CallSummary]:
+    return [CallSummary.of(r) for r in await context(request).providers.calls.recent(limit)]
+
+
+@router.get("/calls/by-number/{number}", response_model=list[CallSummary])
+async def calls_from_number(request: Request, _: AnyUser,
+                            number: Annotated[str, Path(pattern=NUMBER_PATTERN)],
+                            days: Annotated[int, Query(ge=1, le=90)] = 30) -> list[CallSummary]:
+    """Earlier calls from one number (repeat callers, possible hoaxes): the last ``days`` days."""
+    ctx = context(request)
+    since = ctx.clock() - timedelta(days=days)
+    return [CallSummary.of(r) for r in await ctx.providers.calls.from_number(number, since)]
+
+
+@router.get("/calls/stats/today", response_model=AnswerStats)
+async def answer_stats_today(request: Request, _: AnyUser) -> AnswerStats:
+    """Offered, answered within 10/15/20 s, and abandoned calls since midnight."""
+    ctx = context(request)
+    return await ctx.providers.calls.answer_stats(start_of_day(ctx.clock(), ctx.timezone))
+
+
+@router.get("/incidents", response_model=list[Incident])
+async def incidents(request: Request, _: AnyUser,
+                    status_: Annotated[IncidentStatus | None, Query(alias="status")] = None,
+                    caller_number: Annotated[str | None, Query(pattern=NUMBER_PATTERN)] = None,
+                    days: Annotated[int | None, Query(ge=1, le=366)] = None) -> list[Incident]:
+    ctx = context(request)
+    since = ctx.clock() - timedelta(days=days) if days else None
+    return list(await ctx.providers.incidents.incidents(status=status_, caller_number=caller_number,
+                                                        since=since))
+
+
+@router.post("/incidents", response_model=Incident, status_code=status.HTTP_201_CREATED)
+async def create_incident(body: IncidentDraft, request: Request, session: FloorUser) -> Incident:
+    return await context(request).providers.incidents.create(body, session.user.name)
+
+
+@router.post("/incidents/{incident_id}/dispatch", response_model=Incident)
+async def dispatch_incident(incident_id: IncidentId, body: DispatchRequest, request: Request,
+                            session: FloorUser) -> Incident:
+    return await context(request).providers.incidents.dispatch(incident_id, body.unit, session.user.name)
+
+
+@router.post("/incidents/{incident_id}/status", response_model=Incident)
+async def change_incident_status(incident_id: IncidentId, body: StatusChangeRequest, request: Request,
+                                 session: FloorUser) -> Incident:
+    return await context(request).providers.incidents.set_status(incident_id, body.status,
+                                                                 session.user.name)
+
+
+@router.get("/callbacks", response_model=list[Callback])
+async def callbacks(request: Request, _: AnyUser, open_only: bool = True) -> list[Callback]:
+    return list(await context(request).providers.callbacks.callbacks(open_only=open_only))

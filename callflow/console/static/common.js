@@ -1,0 +1,129 @@
+/* siaga112 console: shared helpers (session, CSRF, API calls, live stream, small DOM builders). */
+"use strict";
+
+const Siaga = (() => {
+  let csrf = null;
+  let me = null;
+
+  async function api(method, path, body) {
+    const headers = { Accept: "application/json" };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    if (method !== "GET" && csrf) headers["X-CSRF-Token"] = csrf;
+    const res = await fetch(path, {
+      method, headers, credentials: "same-origin",
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    let data = null;
+    try { data = await res.json(); } catch (_) { data = null; }
+    if (!res.ok) {
+      const err = new Error((data && data.message) || res.statusText);
+      err.status = res.status;
+      err.data = data;
+      throw err;
+    }
+    return data;
+  }
+
+  async function resume() {
+    try {
+      me = await api("GET", "/api/auth/me");
+      csrf = (await api("GET", "/api/auth/csrf")).csrf_token;
+      return me;
+    } catch (e) {
+      if (e.status === 401) return null;
+      throw e;
+    }
+  }
+
+  async function login(name, password) {
+    const r = await api("POST", "/api/auth/login", { name, password });
+    csrf = r.csrf_token;
+    me = r.user;
+    return me;
+  }
+
+  async function logout() {
+    try { await api("POST", "/api/auth/logout"); } finally { me = null; csrf = null; }
+  }
+
+  const STREAM_TYPES = ["queue.join", "queue.leave", "queue.abandon", "agent.called", "agent.connect",
+    "agent.complete", "agent.noanswer", "member.status", "member.added", "member.removed",
+    "member.pause", "call.queue_entry", "call.ivr", "link", "gap"];
+
+  function stream(onMessage, onState) {
+    const es = new EventSource("/api/events");
+    for (const t of STREAM_TYPES) {
+      es.addEventListener(t, (ev) => onMessage(JSON.parse(ev.data)));
+    }
+    es.onopen = () => onState("live");
+    es.onerror = () => onState("reconnecting");
+    return es;
+  }
+
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (k === "class") node.className = v;
+      else if (k === "text") node.textContent = v;
+      else node.setAttribute(k, v);
+    }
+    for (const c of children) node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    return node;
+  }
+
+  function duration(seconds) {
+    const s = Math.max(0, Math.floor(seconds));
+    const m = Math.floor(s / 60);
+    const h = Math.floor(m / 60);
+    const mm = String(m % 60).padStart(2, "0");
+    const ss = String(s % 60).padStart(2, "0");
+    return h > 0 ? `${h}:${mm}:${ss}` : `${m}:${ss}`;
+  }
+
+  /* A panel shows data, or says plainly why it cannot (503: which component is not wired). */
+  function unavailable(panel, err) {
+    const box = panel.querySelector(".panel-status");
+    if (!box) return;
+    if (!err) { box.textContent = ""; box.hidden = true; panel.classList.remove("unavailable"); return; }
+    panel.classList.add("unavailable");
+    box.hidden = false;
+    box.textContent = err.status === 503
+      ? `Not available: ${err.data && err.data.component ? err.data.component : "component"} is not wired into this engine`
+      : `Error: ${err.message}`;
+  }
+
+  /* Log-in form handling shared by both pages; calls start(user) once logged in. */
+  function setupLogin(allowedRoles, start) {
+    const loginBox = document.getElementById("login");
+    const app = document.getElementById("app");
+    const form = document.getElementById("login-form");
+    const msg = document.getElementById("login-msg");
+    const show = (user) => {
+      if (!allowedRoles.includes(user.role)) {
+        msg.textContent = `Role ${user.role} cannot use this page.`;
+        return;
+      }
+      loginBox.hidden = true;
+      app.hidden = false;
+      document.getElementById("who").textContent = `${user.name} (${user.role})`;
+      start(user);
+    };
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      msg.textContent = "";
+      try {
+        show(await login(form.elements.name.value, form.elements.password.value));
+        form.reset();
+      } catch (e) {
+        msg.textContent = e.message;
+      }
+    });
+    document.getElementById("logout").addEventListener("click", async () => {
+      await logout();
+      window.location.reload();
+    });
+    resume().then((user) => { if (user) show(user); else loginBox.hidden = false; });
+  }
+
+  return { api, stream, el, duration, unavailable, setupLogin, me: () => me };
+})();

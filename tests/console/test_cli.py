@@ -1,0 +1,84 @@
+"""``siaga112 console user add | list | disable``: passwords from stdin/env/prompt only, never echoed."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from callflow.cli import main
+
+PASSWORD = "Manado-112-secret"
+
+
+def _cli(capsys: pytest.CaptureFixture[str], db: Path, *args: str) -> tuple[int, str, str]:
+    code = main(["console", "--database", str(db), "user", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_add_list_disable(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                          monkeypatch: pytest.MonkeyPatch) -> None:
+    db = tmp_path / "siaga112.db"
+    code, out, _ = _cli(capsys, db, "list")
+    assert code == 0
+    assert "siaga112 console user add NAME --role admin" in out
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
+    code, out, err = _cli(capsys, db, "add", "admin1", "--role", "admin", "--password-stdin")
+    assert (code, err) == (0, "")
+    assert "account 'admin1' created (role admin)" in out
+
+    monkeypatch.setenv("SIAGA112_CONSOLE_PASSWORD", PASSWORD)
+    code, out, _ = _cli(capsys, db, "add", "rina", "--role", "operator", "--operator-id", "op3")
+    assert code == 0
+    assert "operator op3" in out
+
+    code, out, _ = _cli(capsys, db, "list")
+    lines = out.splitlines()
+    assert lines[0].split()[:4] == ["admin1", "admin", "-", "active"]
+    assert lines[1].split()[:4] == ["rina", "operator", "op3", "active"]
+
+    code, out, _ = _cli(capsys, db, "disable", "rina")
+    assert code == 0
+    assert "disabled" in out
+    code, out, _ = _cli(capsys, db, "list")
+    assert out.splitlines()[1].split()[3] == "disabled"
+    assert PASSWORD not in out
+
+
+def test_refusals_say_what_to_do(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    db = tmp_path / "siaga112.db"
+    monkeypatch.delenv("SIAGA112_CONSOLE_PASSWORD", raising=False)
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))  # not a terminal, no env, no --password-stdin
+    code, _, err = _cli(capsys, db, "add", "sup", "--role", "supervisor")
+    assert code == 2
+    assert "--password-stdin" in err
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
+    code, _, err = _cli(capsys, db, "add", "sup", "--role", "supervisor", "--password-stdin")
+    assert code == 2
+    assert "too short" in err
+
+    code, _, err = _cli(capsys, db, "disable", "ghost")
+    assert code == 2
+    assert "no account named 'ghost'" in err
+
+    with pytest.raises(SystemExit):
+        main(["console", "--database", str(db), "user", "add", "x", "--role", "root"])
+
+
+def test_cli_audits_account_changes(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    db = tmp_path / "siaga112.db"
+    monkeypatch.setenv("SIAGA112_CONSOLE_PASSWORD", PASSWORD)
+    assert main(["console", "--database", str(db), "user", "add", "sup", "--role", "supervisor"]) == 0
+    assert main(["console", "--database", str(db), "user", "disable", "sup"]) == 0
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        rows = conn.execute("SELECT action, target, outcome, address FROM console_audit "
+                            "ORDER BY id").fetchall()
+    assert rows == [("user.add", "sup", "ok", "local"), ("user.disable", "sup", "ok", "local")]

@@ -1,0 +1,162 @@
+"""Bad input: 422 with a message naming the field; the provider behind never sees it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from callflow.console.catalog import IncidentStatus
+from callflow.console.models import Incident, IncidentDraft, OperatorState, OperatorStatus
+from callflow.console.routes_floor import start_of_day
+from tests.console.conftest import Console
+
+
+class RecordingIncidents:
+    """Keeps what reached it: the test checks invalid input never does."""
+
+    def __init__(self) -> None:
+        self.created: list[IncidentDraft] = []
+        self.changes: list[tuple[str, str]] = []
+
+    async def incidents(self, *, status: IncidentStatus | None, caller_number: str | None,
+                        since: datetime | None) -> Sequence[Incident]:
+        return []
+
+    def _incident(self, draft: IncidentDraft, by: str) -> Incident:
+        return Incident(id="inc-1", category=draft.category, district=draft.district,
+                        status=IncidentStatus.WAIT,
+                        notes=draft.notes, address=draft.address, linkedid=draft.linkedid,
+                        caller_number=draft.caller_number, created_at=datetime(2026, 11, 22, tzinfo=UTC),
+                        created_by=by)
+
+    async def create(self, draft: IncidentDraft, by: str) -> Incident:
+        self.created.append(draft)
+        return self._incident(draft, by)
+
+    async def dispatch(self, incident_id: str, unit: str, by: str) -> Incident:
+        self.changes.append((incident_id, unit))
+        return self._incident(IncidentDraft(category="fire", district="wenang"), by)  # type: ignore[arg-type]
+
+    async def set_status(self, incident_id: str, status: IncidentStatus, by: str) -> Incident:
+        self.changes.append((incident_id, status.value))
+        return self._incident(IncidentDraft(category="fire", district="wenang"), by)  # type: ignore[arg-type]
+
+
+class RecordingOperators:
+    def __init__(self) -> None:
+        self.changes: list[tuple[str, OperatorState, str]] = []
+
+    async def operators(self) -> Sequence[OperatorStatus]:
+        return []
+
+    async def set_state(self, operator: str, state: OperatorState, reason: str) -> OperatorStatus:
+        self.changes.append((operator, state, reason))
+        now = datetime(2026, 11, 22, tzinfo=UTC)
+        return OperatorStatus(operator=operator, state=state, reason=reason, since=now, seconds_in_state=0)
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"category": "volcano", "district": "wenang"}, "category"),
+    ({"category": "fire", "district": "jakarta"}, "district"),
+    ({"district": "wenang"}, "category"),
+    ({"category": "fire"}, "district"),
+    ({"category": "fire", "district": "wenang", "caller_number": "08x1"}, "caller_number"),
+    ({"category": "fire", "district": "wenang", "notes": "x" * 2001}, "notes"),
+    ({"category": "fire", "district": "wenang", "linkedid": "1; DROP TABLE"}, "linkedid"),
+    ({"category": "fire", "district": "wenang", "priority": "high"}, "priority"),
+])
+async def test_invalid_incident_names_the_field_and_writes_nothing(
+        console: Console, body: dict[str, str], field: str) -> None:
+    incidents = RecordingIncidents()
+    console.ctx.providers.incidents = incidents
+    async with console.client() as c:
+        await console.login(c, "op1")
+        r = await c.post("/api/incidents", json=body)
+    assert r.status_code == 422, r.text
+    answer = r.json()
+    assert field in [f["field"] for f in answer["fields"]]
+    assert f"{field}:" in answer["message"]
+    assert incidents.created == []
+
+
+async def test_valid_incident_reaches_the_provider_with_who_created_it(console: Console) -> None:
+    incidents = RecordingIncidents()
+    console.ctx.providers.incidents = incidents
+    async with console.client() as c:
+        await console.login(c, "op1")
+        r = await c.post("/api/incidents", json={"category": "electricity", "district": "paal_dua",
+                                                 "caller_number": "081234567890", "notes": " tiang miring "})
+        assert r.status_code == 201, r.text
+        assert r.json()["created_by"] == "op1"
+        assert r.json()["notes"] == "tiang miring"
+        bad = await c.post("/api/incidents/inc-1/status", json={"status": "closed"})
+        assert bad.status_code == 422
+        assert "status:" in bad.json()["message"]
+        bad = await c.post("/api/incidents/inc-1/dispatch", json={"unit": ""})
+        assert "unit:" in bad.json()["message"]
+        bad = await c.post("/api/incidents/..%2Fetc/dispatch", json={"unit": "Damkar"})
+        assert bad.status_code in (404, 422)
+        ok = await c.post("/api/incidents/inc-1/dispatch", json={"unit": "Damkar Wenang"})
+        assert ok.status_code == 200
+    assert len(incidents.created) == 1
+    assert incidents.changes == [("inc-1", "Damkar Wenang")]
+
+
+async def test_pause_needs_a_reason_and_only_operators_set_their_state(console: Console) -> None:
+    operators = RecordingOperators()
+    console.ctx.providers.operators = operators
+    async with console.client() as c:
+        await console.login(c, "op1")
+        r = await c.post("/api/operators/me/state", json={"state": "paused"})
+        assert r.status_code == 422
+        assert r.json()["fields"] == [
+            {"field": "reason", "message": "a pause needs a reason (e.g. break, briefing)"}]
+        r = await c.post("/api/operators/me/state", json={"state": "on_call"})
+        assert r.status_code == 422
+        assert "state:" in r.json()["message"]
+        r = await c.post("/api/operators/me/state", json={"state": "paused", "reason": "break"})
+        assert r.status_code == 200
+        assert r.json()["state"] == "paused"
+    async with console.client() as c:
+        await console.login(c, "sup")
+        r = await c.post("/api/operators/me/state", json={"state": "ready"})
+        assert r.status_code == 403
+    assert operators.changes == [("op1", OperatorState.PAUSED, "break")]
+
+
+@pytest.mark.parametrize(("path", "field"), [
+    ("/api/calls/by-number/08-12", "number"),
+    ("/api/calls/recent?limit=0", "limit"),
+    ("/api/calls/by-number/081234567890?days=400", "days"),
+    ("/api/incidents?status=open", "status"),
+    ("/api/reports/summary?start=2026-11-22T00:00:00Z&end=2026-11-21T00:00:00Z", "end"),
+    ("/api/reports/summary?start=yesterday&end=2026-11-21T00:00:00Z", "start"),
+    ("/api/reports/summary?start=2026-11-20T00:00:00&end=2026-11-21T00:00:00", "start/end"),
+])
+async def test_invalid_queries_name_the_field(console: Console, path: str, field: str) -> None:
+    async with console.client() as c:
+        await console.login(c, "sup")
+        r = await c.get(path)
+    assert r.status_code == 422, r.text
+    assert r.json()["message"].removeprefix("invalid input: ").startswith(f"{field}:") or \
+        f"{field}:" in r.json()["message"]
+
+
+async def test_malformed_json_is_a_clear_422(console: Console) -> None:
+    async with console.client() as c:
+        await console.login(c, "op1")
+        r = await c.post("/api/incidents", content=b"{not json", headers={"Content-Type": "application/json"})
+    assert r.status_code == 422
+    assert "invalid input" in r.json()["message"]
+
+
+def test_today_starts_at_midnight_in_manado() -> None:
+    wita = ZoneInfo("Asia/Makassar")
+    # 17:30 UTC on the 21st is already 01:30 on the 22nd in Manado
+    assert start_of_day(datetime(2026, 11, 21, 17, 30, tzinfo=UTC), wita) == datetime(2026, 11, 21, 16, 0,
+                                                                                      tzinfo=UTC)
+    assert start_of_day(datetime(2026, 11, 22, 8, 0, tzinfo=UTC), wita) == datetime(2026, 11, 21, 16, 0,
+                                                                                    tzinfo=UTC)
