@@ -15,6 +15,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from ivr.settings import IvrSettings
+
 
 class AmiSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -47,6 +49,7 @@ class EngineSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SIAGA112_", env_nested_delimiter="__", extra="forbid")
 
     ami: AmiSettings = AmiSettings()
+    ivr: IvrSettings = IvrSettings()
     database: Path = Path("var/siaga112.db")
     log_format: str = "auto"
     log_level: str = "info"

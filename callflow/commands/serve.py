@@ -15,6 +15,7 @@ from callflow.lab import LabError, status
 from callflow.logs import configure_logging
 from callflow.service import CallEventLogger, Component, Engine, serve
 from callflow.settings import EngineSettings, load_settings
+from ivr import IvrServer, IvrSettings
 
 
 def register(sub: Any) -> None:
@@ -37,8 +38,18 @@ def endpoint_for(settings: EngineSettings, lab: str | None) -> AmiEndpoint:
 
 
 def build_components(settings: EngineSettings, args: argparse.Namespace) -> list[Component]:
-    del settings, args
-    return [CallEventLogger()]
+    components: list[Component] = [CallEventLogger()]
+    if settings.ivr.enabled:
+        components.append(ivr_component(settings.ivr, args.lab))
+    return components
+
+
+def ivr_component(settings: IvrSettings, lab: str | None) -> IvrServer:
+    """The FastAGI IVR; with --lab it listens on the lab's FastAGI port and installs prompts there."""
+    if lab is None:
+        return IvrServer(settings)
+    st = status(lab)
+    return IvrServer(settings, port=int(st.fastagi["port"]), sounds_dir=Path(st.sounds_dir))
 
 
 def _serve(args: argparse.Namespace) -> int:
