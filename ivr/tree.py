@@ -7,12 +7,14 @@ rules that need the whole tree (emergency first, fail-safe no-input/invalid, bou
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 DIGITS = frozenset("0123456789*#")
+_NAME = re.compile(r"^[a-z0-9_-]{1,40}$")
 
 
 class ActionKind(StrEnum):
@@ -143,3 +145,12 @@ class Tree(BaseModel):
     limits: Limits = Limits()
     prompts: dict[str, Prompt]
     nodes: dict[str, Node] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _names(self) -> Self:
+        # names travel in UserEvent headers and sound file names: keep them plain
+        bad = [n for n in [*self.nodes, *self.prompts] if not _NAME.match(n)]
+        if bad:
+            raise ValueError("node and prompt names use a-z, 0-9, _ and - only "
+                             f"(got {', '.join(map(repr, bad))})")
+        return self
