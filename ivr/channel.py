@@ -10,9 +10,12 @@ import asyncio
 import contextlib
 from collections import deque
 
+import structlog
+
 from ivr.agi import AgiHangup, AgiItem, AgiParser, AgiProtocolError, AgiReply, AgiRequest, encode_command
 
 READ_CHUNK = 4096
+log = structlog.get_logger("ivr.agi")
 
 
 class ChannelGone(Exception):
@@ -65,6 +68,8 @@ class AgiChannel:
             item = await self._next()
         if not isinstance(item, AgiReply):
             raise AgiProtocolError(f"expected a reply to {command}, got {item!r}")
+        log.debug("agi.command", command=command, args=args, code=item.code, result=item.result,
+                  data=item.data, hung_up=self.hung_up)
         if not item.ok:
             raise CommandFailed(command, item)
         return item

@@ -4,4 +4,5 @@ COMMAND_MODULES = [
     "callflow.commands.lab",
     "callflow.commands.serve",
     "callflow.commands.demo",
+    "callflow.commands.ivr",
 ]
