@@ -85,7 +85,11 @@ class IvrServer:
         self.bound_port = server.sockets[0].getsockname()[1]
         log.info("ivr.listening", host=self.settings.host, port=self.bound_port, tree=self.checked.source,
                  worst_path_s=round(self.checked.max_seconds, 1),
-                 estimated_prompts=sorted(self.checked.estimated))
+                 estimated_prompts=sorted(self.checked.estimated),
+                 prompts_installed_in=str(self.sounds_dir) if self.sounds_dir else None)
+        if self.sounds_dir is None:
+            log.warning("ivr.prompts_not_installed", hint="set [ivr] sounds_dir or run `siaga112 ivr prompts "
+                        "--sounds-dir DIR`; without audio the menus are silent")
         self.listening.set()
         try:
             async with server:

@@ -204,3 +204,28 @@ async def test_peer_vanishing_mid_session_is_logged_and_survived(server: IvrServ
         peer.writer.transport.abort()
         assert len(await press_one_session(server)) == 6  # served while the vanished one is cleaned up
     assert any(e["event"] == "ivr.ended" and "connection closed" in e["reason"] for e in logs), logs
+
+
+async def test_operator_and_message_actions_set_their_variables() -> None:
+    text = BASE.replace('"2" = { goto = "sub" }', '"2" = { goto = "sub" }\n"7" = { action = "operator", '
+                        'operator = "op2" }\n"8" = { action = "message", message = "bye" }')
+    checked = parse_tree(text, "ivr.toml", {"root": 0.5, "sub": 0.5, "bye": 0.5})
+    srv = IvrServer(IvrSettings(port=0, header_timeout_s=0.5, command_timeout_s=1.0), checked=checked)
+    task = asyncio.create_task(srv.serve())
+    try:
+        async with asyncio.timeout(5):
+            await srv.listening.wait()
+        results = {}
+        for digit in ("7", "8"):
+            peer = await FakeAsterisk.connect(port(srv))
+            await peer.send(REQUEST.format(n=int(digit)))
+            seen = await answer(peer, {"GET DATA": f"200 result={digit}\n"})
+            results[digit] = [c for c in seen if c.startswith("SET VARIABLE") and "TIMEOUT" not in c]
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert results["7"] == ['SET VARIABLE "SIAGA_IVR_OPERATOR" "op2"',
+                            'SET VARIABLE "SIAGA_IVR_ACTION" "operator"']
+    assert results["8"] == ['SET VARIABLE "SIAGA_IVR_MESSAGE" "/srv/lab/sounds/siaga112/t/bye"',
+                            'SET VARIABLE "SIAGA_IVR_ACTION" "message"']
