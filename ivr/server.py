@@ -78,10 +78,19 @@ class IvrServer:
                 return
         await self.serve()
 
-    async def serve(self) -> None:
+    async def serve(self, retry_s: float = 2.0) -> None:
         assert self.checked is not None  # noqa: S101 - set by run() or the constructor
-        server = await asyncio.start_server(self._connection, self.settings.host, self.port,
-                                            reuse_address=True)
+        while True:
+            try:
+                server = await asyncio.start_server(self._connection, self.settings.host, self.port,
+                                                    reuse_address=True)
+                break
+            except OSError as exc:  # port taken: keep the engine up; calls fail safe until we listen
+                log.error(  # noqa: TRY400 - an expected condition, said in full; no traceback
+                    "ivr.listen_failed", host=self.settings.host, port=self.port, error=str(exc),
+                          retry_in_s=retry_s, hint="another process holds the FastAGI port "
+                          f"(`ss -lntp sport = :{self.port}`); calls go to the emergency queue meanwhile")
+                await asyncio.sleep(retry_s)
         self.bound_port = server.sockets[0].getsockname()[1]
         log.info("ivr.listening", host=self.settings.host, port=self.bound_port, tree=self.checked.source,
                  worst_path_s=round(self.checked.max_seconds, 1),

@@ -229,3 +229,22 @@ async def test_operator_and_message_actions_set_their_variables() -> None:
                             'SET VARIABLE "SIAGA_IVR_ACTION" "operator"']
     assert results["8"] == ['SET VARIABLE "SIAGA_IVR_MESSAGE" "/srv/lab/sounds/siaga112/t/bye"',
                             'SET VARIABLE "SIAGA_IVR_ACTION" "message"']
+
+
+async def test_port_taken_keeps_retrying_then_listens() -> None:
+    holder = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    taken = holder.sockets[0].getsockname()[1]
+    srv = IvrServer(IvrSettings(port=taken), checked=CHECKED)
+    with capture_logs() as logs:
+        task = asyncio.create_task(srv.serve(retry_s=0.05))
+        async with asyncio.timeout(5):
+            while not any(e["event"] == "ivr.listen_failed" for e in logs):
+                await asyncio.sleep(0.01)
+        holder.close()
+        await holder.wait_closed()
+        async with asyncio.timeout(5):
+            await srv.listening.wait()
+    assert srv.bound_port == taken
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
