@@ -57,6 +57,7 @@ class IvrServer:
         self.checked = checked
         self.timing = Timing(command_timeout_s=settings.command_timeout_s)
         self.listening = asyncio.Event()
+        self.listen_failed = asyncio.Event()  # set while the port cannot be bound (retrying)
         self.bound_port: int | None = None
         self.active = 0
         self._tasks: set[asyncio.Task[None]] = set()
@@ -90,7 +91,9 @@ class IvrServer:
                     "ivr.listen_failed", host=self.settings.host, port=self.port, error=str(exc),
                           retry_in_s=retry_s, hint="another process holds the FastAGI port "
                           f"(`ss -lntp sport = :{self.port}`); calls go to the emergency queue meanwhile")
+                self.listen_failed.set()
                 await asyncio.sleep(retry_s)
+        self.listen_failed.clear()
         self.bound_port = server.sockets[0].getsockname()[1]
         log.info("ivr.listening", host=self.settings.host, port=self.bound_port, tree=self.checked.source,
                  worst_path_s=round(self.checked.max_seconds, 1),

@@ -238,8 +238,8 @@ async def test_port_taken_keeps_retrying_then_listens() -> None:
     with capture_logs() as logs:
         task = asyncio.create_task(srv.serve(retry_s=0.05))
         async with asyncio.timeout(5):
-            while not any(e["event"] == "ivr.listen_failed" for e in logs):
-                await asyncio.sleep(0.01)
+            await srv.listen_failed.wait()
+        assert any(e["event"] == "ivr.listen_failed" for e in logs)
         holder.close()
         await holder.wait_closed()
         async with asyncio.timeout(5):
