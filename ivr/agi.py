@@ -2,7 +2,8 @@
 
 A FastAGI session is: Asterisk sends ``agi_key: value`` lines and a blank line (the request), then for
 every command we send it answers one reply: ``200 result=... [(data)] [key=value ...]``, ``510 ...``,
-``511 ...`` or a multi-line ``520-...`` / ``520 ...``. When the channel hangs up Asterisk may send a line
+``511 ...`` or a multi-line ``520-...`` / ``520 ...`` (GOSUB first sends a provisional ``100 Trying...``,
+which is skipped). When the channel hangs up Asterisk may send a line
 ``HANGUP`` at any moment, even between a command and its reply: it is an out-of-band item, never a reply.
 
 The parser frames on bytes (split anywhere), tolerates CRLF, caps line length and header count, and
@@ -144,6 +145,8 @@ class AgiParser:
         if line[3:4] == "-":  # multi-line (520-Invalid command syntax...)
             self._usage = [line]
             return None
+        if code == 100:  # provisional ("100 result=0 Trying..." before GOSUB's final reply)
+            return None
         if code == 200:
             match = _REPLY_200.match(rest)
             if match is None:
@@ -165,11 +168,3 @@ def encode_command(command: str, *args: str) -> bytes:
         raise ValueError(f"not an AGI command name: {command!r}")
     return (" ".join([command, *(quote(a) for a in args)]) + "\n").encode()
 
-
-def user_event(name: str, headers: Mapping[str, str]) -> tuple[str, str]:
-    """``EXEC UserEvent`` arguments for an event whose header values contain no commas or line breaks."""
-    for key, value in headers.items():
-        if "," in value or "," in key:
-            raise ValueError(f"UserEvent header {key}: {value!r} contains a comma")
-    body = ",".join([name, *(f"{k}: {v}" for k, v in headers.items())])
-    return "UserEvent", body

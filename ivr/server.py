@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -77,7 +78,35 @@ class IvrServer:
                     "ivr.tree_refused", error=str(exc),
                     hint="fix the tree (siaga112 ivr check); calls go to the emergency queue meanwhile")
                 return
-        await self.serve()
+        if self.settings.own_thread:
+            await self.serve_in_thread()
+        else:
+            await self.serve()
+
+    async def serve_in_thread(self) -> None:
+        """Serve on an event loop of its own, in its own thread, so that the IVR's replies to Asterisk
+        never wait behind the engine's AMI event processing (a burst of calls is also a burst of AMI
+        events). Cancelling this coroutine stops that loop and waits for the thread."""
+        ready = threading.Event()
+        inner: dict[str, Any] = {}
+
+        async def body() -> None:
+            inner["loop"], inner["task"] = asyncio.get_running_loop(), asyncio.current_task()
+            ready.set()
+            await self.serve()
+
+        def main() -> None:
+            with contextlib.suppress(asyncio.CancelledError):
+                asyncio.run(body())
+
+        thread = threading.Thread(target=main, name="ivr-fastagi", daemon=True)
+        thread.start()
+        try:
+            await asyncio.to_thread(thread.join)
+        finally:
+            if thread.is_alive() and await asyncio.to_thread(ready.wait, 5.0):
+                inner["loop"].call_soon_threadsafe(inner["task"].cancel)
+                await asyncio.to_thread(thread.join, 5.0)
 
     async def serve(self, retry_s: float = 2.0) -> None:
         assert self.checked is not None  # noqa: S101 - set by run() or the constructor

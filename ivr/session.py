@@ -1,9 +1,11 @@
 """Run the IVR tree on one call over an :class:`ivr.channel.AgiChannel`.
 
 Each step goes into the AMI stream as ``UserEvent(SiagaIvr, Step, Node, Digit, ...)`` (contract in
-pbx-config/README.md), so the call tracker sees it with Asterisk's own Timestamp. The decision goes back
-to the dial plan in channel variables, ``SIAGA_IVR_ACTION`` last (the commit point): a session that dies
-before setting it leaves the dial plan to fail safe into the emergency queue.
+pbx-config/README.md), so the call tracker sees it with Asterisk's own Timestamp. The session asks the
+dial plan subroutine ``siaga-ivr-step`` (AGI ``GOSUB``) to emit the events and set the decision's
+variables, one round trip per step: after the caller's key only one round trip stands between the key and
+the queue. ``SIAGA_IVR_ACTION`` is set last (the commit point): a session that dies before it leaves the
+dial plan to fail safe into the emergency queue.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from dataclasses import dataclass
 
 import structlog
 
-from ivr.agi import user_event
 from ivr.channel import AgiChannel, CommandFailed
 from ivr.rules import CheckedTree
 from ivr.tree import Action, ActionKind, Node, Step
@@ -20,6 +21,7 @@ from ivr.tree import Action, ActionKind, Node, Step
 log = structlog.get_logger("ivr.session")
 
 QUEUE_OF = {ActionKind.EMERGENCY: "emergency", ActionKind.NONEMERGENCY: "nonemergency"}
+STEP_CONTEXT = "siaga-ivr-step"  # pbx-config/extensions.conf
 
 
 @dataclass(frozen=True)
@@ -54,44 +56,43 @@ class IvrSession:
 
     async def run(self) -> Decision | None:
         """Walk the tree; return the decision, or None when the caller hung up."""
-        # First command: replace the dial plan's short connect bound with the whole IVR's bound.
-        await self._set("TIMEOUT(absolute)", f"{self.deadline_s:.0f}")
         name = self.tree.first
+        # First step: replace the dial plan's short connect bound with the whole IVR's bound.
+        await self._gosub("start", f"{self.deadline_s:.0f}", name, strict=True)
+        log.info("ivr.step", step=Step.ENTERED.value, node=name)
         while True:
-            node = self.tree.nodes[name]
-            await self._event(Step.ENTERED, name)
-            outcome = await self._menu(name, node)
-            if outcome is None:
-                return None
-            if isinstance(outcome, str):
-                name = outcome
-                continue
-            await self._decide(name, outcome)
-            return Decision(name, outcome)
+            outcome = await self._menu(name, self.tree.nodes[name])
+            if outcome is None or isinstance(outcome, Decision):
+                return outcome
+            name = outcome
 
-    async def _menu(self, name: str, node: Node) -> str | Action | None:
-        """One menu with its retries: the next node's name, an action, or None (hung up)."""
+    async def _menu(self, name: str, node: Node) -> str | Decision | None:
+        """One menu with its retries: the next node's name, the decision, or None (hung up)."""
         for attempt in range(node.retries + 1):
             last = attempt == node.retries
             digit = await self._get_digit(node)
             if digit is None:
                 return None
             if digit == "":
-                await self._event(Step.TIMEOUT, name)
                 if last:
-                    return node.no_input
+                    return await self._decide(Step.TIMEOUT, name, "", node.no_input)
+                await self._step(Step.TIMEOUT, name, "")
                 continue
             choice = node.choices.get(digit)
             if choice is not None:
-                await self._event(Step.DIGIT, name, digit)
-                return choice.goto if choice.goto is not None else choice.as_action()
-            await self._event(Step.INVALID, name, digit)
+                if choice.goto is not None:
+                    await self._step(Step.DIGIT, name, digit, choice.goto)
+                    return choice.goto
+                action = choice.as_action()
+                assert action is not None  # noqa: S101 - a Choice is a goto or an action (validated)
+                return await self._decide(Step.DIGIT, name, digit, action)
             if last:
-                return node.invalid
+                return await self._decide(Step.INVALID, name, digit, node.invalid)
+            await self._step(Step.INVALID, name, digit)
             if node.invalid_prompt:
                 await self.channel.command("STREAM FILE", self.sound(node.invalid_prompt), "",
                                            timeout=self._play_timeout(node.invalid_prompt, 0.0))
-        return node.no_input  # unreachable: the last attempt returns above
+        return None  # unreachable: the last attempt returns above
 
     def _play_timeout(self, prompt: str, wait_s: float) -> float:
         return self.checked.durations[prompt] + wait_s + self.timing.slack_s
@@ -105,25 +106,33 @@ class IvrSession:
             return None
         return reply.result[:1]
 
-    async def _decide(self, name: str, action: Action) -> None:
-        if action.category is not None:
-            await self._set("__SIAGA_CATEGORY", action.category.value)
-        if action.operator is not None:
-            await self._set("SIAGA_IVR_OPERATOR", action.operator)
-        if action.message is not None:
-            await self._set("SIAGA_IVR_MESSAGE", self.sound(action.message))
-        await self._set("SIAGA_IVR_ACTION", action.action.value)
-        headers = {"Action": action.action.value, "Queue": QUEUE_OF.get(action.action, ""),
-                   "Category": action.category.value if action.category else ""}
-        await self._event(Step.DECISION, name, "", **headers)
+    async def _step(self, step: Step, node: str, digit: str, entered: str = "") -> None:
+        log.info("ivr.step", step=step.value, node=node, digit=digit, entered=entered or None)
+        await self._gosub("step", step.value, node, digit, entered, strict=False)
 
-    async def _set(self, variable: str, value: str) -> None:
-        await self.channel.command("SET VARIABLE", variable, value, timeout=self.timing.command_timeout_s)
+    async def _decide(self, step: Step, node: str, digit: str, action: Action) -> Decision:
+        category = action.category.value if action.category else ""
+        queue = QUEUE_OF.get(action.action, "")
+        log.info("ivr.step", step=step.value, node=node, digit=digit)
+        log.info("ivr.step", step=Step.DECISION.value, node=node, action=action.action.value, queue=queue,
+                 category=category)
+        message = self.sound(action.message) if action.message else ""
+        await self._gosub("decide", step.value, node, digit, action.action.value, queue, category,
+                          action.operator or "", message, strict=True)
+        return Decision(node, action)
 
-    async def _event(self, step: Step, node: str, digit: str = "", **extra: str) -> None:
-        log.info("ivr.step", step=step.value, node=node, digit=digit, **extra)
-        app, body = user_event("SiagaIvr", {"Step": step.value, "Node": node, "Digit": digit, **extra})
+    async def _gosub(self, exten: str, *args: str, strict: bool) -> None:
+        """Run ``siaga-ivr-step,<exten>,1(args)`` on the channel. ``strict``: a failure ends the session
+        (no decision: the dial plan fails safe); otherwise it costs only visibility and is logged."""
+        for arg in args:
+            if "," in arg:
+                raise ValueError(f"Gosub argument {arg!r} contains a comma")
         try:
-            await self.channel.command("EXEC", app, body, timeout=self.timing.command_timeout_s)
-        except CommandFailed as exc:  # visibility must never cost the caller the route
-            log.warning("ivr.step_event_failed", step=step.value, node=node, error=str(exc))
+            reply = await self.channel.command("GOSUB", STEP_CONTEXT, exten, "1", ",".join(args),
+                                               timeout=self.timing.command_timeout_s)
+            if reply.result == "-1":
+                raise CommandFailed(f"GOSUB {exten}", reply)
+        except CommandFailed as exc:
+            if strict:
+                raise
+            log.warning("ivr.step_event_failed", step=exten, error=str(exc))

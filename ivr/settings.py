@@ -18,3 +18,5 @@ class IvrSettings(BaseModel):
     header_timeout_s: float = Field(default=5.0, gt=0, description="a peer must send its request by then")
     command_timeout_s: float = Field(default=5.0, gt=0)
     max_sessions: int = Field(default=500, ge=1, description="more concurrent calls fail safe at once")
+    own_thread: bool = Field(default=True, description="serve on an event loop in a thread of its own, "
+                             "isolated from the engine's AMI event processing")

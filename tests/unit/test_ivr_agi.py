@@ -18,13 +18,12 @@ from ivr.agi import (
     AgiRequest,
     encode_command,
     quote,
-    user_event,
 )
 
 REQUEST = (b"agi_network: yes\nagi_network_script: ivr\nagi_request: agi://127.0.0.1:4573/ivr\n"
            b"agi_channel: PJSIP/citizen-ingress-00000001\nagi_uniqueid: 1795334978.7\n"
            b"agi_callerid: 081234567890\nagi_arg_1: /srv/siaga112/x/sounds\n\n")
-SESSION = REQUEST + (b"200 result=1\n"
+SESSION = REQUEST + (b"100 result=0 Trying...\n200 result=1\n"
                      b"HANGUP\n"
                      b"200 result= (timeout)\n"
                      b"520-Invalid command syntax.  Proper usage follows:\n"
@@ -115,9 +114,3 @@ def test_commands_quote_their_arguments() -> None:
     with pytest.raises(ValueError, match="command name"):
         encode_command("GET DATA\nHANGUP")
 
-
-def test_user_event_body() -> None:
-    app, body = user_event("SiagaIvr", {"Step": "digit", "Node": "root", "Digit": "1"})
-    assert (app, body) == ("UserEvent", "SiagaIvr,Step: digit,Node: root,Digit: 1")
-    with pytest.raises(ValueError, match="comma"):
-        user_event("SiagaIvr", {"Node": "a,b"})
