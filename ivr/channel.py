@@ -72,9 +72,14 @@ class AgiChannel:
         self.request = item
         return item
 
-    async def command(self, command: str, *args: str, timeout: float) -> AgiReply:
-        """Send one command and wait (at most ``timeout`` s) for its reply. Non-200 -> CommandFailed."""
+    async def command(self, command: str, *args: str, timeout: float, last: bool = False) -> AgiReply:
+        """Send one command and wait (at most ``timeout`` s) for its reply. Non-200 -> CommandFailed.
+
+        ``last``: also end our side of the session with the command, so Asterisk leaves AGI as soon as the
+        command has run, without waiting for us to read the reply and close (the reply is still read)."""
         self._writer.write(encode_command(command, *args))
+        if last and self._writer.can_write_eof():
+            self._writer.write_eof()
         async with asyncio.timeout(timeout):
             await self._writer.drain()
             item = await self._next()

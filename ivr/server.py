@@ -61,6 +61,8 @@ class IvrServer:
         self.listen_failed = asyncio.Event()  # set while the port cannot be bound (retrying)
         self.bound_port: int | None = None
         self.active = 0
+        self.idle = asyncio.Event()  # no session in progress (for tests and a clean stop)
+        self.idle.set()
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def handle(self, item: EventItem) -> None:
@@ -146,14 +148,17 @@ class IvrServer:
             self._tasks.add(task)
         channel = AgiChannel(reader, writer)
         self.active += 1
+        self.idle.clear()
         try:
             if self.active > self.settings.max_sessions:
                 log.warning("ivr.overloaded", active=self.active, limit=self.settings.max_sessions)
                 return  # closing without a decision: the dial plan fails safe
             await self._session(channel)
         finally:
-            self.active -= 1
             await channel.close()
+            self.active -= 1
+            if self.active == 0:
+                self.idle.set()
             if task is not None:
                 self._tasks.discard(task)
 

@@ -118,10 +118,10 @@ class IvrSession:
                  category=category)
         message = self.sound(action.message) if action.message else ""
         await self._gosub("decide", step.value, node, digit, action.action.value, queue, category,
-                          action.operator or "", message, strict=True)
+                          action.operator or "", message, strict=True, last=True)
         return Decision(node, action)
 
-    async def _gosub(self, exten: str, *args: str, strict: bool) -> None:
+    async def _gosub(self, exten: str, *args: str, strict: bool, last: bool = False) -> None:
         """Run ``siaga-ivr-step,<exten>,1(args)`` on the channel. ``strict``: a failure ends the session
         (no decision: the dial plan fails safe); otherwise it costs only visibility and is logged."""
         for arg in args:
@@ -129,7 +129,7 @@ class IvrSession:
                 raise ValueError(f"Gosub argument {arg!r} contains a comma")
         try:
             reply = await self.channel.command("GOSUB", STEP_CONTEXT, exten, "1", ",".join(args),
-                                               timeout=self.timing.command_timeout_s)
+                                               timeout=self.timing.command_timeout_s, last=last)
             if reply.result == "-1":
                 raise CommandFailed(f"GOSUB {exten}", reply)
         except CommandFailed as exc:

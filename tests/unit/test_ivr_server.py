@@ -190,6 +190,8 @@ async def test_failed_start_or_decision_ends_without_decision(server: IvrServer,
     await peer.send(REQUEST.format(n=6))
     with capture_logs() as logs:
         seen = await answer(peer, {f'{STEP} "{which}"': reply, "GET DATA": "200 result=1\n"})
+        async with asyncio.timeout(3):
+            await server.idle.wait()
     assert seen[-1].startswith(f'{STEP} "{which}"')
     assert any(e["event"] == "ivr.failed" for e in logs)
     assert not any(e["event"] == "ivr.decision" for e in logs)
