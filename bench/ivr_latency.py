@@ -37,6 +37,7 @@ from callflow.lab import LabStatus, down, free_ports, status, up
 from callflow.lab.sipp import CallerScript, place_call
 
 MODES = ("live", "dialplan")
+ENGINE = "--no-engine" not in sys.argv  # experiments: an IVR server started by hand instead
 
 
 @dataclass
@@ -117,6 +118,17 @@ async def _drain(proc: asyncio.subprocess.Process) -> None:
         pass
 
 
+async def stop_engine(engine: asyncio.subprocess.Process, drain: asyncio.Task[None]) -> None:
+    engine.send_signal(signal.SIGTERM)
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(15):
+            await engine.wait()
+    if engine.returncode is None:
+        engine.kill()
+        await engine.wait()
+    await drain
+
+
 async def run_round(lab: LabStatus, conn: AmiConnection, collector: Collector, *, mode: str, round_no: int,
                     callers: int, press_ms: int) -> list[str]:
     await conn.action("Setvar", {"Variable": "SIAGA_IVR_MODE", "Value": mode})
@@ -137,7 +149,7 @@ def ms(a: datetime | None, b: datetime | None) -> float | None:
 
 
 async def bench(lab: LabStatus, callers: int, rounds: int, press_ms: int) -> int:
-    engine, drain = await start_engine(lab.instance)
+    engine, drain = await start_engine(lab.instance) if ENGINE else (None, None)
     events: asyncio.Queue[EventItem] = asyncio.Queue()
     conn = AmiConnection(lab.ami_endpoint(), events)
     await conn.connect()
@@ -155,14 +167,8 @@ async def bench(lab: LabStatus, callers: int, rounds: int, press_ms: int) -> int
             await conn.action("Setvar", {"Variable": "SIAGA_IVR_MODE", "Value": "live"})
         consumer.cancel()
         await conn.close()
-        engine.send_signal(signal.SIGTERM)
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(15):
-                await engine.wait()
-        if engine.returncode is None:
-            engine.kill()
-            await engine.wait()
-        await drain
+        if engine is not None and drain is not None:
+            await stop_engine(engine, drain)
     p95: dict[str, float] = {}
     print(f"ivr_latency: {callers} concurrent callers x {rounds} rounds per mode, press 1 at {press_ms} ms "
           f"after answer ({time.monotonic() - started:.1f} s)")
@@ -194,6 +200,8 @@ def main() -> int:
     parser.add_argument("--callers", type=int, default=50, help="concurrent callers per round")
     parser.add_argument("--rounds", type=int, default=2, help="rounds per mode (modes alternate)")
     parser.add_argument("--press-ms", type=int, default=800, help="when each caller presses 1 after answer")
+    parser.add_argument("--no-engine", action="store_true",
+                        help="do not start `siaga112 serve`: an IVR server is already listening")
     args = parser.parse_args()
     instance = args.lab or "bench-ivr"
     started_here = args.lab is None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -64,6 +65,7 @@ class IvrServer:
         self.idle = asyncio.Event()  # no session in progress (for tests and a clean stop)
         self.idle.set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self.refused: str | None = None  # why the tree was refused (then nothing listens)
 
     async def handle(self, item: EventItem) -> None:
         return None
@@ -79,8 +81,9 @@ class IvrServer:
                 log.error(  # noqa: TRY400 - the message names rule, node and file:line; no traceback
                     "ivr.tree_refused", error=str(exc),
                     hint="fix the tree (siaga112 ivr check); calls go to the emergency queue meanwhile")
+                self.refused = str(exc)
                 return
-        if self.settings.own_thread:
+        if self.settings.isolation == "thread":
             await self.serve_in_thread()
         else:
             await self.serve()
@@ -101,6 +104,10 @@ class IvrServer:
             with contextlib.suppress(asyncio.CancelledError):
                 asyncio.run(body())
 
+        # The IVR thread must get the interpreter promptly when Asterisk answers it, even while the engine
+        # thread is busy with a burst of AMI events: a shorter switch interval bounds that wait (5 ms
+        # default, per wake-up).
+        sys.setswitchinterval(min(sys.getswitchinterval(), self.settings.switch_interval_s))
         thread = threading.Thread(target=main, name="ivr-fastagi", daemon=True)
         thread.start()
         try:

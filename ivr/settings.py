@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -18,5 +19,8 @@ class IvrSettings(BaseModel):
     header_timeout_s: float = Field(default=5.0, gt=0, description="a peer must send its request by then")
     command_timeout_s: float = Field(default=5.0, gt=0)
     max_sessions: int = Field(default=500, ge=1, description="more concurrent calls fail safe at once")
-    own_thread: bool = Field(default=True, description="serve on an event loop in a thread of its own, "
-                             "isolated from the engine's AMI event processing")
+    isolation: Literal["process", "thread", "inline"] = Field(
+        default="process", description="process: a child of the engine (see ivr/process.py for why); "
+        "thread: an event loop in a thread of the engine; inline: on the engine's own loop")
+    switch_interval_s: float = Field(default=0.0005, gt=0, le=0.005, description="with isolation = "
+                                     "thread: the interpreter's thread switch interval (Python's 5 ms)")

@@ -1,14 +1,23 @@
-"""``siaga112 ivr check [FILE]`` and ``siaga112 ivr prompts [--lab INSTANCE]``."""
+"""``siaga112 ivr check [FILE]``, ``siaga112 ivr prompts [--lab INSTANCE]``, ``siaga112 ivr serve``."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import signal
 import sys
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
+from callflow.commands.serve import ivr_server
 from callflow.lab import LabError, status
-from ivr import TreeError, default_tree_path, load_tree, parse_tree
+from callflow.logs import configure_logging
+from callflow.settings import load_settings
+from ivr import IvrServer, TreeError, default_tree_path, load_tree, parse_tree
+from ivr.process import die_with_parent
 from ivr.prompts import PromptError, install, measured_durations
 
 
@@ -26,6 +35,15 @@ def register(sub: Any) -> None:
                        help="install into a lab's sounds directory (default instance: default)")
     where.add_argument("--sounds-dir", type=Path, help="Asterisk's sounds directory (host path)")
     p_prompts.set_defaults(handler=_prompts)
+    p_serve = ivr_sub.add_parser("serve", help="run only the FastAGI IVR server (`siaga112 serve` starts "
+                                 "it as its child; use this to run it alone)")
+    p_serve.add_argument("--config", type=Path,
+                         help="settings TOML file ([ivr] section; also SIAGA112_CONFIG)")
+    p_serve.add_argument("--lab", nargs="?", const="default", metavar="INSTANCE",
+                         help="listen on a lab's FastAGI port and install prompts into its sounds dir")
+    p_serve.add_argument("--log-format", choices=["auto", "json", "console"])
+    p_serve.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)  # set by the engine
+    p_serve.set_defaults(handler=_serve)
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -72,3 +90,30 @@ def _prompts(args: argparse.Namespace) -> int:
         print(f"  {p.prompt_id:<16} {p.seconds:5.1f} s  {state:<9}  {p.path}")
     print(f"{len(installed)} prompts of tree {checked.tree.name!r} installed under {sounds}")
     return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    if args.parent_pid is not None and not die_with_parent(args.parent_pid):
+        return 0  # the engine that started us is already gone
+    try:
+        settings = load_settings(args.config)
+    except (ValidationError, FileNotFoundError, ValueError) as exc:
+        print(f"siaga112 ivr serve: invalid settings: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(args.log_format or settings.log_format, settings.log_level, stream=sys.stdout)
+    try:
+        server = ivr_server(settings.ivr.model_copy(update={"isolation": "inline"}), args.lab)
+    except (LabError, OSError) as exc:
+        print(f"siaga112 ivr serve: {exc}", file=sys.stderr)
+        return 2
+    asyncio.run(_run_until_signal(server))
+    return 3 if server.refused else 0
+
+
+async def _run_until_signal(server: IvrServer) -> None:
+    loop = asyncio.get_running_loop()
+    task = asyncio.create_task(server.run())
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, task.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

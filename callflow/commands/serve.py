@@ -16,6 +16,7 @@ from callflow.logs import configure_logging
 from callflow.service import CallEventLogger, Component, Engine, serve
 from callflow.settings import EngineSettings, load_settings
 from ivr import IvrServer, IvrSettings
+from ivr.process import IvrProcess
 
 
 def register(sub: Any) -> None:
@@ -40,11 +41,14 @@ def endpoint_for(settings: EngineSettings, lab: str | None) -> AmiEndpoint:
 def build_components(settings: EngineSettings, args: argparse.Namespace) -> list[Component]:
     components: list[Component] = [CallEventLogger()]
     if settings.ivr.enabled:
-        components.append(ivr_component(settings.ivr, args.lab))
+        if settings.ivr.isolation == "process":
+            components.append(IvrProcess(lab=args.lab, log_format=args.log_format or settings.log_format))
+        else:
+            components.append(ivr_server(settings.ivr, args.lab))
     return components
 
 
-def ivr_component(settings: IvrSettings, lab: str | None) -> IvrServer:
+def ivr_server(settings: IvrSettings, lab: str | None) -> IvrServer:
     """The FastAGI IVR; with --lab it listens on the lab's FastAGI port and installs prompts there."""
     if lab is None:
         return IvrServer(settings)
