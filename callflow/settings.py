@@ -17,6 +17,7 @@ from pydantic_settings import (
 )
 
 from callflow.calls.config import CallsSettings
+from ivr.settings import IvrSettings
 
 _CONFIG_FILE: ContextVar[str | None] = ContextVar("siaga112_config_file", default=None)
 
@@ -62,6 +63,7 @@ class EngineSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SIAGA112_", env_nested_delimiter="__", extra="forbid")
 
     ami: AmiSettings = AmiSettings()
+    ivr: IvrSettings = IvrSettings()
     database: Path = Path("var/siaga112.db")
     recordings_dir: Path | None = Field(default=None, description="recordings root; default: "
                                         "'recordings' beside the database (the data directory)")

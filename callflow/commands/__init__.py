@@ -11,4 +11,5 @@ COMMAND_MODULES = [
     "callflow.commands.calls",
     "callflow.commands.ami",
     "callflow.commands.console",
+    "callflow.commands.ivr",
 ]

@@ -19,6 +19,8 @@ from callflow.service import CallEventLogger, Component, Engine, serve
 from callflow.settings import EngineSettings, load_settings, recordings_root
 from callflow.siteconfig import SiteConfigError, load_site, pbx_config_dir
 from callflow.store import StoreError
+from ivr import IvrServer, IvrSettings
+from ivr.process import IvrProcess
 from recordings import Recorder, RecordingPolicy
 
 
@@ -50,6 +52,11 @@ def build_components(settings: EngineSettings, args: argparse.Namespace) -> list
     resolved (``--database``, the lab's, or the settings file's): every component shares that one file."""
     components: list[Component] = [CallEventLogger(), call_tracker(settings, args),
                                    _recorder(settings, args.lab)]
+    if settings.ivr.enabled:
+        if settings.ivr.isolation == "process":
+            components.append(IvrProcess(lab=args.lab, log_format=args.log_format or settings.log_format))
+        else:
+            components.append(ivr_server(settings.ivr, args.lab))
     http = getattr(args, "http", "off")
     if http != "off":
         console = ConsoleComponent(HttpAddress.parse(http), settings.database)
@@ -75,6 +82,14 @@ def recording_policy(settings: EngineSettings, lab: str | None) -> RecordingPoli
     if site_file is None:
         return RecordingPolicy()
     return RecordingPolicy.from_site(load_site(site_file).site.recording)
+
+
+def ivr_server(settings: IvrSettings, lab: str | None) -> IvrServer:
+    """The FastAGI IVR; with --lab it listens on the lab's FastAGI port and installs prompts there."""
+    if lab is None:
+        return IvrServer(settings)
+    st = status(lab)
+    return IvrServer(settings, port=int(st.fastagi["port"]), sounds_dir=Path(st.sounds_dir))
 
 
 def _serve(args: argparse.Namespace) -> int:

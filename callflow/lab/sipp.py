@@ -21,6 +21,11 @@ SPEECH_PCAP = DTMF_PCAP_DIR / "g711a.pcap"  # about 7 s of G.711 A-law RTP shipp
 _DTMF_NAMES = {"*": "star", "#": "pound"}
 
 
+# An emergency caller: presses 1 (emergency, on the IVR's first menu) 0.6 s into the first prompt
+# (barge-in takes the key at once).
+PRESS_EMERGENCY: tuple[tuple[int, str], ...] = ((600, "1"),)
+
+
 def sipp_binary() -> str | None:
     return shutil.which("sipp")
 
@@ -121,8 +126,10 @@ class CallerScript:
     """What one SIPp citizen does.
 
     ``dtmf``: (milliseconds after the answer, digit) pairs. ``hold_ms``: time on the line after the last
-    digit before the caller hangs up. ``cancel_after_ms``: give up before any answer (abandon while
-    ringing). ``remote_hangup``: stay until the far end hangs up (e.g. an information message).
+    digit before the caller hangs up (the IVR answers first, so this includes any wait in the queue).
+    ``cancel_after_ms``: give up (abandon) that long after dialling:
+    CANCEL while still ringing, or BYE once answered (the IVR answers at once). ``remote_hangup``: stay
+    until the far end hangs up (e.g. an information message).
     """
 
     number: str = "081234567890"
@@ -133,6 +140,16 @@ class CallerScript:
     remote_hangup: bool = False
     answer_timeout_ms: int = 60_000
     audio_pcap: Path | None = None  # RTP to play from the answer on (e.g. sip-tester's g711a.pcap)
+
+    def _dtmf_parts(self) -> list[str]:
+        parts, elapsed = [], 0
+        for at_ms, digit in self.dtmf:
+            wait = max(0, at_ms - elapsed)
+            if wait:
+                parts.append(f'<pause milliseconds="{wait}"/>')
+            parts.append(f'<nop><action><exec play_pcap_audio="{dtmf_pcap(digit)}"/></action></nop>')
+            elapsed = at_ms
+        return parts
 
     def scenario_xml(self) -> str:
         number, name = escape(self.number), escape(self.name).replace('"', "")
@@ -148,14 +165,23 @@ class CallerScript:
                  ']]></send>',
                  '<recv response="100" optional="true" response_txn="invite"/>']
         if self.cancel_after_ms is not None:
-            # SIPp refuses a <pause> after only optional <recv>s: wait for the ringing (Queue's `r`)
-            parts += ['<recv response="183" optional="true" response_txn="invite"/>',
-                      '<recv response="180" response_txn="invite"/>',
-                      f'<pause milliseconds="{self.cancel_after_ms}"/>',
+            # The caller gives up after cancel_after_ms: CANCEL if still ringing; if the centre answered
+            # first (the IVR answers at once), ACK and hang up (BYE) after the same time on the line.
+            wait = self.cancel_after_ms
+            parts += ['<recv response="180" optional="true" response_txn="invite"/>',
+                      '<recv response="183" optional="true" response_txn="invite"/>',
+                      f'<recv response="200" response_txn="invite" timeout="{wait}" ontimeout="giveup"/>',
+                      f'<send ack_txn="invite"><![CDATA[\n{_ACK.format(number=number)}]]></send>',
+                      *self._dtmf_parts(),
+                      f'<pause milliseconds="{wait}"/>',
+                      f'<send retrans="500"><![CDATA[\n{_BYE.format(number=number)}]]></send>',
+                      '<recv response="200" crlf="true" next="done"/>',
+                      '<label id="giveup"/>',
                       f'<send><![CDATA[\n{_CANCEL}]]></send>',
                       '<recv response="200"/>',
                       '<recv response="487" response_txn="invite"/>',
                       f'<send ack_txn="invite"><![CDATA[\n{_ACK_487}]]></send>',
+                      '<label id="done"/>',
                       "</scenario>"]
             return "\n".join(parts)
         parts += ['<recv response="180" optional="true" response_txn="invite"/>',
@@ -166,14 +192,7 @@ class CallerScript:
         if self.audio_pcap is not None:
             audio = escape(str(self.audio_pcap))
             parts.append(f'<nop><action><exec play_pcap_audio="{audio}"/></action></nop>')
-        elapsed = 0
-        for at_ms, digit in self.dtmf:
-            wait = max(0, at_ms - elapsed)
-            if wait:
-                parts.append(f'<pause milliseconds="{wait}"/>')
-            pcap = dtmf_pcap(digit)
-            parts.append(f'<nop><action><exec play_pcap_audio="{pcap}"/></action></nop>')
-            elapsed = at_ms
+        parts += self._dtmf_parts()
         if self.remote_hangup:
             parts += ['<recv request="BYE" timeout="120000"/>',
                       f'<send><![CDATA[\n{_OK_TO_BYE}]]></send>']

@@ -18,7 +18,7 @@ from callflow.calls.model import CallRecord, InstantSource, Outcome
 from callflow.calls.records import load_records
 from callflow.calls.tracker import SCHEMAS
 from callflow.lab import LabStatus
-from callflow.lab.sipp import CallerScript, SippOperator, place_call
+from callflow.lab.sipp import PRESS_EMERGENCY, CallerScript, SippOperator, place_call
 from callflow.store import APPLICATION_ID, open_database
 from tests.support.engine import EngineProcess, Record
 
@@ -71,7 +71,7 @@ async def call(lab: LabStatus, script: CallerScript) -> None:
 
 async def test_answered_call(lab: LabStatus, tracked: EngineProcess, ami: Ami, database: Path) -> None:
     async with members(ami[0], "op1"), SippOperator(lab.operators["op1"]["port"]):
-        await call(lab, CallerScript(number="081277770101", hold_ms=1200))
+        await call(lab, CallerScript(dtmf=PRESS_EMERGENCY, number="081277770101", hold_ms=1200))
         line: Record = await tracked.wait_for(is_record_of("081277770101"))  # type: ignore[arg-type]
     [r] = await stored(database)
     assert r.linkedid == line["linkedid"]
@@ -91,7 +91,7 @@ async def test_answered_call(lab: LabStatus, tracked: EngineProcess, ami: Ami, d
 async def test_caller_hangs_up_in_the_queue(lab: LabStatus, tracked: EngineProcess, ami: Ami,
                                             database: Path) -> None:
     async with members(ami[0], "op1"), SippOperator(lab.operators["op1"]["port"], answer=False):
-        await call(lab, CallerScript(number="081277770202", cancel_after_ms=4000))
+        await call(lab, CallerScript(dtmf=PRESS_EMERGENCY, number="081277770202", cancel_after_ms=4000))
         await tracked.wait_for(is_record_of("081277770202"))  # type: ignore[arg-type]
     [r] = await stored(database)
     assert r.outcome is Outcome.ABANDONED_IN_QUEUE
@@ -104,7 +104,8 @@ async def test_operator_does_not_answer_and_the_next_one_does(lab: LabStatus, tr
                                                               ami: Ami, database: Path) -> None:
     async with members(ami[0], "op1", "op2"), SippOperator(lab.operators["op1"]["port"], answer=False), \
             SippOperator(lab.operators["op2"]["port"]):
-        await call(lab, CallerScript(number="081277770303", hold_ms=1000))
+        # op1 rings 8 s before op2 answers: the caller stays 11 s after pressing 1
+        await call(lab, CallerScript(dtmf=PRESS_EMERGENCY, number="081277770303", hold_ms=11000))
         await tracked.wait_for(is_record_of("081277770303"), timeout=30)  # type: ignore[arg-type]
     [r] = await stored(database)
     assert r.outcome is Outcome.ANSWERED
@@ -123,7 +124,8 @@ async def test_blind_transfer_between_operators(lab: LabStatus, tracked: EngineP
             SippOperator(lab.operators["op2"]["port"]):
         await conn.action("QueueRemove", {"Queue": "emergency", "Interface": "PJSIP/op2"})
         caller = asyncio.create_task(place_call(lab.sip["host"], lab.sip["port"],
-                                                CallerScript(number="081277770404", hold_ms=5000)))
+                                                CallerScript(dtmf=PRESS_EMERGENCY,
+                                                             number="081277770404", hold_ms=5000)))
         connect = await tracked.wait_for(lambda r: r.get("ami_event") == "AgentConnect"
                                          and r.get("caller", "").endswith("404"))
         await conn.action("QueueAdd", {"Queue": "emergency", "Interface": "PJSIP/op2", "MemberName": "op2"})
@@ -152,7 +154,8 @@ async def test_fifty_simultaneous_calls_give_exactly_fifty_records(lab: LabStatu
         tasks = []
         for i in range(50):
             tasks.append(asyncio.create_task(place_call(
-                lab.sip["host"], lab.sip["port"], CallerScript(number=f"0812555{i:05d}", hold_ms=300))))
+                lab.sip["host"], lab.sip["port"], CallerScript(dtmf=PRESS_EMERGENCY,
+                                                               number=f"0812555{i:05d}", hold_ms=300))))
             await asyncio.sleep(0.08)  # spread 50 callers over 4 s (2 shared cores)
         results = await asyncio.gather(*tasks)
         assert all(r.ok for r in results), [r.output for r in results if not r.ok][:1]
@@ -194,7 +197,8 @@ async def test_engine_killed_mid_call_then_restarted_completes_the_record(
     try:
         async with members(ami[0], "op1"), SippOperator(lab.operators["op1"]["port"]):
             caller = asyncio.create_task(place_call(lab.sip["host"], lab.sip["port"],
-                                                    CallerScript(number="081277770505", hold_ms=4000)))
+                                                    CallerScript(dtmf=PRESS_EMERGENCY,
+                                                                 number="081277770505", hold_ms=4000)))
             connect = await engine.wait_for(lambda r: r.get("ami_event") == "AgentConnect"
                                             and r.get("caller", "").endswith("505"))
             linkedid = connect["linkedid"]
@@ -202,7 +206,7 @@ async def test_engine_killed_mid_call_then_restarted_completes_the_record(
             await engine.kill()  # SIGKILL: no shutdown path runs
             assert (await caller).ok  # the call ends while the engine is dead
             # and a whole call happens while it is dead
-            await call(lab, CallerScript(number="081277770606", hold_ms=800))
+            await call(lab, CallerScript(dtmf=PRESS_EMERGENCY, number="081277770606", hold_ms=800))
             cdr = Path(lab.cdr_file)
             await _until(lambda: cdr.exists() and "081277770606" in cdr.read_text())
         engine = await EngineProcess(lab.instance, "--database", str(database)).start()

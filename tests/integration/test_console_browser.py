@@ -23,8 +23,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from callflow.ami import AmiConnection, EventItem
 from callflow.lab import LabStatus
-from callflow.lab.sipp import CallerScript, SippOperator, place_call
-from callflow.lab.sipp import CallerScript as RingingCaller  # rings in the queue, then gives up
+from callflow.lab.sipp import PRESS_EMERGENCY, CallerScript, SippOperator, place_call
 from tests.conftest import IN_CI, REPO
 from tests.support.engine import EngineProcess
 
@@ -134,7 +133,9 @@ async def test_wallboard_shows_an_emergency_caller_waiting_live(
 
     # nobody logged in to the queue: the caller rings in the emergency queue, then gives up after 8 s
     call = asyncio.create_task(place_call(lab.sip["host"], lab.sip["port"],
-                                          RingingCaller(number="081299990112", cancel_after_ms=8000)))
+                                          CallerScript(
+                                              dtmf=PRESS_EMERGENCY, number="081299990112",
+                                              cancel_after_ms=8000)))
     try:
         await engine.wait_for(lambda r: r.get("ami_event") == "QueueCallerJoin")
         await asyncio.to_thread(_wait_text, browser, "#emergency-waiting", "1", 10)
@@ -165,14 +166,16 @@ async def test_operator_console_pops_the_call_ringing_on_their_phone(
     try:
         async with SippOperator(lab.operators["op1"]["port"]):
             call = asyncio.create_task(place_call(lab.sip["host"], lab.sip["port"],
-                                                  CallerScript(number="081288880112", hold_ms=5000)))
+                                                  CallerScript(dtmf=PRESS_EMERGENCY,
+                                                               number="081288880112", hold_ms=5000)))
             try:
                 await engine.wait_for(lambda r: r.get("ami_event") == "AgentConnect"
                                       and r.get("member_name") == "op1")
                 await asyncio.to_thread(_wait_text, browser, "#pop-number", "081288880112", 10)
                 await asyncio.to_thread(_wait_text, browser, "#pop-state", "connected", 5)
                 assert "emergency" in await asyncio.to_thread(_text, browser, "#pop-queue")
-                assert "route direct" in await asyncio.to_thread(_text, browser, "#pop-ivr")
+                assert "route ivr" in await asyncio.to_thread(_text, browser, "#pop-ivr")
+                assert "choice: emergency" in await asyncio.to_thread(_text, browser, "#pop-ivr")
                 # earlier calls need the call records: the pop says so instead of showing nothing
                 await asyncio.to_thread(_wait_contains, browser, "#panel-history .panel-status",
                                         "call records")

@@ -11,8 +11,7 @@ from callflow.ami.client import utc_now
 from callflow.ami.events import QueueCallerAbandon, QueueCallerJoin, QueueCallerLeave
 from callflow.console.queue_status import AsteriskQueues
 from callflow.lab import LabStatus
-from callflow.lab.sipp import CallerScript as RingingCaller  # rings in the queue, then gives up
-from callflow.lab.sipp import place_call
+from callflow.lab.sipp import PRESS_EMERGENCY, CallerScript, place_call
 
 pytestmark = pytest.mark.integration
 
@@ -35,7 +34,9 @@ async def test_waiting_caller_and_longest_wait_read_from_asterisk(
 
     # nobody logged in: the caller rings in the emergency queue until they give up after 4 s
     call = asyncio.create_task(place_call(lab.sip["host"], lab.sip["port"],
-                                          RingingCaller(number="081277770001", cancel_after_ms=4000)))
+                                          CallerScript(
+                                              dtmf=PRESS_EMERGENCY, number="081277770001",
+                                              cancel_after_ms=4000)))
     try:
         join = await _wait_event(events, QueueCallerJoin)
         board = await queues.board()

@@ -22,7 +22,9 @@ async def test_112_call_joins_emergency_queue_and_is_answered(
     try:
         async with SippOperator(lab.operators["op1"]["port"]):
             result = await place_call(lab.sip["host"], lab.sip["port"],
-                                      CallerScript(number="081200001111", hold_ms=1500))
+                                      # 1 = emergency on the IVR's first menu (issue 5)
+                                      CallerScript(number="081200001111", dtmf=[(600, "1")],
+                                                   hold_ms=1500))
             assert result.ok, result.output
 
             join = await engine.wait_for(lambda r: r.get("ami_event") == "QueueCallerJoin"

@@ -17,7 +17,7 @@ from callflow.ami import AmiConnection, EventItem
 from callflow.calls.records import StoredCallRecords
 from callflow.calls.tracker import SCHEMAS
 from callflow.lab import LabStatus
-from callflow.lab.sipp import CallerScript, SippOperator, place_call
+from callflow.lab.sipp import PRESS_EMERGENCY, CallerScript, SippOperator, place_call
 from callflow.store import open_database
 from tests.support.engine import EngineProcess
 
@@ -46,7 +46,7 @@ async def test_real_call_incident_dispatch_and_report(
     try:
         async with SippOperator(lab.operators["op1"]["port"]):
             result = await place_call(lab.sip["host"], lab.sip["port"],
-                                      CallerScript(number="081234500009", hold_ms=1500))
+                                      CallerScript(dtmf=PRESS_EMERGENCY, number="081234500009", hold_ms=1500))
             assert result.ok, result.output
             connect = await engine.wait_for(lambda r: r.get("ami_event") == "AgentConnect"
                                             and r.get("member_name") == "op1")

@@ -17,7 +17,7 @@ import pytest
 from callflow.ami import AmiConnection, EventItem
 from callflow.calls.model import CallClass
 from callflow.lab import LabStatus
-from callflow.lab.sipp import SPEECH_PCAP, CallerScript, place_call
+from callflow.lab.sipp import PRESS_EMERGENCY, SPEECH_PCAP, CallerScript, place_call
 from callflow.siteconfig import load_site, pbx_config_dir
 from callflow.store import open_database
 from recordings import SCHEMA, RecordingIndex, RecordingStatus, purge
@@ -54,7 +54,9 @@ async def test_emergency_call_recorded_linked_verified_exported_and_purged(
                                            "MemberName": "op5"})
             try:
                 result = await place_call(lab.sip["host"], lab.sip["port"],
-                                          CallerScript(number=CALLER, hold_ms=4000, audio_pcap=SPEECH_PCAP))
+                                          CallerScript(dtmf=PRESS_EMERGENCY,
+                                                       # hold covers the IVR, the queue and > 3 s of talk
+                                                       number=CALLER, hold_ms=6000, audio_pcap=SPEECH_PCAP))
             finally:
                 await conn.action("QueueRemove", {"Queue": "emergency", "Interface": "PJSIP/op5"})
             assert result.ok, result.output

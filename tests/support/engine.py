@@ -42,6 +42,9 @@ class EngineProcess:
             env=self.env, cwd=self.cwd)
         self._reader = asyncio.create_task(self._read())
         await self.wait_for(lambda r: r.get("event") == "ami.connected", timeout=20)
+        if self.env.get("SIAGA112_IVR__ENABLED", "true").lower() not in {"0", "false", "no"}:
+            # the IVR (a child process) installs prompts, then listens; a call before that fails safe
+            await self.wait_for(lambda r: r.get("event") == "ivr.listening", timeout=60)
         return self
 
     async def _read(self) -> None:
