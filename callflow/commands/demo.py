@@ -1,7 +1,9 @@
 """``siaga112 demo``: the whole path on one machine, start to finish.
 
-Lab up, the engine attached over AMI, two SIPp operators logged into the queues, a few citizens dialling
-112, then a summary of what the engine saw, and the lab down again (unless ``--keep-lab``).
+Lab up; the engine attached over AMI with its real parts (the call tracker with its durable journal, the
+FastAGI IVR); two SIPp operators logged into the queues; citizens dialling 112 and choosing in the IVR
+(emergencies press 1, a complaint presses 2 then its type); then the call records the engine stored,
+with answer times counted from arrival at the PBX; and the lab down again (unless ``--keep-lab``).
 """
 
 from __future__ import annotations
@@ -10,69 +12,57 @@ import argparse
 import asyncio
 import contextlib
 import sys
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from callflow.ami import AmiError, EventItem
-from callflow.ami.events import AgentConnect, Hangup, Newchannel, QueueCallerJoin
-from callflow.lab import LabError, LabPorts, LabStatus, down, free_ports, status, up
-from callflow.lab.sipp import CallerScript, SippOperator, place_call
+from callflow.ami import AmiError
+from callflow.calls.model import CallRecord
+from callflow.calls.setup import call_tracker
+from callflow.calls.tracker import CallTracker
+from callflow.commands.serve import ivr_server
+from callflow.lab import LabError, LabPorts, LabStatus, down, free_ports, lab_dir, status, up
+from callflow.lab.sipp import PRESS_EMERGENCY, CallerScript, SippOperator, place_call
 from callflow.logs import configure_logging, mask_number
 from callflow.service import Engine
+from callflow.settings import EngineSettings
+from callflow.store import StoreError
+from ivr import IvrServer
+
+
+@dataclass(frozen=True)
+class DemoCaller:
+    number: str
+    name: str
+    dtmf: tuple[tuple[int, str], ...]
+    hold_ms: int
+    says: str
+
 
 DEMO_CALLERS = [
-    ("081340001001", "Ibu Maria", 2000),
-    ("082190002002", "Pak Johan", 2500),
-    ("085240003003", "Kak Ria", 1500),
-    ("081350004004", "Om Dani", 3000),
+    DemoCaller("081340001001", "Ibu Maria", PRESS_EMERGENCY, 3000, "house fire in Wenang (presses 1)"),
+    DemoCaller("082190002002", "Pak Johan", PRESS_EMERGENCY, 3500, "road accident in Sario (presses 1)"),
+    DemoCaller("085240003003", "Kak Ria", ((600, "2"), (2600, "5")), 3000,
+               "fallen power line, a complaint (presses 2, then 5 electricity)"),
+    DemoCaller("081350004004", "Om Dani", PRESS_EMERGENCY, 2500, "someone collapsed in Tikala (presses 1)"),
 ]
 
 
-@dataclass
-class DemoCall:
-    linkedid: str
-    number: str = ""
-    arrived: datetime | None = None
-    queue: str = ""
-    joined: datetime | None = None
-    answered: datetime | None = None
-    operator: str = ""
-    ended: datetime | None = None
-    events: list[str] = field(default_factory=list)
-
-
-class DemoCollector:
-    """Gathers the instants of each citizen's call from the engine's ordered event stream."""
-
-    name = "demo-collector"
+class RecordCollector:
+    """Told of each finished call record by the tracker (a CallRecordListener)."""
 
     def __init__(self) -> None:
-        self.calls: dict[str, DemoCall] = {}
+        self.records: dict[str, CallRecord] = {}
         self.changed = asyncio.Event()
 
-    async def run(self, engine: Engine) -> None:
-        return None
-
-    async def handle(self, item: EventItem) -> None:
-        if isinstance(item, Newchannel) and item.chan and item.chan.channel.startswith("PJSIP/citizen"):
-            new = self.calls.setdefault(item.linkedid, DemoCall(item.linkedid))
-            new.number, new.arrived = item.chan.caller_id_num, item.time
-        call = self.calls.get(getattr(item, "linkedid", ""))
-        if call is None:
-            return
-        call.events.append(item.name)
-        if isinstance(item, QueueCallerJoin):
-            call.queue, call.joined = item.queue, item.time
-        elif isinstance(item, AgentConnect):
-            call.answered, call.operator = item.time, item.member_name
-        elif isinstance(item, Hangup) and item.uniqueid == call.linkedid:
-            call.ended = item.time
+    async def on_call_record(self, record: CallRecord) -> None:
+        self.records[record.linkedid] = record
         self.changed.set()
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("demo", help="lab up, engine up, calls through 112 answered, a summary, lab down")
+    p = sub.add_parser("demo", help="lab up, engine up, calls through 112 and its IVR answered, the call "
+                                    "records, lab down")
     p.add_argument("--keep-lab", action="store_true", help="leave the lab running afterwards")
     p.set_defaults(handler=_demo)
 
@@ -92,9 +82,14 @@ def _demo(args: argparse.Namespace) -> int:
         return 1
     print(f"lab: {lab.asterisk_version} ({lab.mode}) AMI {lab.ami['port']} SIP {lab.sip['port']}")
     try:
-        return asyncio.run(_run(lab))
-    except (AmiError, LabError, RuntimeError) as exc:
-        print(f"siaga112 demo: {exc}", file=sys.stderr)
+        database = lab_dir(lab.instance) / "siaga112.db"
+        settings = EngineSettings(database=database)
+        # built before the loop starts: the tracker checks (creates, migrates) its database synchronously
+        tracker = call_tracker(settings, argparse.Namespace(lab=lab.instance))
+        ivr = ivr_server(settings.ivr, lab.instance)
+        return asyncio.run(_run(lab, tracker, ivr, database))
+    except (AmiError, LabError, RuntimeError, TimeoutError, StoreError) as exc:
+        print(f"siaga112 demo: {exc or 'timed out'}", file=sys.stderr)
         return 1
     finally:
         if started_here and not args.keep_lab:
@@ -102,32 +97,38 @@ def _demo(args: argparse.Namespace) -> int:
             print("lab: stopped")
 
 
-async def _run(lab: LabStatus) -> int:
-    collector = DemoCollector()
-    engine = Engine(lab.ami_endpoint(), [collector])
+async def _run(lab: LabStatus, tracker: CallTracker, ivr: IvrServer, database: Path) -> int:
+    collector = RecordCollector()
+    tracker.listeners.append(collector)
+    engine = Engine(lab.ami_endpoint(), [tracker, ivr])
     engine_task = asyncio.create_task(engine.run())
-    async with asyncio.timeout(15):
+    async with asyncio.timeout(60):
         await engine.session.connected.wait()
+        await ivr.listening.wait()  # prompts generated and installed, FastAGI listening
+    print(f"engine: attached; IVR listening on {lab.fastagi['port']}; records in {database}")
     operators = ["op1", "op2"]
     for op in operators:
         for queue in ("emergency", "nonemergency"):
             await engine.session.action("QueueAdd", {"Queue": queue, "Interface": f"PJSIP/{op}",
                                                      "MemberName": op})
-    print(f"operators logged in: {', '.join(operators)}")
+    print(f"operators logged in: {', '.join(operators)} (both queues; emergency first)")
+    linkedids_before = set(collector.records)
     try:
         async with contextlib.AsyncExitStack() as stack:
             for op in operators:
                 await stack.enter_async_context(SippOperator(lab.operators[op]["port"]))
             calls = []
-            for i, (number, name, hold) in enumerate(DEMO_CALLERS):
-                print(f"citizen {mask_number(number)} ({name}) dials 112")
+            for i, caller in enumerate(DEMO_CALLERS):
+                print(f"citizen {mask_number(caller.number)} ({caller.name}) dials 112: {caller.says}")
                 calls.append(asyncio.create_task(place_call(
-                    lab.sip["host"], lab.sip["port"], CallerScript(number=number, name=name, hold_ms=hold))))
-                await asyncio.sleep(0.4 * (i + 1))  # staggered arrivals, as on a real shift
+                    lab.sip["host"], lab.sip["port"],
+                    CallerScript(number=caller.number, name=caller.name, dtmf=caller.dtmf,
+                                 hold_ms=caller.hold_ms))))
+                await asyncio.sleep(0.5 * (i + 1))  # staggered arrivals, as on a real shift
             results = await asyncio.gather(*calls)
             failed = [r for r in results if not r.ok]
-            async with asyncio.timeout(20):
-                while sum(1 for c in collector.calls.values() if c.ended) < len(DEMO_CALLERS):
+            async with asyncio.timeout(30):
+                while len(set(collector.records) - linkedids_before) < len(DEMO_CALLERS):
                     collector.changed.clear()
                     await collector.changed.wait()
     finally:
@@ -137,21 +138,24 @@ async def _run(lab: LabStatus) -> int:
                     await engine.session.action("QueueRemove", {"Queue": queue, "Interface": f"PJSIP/{op}"})
         engine.stop()
         await engine_task
-    _print_summary(collector)
+    _print_summary([r for k, r in collector.records.items() if k not in linkedids_before], database)
     if failed:
         print(f"{len(failed)} SIPp caller(s) did not complete their script", file=sys.stderr)
         return 1
     return 0
 
 
-def _print_summary(collector: DemoCollector) -> None:
-    print("\nsummary (instants from Asterisk's event Timestamp, UTC):")
-    print(f"  {'caller':<14} {'queue':<10} {'operator':<8} {'answer s':>8} {'talk s':>7}")
-    answered = 0
-    for call in sorted(collector.calls.values(), key=lambda c: c.arrived or datetime.max.replace(tzinfo=UTC)):
-        wait = (call.answered - call.arrived).total_seconds() if call.answered and call.arrived else None
-        talk = (call.ended - call.answered).total_seconds() if call.ended and call.answered else None
-        answered += call.answered is not None
-        print(f"  {mask_number(call.number):<14} {call.queue:<10} {call.operator or '-':<8} "
-              f"{'-' if wait is None else f'{wait:.3f}':>8} {'-' if talk is None else f'{talk:.1f}':>7}")
-    print(f"\n{len(collector.calls)} calls offered, {answered} answered by an operator")
+def _print_summary(records: list[CallRecord], database: Path) -> None:
+    print("\ncall records (one per call; instants from Asterisk's event Timestamp, UTC; answer time counted "
+          "from arrival at the PBX, IVR included):")
+    print(f"  {'caller':<14} {'class':<13} {'IVR choice':<24} {'outcome':<10} {'operator':<8} "
+          f"{'answer s':>8}")
+    for r in sorted(records, key=lambda rec: rec.arrival):
+        choice = r.category or (r.ivr_path[-1] if r.ivr_path else "-")
+        answer = "-" if r.answer_seconds is None else f"{r.answer_seconds:.3f}"
+        print(f"  {mask_number(r.caller_number):<14} {r.call_class.value:<13} {choice[:24]:<24} "
+              f"{r.outcome.value:<10} {r.operator or '-':<8} {answer:>8}")
+    answered = sum(1 for r in records if r.answered is not None)
+    print(f"\n{len(records)} calls offered, {answered} answered by an operator")
+    print(f"more: siaga112 calls list --database {database}; "
+          f"siaga112 report answer-times --database {database}")
