@@ -25,6 +25,7 @@ from callflow.siteconfig import (
 from callflow.siteconfig._apply import ApplyOutcome, ApplyReport, ApplyTarget, apply_files
 from callflow.siteconfig._diff import read_live, unified_diff
 from callflow.siteconfig._history import DEFAULT_KEEP, ApplyHistory
+from ivr import site_check  # noqa: F401 - registers the IVR tree rules with `config check`
 
 DEFAULT_STATE_DIR = Path("/var/lib/siaga112/config")
 EXIT_PROBLEMS = 1
