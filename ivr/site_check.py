@@ -25,12 +25,15 @@ def check_ivr_tree(loaded: LoadedSite, ctx: CheckContext) -> Iterable[Problem]:
                       f"fix the tree, then run `siaga112 ivr check {path}`")
         return
     known = set(loaded.site.categories.nonemergency)
+    missing: dict[str, list[str]] = {}  # category -> "node key N" places that send callers there
     for name, node in checked.tree.nodes.items():
         for digit, choice in node.choices.items():
             category = choice.category
             if category is not None and category.value not in known:
-                yield loaded.problem(("ivr", "tree"),
-                                     f"the IVR tree's node {name!r} key {digit} sends callers to category "
-                                     f"{category.value!r}, which is not among this site's non-emergency "
-                                     "categories",
-                                     "add it to [categories] nonemergency or change the tree")
+                missing.setdefault(category.value, []).append(f"{name!r} key {digit}")
+    if missing:  # one problem, not one per key: a wrong category list is one mistake
+        listed = "; ".join(f"{cat!r} (from {', '.join(where)})" for cat, where in sorted(missing.items()))
+        yield loaded.problem(("ivr", "tree"),
+                             f"the IVR tree sends callers to categories this site does not list as "
+                             f"non-emergency: {listed}",
+                             "add them to [categories] nonemergency or change the tree")

@@ -257,6 +257,7 @@ class Recorder:
             bound.error("recording.root_unusable", recording_id=rid, root=str(self.root), problem=problem,
                         action="THIS CALL IS NOT RECORDED: free space or fix permissions of the "
                                "recordings root")
+            await self._flag_call(active, problem)
             return
         try:
             await engine.session.action("MixMonitor", {"Channel": active.channel,
@@ -266,10 +267,22 @@ class Recorder:
             await index.set_status(rid, RecordingStatus.FAILED, f"MixMonitor refused: {exc}")
             bound.error("recording.start_failed", recording_id=rid, error=str(exc),
                         action="THIS CALL IS NOT RECORDED: check Asterisk's log (app_mixmonitor loaded?)")
+            await self._flag_call(active, f"MixMonitor refused: {exc}")
             return
         active.row.set_result(rid)
         bound.info("recording.started", recording_id=rid, trigger=trigger, call_class=str(active.call_class),
                    path=str(active.path))
+
+    async def _flag_call(self, active: _Active, problem: str) -> None:
+        """Put the failure on the call record too: a ``SiagaRecording`` user event naming the call goes
+        through Asterisk into the AMI stream, so the tracker journals it and the record carries a note."""
+        if self._engine is None:
+            return
+        text = " ".join(problem.split())  # one line: AMI refuses CR/LF in a value
+        with contextlib.suppress(AmiError):
+            await self._engine.session.action("UserEvent", {
+                "UserEvent": "SiagaRecording", "Status": "failed", "Problem": text,
+                "Linkedid": active.linkedid, "Uniqueid": active.uniqueid})
 
     def _root_problem(self, directory: Path) -> str:
         """Why recordings cannot be written under ``directory`` now ('' if they can)."""

@@ -232,6 +232,10 @@ class CallFold:
             self.category = ev.get_field("Category") or self.category
             self._instant("routed", at, src, f"{ev.get_field('Queue')} ({self.route or 'unknown route'})")
             return self._signal(Signal.QUEUE_ENTRY)
+        if ev.user_event == "SiagaRecording" and ev.get_field("Status") == "failed":
+            # the recorder could not record this call (recordings root full/unwritable, MixMonitor refused)
+            self.notes.append(f"recording failed: {ev.get_field('Problem') or 'no reason given'}")
+            return None
         if ev.user_event == "SiagaIvr":
             step, node, digit = ev.get_field("Step"), ev.get_field("Node"), ev.get_field("Digit")
             if not any(i.name == "ivr_entered" for i in self.instants):

@@ -1,5 +1,6 @@
 """Recording faults on the real lab: the recordings root unwritable or full. The engine warns loudly and
-flags the call's recording as failed; the call itself is answered and ends normally."""
+flags the call's recording as failed, on the recording's row and on the call record; the call itself is
+answered and ends normally."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import pytest
 import structlog
 
 from callflow.ami import AmiConnection, EventItem
+from callflow.calls.records import StoredCallRecords
+from callflow.calls.tracker import SCHEMAS, CallTracker
 from callflow.lab import LabStatus
 from callflow.lab.sipp import CallerScript, SippOperator, place_call
 from callflow.service import Engine
@@ -54,7 +57,8 @@ async def test_unusable_root_flags_the_recording_and_the_call_proceeds(
     recorder_options, expected = FAULTS[fault]
     db = tmp_path / "siaga112.db"
     recorder = Recorder(database=db, **recorder_options(tmp_path))
-    engine = Engine(lab.ami_endpoint(), [recorder])
+    tracker = CallTracker(db)
+    engine = Engine(lab.ami_endpoint(), [tracker, recorder])
     conn, _ = ami
     with structlog.testing.capture_logs() as logs:
         task = asyncio.create_task(engine.run())
@@ -69,6 +73,7 @@ async def test_unusable_root_flags_the_recording_and_the_call_proceeds(
             finally:
                 await conn.action("QueueRemove", {"Queue": "emergency", "Interface": "PJSIP/op2"})
             warning = await _wait_log(logs, "recording.root_unusable")
+            await _wait_log(logs, "call.record")
         finally:
             engine.stop()
             await task
@@ -84,3 +89,11 @@ async def test_unusable_root_flags_the_recording_and_the_call_proceeds(
     assert rec.status == RecordingStatus.FAILED, fault
     assert expected in rec.problem
     assert not rec.path.exists()
+    # ... and the call record itself carries the flag (through the SiagaRecording user event)
+    calls = await open_database(db, SCHEMAS)
+    try:
+        record = await StoredCallRecords(calls).get(warning["linkedid"])
+    finally:
+        await calls.close()
+    assert record is not None
+    assert any(n.startswith("recording failed:") and expected in n for n in record.notes), record.notes

@@ -15,7 +15,14 @@ import pytest
 
 from callflow.cli import main
 from callflow.commands.config import EXIT_PROBLEMS
-from callflow.siteconfig import CheckContext, SiteConfigError, check_site, load_site, register_check
+from callflow.siteconfig import (
+    CheckContext,
+    SiteConfigError,
+    check_site,
+    load_site,
+    pbx_config_dir,
+    register_check,
+)
 from callflow.siteconfig._checks import _CHECKS
 
 HERE = Path(__file__).parent / "siteconfig"
@@ -33,7 +40,7 @@ def site_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
                               ("open", GOOD_SECRET, 0o644)):
         (secrets / name).write_text(value + "\n")
         os.chmod(secrets / name, mode)
-    (tmp_path / "ivr.toml").write_text("# the IVR tree (its own loader validates it)\n")
+    (tmp_path / "ivr.toml").write_text((pbx_config_dir() / "ivr.toml").read_text())  # a real, valid tree
     monkeypatch.setenv("SIAGA_TEST_SECRET", GOOD_SECRET)
     monkeypatch.setenv("SIAGA_TEST_WEAK", "aaaaaaaaaaaaaaaaaaaaaaaa")
     monkeypatch.delenv("SIAGA_TEST_UNSET", raising=False)

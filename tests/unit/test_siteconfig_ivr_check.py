@@ -45,4 +45,8 @@ def test_a_category_the_site_does_not_know_is_reported(tmp_path: Path) -> None:
     assert '"garbage"' in text
     site.write_text(text.replace(', "garbage"', "").replace('"garbage", ', ""))
     problems = ivr_problems(site)
-    assert any("'garbage'" in p and "not among this site's non-emergency categories" in p for p in problems)
+    mentions = [p for p in problems if "'garbage'" in p]
+    assert len(mentions) == 1, problems  # one problem for the mistake, naming every key that sends there
+    assert "does not list as non-emergency" in mentions[0]
+    assert "'complaints' key" in mentions[0]
+    assert "'complaints_en' key" in mentions[0]

@@ -40,7 +40,7 @@ def site_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "secrets").mkdir()
     (tmp_path / "secrets" / "good").write_text(FILE_SECRET + "\n")
     os.chmod(tmp_path / "secrets" / "good", 0o600)
-    (tmp_path / "ivr.toml").write_text("")
+    (tmp_path / "ivr.toml").write_text((pbx_config_dir() / "ivr.toml").read_text())  # a real, valid tree
     monkeypatch.setenv("SIAGA_TEST_SECRET", SECRET)
     target = tmp_path / "site.toml"
     shutil.copy(HERE / "valid.toml", target)
