@@ -434,7 +434,10 @@ async def rate_callers(lab: LabStatus, numbers: Sequence[str], keys: Sequence[tu
     script = CallerScript(number="[field0]", name=name, dtmf=keys, hold_ms=hold_ms,
                           remote_hangup=remote_hangup, answer_timeout_ms=120_000)
     scenario = workdir / f"callers-{tag}.xml"
-    scenario.write_text(script.scenario_xml(), encoding="utf-8")
+    # a caller waiting for the far end may wait in a long queue: longer than CallerScript's 120 s
+    xml = script.scenario_xml().replace('<recv request="BYE" timeout="120000"/>',
+                                        f'<recv request="BYE" timeout="{int(timeout_s * 1000)}"/>')
+    scenario.write_text(xml, encoding="utf-8")
     inject = workdir / f"callers-{tag}.csv"
     inject.write_text("SEQUENTIAL\n" + "".join(f"{n};\n" for n in numbers))
     stats = workdir / f"callers-{tag}-stat.csv"

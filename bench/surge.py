@@ -17,7 +17,7 @@ A step is kept up with when nothing is lost, nothing misclassified, SIPp reached
 failed < 2 % of its calls, and the AMI lag p99 stays under 1 s. The highest such rate is ``max_cps``; at
 the first step that fails the benchmark names the process that limits it, from the CPU figures.
 
-    .venv/bin/python bench/surge.py [--lab INSTANCE] [--rates 2,5,10,20,30] [--step-seconds 8]
+    .venv/bin/python bench/surge.py [--lab INSTANCE] [--rates 2,5,10,20,30,45,60,80] [--step-seconds 8]
         [--hold-ms 2000] [--keep-going]
 
 Without --lab it starts its own lab on free ports and stops it afterwards. Last line:
@@ -168,7 +168,7 @@ async def bench(lab: LabStatus, rates: list[float], seconds: float, hold_ms: int
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--lab", metavar="INSTANCE", help="a running lab (default: start a temporary one)")
-    parser.add_argument("--rates", default="2,5,10,20,30", help="calls/s per step, comma-separated")
+    parser.add_argument("--rates", default="2,5,10,20,30,45,60,80", help="calls/s per step, comma-separated")
     parser.add_argument("--step-seconds", type=float, default=8.0, help="how long each rate is held")
     parser.add_argument("--hold-ms", type=int, default=2000, help="each caller stays this long after its key")
     parser.add_argument("--keep-going", action="store_true", help="run every rate even after one fails")
