@@ -54,12 +54,13 @@ async def bench(lab: LabStatus, callers: int, rate: float, n_operators: int, tal
     await engine.start()
     idle_rss = kit.rss_mb(engine.pid)
     ivr_pids = kit.children(engine.pid)
-    numbers = [f"0833{i:06d}" for i in range(callers)]
+    prefix = f"0899{kit.run_tag()}3"
+    numbers = [f"{prefix}{i:06d}" for i in range(callers)]
     names = kit.OPERATORS[:n_operators]
     print(f"engine ready, RSS {idle_rss:.0f} MiB; {callers} callers at {rate:g} calls/s, then {len(names)} "
           f"operators answer ({talk_ms} ms each)", flush=True)
     try:
-        async with kit.Watcher(lab, "0833") as watcher:
+        async with kit.Watcher(lab, prefix) as watcher:
             began = time.monotonic()
             meter = kit.CpuMeter({"engine": [engine.pid], "ivr": ivr_pids,
                                   "asterisk": [lab.pid or 0, *kit.children(lab.pid or 0)]})
@@ -85,7 +86,7 @@ async def bench(lab: LabStatus, callers: int, rate: float, n_operators: int, tal
                   f"{run.successful} failed {run.failed}; CPU: {kit.fmt_cpu(drain_cpu)}", flush=True)
             offered = dict(watcher.offered)
             max_waiting = watcher.max_waiting
-        records = await kit.wait_records(engine.database, "0833", set(offered), timeout=60)
+        records = await kit.wait_records(engine.database, prefix, set(offered), timeout=60)
         peak_rss = max(peak_rss, kit.rss_mb(engine.pid))
     finally:
         await engine.stop()

@@ -6,7 +6,7 @@ Scenarios (--scenario NAME):
   asterisk-restart     ``core restart now`` on the lab Asterisk (over AMI); operators re-added once it is back
   ami-half-open        the engine is frozen (SIGSTOP) for --fault-s (30 s): its AMI connection stays open but
                        nothing is read or written on it (a half-open link); then SIGCONT
-  kill-during-writes   heavier load (--rate 10); the engine's committed journal and records are read by a
+  kill-during-writes   heavier load (--rate 20); the engine's committed journal and records are read by a
                        separate connection, the engine is SIGKILLed at once, then the database is checked
                        (PRAGMA integrity_check, every committed row present and unchanged); restarted after
                        --fault-s
@@ -51,7 +51,7 @@ EMERGENCY_SHARE = 0.74
 TMPFS_MB = 300  # above the recording policy's 200 MB free-space floor, so recording works until filled
 DEFAULT_FAULT_S = {"engine-kill": 5.0, "asterisk-restart": 0.0, "ami-half-open": 30.0,
                    "kill-during-writes": 3.0, "disk-full": 20.0}
-DEFAULT_RATE = {"kill-during-writes": 10.0}
+DEFAULT_RATE = {"kill-during-writes": 20.0}
 
 
 @dataclass
@@ -156,16 +156,15 @@ async def kill_during_writes(run: Run) -> datetime:
 def _fill(root: Path) -> Path:
     """Fill the file system under ``root`` to the last byte (the last writes fail with ENOSPC)."""
     filler = root / ".bench-filler"
-    chunk = b"\0" * (1 << 20)
-    with filler.open("wb") as fh:
-        with contextlib.suppress(OSError):
-            while True:
-                fh.write(chunk)
-                fh.flush()
-        with contextlib.suppress(OSError):
-            while True:
-                fh.write(b"\0" * 4096)
-                fh.flush()
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for size in (1 << 20, 4096, 1):
+            chunk = b"\0" * size
+            with contextlib.suppress(OSError):
+                while os.write(fd, chunk):
+                    pass
+    finally:
+        os.close(fd)
     return filler
 
 
@@ -230,11 +229,12 @@ def recordings_after(database: Path, end: datetime) -> tuple[dict[str, int], dic
     return before, after, first_ok
 
 
-async def load(lab: LabStatus, rate: float, seconds: float, hold_ms: int, work: Path) -> list[kit.SippRun]:
+async def load(lab: LabStatus, prefix: str, *, rate: float, seconds: float, hold_ms: int,
+               work: Path) -> list[kit.SippRun]:
     total = max(2, round(rate * seconds))
     n_emergency = round(total * EMERGENCY_SHARE)
-    emergency = [f"0855{i:06d}" for i in range(n_emergency)]
-    complaint = [f"0856{i:06d}" for i in range(total - n_emergency)]
+    emergency = [f"{prefix}5{i:06d}" for i in range(n_emergency)]
+    complaint = [f"{prefix}6{i:06d}" for i in range(total - n_emergency)]
     return list(await asyncio.gather(
         kit.rate_callers(lab, emergency, kit.EMERGENCY_KEYS, rate=rate * EMERGENCY_SHARE, hold_ms=hold_ms,
                          workdir=work, timeout_s=seconds + 120),
@@ -251,10 +251,12 @@ async def bench(lab: LabStatus, scenario: str, *, rate: float, seconds: float, f
     print(f"engine ready; {rate:g} calls/s for {seconds:g} s ({EMERGENCY_SHARE:.0%} emergency, callers stay "
           f"{hold_ms} ms after their key), fault at {fault_at:g} s for {fault_s:g} s", flush=True)
     run: Run | None = None
+    prefix = f"0899{kit.run_tag()}"  # caller numbers: prefix, 5 (emergency) or 6 (complaint), index
     try:
-        async with kit.Watcher(lab, "085") as watcher, kit.operators(lab, watcher.session):
+        async with kit.Watcher(lab, prefix) as watcher, kit.operators(lab, watcher.session):
             run = Run(lab, engine, watcher, fault_s, work)
-            calls = asyncio.create_task(load(lab, rate, seconds, hold_ms, work))
+            calls = asyncio.create_task(load(lab, prefix, rate=rate, seconds=seconds, hold_ms=hold_ms,
+                                             work=work))
             await asyncio.sleep(fault_at)
             began = time.monotonic()
             end = await FAULTS[scenario](run)
@@ -262,7 +264,7 @@ async def bench(lab: LabStatus, scenario: str, *, rate: float, seconds: float, f
             sipp = await calls
             offered = dict(watcher.offered)
         assert run is not None  # noqa: S101
-        records = await kit.wait_records(run.engine.database, "085", set(offered), timeout=120)
+        records = await kit.wait_records(run.engine.database, prefix, set(offered), timeout=120)
     finally:
         await (run.engine if run is not None else engine).stop()
     t = kit.tally(offered, records)
@@ -290,7 +292,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--scenario", required=True, choices=sorted(FAULTS))
     parser.add_argument("--lab", metavar="INSTANCE", help="a running lab (default: start a temporary one)")
-    parser.add_argument("--rate", type=float, help="calls/s (default 2; kill-during-writes 10)")
+    parser.add_argument("--rate", type=float, help="calls/s (default 2; kill-during-writes 20)")
     parser.add_argument("--seconds", type=float, default=45.0, help="how long callers keep coming")
     parser.add_argument("--fault-at", type=float, default=12.0, help="seconds into the load")
     parser.add_argument("--fault-s", type=float, help="how long the fault lasts (default per scenario)")

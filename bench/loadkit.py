@@ -453,9 +453,10 @@ async def rate_callers(lab: LabStatus, numbers: Sequence[str], keys: Sequence[tu
     try:
         async with asyncio.timeout(timeout_s + 30):
             await proc.wait()
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
+    finally:  # timed out, or the benchmark failed or was interrupted: no caller outlives it
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
     run = SippRun(seconds=time.monotonic() - began, returncode=proc.returncode or 0)
     with contextlib.suppress(OSError, StopIteration, KeyError, ValueError):
         rows = list(csv.DictReader(stats.open(), delimiter=";"))
@@ -522,6 +523,12 @@ async def wait_records(database: Path, prefix: str, expected: set[str], timeout:
         if expected <= have or time.monotonic() > deadline:
             return records
         await asyncio.sleep(1.0)
+
+
+def run_tag() -> str:
+    """Two digits that differ between consecutive runs, for caller numbers no earlier run used (Asterisk's
+    CDR file, which the engine reads to recover calls, outlives a run)."""
+    return f"{int(time.time() / 10) % 100:02d}"
 
 
 def workdir(prefix: str) -> Path:

@@ -82,12 +82,12 @@ def limiter(cpu: dict[str, float]) -> str:
 
 
 async def run_step(lab: LabStatus, engine: kit.Engine, watcher: kit.Watcher, op_pids: list[int], *,
-                   index: int, rate: float, seconds: float, hold_ms: int, work: Path) -> Step:
+                   prefix: str, index: int, rate: float, seconds: float, hold_ms: int, work: Path) -> Step:
     total = max(2, round(rate * seconds))
     emergency_n = round(total * EMERGENCY_SHARE)
-    emergency = [f"0811{index:02d}{i:05d}" for i in range(emergency_n)]
-    complaint = [f"0822{index:02d}{i:05d}" for i in range(total - emergency_n)]
-    prefixes = (f"0811{index:02d}", f"0822{index:02d}")
+    prefixes = (f"{prefix}1{index:02d}", f"{prefix}2{index:02d}")  # per step: emergency, complaint
+    emergency = [f"{prefixes[0]}{i:05d}" for i in range(emergency_n)]
+    complaint = [f"{prefixes[1]}{i:05d}" for i in range(total - emergency_n)]
     assert engine.proc is not None  # noqa: S101
     meter = kit.CpuMeter({"engine": [engine.pid], "ivr": kit.children(engine.pid),
                           "asterisk": [lab.pid or 0, *kit.children(lab.pid or 0)], "sipp_operators": op_pids})
@@ -102,7 +102,7 @@ async def run_step(lab: LabStatus, engine: kit.Engine, watcher: kit.Watcher, op_
     cpu = meter.stop()
     ended = kit.utc_now()
     offered = {n: lids for n, lids in watcher.offered.items() if n.startswith(prefixes)}
-    records = [r for r in await kit.wait_records(engine.database, "08", set(offered), timeout=60)
+    records = [r for r in await kit.wait_records(engine.database, prefix, set(offered), timeout=60)
                if r.caller_number.startswith(prefixes)]
     t = kit.tally(offered, records)
     lags = kit.ami_lags_ms(engine.database, began, ended)
@@ -139,9 +139,11 @@ async def bench(lab: LabStatus, rates: list[float], seconds: float, hold_ms: int
           f"{EMERGENCY_SHARE:.0%} emergency, callers stay {hold_ms} ms after their last key", flush=True)
     steps: list[Step] = []
     try:
-        async with kit.Watcher(lab, "08") as watcher, kit.operators(lab, watcher.session) as op_pids:
+        prefix = f"0899{kit.run_tag()}"
+        async with kit.Watcher(lab, prefix) as watcher, kit.operators(lab, watcher.session) as op_pids:
             for index, rate in enumerate(rates):
-                step = await run_step(lab, engine, watcher, op_pids, index=index, rate=rate,
+                step = await run_step(lab, engine, watcher, op_pids, prefix=prefix, index=index,
+                                      rate=rate,
                                       seconds=seconds, hold_ms=hold_ms, work=work)
                 steps.append(step)
                 if not step.kept_up and not keep_going:
