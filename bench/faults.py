@@ -248,6 +248,7 @@ async def bench(lab: LabStatus, scenario: str, *, rate: float, seconds: float, f
     engine = kit.Engine(lab.instance, work / "siaga112.db")
     print(f"faults {scenario}: machine {kit.machine()}", flush=True)
     await engine.start()
+    began_at = kit.utc_now()
     print(f"engine ready; {rate:g} calls/s for {seconds:g} s ({EMERGENCY_SHARE:.0%} emergency, callers stay "
           f"{hold_ms} ms after their key), fault at {fault_at:g} s for {fault_s:g} s", flush=True)
     run: Run | None = None
@@ -269,6 +270,12 @@ async def bench(lab: LabStatus, scenario: str, *, rate: float, seconds: float, f
         await (run.engine if run is not None else engine).stop()
     t = kit.tally(offered, records)
     database = (run.engine if run is not None else engine).database
+    lags = kit.ami_lags_ms(database, began_at, kit.utc_now())
+    lost_links = sum(1 for line in run.engine.lines if line.get("event") == "ami.link_lost")
+    run.notes.append(f"AMI lag over the run (engine receipt - event Timestamp): p50 "
+                     f"{kit.percentile(lags, 50):.1f} ms, p99 {kit.percentile(lags, 99):.1f} ms, max "
+                     f"{max(lags, default=0):.0f} ms ({len(lags)} events); the (last) engine lost its AMI "
+                     f"link {lost_links} time(s)")
     for note in run.notes:
         print(f"  {note}")
     if scenario == "disk-full":
@@ -300,7 +307,7 @@ def main() -> int:
     args = parser.parse_args()
     rate = args.rate if args.rate is not None else DEFAULT_RATE.get(args.scenario, 2.0)
     fault_s = args.fault_s if args.fault_s is not None else DEFAULT_FAULT_S[args.scenario]
-    seconds = max(args.seconds, args.fault_at + fault_s + 10)
+    seconds = max(args.seconds, args.fault_at + fault_s + 3)  # some calls arrive after the fault
     with kit.lab_for(args.lab, "bench-faults") as lab:
         disk = small_disk(Path(lab.recordings_dir), TMPFS_MB) if args.scenario == "disk-full" \
             else contextlib.nullcontext()
