@@ -38,7 +38,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -184,7 +184,7 @@ FAULTS: dict[str, Callable[[Run], Awaitable[datetime]]] = {
 
 
 @contextlib.contextmanager
-def small_disk(root: Path, megabytes: int) -> object:
+def small_disk(root: Path, megabytes: int) -> Iterator[Path]:
     """A tmpfs of ``megabytes`` over the lab's recordings root for the run (needs root)."""
     st = root.stat()
     subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={megabytes}m,mode={st.st_mode & 0o7777:o},"
@@ -283,6 +283,9 @@ async def bench(lab: LabStatus, scenario: str, *, rate: float, seconds: float, f
         print(f"  recordings made before the space was freed: {before}; after: {after}")
     else:
         recover = recover_seconds(database, end)
+    from_files = sum(1 for r in records if {"asterisk_cdr", "queue_log"} & set(r.sources))
+    print(f"  records completed from Asterisk's CDR file / queue_log (calls the engine did not see live): "
+          f"{from_files}")
     integrity = sqlite3.connect(database).execute("PRAGMA integrity_check").fetchone()[0]
     print(f"offered {t.offered} (Asterisk Newchannel), records {t.records}, lost {len(t.lost)}, duplicated "
           f"{t.duplicated}, records of calls the benchmark's AMI session missed {t.stray}; SIPp created "
@@ -309,8 +312,9 @@ def main() -> int:
     fault_s = args.fault_s if args.fault_s is not None else DEFAULT_FAULT_S[args.scenario]
     seconds = max(args.seconds, args.fault_at + fault_s + 3)  # some calls arrive after the fault
     with kit.lab_for(args.lab, "bench-faults") as lab:
-        disk = small_disk(Path(lab.recordings_dir), TMPFS_MB) if args.scenario == "disk-full" \
-            else contextlib.nullcontext()
+        disk: contextlib.AbstractContextManager[object] = (
+            small_disk(Path(lab.recordings_dir), TMPFS_MB) if args.scenario == "disk-full"
+            else contextlib.nullcontext())
         with disk:
             return asyncio.run(bench(lab, args.scenario, rate=rate, seconds=seconds,
                                      fault_at=args.fault_at, fault_s=fault_s, hold_ms=args.hold_ms))

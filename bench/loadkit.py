@@ -24,7 +24,7 @@ import sqlite3
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -134,7 +134,10 @@ class CpuMeter:
         out["sipp_callers"] = 100 * (ru.ru_utime + ru.ru_stime - self._children) / wall
         me = resource.getrusage(resource.RUSAGE_SELF)
         out["bench"] = 100 * (me.ru_utime + me.ru_stime - self._self) / wall
-        out["machine_idle"] = 100 * (self._idle_ticks() - self._idle) / CLK_TCK / wall  # of all cores
+        idle = 100 * (self._idle_ticks() - self._idle) / CLK_TCK / wall  # of all cores
+        # what neither this run's processes nor idle account for: other work on a shared machine
+        out["other_work"] = max(0.0, 100 * (os.cpu_count() or 1) - idle - sum(out.values()))
+        out["machine_idle"] = idle
         return out
 
 
@@ -154,7 +157,7 @@ def machine() -> str:
 
 # -- the lab --------------------------------------------------------------------------------------------
 @contextlib.contextmanager
-def lab_for(instance: str | None, default: str) -> Any:
+def lab_for(instance: str | None, default: str) -> Iterator[LabStatus]:
     """A running lab: the one named (left running) or a fresh one on free ports (stopped afterwards)."""
     if instance is not None:
         st = status(instance)

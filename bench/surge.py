@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,15 +71,18 @@ def misclassified(record: CallRecord, emergency: set[str]) -> bool:
 
 
 def limiter(cpu: dict[str, float]) -> str:
-    """Which process limits the rate: the engine is one event loop (a core at ~90 %+ is saturated);
-    otherwise the biggest CPU consumer of a machine with no idle left."""
+    """What limits the rate, from the failing step's CPU figures: the engine is one event loop (a core at
+    85 %+ is saturated); else a machine with no idle CPU left (and who used it); else the biggest user."""
+    cores = 100 * (os.cpu_count() or 1)
+    ours = {k: v for k, v in cpu.items() if k not in {"machine_idle", "other_work"}}
+    top = max(ours, key=lambda k: ours[k])
     if cpu.get("engine", 0) >= 85:
-        return f"engine (its event loop at {cpu['engine']:.0f}% of a core)"
-    parts = {k: v for k, v in cpu.items() if k not in {"machine_idle", "bench"}}
-    top = max(parts, key=lambda k: parts[k])
-    idle = cpu.get("machine_idle", 0)
-    return (f"{top} ({parts[top]:.0f}% of a core; machine idle {idle:.0f}% of "
-            f"{100 * (kit.os.cpu_count() or 1)}%)")
+        return f"the engine (its event loop at {cpu['engine']:.0f}% of a core)"
+    if cpu.get("machine_idle", 0) < 15:
+        return (f"the machine's CPU: {cpu.get('machine_idle', 0):.0f}% idle of {cores}%; this run's "
+                f"processes used {sum(ours.values()):.0f}% (most: {top} {ours[top]:.0f}%), other work on "
+                f"the machine {cpu.get('other_work', 0):.0f}%")
+    return f"{top} ({ours[top]:.0f}% of a core; machine idle {cpu.get('machine_idle', 0):.0f}% of {cores}%)"
 
 
 async def run_step(lab: LabStatus, engine: kit.Engine, watcher: kit.Watcher, op_pids: list[int], *,
