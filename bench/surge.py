@@ -18,7 +18,11 @@ failed < 2 % of its calls, and the AMI lag p99 stays under 1 s. The highest such
 the first step that fails the benchmark names the process that limits it, from the CPU figures.
 
     .venv/bin/python bench/surge.py [--lab INSTANCE] [--rates 2,5,10,20,30,45,60,80] [--step-seconds 8]
-        [--hold-ms 2000] [--keep-going]
+        [--hold-ms 2000] [--press-ms 600] [--keep-going]
+
+--press-ms: when each caller presses its first key after the answer (600 ms, as PRESS_EMERGENCY in the
+tests: about 100 ms after the menu starts listening on an idle machine); the complaint's second key
+follows 1 s later.
 
 Without --lab it starts its own lab on free ports and stops it afterwards. Last line:
 ``RESULT max_cps=N lost=N misclassified=N`` (lost and misclassified summed over all steps run).
@@ -39,6 +43,7 @@ from callflow.calls.model import CallClass, CallRecord
 from callflow.lab import LabStatus
 
 EMERGENCY_SHARE = 0.74
+Keys = tuple[tuple[tuple[int, str], ...], tuple[tuple[int, str], ...]]  # emergency caller's, complaint's
 
 
 @dataclass
@@ -86,7 +91,8 @@ def limiter(cpu: dict[str, float]) -> str:
 
 
 async def run_step(lab: LabStatus, engine: kit.Engine, watcher: kit.Watcher, op_pids: list[int], *,
-                   prefix: str, index: int, rate: float, seconds: float, hold_ms: int, work: Path) -> Step:
+                   prefix: str, index: int, rate: float, seconds: float, hold_ms: int, keys: Keys,
+                   work: Path) -> Step:
     total = max(2, round(rate * seconds))
     emergency_n = round(total * EMERGENCY_SHARE)
     prefixes = (f"{prefix}1{index:02d}", f"{prefix}2{index:02d}")  # per step: emergency, complaint
@@ -99,9 +105,9 @@ async def run_step(lab: LabStatus, engine: kit.Engine, watcher: kit.Watcher, op_
     meter.start()
     share = len(emergency) / total
     runs = await asyncio.gather(
-        kit.rate_callers(lab, emergency, kit.EMERGENCY_KEYS, rate=rate * share, hold_ms=hold_ms,
+        kit.rate_callers(lab, emergency, keys[0], rate=rate * share, hold_ms=hold_ms,
                          workdir=work),
-        kit.rate_callers(lab, complaint, kit.COMPLAINT_KEYS, rate=rate * (1 - share), hold_ms=hold_ms,
+        kit.rate_callers(lab, complaint, keys[1], rate=rate * (1 - share), hold_ms=hold_ms,
                          workdir=work))
     cpu = meter.stop()
     ended = kit.utc_now()
@@ -132,15 +138,23 @@ async def run_step(lab: LabStatus, engine: kit.Engine, watcher: kit.Watcher, op_
           flush=True)
     if t.lost:
         print(f"  lost: {', '.join(t.lost[:10])}", flush=True)
+    for r in [r for r in records if misclassified(r, set(emergency))][:10]:
+        chose = "emergency" if r.caller_number in emergency else "complaint"
+        print(f"  misclassified {r.caller_number}: chose {chose}, record says {r.call_class} "
+              f"({r.category or '-'}), outcome {r.outcome}, IVR path {list(r.ivr_path)}", flush=True)
     return step
 
 
-async def bench(lab: LabStatus, rates: list[float], seconds: float, hold_ms: int, keep_going: bool) -> int:
+async def bench(lab: LabStatus, rates: list[float], *, seconds: float, hold_ms: int, press_ms: int,
+                keep_going: bool) -> int:
+    keys: Keys = (((press_ms, "1"),), tuple((press_ms + at - kit.COMPLAINT_KEYS[0][0], key)
+                                             for at, key in kit.COMPLAINT_KEYS))
     work = kit.workdir("surge")
     engine = kit.Engine(lab.instance, work / "siaga112.db")
     print(f"surge: machine {kit.machine()}", flush=True)
     print(f"engine ready in {await engine.start():.1f} s; rates {rates} calls/s, {seconds:g} s each, "
-          f"{EMERGENCY_SHARE:.0%} emergency, callers stay {hold_ms} ms after their last key", flush=True)
+          f"{EMERGENCY_SHARE:.0%} emergency, callers press at {press_ms} ms and stay "
+          f"{hold_ms} ms after their last key", flush=True)
     steps: list[Step] = []
     try:
         prefix = f"0899{kit.run_tag()}"
@@ -148,7 +162,7 @@ async def bench(lab: LabStatus, rates: list[float], seconds: float, hold_ms: int
             for index, rate in enumerate(rates):
                 step = await run_step(lab, engine, watcher, op_pids, prefix=prefix, index=index,
                                       rate=rate,
-                                      seconds=seconds, hold_ms=hold_ms, work=work)
+                                      seconds=seconds, hold_ms=hold_ms, keys=keys, work=work)
                 steps.append(step)
                 if not step.kept_up and not keep_going:
                     break
@@ -177,11 +191,14 @@ def main() -> int:
     parser.add_argument("--rates", default="2,5,10,20,30,45,60,80", help="calls/s per step, comma-separated")
     parser.add_argument("--step-seconds", type=float, default=8.0, help="how long each rate is held")
     parser.add_argument("--hold-ms", type=int, default=2000, help="each caller stays this long after its key")
+    parser.add_argument("--press-ms", type=int, default=kit.EMERGENCY_KEYS[0][0],
+                        help="when each caller presses its first key after the answer")
     parser.add_argument("--keep-going", action="store_true", help="run every rate even after one fails")
     args = parser.parse_args()
     rates = [float(r) for r in args.rates.split(",") if r.strip()]
     with kit.lab_for(args.lab, "bench-surge") as lab:
-        return asyncio.run(bench(lab, rates, args.step_seconds, args.hold_ms, args.keep_going))
+        return asyncio.run(bench(lab, rates, seconds=args.step_seconds, hold_ms=args.hold_ms,
+                                 press_ms=args.press_ms, keep_going=args.keep_going))
 
 
 if __name__ == "__main__":
