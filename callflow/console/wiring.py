@@ -375,5 +375,5 @@ def store_providers(database: Path, *, recordings_root: Path, clock: Clock = utc
 
 
 __all__ = ["ABANDONED", "DOWNLOADABLE", "INCIDENTS", "RECORDINGS", "REPORTS", "IndexedRecordings",
-           "Resource", "ServiceIncidents", "StoreConnection", "StoreReports", "StoreWiring", "StoredCalls", "answer_stats",
-           "incident_view", "recording_info", "store_providers"]
+           "Resource", "ServiceIncidents", "StoreConnection", "StoreReports", "StoreWiring", "StoredCalls",
+           "answer_stats", "incident_view", "recording_info", "store_providers"]

@@ -28,7 +28,7 @@ class WavRecordings:
         return [RecordingInfo(id="rec-1", linkedid="1763791542.1", started_at=started,
                               duration_s=1.0, size_bytes=self.path.stat().st_size, media_type="audio/wav")]
 
-    async def open(self, recording_id: str) -> RecordingFile:
+    async def open(self, recording_id: str, by: str) -> RecordingFile:
         self.opened.append(recording_id)
         if recording_id != "rec-1":
             raise NotFound(f"no recording {recording_id}")
