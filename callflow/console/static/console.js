@@ -8,6 +8,7 @@
   let catalog = null;
   const calls = new Map(); // linkedid -> what the stream told about the call so far (display only)
   let current = null;      // linkedid on this operator's screen
+  let units = [];          // the agency units a dispatch can go to (GET /api/units)
 
   function callFor(m) {
     if (!calls.has(m.linkedid)) calls.set(m.linkedid, { ivr: [], caller: m.caller, name: m.caller_name });
@@ -76,23 +77,33 @@
     $("pop-incidents").replaceChildren();
     if (!number) return;
     try {
-      const list = await api("GET", `/api/calls/by-number/${encodeURIComponent(number)}?days=30`);
+      const found = await api("GET", `/api/calls/by-number/${encodeURIComponent(number)}?days=30`);
+      const list = found.filter((r) => r.linkedid !== current); // this call, once stored, is not "earlier"
       unavailable($("panel-history"), null);
+      $("pop-repeat").textContent = list.length ? `repeat caller: ${list.length} earlier call(s) in 30 days` : "";
       $("pop-calls").replaceChildren(...(list.length ? list.map((r) => el("li", {
-        text: `${new Date(r.arrival).toLocaleString()} — ${r.outcome}${r.operator ? " (" + r.operator + ")" : ""}` }))
+        text: `${new Date(r.arrival).toLocaleString()} — ${r.outcome}${r.operator ? " (" + r.operator + ")" : ""}`
+          + (r.ivr_path.length ? ` — IVR ${r.ivr_path.join(" → ")}` : "") }))
         : [el("li", { text: "no earlier calls" })]));
     } catch (e) { unavailable($("panel-history"), e); }
     try {
       const list = await api("GET", `/api/incidents?caller_number=${encodeURIComponent(number)}&days=30`);
       unavailable($("panel-history-incidents"), null);
       $("pop-incidents").replaceChildren(...(list.length ? list.map((i) => el("li", {
-        text: `${new Date(i.created_at).toLocaleString()} — ${i.category} (${i.status})` }))
+        text: `${new Date(i.created_at).toLocaleString()} — #${i.id} ${i.category}, ${i.district} (${i.status})` }))
         : [el("li", { text: "no earlier incidents" })]));
     } catch (e) { unavailable($("panel-history-incidents"), e); }
   }
 
   function onMessage(m) {
     if (m.type.startsWith("queue.") || m.type === "gap") loadQueues();
+    if (m.type === "incident.changed" || m.type === "gap") loadIncidents();
+    if (m.type === "call.record") {
+      const c = current && calls.get(current);
+      if (c && c.caller && c.caller === m.caller) loadHistory(c.caller);
+      return;
+    }
+    if (m.type === "incident.changed") return;
     if (!m.linkedid) return;
     const c = callFor(m);
     if (m.type === "queue.join") { c.joinedAt = m.at; c.queue = m.queue; }
@@ -124,6 +135,9 @@
 
   async function loadIncidents() {
     try {
+      units = await api("GET", "/api/units");
+    } catch (e) { units = []; }
+    try {
       const list = await api("GET", "/api/incidents?days=1");
       unavailable($("panel-incidents"), null);
       $("incidents").replaceChildren(...list.map(incidentRow));
@@ -139,17 +153,35 @@
     }
     status.addEventListener("change", async () => {
       try { await api("POST", `/api/incidents/${i.id}/status`, { status: status.value }); loadIncidents(); }
-      catch (e) { unavailable($("panel-incidents"), e); }
+      catch (e) {
+        if (e.status === 409 || e.status === 422) { status.value = i.status; alertRow(e.message); }
+        else unavailable($("panel-incidents"), e);
+      }
     });
-    const unit = el("input", { placeholder: "unit", maxlength: "80" });
+    // free units, those of the incident's district first
+    const unit = el("select", { class: "unit", "aria-label": `unit for incident ${i.id}` });
+    unit.append(el("option", { value: "", text: units.length ? "— unit —" : "no units in the registry" }));
+    const free = units.filter((u) => !u.busy)
+      .sort((a, b) => (a.district === i.district ? 0 : 1) - (b.district === i.district ? 0 : 1));
+    for (const u of free) {
+      unit.append(el("option", { value: u.id, text: `${u.name} (${u.type}, ${u.district})${u.example_data ? " [example]" : ""}` }));
+    }
     const send = el("button", { type: "button", text: "Dispatch" });
+    const msg = el("div", { class: "msg" });
     send.addEventListener("click", async () => {
+      msg.textContent = "";
+      if (!unit.value) { msg.textContent = "unit: choose a unit to dispatch"; return; }
       try { await api("POST", `/api/incidents/${i.id}/dispatch`, { unit: unit.value }); loadIncidents(); }
-      catch (e) { unavailable($("panel-incidents"), e); }
+      catch (e) { if (e.status === 409 || e.status === 422) msg.textContent = e.message; else unavailable($("panel-incidents"), e); }
     });
-    return el("tr", {}, el("td", { text: i.category }), el("td", { text: i.district }), el("td", {}, status),
-      el("td", {}, el("div", { class: "row" }, unit, send), el("div", { class: "sub", text: i.dispatched_to.join(", ") })));
+    status.addEventListener("change", () => { msg.textContent = ""; });
+    const sent = i.dispatches.map((d) => `${d.unit_name} (${d.state})`).join(", ");
+    return el("tr", { "data-incident": i.id }, el("td", { text: `#${i.id} ${i.category}` }), el("td", { text: i.district }),
+      el("td", {}, status),
+      el("td", {}, i.status === "done" ? "" : el("div", { class: "row" }, unit, send), el("div", { class: "sub dispatched", text: sent }), msg));
   }
+
+  function alertRow(text) { $("incidents-msg").textContent = text; }
 
   async function loadCallbacks() {
     try {
