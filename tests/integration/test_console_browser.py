@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -247,7 +248,8 @@ def _operator_takes_the_call(driver: object) -> None:
     _wait_text(driver, "#pop-state", "connected", 5)
     assert "emergency" in _text(driver, "#pop-queue")
     waited = _text(driver, "#pop-waited")
-    assert waited.count(":") == 1, waited  # m:ss from the queue's hold time
+    assert re.fullmatch(r"0:\d\d \(0:\d\d in queue\)", waited), waited  # since the IVR answered; in queue
+    _wait_contains(driver, "#panel-state .panel-status", "operator state", 5)  # not wired yet: said so
     ivr = _text(driver, "#pop-ivr")
     assert "route ivr" in ivr
     assert "key 1" in ivr

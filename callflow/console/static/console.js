@@ -13,6 +13,7 @@
   function callFor(m) {
     if (!calls.has(m.linkedid)) calls.set(m.linkedid, { ivr: [], caller: m.caller, name: m.caller_name });
     const c = calls.get(m.linkedid);
+    if (m.at && (!c.firstAt || Date.parse(m.at) < Date.parse(c.firstAt))) c.firstAt = m.at; // first seen
     if (calls.size > 200) calls.delete(calls.keys().next().value);
     return c;
   }
@@ -67,7 +68,8 @@
     $("pop-number").textContent = c.caller || "(no number)";
     $("pop-name").textContent = c.name && c.name !== c.caller ? c.name : "";
     $("pop-state").textContent = c.state || "";
-    $("pop-waited").textContent = c.waited === undefined ? "–" : duration(c.waited);
+    $("pop-waited").textContent = c.waited === undefined ? "–"
+      : duration(c.waited) + (c.queueWait === undefined ? "" : ` (${duration(c.queueWait)} in queue)`);
     $("pop-queue").textContent = [c.queue, c.cls].filter(Boolean).join(" / ");
     $("pop-ivr").textContent = ivrText(c);
   }
@@ -114,11 +116,13 @@
     if (m.type === "agent.called") {
       c.state = "ringing";
       c.queue = m.queue;
-      if (c.joinedAt) c.waited = (Date.parse(m.at) - Date.parse(c.joinedAt)) / 1000;
+      if (c.firstAt) c.waited = (Date.parse(m.at) - Date.parse(c.firstAt)) / 1000;
       if (current !== m.linkedid) { current = m.linkedid; loadHistory(c.caller); prefill(c); }
     } else if (m.type === "agent.connect") {
       c.state = "connected";
-      c.waited = m.hold_time;
+      // since the page first saw the call (the IVR answering it), and the queue's own hold time
+      c.waited = c.firstAt ? (Date.parse(m.at) - Date.parse(c.firstAt)) / 1000 : m.hold_time;
+      c.queueWait = m.hold_time;
       if (current !== m.linkedid) { current = m.linkedid; loadHistory(c.caller); prefill(c); }
     } else if (m.type === "agent.complete" && current === m.linkedid) {
       c.state = `ended (${m.reason || "hang-up"}), talk ${duration(m.talk_time)}`;
@@ -181,6 +185,12 @@
       el("td", {}, i.status === "done" ? "" : el("div", { class: "row" }, unit, send), el("div", { class: "sub dispatched", text: sent }), msg));
   }
 
+  async function probeOperators() {
+    // says at once (not only on the first click) when operator state is not wired into this engine
+    try { await api("GET", "/api/operators"); unavailable($("panel-state"), null); }
+    catch (e) { unavailable($("panel-state"), e); }
+  }
+
   function alertRow(text) { $("incidents-msg").textContent = text; }
 
   async function loadCallbacks() {
@@ -223,7 +233,7 @@
     me = user;
     setupForm();
     await loadCatalog();
-    loadQueues(); loadIncidents(); loadCallbacks();
+    loadQueues(); loadIncidents(); loadCallbacks(); probeOperators();
     stream(onMessage, (state) => {
       $("link").textContent = state;
       $("link").classList.toggle("live", state === "live");
