@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from callflow.ami import AmiEndpoint
 from callflow.calls.setup import call_tracker, resolve_database
 from callflow.console import DEFAULT_ADDRESS, ConsoleComponent, ConsoleError, HttpAddress
-from callflow.console.wiring import store_providers
+from callflow.console.wiring import prepare_store, store_providers
 from callflow.incidents import AgencyRegistry, RegistryError, load_registry
 from callflow.lab import LabError, status
 from callflow.logs import configure_logging
@@ -63,6 +63,7 @@ def build_components(settings: EngineSettings, args: argparse.Namespace) -> list
     if http != "off":
         # The console's data sources, all over the one shared database. Queue status comes from the
         # AMI session (wired by the console itself).
+        asyncio.run(prepare_store(settings.database))
         wiring = store_providers(
             settings.database, recordings_root=recordings_location(settings, args.lab),
             timezone_name=settings.incidents.timezone, registry=agency_registry(settings, args.lab))

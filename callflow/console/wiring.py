@@ -351,6 +351,17 @@ class IndexedRecordings:
 
 
 # -- all of them -------------------------------------------------------------------------------------
+STORE_SCHEMAS: tuple[Schema, ...] = (*CALL_SCHEMAS, incident_tables.SCHEMA, RECORDING_SCHEMA)
+
+
+async def prepare_store(database: Path) -> None:
+    """Create or migrate the tables the providers read, once, before the engine's components start:
+    the recorder and the console would otherwise both create ``recordings_*`` on a new database at the
+    same moment. Raises StoreError (file untouched) for a foreign or corrupt file."""
+    conn = await open_database(database, STORE_SCHEMAS)
+    await conn.close()
+
+
 @dataclass
 class StoreWiring:
     providers: Providers
@@ -364,7 +375,7 @@ def store_providers(database: Path, *, recordings_root: Path, clock: Clock = utc
     """Calls, incidents (with dispatch), reports and recordings over ``database``; the resources to
     start with the console. Queue status is wired by the console itself (it needs the AMI session);
     operators and callbacks keep their stand-ins until their component replaces them."""
-    reads = StoreConnection(database, [*CALL_SCHEMAS, incident_tables.SCHEMA, RECORDING_SCHEMA], CALLS)
+    reads = StoreConnection(database, STORE_SCHEMAS, CALLS)
     writes = StoreConnection(database, [*CALL_SCHEMAS, incident_tables.SCHEMA], INCIDENTS)
     calls = StoredCalls(reads)
     incidents = ServiceIncidents(writes, calls, clock=clock, registry=registry)
@@ -374,6 +385,23 @@ def store_providers(database: Path, *, recordings_root: Path, clock: Clock = utc
     return StoreWiring(providers, [reads, incidents], incidents)
 
 
-__all__ = ["ABANDONED", "DOWNLOADABLE", "INCIDENTS", "RECORDINGS", "REPORTS", "IndexedRecordings",
-           "Resource", "ServiceIncidents", "StoreConnection", "StoreReports", "StoreWiring", "StoredCalls",
-           "answer_stats", "incident_view", "recording_info", "store_providers"]
+__all__ = [
+    "ABANDONED",
+    "DOWNLOADABLE",
+    "INCIDENTS",
+    "RECORDINGS",
+    "REPORTS",
+    "STORE_SCHEMAS",
+    "IndexedRecordings",
+    "Resource",
+    "ServiceIncidents",
+    "StoreConnection",
+    "StoreReports",
+    "StoreWiring",
+    "StoredCalls",
+    "answer_stats",
+    "incident_view",
+    "prepare_store",
+    "recording_info",
+    "store_providers",
+]
