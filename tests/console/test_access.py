@@ -209,5 +209,6 @@ async def test_pages_and_openapi(console: Console) -> None:
         spec = (await c.get("/api/openapi.json")).json()
     for path in ("/api/auth/login", "/api/queues", "/api/operators", "/api/calls/recent", "/api/incidents",
                  "/api/incidents/{incident_id}/dispatch", "/api/callbacks", "/api/reports/export",
-                 "/api/recordings/{recording_id}/download", "/api/events"):
+                 "/api/recordings/{recording_id}/download", "/api/events", "/api/units",
+                 "/api/calls/stats/today", "/api/reports/summary"):
         assert path in spec["paths"], path

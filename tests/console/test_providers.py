@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pytest
 from callflow.calls.model import CallClass, CallRecord, Outcome
 from callflow.calls.records import store_records
 from callflow.calls.tracker import SCHEMAS as CALL_SCHEMAS
-from callflow.console.wiring import StoreWiring, store_providers
+from callflow.console.wiring import StoreWiring, spreadsheet_safe, store_providers
 from callflow.incidents import load_registry
 from callflow.store import open_database
 from recordings.index import SCHEMA as RECORDING_SCHEMA
@@ -192,7 +193,8 @@ async def test_reports_summary_and_export_are_supervisor_only_and_audited(
         wired: tuple[Console, StoreWiring, Path]) -> None:
     console, _, database = wired
     day = datetime(2026, 11, 21, 16, 0, tzinfo=UTC)
-    await _store(database, [call("5.1", day + timedelta(hours=1), Outcome.ANSWERED, answer_s=7.0),
+    await _store(database, [replace(call("5.1", day + timedelta(hours=1), Outcome.ANSWERED, answer_s=7.0),
+                                    caller_name='=HYPERLINK("x")'),
                             call("5.2", day + timedelta(hours=2), Outcome.ABANDONED_IN_QUEUE),
                             call("4.9", day - timedelta(hours=1), Outcome.ANSWERED, answer_s=7.0)])
     period = "start=2026-11-22T00:00:00%2B08:00&end=2026-11-23T00:00:00%2B08:00"
@@ -213,6 +215,8 @@ async def test_reports_summary_and_export_are_supervisor_only_and_audited(
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(r.text)))
+    assert rows[0]["caller_name"] == "'=HYPERLINK(\"x\")"  # never run as a formula in a spreadsheet
+    assert rows[0]["caller_number"] == NUMBER
     assert [(row["linkedid"], row["outcome"]) for row in rows] == [("5.1", "answered"),
                                                                    ("5.2", "abandoned_in_queue")]
     assert bad.status_code == 422
@@ -291,3 +295,11 @@ async def test_operators_and_callbacks_still_say_they_are_not_wired(
             assert r.status_code == 503
             assert component in r.json()["message"]
 
+
+
+@pytest.mark.parametrize(("cell", "safe"), [
+    ("+6281234500112", "+6281234500112"), ("-1.5", "-1.5"), ("", ""), ("Warga", "Warga"),
+    ("=1+1", "'=1+1"), ("@SUM(A1)", "'@SUM(A1)"), ("+cmd", "'+cmd"), ("-x", "'-x"), ("\tx", "'\tx"),
+])
+def test_spreadsheet_safe_cells(cell: str, safe: str) -> None:
+    assert spreadsheet_safe(cell) == safe
