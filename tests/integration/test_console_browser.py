@@ -167,6 +167,7 @@ async def test_wallboard_shows_an_emergency_caller_waiting_live(
     # panels whose component is not wired say so plainly (operators and callbacks: not yet)
     await asyncio.to_thread(_wait_contains, browser, "#panel-operators .panel-status", "operator state")
     await asyncio.to_thread(_wait_contains, browser, "#panel-callbacks .panel-status", "callbacks")
+    await asyncio.to_thread(_wait_text, browser, "#stat-offered", "0")  # call records are wired
     assert not await asyncio.to_thread(_displayed, browser, "#panel-stats .panel-status")
 
     # nobody logged in to the queue: the caller rings in the emergency queue, then gives up after 8 s
