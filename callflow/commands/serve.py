@@ -13,6 +13,8 @@ from pydantic import ValidationError
 from callflow.ami import AmiEndpoint
 from callflow.calls.setup import call_tracker, resolve_database
 from callflow.console import DEFAULT_ADDRESS, ConsoleComponent, ConsoleError, HttpAddress
+from callflow.console.wiring import prepare_store, store_providers
+from callflow.incidents import AgencyRegistry, RegistryError, load_registry
 from callflow.lab import LabError, status
 from callflow.logs import configure_logging
 from callflow.service import CallEventLogger, Component, Engine, serve
@@ -50,8 +52,8 @@ def endpoint_for(settings: EngineSettings, lab: str | None) -> AmiEndpoint:
 def build_components(settings: EngineSettings, args: argparse.Namespace) -> list[Component]:
     """The engine's parts, in the order each event reaches them. ``settings.database`` is already
     resolved (``--database``, the lab's, or the settings file's): every component shares that one file."""
-    components: list[Component] = [CallEventLogger(), call_tracker(settings, args),
-                                   _recorder(settings, args.lab)]
+    tracker = call_tracker(settings, args)
+    components: list[Component] = [CallEventLogger(), tracker, _recorder(settings, args.lab)]
     if settings.ivr.enabled:
         if settings.ivr.isolation == "process":
             components.append(IvrProcess(lab=args.lab, log_format=args.log_format or settings.log_format))
@@ -59,10 +61,39 @@ def build_components(settings: EngineSettings, args: argparse.Namespace) -> list
             components.append(ivr_server(settings.ivr, args.lab))
     http = getattr(args, "http", "off")
     if http != "off":
-        console = ConsoleComponent(HttpAddress.parse(http), settings.database)
+        # The console's data sources, all over the one shared database. Queue status comes from the
+        # AMI session (wired by the console itself).
+        asyncio.run(prepare_store(settings.database))
+        wiring = store_providers(
+            settings.database, recordings_root=recordings_location(settings, args.lab),
+            timezone_name=settings.incidents.timezone, registry=agency_registry(settings, args.lab))
+        # Operators and callbacks: replace the stand-ins here when their component exists, e.g.
+        #   wiring.providers.operators = OperatorManager(...)   (queues/, branch issue-6-ops)
+        #   wiring.providers.callbacks = CallbackList(...)      (queues/, branch issue-6-cb)
+        console = ConsoleComponent(HttpAddress.parse(http), settings.database, providers=wiring.providers,
+                                   resources=wiring.resources)
+        wiring.incidents.notify = console.hub.publish  # incident changes reach every page live
+        tracker.listeners.append(console)  # finished calls refresh the wallboard and the screen pop
         console.bind()  # a taken port is a start-up error, before the engine attaches
         components.append(console)
     return components
+
+
+def agency_registry(settings: EngineSettings, lab: str | None) -> AgencyRegistry | None:
+    """The agency/unit registry dispatch sends to: settings ``incidents.agencies_file``; with ``--lab``
+    and none configured, the example registry (units marked as example data). Raises RegistryError."""
+    path = settings.incidents.agencies_file
+    if path is None and lab is not None:
+        path = EXAMPLE_AGENCIES if EXAMPLE_AGENCIES.exists() else None
+    return load_registry(path) if path is not None else None
+
+
+EXAMPLE_AGENCIES = Path(__file__).resolve().parents[2] / "examples" / "agencies-manado.example.toml"
+
+
+def recordings_location(settings: EngineSettings, lab: str | None) -> Path:
+    """Where recordings are written (host side): the lab's folder with ``--lab``, else the settings'."""
+    return Path(status(lab).recordings_dir) if lab is not None else recordings_root(settings)
 
 
 def _recorder(settings: EngineSettings, lab: str | None) -> Recorder:
@@ -112,7 +143,7 @@ def _serve(args: argparse.Namespace) -> int:
         "database": resolve_database(explicit, args.lab, settings.database)})
     try:
         components = build_components(settings, args)
-    except (StoreError, SiteConfigError, ConsoleError) as exc:
+    except (StoreError, SiteConfigError, ConsoleError, RegistryError) as exc:
         print(f"siaga112 serve: {exc}", file=sys.stderr)
         return 2
     engine = Engine(endpoint, components, ping_interval=ami.ping_interval_s,
