@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from callflow.ami import AmiEndpoint
 from callflow.calls.setup import call_tracker, resolve_database
 from callflow.console import DEFAULT_ADDRESS, ConsoleComponent, ConsoleError, HttpAddress
+from callflow.console.providers import Providers
 from callflow.lab import LabError, status
 from callflow.logs import configure_logging
 from callflow.service import CallEventLogger, Component, Engine, serve
@@ -21,6 +22,7 @@ from callflow.siteconfig import SiteConfigError, load_site, pbx_config_dir
 from callflow.store import StoreError
 from ivr import IvrServer, IvrSettings
 from ivr.process import IvrProcess
+from queues import ManagedOperators, OperatorManager, QueuePolicy
 from recordings import Recorder, RecordingPolicy
 
 
@@ -50,8 +52,9 @@ def endpoint_for(settings: EngineSettings, lab: str | None) -> AmiEndpoint:
 def build_components(settings: EngineSettings, args: argparse.Namespace) -> list[Component]:
     """The engine's parts, in the order each event reaches them. ``settings.database`` is already
     resolved (``--database``, the lab's, or the settings file's): every component shares that one file."""
+    operators = OperatorManager(database=settings.database, policy=queue_policy(settings, args.lab))
     components: list[Component] = [CallEventLogger(), call_tracker(settings, args),
-                                   _recorder(settings, args.lab)]
+                                   _recorder(settings, args.lab), operators]
     if settings.ivr.enabled:
         if settings.ivr.isolation == "process":
             components.append(IvrProcess(lab=args.lab, log_format=args.log_format or settings.log_format))
@@ -59,7 +62,8 @@ def build_components(settings: EngineSettings, args: argparse.Namespace) -> list
             components.append(ivr_server(settings.ivr, args.lab))
     http = getattr(args, "http", "off")
     if http != "off":
-        console = ConsoleComponent(HttpAddress.parse(http), settings.database)
+        console = ConsoleComponent(HttpAddress.parse(http), settings.database,
+                                   providers=Providers(operators=ManagedOperators(operators)))
         console.bind()  # a taken port is a start-up error, before the engine attaches
         components.append(console)
     return components
@@ -82,6 +86,14 @@ def recording_policy(settings: EngineSettings, lab: str | None) -> RecordingPoli
     if site_file is None:
         return RecordingPolicy()
     return RecordingPolicy.from_site(load_site(site_file).site.recording)
+
+
+def queue_policy(settings: EngineSettings, lab: str | None) -> QueuePolicy:
+    """Operators and their queues from the site file (as for the recording policy); none without one."""
+    site_file = settings.site_file or (pbx_config_dir() / "site.toml" if lab is not None else None)
+    if site_file is None:
+        return QueuePolicy(operators=())
+    return QueuePolicy.from_site(load_site(site_file).site)
 
 
 def ivr_server(settings: IvrSettings, lab: str | None) -> IvrServer:
