@@ -105,6 +105,7 @@ class _Operator:
     state: State = State.OFFLINE
     reason: str = ""
     pending: bool = False
+    shown_queues: tuple[str, ...] = ()
 
     @property
     def pause_pending(self) -> bool:
@@ -169,6 +170,7 @@ class OperatorTable:
         """Start from a stored view (engine restart); the first reconcile corrects it against Asterisk."""
         op = self._get(view.operator, view.since)
         op.state, op.reason, op.since, op.pending = view.state, view.reason, view.since, view.pause_pending
+        op.shown_queues = view.queues
         op.memberships = {q: Membership(q, paused=view.state is State.PAUSED or view.pause_pending,
                                         reason=view.reason) for q in view.queues}
         op.activity = {State.ON_CALL: Activity.ON_CALL, State.RINGING: Activity.RINGING,
@@ -301,10 +303,11 @@ class OperatorTable:
     def _settle(self, op: _Operator, at: datetime, cause: str) -> Transition | None:
         state, reason = op.derive()
         pending = op.pause_pending
-        if state is op.state and reason == op.reason and pending == op.pending:
+        queues = tuple(sorted(op.memberships))
+        if state is op.state and reason == op.reason and pending == op.pending and queues == op.shown_queues:
             return None
         old = op.state
         if state is not op.state or reason != op.reason:
             op.since = at
-        op.state, op.reason, op.pending = state, reason, pending
+        op.state, op.reason, op.pending, op.shown_queues = state, reason, pending, queues
         return Transition(op.name, at, old, state, reason, cause, op.view())
