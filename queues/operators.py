@@ -96,7 +96,8 @@ class OperatorManager:
         self._engine: Engine | None = None
         self._writes: asyncio.Queue[Transition] = asyncio.Queue()
         self._conn: aiosqlite.Connection | None = None
-        self._ready = asyncio.Event()
+        self._ready = asyncio.Event()  # database open, last state restored
+        self._started = asyncio.Event()  # restored, or running without a database
         self._wake = asyncio.Event()
         self._seq = 0  # events applied so far
         self._last_event: dict[str, int] = {}  # operator -> seq of its latest event
@@ -114,10 +115,13 @@ class OperatorManager:
         if self._conn is None:
             log.error("operator.store_unavailable", database=str(self.database), error=failure,
                       action="operator transitions are NOT being stored: fix the database and restart")
+            self._started.set()
+            await self._timers()  # the state table still works; only storage is missing
             return
         try:
             await self._restore()
             self._ready.set()
+            self._started.set()
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._writer())
                 tg.create_task(self._timers())
@@ -128,6 +132,8 @@ class OperatorManager:
             self._conn = None
 
     async def handle(self, item: EventItem) -> None:
+        if not self._started.is_set():  # the stored view first, so the first reconcile corrects it
+            await self._started.wait()
         if isinstance(item, LinkEvent):
             if item.state == "up":
                 at = item.resynced_at or item.at
@@ -213,7 +219,8 @@ class OperatorManager:
         log.info("operator.state", operator=t.operator, old=t.old.value, new=t.new.value, reason=t.reason,
                  pause_pending=t.view.pause_pending, at=t.at.isoformat(), cause=t.cause,
                  queues=list(t.view.queues))
-        self._writes.put_nowait(t)
+        if self._ready.is_set():
+            self._writes.put_nowait(t)
         self._wake.set()
 
     def _check_overflow(self, ev: AgentCalled, name: str, caller: str) -> None:
