@@ -129,7 +129,9 @@ async def test_wallboard_shows_an_emergency_caller_waiting_live(
     await asyncio.to_thread(_wait_text, browser, "#emergency-waiting", "0")
     # panels whose component is not wired say so plainly
     await asyncio.to_thread(_wait_contains, browser, "#panel-stats .panel-status", "call records")
-    await asyncio.to_thread(_wait_contains, browser, "#panel-operators .panel-status", "operator state")
+    # the operators panel is wired to the engine's operator manager (issue 6): the site's operators
+    await asyncio.to_thread(_wait_contains, browser, "#operators", "op1")
+    await asyncio.to_thread(_wait_contains, browser, "#operators", "offline")
 
     # nobody logged in to the queue: the caller rings in the emergency queue, then gives up after 8 s
     call = asyncio.create_task(place_call(lab.sip["host"], lab.sip["port"],
