@@ -398,3 +398,34 @@ async def test_engine_restarted_mid_queue_adopts_what_changed_behind_its_back(
             await hangup_all(conn)
             result = await call
     assert result.ok, result.output
+
+
+async def test_a_callback_with_its_original_arrival_is_placed_ahead_of_later_arrivals(
+        queue_lab: LabStatus, site: Path, database: Path, engine: EngineProcess, qami: Ami) -> None:
+    """The contract with callbacks: a channel entering siaga-queue-emergency with SIAGA_ARRIVAL preset keeps
+    it (SIAGA_ROUTE=callback), and its QUEUE_PRIO puts it ahead of a caller who arrived later."""
+    conn, events = qami
+    later = caller(CallerScript(number="081200000061", dtmf=PRESS_EMERGENCY, remote_hangup=True), queue_lab)
+    try:
+        join = await next_event(events, named("QueueCallerJoin", Queue="emergency"))
+        arrival = float(join.message.get("Timestamp") or "0") - 120.0  # the abandoned call, 2 min earlier
+        await conn.action("Originate", {
+            "Channel": "Local/s@siaga-queue-emergency/n", "Application": "Wait", "Data": "30",
+            "Async": "true",
+            "Variable": f"__SIAGA_ARRIVAL={arrival:.3f},__SIAGA_ROUTE=callback"})
+        entry = await next_event(events, named("QueueCallerJoin", Queue="emergency"))
+        assert (entry.message.get("Channel") or "").startswith("Local/s@siaga-queue-emergency")
+        assert entry.message.get("Position") == "1", "the callback must go ahead of the later arrival"
+        _, items = await conn.list_action("QueueStatus", {"Queue": "emergency"})
+        prio = {i.message.get("Channel"): int(i.message.get("Priority") or 0)
+                for i in items if i.name == "QueueEntry"}
+        callback = next(p for c, p in prio.items() if c and c.startswith("Local/"))
+        citizen = next(p for c, p in prio.items() if c and c.startswith("PJSIP/"))
+        assert callback - citizen == pytest.approx(120 * 4, abs=4)  # quarter seconds
+        route = await conn.action("Getvar", {"Channel": entry.message.get("Channel") or "",
+                                             "Variable": "SIAGA_ARRIVAL"})
+        assert route.get("Value") == f"{arrival:.3f}"
+    finally:
+        await hangup_all(conn)
+        result = await later
+    assert result.ok, result.output
