@@ -57,6 +57,7 @@ class MemberSnapshot:
 
 DEVICE_IN_USE = frozenset({2, 3, 7, 8})
 DEVICE_RINGING = frozenset({6, 7})
+DEVICE_FREE = frozenset({1, 4, 5})  # not in use, invalid, unavailable: no ring and no call on the device
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,7 +250,8 @@ class OperatorTable:
     def device(self, name: str, at: datetime, status: int, in_call: bool) -> Transition | None:
         """QueueMemberStatus: a ring that ended without an agent event (caller hung up) is cleared."""
         op = self._get(name, at)
-        if op.activity is Activity.RINGING and status not in DEVICE_RINGING and not in_call:
+        # only a free device ends a ring: "in use" is the answer, which AgentConnect reports
+        if op.activity is Activity.RINGING and status in DEVICE_FREE and not in_call:
             op.activity, op.caller = Activity.IDLE, ""
         return self._settle(op, at, "QueueMemberStatus")
 

@@ -78,6 +78,17 @@ def test_caller_abandoning_clears_the_ring() -> None:
     assert t.caller_gone(at(3), "c", "QueueCallerAbandon") == []
 
 
+def test_device_going_free_ends_a_ring_but_in_use_waits_for_the_agent_event() -> None:
+    t = table()
+    t.member_added("op1", at(0), Membership("emergency"))
+    t.ringing("op1", at(1), "c")
+    assert t.device("op1", at(2), 2, in_call=False) is None  # answered: AgentConnect follows
+    assert t.view("op1").state is State.RINGING
+    back = t.device("op1", at(3), 1, in_call=False)  # the caller hung up while it rang
+    assert back is not None
+    assert back.new is State.READY
+
+
 def test_pause_with_reason_and_resume() -> None:
     t = table()
     t.member_added("op1", at(0), Membership("emergency"))
