@@ -23,6 +23,7 @@ from callflow.siteconfig import SiteConfigError, load_site, pbx_config_dir
 from callflow.store import StoreError
 from ivr import IvrServer, IvrSettings
 from ivr.process import IvrProcess
+from queues import ManagedOperators, OperatorManager, QueuePolicy
 from recordings import Recorder, RecordingPolicy
 
 
@@ -53,7 +54,8 @@ def build_components(settings: EngineSettings, args: argparse.Namespace) -> list
     """The engine's parts, in the order each event reaches them. ``settings.database`` is already
     resolved (``--database``, the lab's, or the settings file's): every component shares that one file."""
     tracker = call_tracker(settings, args)
-    components: list[Component] = [CallEventLogger(), tracker, _recorder(settings, args.lab)]
+    operators = OperatorManager(database=settings.database, policy=queue_policy(settings, args.lab))
+    components: list[Component] = [CallEventLogger(), tracker, _recorder(settings, args.lab), operators]
     if settings.ivr.enabled:
         if settings.ivr.isolation == "process":
             components.append(IvrProcess(lab=args.lab, log_format=args.log_format or settings.log_format))
@@ -67,9 +69,8 @@ def build_components(settings: EngineSettings, args: argparse.Namespace) -> list
         wiring = store_providers(
             settings.database, recordings_root=recordings_location(settings, args.lab),
             timezone_name=settings.incidents.timezone, registry=agency_registry(settings, args.lab))
-        # Operators and callbacks: replace the stand-ins here when their component exists, e.g.
-        #   wiring.providers.operators = OperatorManager(...)   (queues/, branch issue-6-ops)
-        #   wiring.providers.callbacks = CallbackList(...)      (queues/, branch issue-6-cb)
+        wiring.providers.operators = ManagedOperators(operators)
+        # Callbacks: replace the stand-in here when their component exists (queues/, branch issue-6-cb)
         console = ConsoleComponent(HttpAddress.parse(http), settings.database, providers=wiring.providers,
                                    resources=wiring.resources)
         wiring.incidents.notify = console.hub.publish  # incident changes reach every page live
@@ -113,6 +114,14 @@ def recording_policy(settings: EngineSettings, lab: str | None) -> RecordingPoli
     if site_file is None:
         return RecordingPolicy()
     return RecordingPolicy.from_site(load_site(site_file).site.recording)
+
+
+def queue_policy(settings: EngineSettings, lab: str | None) -> QueuePolicy:
+    """Operators and their queues from the site file (as for the recording policy); none without one."""
+    site_file = settings.site_file or (pbx_config_dir() / "site.toml" if lab is not None else None)
+    if site_file is None:
+        return QueuePolicy(operators=())
+    return QueuePolicy.from_site(load_site(site_file).site)
 
 
 def ivr_server(settings: IvrSettings, lab: str | None) -> IvrServer:

@@ -164,8 +164,10 @@ async def test_wallboard_shows_an_emergency_caller_waiting_live(
     engine, url = console_engine
     await asyncio.to_thread(_log_in, browser, f"{url}/wallboard", "sup")
     await asyncio.to_thread(_wait_text, browser, "#emergency-waiting", "0")
-    # panels whose component is not wired say so plainly (operators and callbacks: not yet)
-    await asyncio.to_thread(_wait_contains, browser, "#panel-operators .panel-status", "operator state")
+    # operators are wired to the engine's operator manager (issue 6): the site's operators, offline
+    await asyncio.to_thread(_wait_contains, browser, "#operators", "op1")
+    await asyncio.to_thread(_wait_contains, browser, "#operators", "offline")
+    # panels whose component is not wired say so plainly (callbacks: not yet)
     await asyncio.to_thread(_wait_contains, browser, "#panel-callbacks .panel-status", "callbacks")
     await asyncio.to_thread(_wait_text, browser, "#stat-offered", "0")  # call records are wired
     assert not await asyncio.to_thread(_displayed, browser, "#panel-stats .panel-status")
@@ -250,7 +252,7 @@ def _operator_takes_the_call(driver: object) -> None:
     assert "emergency" in _text(driver, "#pop-queue")
     waited = _text(driver, "#pop-waited")
     assert re.fullmatch(r"0:\d\d \(0:\d\d in queue\)", waited), waited  # since the IVR answered; in queue
-    _wait_contains(driver, "#panel-state .panel-status", "operator state", 5)  # not wired yet: said so
+    assert not _displayed(driver, "#panel-state .panel-status")  # operator state is wired (issue 6)
     ivr = _text(driver, "#pop-ivr")
     assert "route ivr" in ivr
     assert "key 1" in ivr
