@@ -236,6 +236,14 @@ class CallFold:
             # the recorder could not record this call (recordings root full/unwritable, MixMonitor refused)
             self.notes.append(f"recording failed: {ev.get_field('Problem') or 'no reason given'}")
             return None
+        if ev.user_event == "SiagaOverflow":
+            # the emergency queue widened the offer (queuerules.conf) and an operator of the wider group rang
+            tier = ev.get_field("Tier") or "operators"
+            group = "supervisors" if tier == "supervisors" else "all logged-in operators"
+            self.notes.append(f"overflow: offered to {group} after {ev.get_field('WaitS') or '?'} s waiting "
+                              f"({ev.get_field('Operator') or 'unknown operator'} rung)")
+            self._instant("overflow", at, src, tier)
+            return None
         if ev.user_event == "SiagaIvr":
             step, node, digit = ev.get_field("Step"), ev.get_field("Node"), ev.get_field("Digit")
             if not any(i.name == "ivr_entered" for i in self.instants):

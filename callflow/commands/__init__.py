@@ -12,4 +12,5 @@ COMMAND_MODULES = [
     "callflow.commands.ami",
     "callflow.commands.console",
     "callflow.commands.ivr",
+    "callflow.commands.operator",
 ]

@@ -13,6 +13,8 @@ from pydantic import ValidationError
 from callflow.ami import AmiEndpoint
 from callflow.calls.setup import call_tracker, resolve_database
 from callflow.console import DEFAULT_ADDRESS, ConsoleComponent, ConsoleError, HttpAddress
+from callflow.console.wiring import prepare_store, store_providers
+from callflow.incidents import AgencyRegistry, RegistryError, load_registry
 from callflow.lab import LabError, status
 from callflow.logs import configure_logging
 from callflow.service import CallEventLogger, Component, Engine, serve
@@ -21,6 +23,7 @@ from callflow.siteconfig import SiteConfigError, load_site, pbx_config_dir
 from callflow.store import StoreError
 from ivr import IvrServer, IvrSettings
 from ivr.process import IvrProcess
+from queues import ManagedOperators, OperatorManager, QueuePolicy
 from recordings import Recorder, RecordingPolicy
 
 
@@ -50,8 +53,9 @@ def endpoint_for(settings: EngineSettings, lab: str | None) -> AmiEndpoint:
 def build_components(settings: EngineSettings, args: argparse.Namespace) -> list[Component]:
     """The engine's parts, in the order each event reaches them. ``settings.database`` is already
     resolved (``--database``, the lab's, or the settings file's): every component shares that one file."""
-    components: list[Component] = [CallEventLogger(), call_tracker(settings, args),
-                                   _recorder(settings, args.lab)]
+    tracker = call_tracker(settings, args)
+    operators = OperatorManager(database=settings.database, policy=queue_policy(settings, args.lab))
+    components: list[Component] = [CallEventLogger(), tracker, _recorder(settings, args.lab), operators]
     if settings.ivr.enabled:
         if settings.ivr.isolation == "process":
             components.append(IvrProcess(lab=args.lab, log_format=args.log_format or settings.log_format))
@@ -59,10 +63,38 @@ def build_components(settings: EngineSettings, args: argparse.Namespace) -> list
             components.append(ivr_server(settings.ivr, args.lab))
     http = getattr(args, "http", "off")
     if http != "off":
-        console = ConsoleComponent(HttpAddress.parse(http), settings.database)
+        # The console's data sources, all over the one shared database. Queue status comes from the
+        # AMI session (wired by the console itself).
+        asyncio.run(prepare_store(settings.database))
+        wiring = store_providers(
+            settings.database, recordings_root=recordings_location(settings, args.lab),
+            timezone_name=settings.incidents.timezone, registry=agency_registry(settings, args.lab))
+        wiring.providers.operators = ManagedOperators(operators)
+        # Callbacks: replace the stand-in here when their component exists (queues/, branch issue-6-cb)
+        console = ConsoleComponent(HttpAddress.parse(http), settings.database, providers=wiring.providers,
+                                   resources=wiring.resources)
+        wiring.incidents.notify = console.hub.publish  # incident changes reach every page live
+        tracker.listeners.append(console)  # finished calls refresh the wallboard and the screen pop
         console.bind()  # a taken port is a start-up error, before the engine attaches
         components.append(console)
     return components
+
+
+def agency_registry(settings: EngineSettings, lab: str | None) -> AgencyRegistry | None:
+    """The agency/unit registry dispatch sends to: settings ``incidents.agencies_file``; with ``--lab``
+    and none configured, the example registry (units marked as example data). Raises RegistryError."""
+    path = settings.incidents.agencies_file
+    if path is None and lab is not None:
+        path = EXAMPLE_AGENCIES if EXAMPLE_AGENCIES.exists() else None
+    return load_registry(path) if path is not None else None
+
+
+EXAMPLE_AGENCIES = Path(__file__).resolve().parents[2] / "examples" / "agencies-manado.example.toml"
+
+
+def recordings_location(settings: EngineSettings, lab: str | None) -> Path:
+    """Where recordings are written (host side): the lab's folder with ``--lab``, else the settings'."""
+    return Path(status(lab).recordings_dir) if lab is not None else recordings_root(settings)
 
 
 def _recorder(settings: EngineSettings, lab: str | None) -> Recorder:
@@ -82,6 +114,14 @@ def recording_policy(settings: EngineSettings, lab: str | None) -> RecordingPoli
     if site_file is None:
         return RecordingPolicy()
     return RecordingPolicy.from_site(load_site(site_file).site.recording)
+
+
+def queue_policy(settings: EngineSettings, lab: str | None) -> QueuePolicy:
+    """Operators and their queues from the site file (as for the recording policy); none without one."""
+    site_file = settings.site_file or (pbx_config_dir() / "site.toml" if lab is not None else None)
+    if site_file is None:
+        return QueuePolicy(operators=())
+    return QueuePolicy.from_site(load_site(site_file).site)
 
 
 def ivr_server(settings: IvrSettings, lab: str | None) -> IvrServer:
@@ -112,7 +152,7 @@ def _serve(args: argparse.Namespace) -> int:
         "database": resolve_database(explicit, args.lab, settings.database)})
     try:
         components = build_components(settings, args)
-    except (StoreError, SiteConfigError, ConsoleError) as exc:
+    except (StoreError, SiteConfigError, ConsoleError, RegistryError) as exc:
         print(f"siaga112 serve: {exc}", file=sys.stderr)
         return 2
     engine = Engine(endpoint, components, ping_interval=ami.ping_interval_s,

@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from callflow.console import routes_auth, routes_floor, routes_stream, routes_supervision
 from callflow.console.context import ConsoleContext
-from callflow.console.providers import NotFound, ProviderUnavailable
+from callflow.console.providers import NotFound, ProviderUnavailable, Refused
 from callflow.console.security import csrf_guard
 
 STATIC_DIR = Path(str(files("callflow.console") / "static"))
@@ -85,6 +85,12 @@ async def _not_found(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"error": "not_found", "message": str(exc) or "no such item"}, status_code=404)
 
 
+async def _refused(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Refused)  # noqa: S101
+    return JSONResponse({"error": "refused", "message": str(exc),
+                         "fields": [{"field": exc.field, "message": exc.message}]}, status_code=exc.status)
+
+
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)  # noqa: S101
     return JSONResponse({"error": "refused" if exc.status_code < 500 else "error", "message": exc.detail},
@@ -103,6 +109,7 @@ def create_app(ctx: ConsoleContext) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(ProviderUnavailable, _unavailable)
     app.add_exception_handler(NotFound, _not_found)
+    app.add_exception_handler(Refused, _refused)
     app.add_exception_handler(HTTPException, _http_error)
     for module in (routes_auth, routes_floor, routes_supervision, routes_stream):
         app.include_router(module.router)

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import ipaddress
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -22,6 +22,7 @@ import uvicorn
 
 from callflow.ami import EventItem
 from callflow.ami.client import Clock, utc_now
+from callflow.calls.model import CallRecord
 from callflow.console.accounts import AccountStore
 from callflow.console.app import create_app
 from callflow.console.audit import AuditLog
@@ -32,6 +33,7 @@ from callflow.console.providers import Providers, UnavailableQueues
 from callflow.console.queue_status import AsteriskQueues
 from callflow.console.schema import CONSOLE_SCHEMA
 from callflow.console.throttle import LoginThrottle
+from callflow.console.wiring import Resource
 from callflow.store import open_database
 
 if TYPE_CHECKING:
@@ -97,8 +99,9 @@ class ConsoleComponent:
 
     def __init__(self, address: HttpAddress, database: Path, *, providers: Providers | None = None,
                  clock: Clock = utc_now, session_ttl: timedelta = timedelta(hours=12),
-                 per_client_limit: int = 256) -> None:
+                 per_client_limit: int = 256, resources: Sequence[Resource] = ()) -> None:
         self.address = address
+        self.resources = list(resources)  # the providers' connections: opened in run, closed after
         self.database = database
         self.providers = providers or Providers()
         self.clock = clock
@@ -117,13 +120,25 @@ class ConsoleComponent:
         if message is not None:
             self.hub.publish(message)
 
+    async def on_call_record(self, record: CallRecord) -> None:
+        """A finished call is stored (a :class:`CallRecordListener`): pages re-read today's figures and
+        the caller's history now that the record is there."""
+        self.hub.publish({"type": "call.record", "at": (record.ended or record.arrival).isoformat(),
+                          "linkedid": record.linkedid, "caller": record.caller_number,
+                          "outcome": str(record.outcome), "call_class": str(record.call_class),
+                          "operator": record.operator, "answer_seconds": record.answer_seconds})
+
     async def run(self, engine: Engine) -> None:
         self.bind()
         assert self._sock is not None  # noqa: S101 -- bound just above
         if isinstance(self.providers.queues, UnavailableQueues):  # not replaced by the wiring
             self.providers.queues = AsteriskQueues(engine.session, self.clock)
         db = await open_database(self.database, [CONSOLE_SCHEMA])
+        started: list[Resource] = []
         try:
+            for resource in self.resources:
+                await resource.start()
+                started.append(resource)
             ctx = ConsoleContext(accounts=AccountStore(db, self.clock, self.session_ttl),
                                  audit=AuditLog(db, self.clock), hub=self.hub, providers=self.providers,
                                  throttle=LoginThrottle(self.clock), clock=self.clock)
@@ -132,6 +147,8 @@ class ConsoleComponent:
             server = _EmbeddedServer(config)
             await self._serve(server, engine)
         finally:
+            for resource in reversed(started):
+                await resource.stop()
             await db.close()
 
     async def _serve(self, server: _EmbeddedServer, engine: Engine) -> None:

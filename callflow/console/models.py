@@ -139,6 +139,26 @@ class IncidentDraft(_In):
     caller_number: str | None = Field(default=None, pattern=NUMBER_PATTERN)
 
 
+class DispatchView(BaseModel):
+    id: int
+    unit_id: str
+    unit_name: str
+    agency_type: str
+    state: str = Field(description="dispatched | en_route | on_scene | closed")
+    dispatched_at: datetime
+    example_data: bool = Field(description="the unit comes from an example agency registry")
+
+
+class UnitView(BaseModel):
+    id: str
+    name: str
+    agency_name: str
+    type: str
+    district: str
+    busy: bool = Field(description="on an open dispatch")
+    example_data: bool
+
+
 class Incident(BaseModel):
     id: str
     category: Category
@@ -150,11 +170,13 @@ class Incident(BaseModel):
     caller_number: str | None
     created_at: datetime
     created_by: str
-    dispatched_to: list[str] = []
+    dispatched_to: list[str] = Field(default=[], description="unit ids, in dispatch order")
+    dispatches: list[DispatchView] = []
+    linkedids: list[str] = Field(default=[], description="the calls about this incident")
 
 
 class DispatchRequest(_In):
-    unit: str = Field(min_length=1, max_length=80)
+    unit: str = Field(min_length=1, max_length=80, description="a unit id (GET /api/units)")
 
 
 class StatusChangeRequest(_In):
@@ -175,6 +197,7 @@ class ReportSummary(BaseModel):
     start: datetime
     end: datetime
     figures: dict[str, float]
+    notes: list[str] = []
 
 
 class RecordingInfo(BaseModel):
@@ -184,6 +207,9 @@ class RecordingInfo(BaseModel):
     duration_s: float | None
     size_bytes: int
     media_type: str
+    status: str = Field(default="ok", description="ok | recording | failed | missing | altered | purged "
+                                                  "| discarded; only ok/altered files can be downloaded")
+    call_class: str = ""
 
 
 class ErrorBody(BaseModel):

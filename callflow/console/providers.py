@@ -26,6 +26,7 @@ from callflow.console.models import (
     QueueBoard,
     RecordingInfo,
     ReportSummary,
+    UnitView,
 )
 
 
@@ -40,6 +41,18 @@ class ProviderUnavailable(Exception):
 
 class NotFound(LookupError):
     """The provider has no such item (-> 404)."""
+
+
+class Refused(Exception):
+    """The owning component refused a valid-looking request (-> 409, or ``status``), naming the field.
+
+    Raising it means nothing was changed (the owner checks and writes in one transaction)."""
+
+    def __init__(self, field: str, message: str, status: int = 409) -> None:
+        self.field = field
+        self.message = message
+        self.status = status
+        super().__init__(f"{field}: {message}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +90,8 @@ class IncidentsProvider(Protocol):
 
     async def set_status(self, incident_id: str, status: IncidentStatus, by: str) -> Incident: ...
 
+    async def units(self) -> Sequence[UnitView]: ...
+
 
 class CallbacksProvider(Protocol):
     async def callbacks(self, *, open_only: bool) -> Sequence[Callback]: ...
@@ -91,7 +106,7 @@ class ReportsProvider(Protocol):
 class RecordingsProvider(Protocol):
     async def recordings(self, linkedid: str | None) -> Sequence[RecordingInfo]: ...
 
-    async def open(self, recording_id: str) -> RecordingFile: ...
+    async def open(self, recording_id: str, by: str) -> RecordingFile: ...
 
 
 # -- stand-ins until the owning components are wired (each names its owner) -------------------------
@@ -137,6 +152,9 @@ class UnavailableIncidents:
     async def set_status(self, incident_id: str, status: IncidentStatus, by: str) -> Incident:
         raise ProviderUnavailable(INCIDENTS)
 
+    async def units(self) -> Sequence[UnitView]:
+        raise ProviderUnavailable(INCIDENTS)
+
 
 class UnavailableCallbacks:
     async def callbacks(self, *, open_only: bool) -> Sequence[Callback]:
@@ -155,7 +173,7 @@ class UnavailableRecordings:
     async def recordings(self, linkedid: str | None) -> Sequence[RecordingInfo]:
         raise ProviderUnavailable(RECORDINGS)
 
-    async def open(self, recording_id: str) -> RecordingFile:
+    async def open(self, recording_id: str, by: str) -> RecordingFile:
         raise ProviderUnavailable(RECORDINGS)
 
 

@@ -21,6 +21,7 @@ from callflow.console.models import (
     QueueBoard,
     StateChange,
     StatusChangeRequest,
+    UnitView,
 )
 from callflow.console.roles import ANY_ROLE, FLOOR, OPERATORS
 from callflow.console.security import context, require
@@ -119,6 +120,12 @@ async def change_incident_status(incident_id: IncidentId, body: StatusChangeRequ
                                  session: FloorUser) -> Incident:
     return await context(request).providers.incidents.set_status(incident_id, body.status,
                                                                  session.user.name)
+
+
+@router.get("/units", response_model=list[UnitView])
+async def units(request: Request, _: AnyUser) -> list[UnitView]:
+    """The agency units a dispatch can go to (the agency registry), busy ones flagged."""
+    return list(await context(request).providers.incidents.units())
 
 
 @router.get("/callbacks", response_model=list[Callback])

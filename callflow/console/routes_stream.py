@@ -40,7 +40,8 @@ async def _sse(hub: EventHub, user: str, keepalive: float) -> AsyncIterator[byte
                                             "`type` (queue.join, queue.leave, queue.abandon, agent.called, "
                                             "agent.connect, agent.complete, agent.noanswer, member.status, "
                                             "member.added, member.removed, member.pause, call.queue_entry, "
-                                            "call.ivr, link, gap)"}})
+                                            "call.ivr, call.record (a finished call was stored), "
+                                            "incident.changed, link, gap)"}})
 async def events(request: Request, session: AnyUser) -> StreamingResponse:
     """The engine's live events. A slow client loses the oldest messages and gets a ``gap`` message."""
     ctx = context(request)

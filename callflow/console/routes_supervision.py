@@ -11,7 +11,7 @@ from fastapi.responses import FileResponse
 from callflow.console.accounts import Session
 from callflow.console.audit import AuditAction, AuditOutcome
 from callflow.console.models import RecordingInfo, ReportSummary
-from callflow.console.providers import NotFound, ProviderUnavailable
+from callflow.console.providers import NotFound, ProviderUnavailable, Refused
 from callflow.console.roles import SUPERVISORS
 from callflow.console.security import client_address, context, require
 
@@ -34,6 +34,8 @@ def _period(start: datetime, end: datetime) -> tuple[datetime, datetime]:
 
 @router.get("/reports/summary", response_model=ReportSummary)
 async def report_summary(request: Request, _: Supervisor, start: datetime, end: datetime) -> ReportSummary:
+    """The centre's figures for incidents created and calls that arrived in ``[start, end)``: reports per
+    class/category/status, completion, answer time, answer-to-dispatch and response times."""
     start, end = _period(start, end)
     return await context(request).providers.reports.summary(start, end)
 
@@ -41,7 +43,8 @@ async def report_summary(request: Request, _: Supervisor, start: datetime, end: 
 @router.get("/reports/export", response_class=Response,
             responses={200: {"content": {"text/csv": {}}, "description": "the period's records as CSV"}})
 async def report_export(request: Request, session: Exporter, start: datetime, end: datetime) -> Response:
-    """Export a period as CSV (supervisors only; every export, refused or not, is audited)."""
+    """The call records of calls that arrived in ``[start, end)`` as CSV (one row per call; the columns of
+    ``siaga112 calls export``). Supervisors only; every export, refused or not, is audited."""
     start, end = _period(start, end)
     ctx = context(request)
     target = f"{start.isoformat()}/{end.isoformat()}"
@@ -73,7 +76,7 @@ async def download_recording(recording_id: RecordingId, request: Request,
     ctx = context(request)
     audit = {"target": recording_id, "address": client_address(request)}
     try:
-        rec = await ctx.providers.recordings.open(recording_id)
+        rec = await ctx.providers.recordings.open(recording_id, session.user.name)
     except ProviderUnavailable:
         await ctx.audit.record(session.user.name, AuditAction.RECORDING_DOWNLOAD, AuditOutcome.UNAVAILABLE,
                                **audit)
@@ -83,6 +86,10 @@ async def download_recording(recording_id: RecordingId, request: Request,
                                **audit, detail="not found")
         raise HTTPException(status.HTTP_404_NOT_FOUND,
                             f"recording_id: no recording {recording_id!r}") from exc
+    except Refused as exc:
+        await ctx.audit.record(session.user.name, AuditAction.RECORDING_DOWNLOAD, AuditOutcome.FAILED,
+                               **audit, detail=exc.message)
+        raise
     await ctx.audit.record(session.user.name, AuditAction.RECORDING_DOWNLOAD, AuditOutcome.OK, **audit,
                            detail=rec.filename)
     return FileResponse(rec.path, media_type=rec.media_type, filename=rec.filename)

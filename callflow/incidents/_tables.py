@@ -94,6 +94,11 @@ SCHEMA = Schema("incidents", (
     );
     CREATE INDEX dispatch_event_dispatch ON dispatch_event (dispatch_id);
     """,
+    # 2: the number the report came from, as the operator saw it (repeat callers, possible hoaxes)
+    """
+    ALTER TABLE incident_incident ADD COLUMN caller_number TEXT NOT NULL DEFAULT '';
+    CREATE INDEX incident_incident_caller ON incident_incident (caller_number);
+    """,
 ))
 
 
@@ -146,7 +151,7 @@ async def read_incidents(conn: aiosqlite.Connection, where: str = "", params: tu
     chosen = ("FROM incident_incident i " + (f"WHERE {where} " if where else "")
               + "ORDER BY i.created_at, i.id" + (f" LIMIT {int(limit)}" if limit is not None else ""))
     async with conn.execute("SELECT i.id, i.category, i.district, i.address, i.notes, i.status, "
-                            "i.created_at, i.created_by " + chosen, params) as cur:
+                            "i.created_at, i.created_by, i.caller_number " + chosen, params) as cur:
         rows = list(await cur.fetchall())
     if not rows:
         return []
@@ -182,4 +187,4 @@ async def read_incidents(conn: aiosqlite.Connection, where: str = "", params: tu
                                                   str(r[5]), bool(r[6]), tuple(steps[int(r[0])])))
     return [Incident(int(r[0]), Category(str(r[1])), District(str(r[2])), str(r[3]), str(r[4]),
                      IncidentStatus(str(r[5])), from_text(str(r[6])), str(r[7]), tuple(calls[int(r[0])]),
-                     tuple(history[int(r[0])]), tuple(dispatches[int(r[0])])) for r in rows]
+                     tuple(history[int(r[0])]), tuple(dispatches[int(r[0])]), str(r[8])) for r in rows]

@@ -27,7 +27,7 @@ def incident_as_dict(i: Incident) -> dict[str, Any]:
             "category_label_en": info.label_en, "class": info.category_class.value,
             "district": i.district.value, "address": i.address, "notes": i.notes, "status": i.status.value,
             "created_at": i.created_at.isoformat(), "created_by": i.created_by,
-            "linkedids": list(i.linkedids),
+            "caller_number": i.caller_number, "linkedids": list(i.linkedids),
             "history": [{"from": c.from_status.value if c.from_status else None, "to": c.to_status.value,
                          "at": c.at.isoformat(), "by": c.by, "source": c.source.value, "note": c.note}
                         for c in i.history],

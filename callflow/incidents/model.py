@@ -123,6 +123,7 @@ class Incident:
     linkedids: tuple[str, ...]  # the calls about this event
     history: tuple[StatusChange, ...]
     dispatches: tuple[Dispatch, ...]
+    caller_number: str = ""  # the number the report came from ("" when not given)
 
     @property
     def category_class(self) -> CategoryClass:

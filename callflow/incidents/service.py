@@ -107,7 +107,7 @@ class IncidentService:
     # -- incidents ------------------------------------------------------------------------------
     async def create(self, *, category: Category | str, district: District | str, by: str,
                      address: str = "", notes: str = "", linkedids: Iterable[str] = (),
-                     at: datetime | None = None) -> Incident:
+                     caller_number: str = "", at: datetime | None = None) -> Incident:
         """A new incident in status ``wait``, linked to the calls about it."""
         cat = category if isinstance(category, Category) else parse_category(category)
         dist = district if isinstance(district, District) else parse_district(district)
@@ -119,8 +119,8 @@ class IncidentService:
         async with self._transaction() as conn:
             cur = await conn.execute(
                 "INSERT INTO incident_incident (category, district, address, notes, status, created_at, "
-                "created_by) VALUES (?, ?, ?, ?, 'wait', ?, ?)",
-                (cat.value, dist.value, address, notes, stamp, by))
+                "created_by, caller_number) VALUES (?, ?, ?, ?, 'wait', ?, ?, ?)",
+                (cat.value, dist.value, address, notes, stamp, by, caller_number.strip()))
             incident_id = int(cur.lastrowid or 0)
             await conn.execute(
                 "INSERT INTO incident_status_change (incident_id, from_status, to_status, at, by, source) "
@@ -148,10 +148,19 @@ class IncidentService:
 
     async def list(self, *, status: IncidentStatus | None = None, category: Category | None = None,
                    district: District | None = None, since: datetime | None = None,
-                   until: datetime | None = None, limit: int | None = None) -> list[Incident]:
-        """Incidents created in ``[since, until)`` and matching the filters, oldest first."""
+                   until: datetime | None = None, limit: int | None = None,
+                   caller_number: str | None = None, linkedids: Iterable[str] = ()) -> list[Incident]:
+        """Incidents created in ``[since, until)`` and matching the filters, oldest first. With
+        ``caller_number``: the incidents reported from that number or linked to one of ``linkedids``
+        (the calls from that number)."""
         where: list[str] = []
         params: list[object] = []
+        if caller_number is not None:
+            calls = list(dict.fromkeys(linkedids))
+            linked = (f" OR i.id IN (SELECT incident_id FROM incident_call WHERE linkedid IN "
+                      f"({', '.join('?' for _ in calls)}))") if calls else ""
+            where.append(f"(i.caller_number = ?{linked})")
+            params.extend([caller_number, *calls])
         for column, value in (("status", status), ("category", category), ("district", district)):
             if value is not None:
                 where.append(f"i.{column} = ?")

@@ -171,8 +171,10 @@ def free_ports() -> LabPorts:
     raise LabError("could not find a free block of ports on 127.0.0.1")
 
 
-def up(instance: str = "default", ports: LabPorts | None = None) -> LabStatus:
-    """Start the lab (building the Asterisk root first if needed). Idempotent: a running lab is reported."""
+def up(instance: str = "default", ports: LabPorts | None = None, *,
+       site_file: Path | None = None) -> LabStatus:
+    """Start the lab (building the Asterisk root first if needed). Idempotent: a running lab is reported.
+    ``site_file``: render this site file instead of pbx-config/site.toml (tests of other queue settings)."""
     current = status(instance)
     if current.running:
         return current
@@ -183,7 +185,7 @@ def up(instance: str = "default", ports: LabPorts | None = None) -> LabStatus:
     inner, host_inner = _instance_dirs(runtime, instance)
     secrets_path, lab_secrets = _secrets_for(instance)
     render_config(host_inner=host_inner, inner=inner, module_dir=runtime.module_dir, ports=ports,
-                  ami_user=AMI_USER, secrets=lab_secrets)
+                  ami_user=AMI_USER, secrets=lab_secrets, site_file=site_file)
     st = _status_for(instance, runtime=runtime, inner=inner, host_inner=host_inner, ports=ports,
                      secrets_path=secrets_path)
     log_path = lab_dir(instance) / "asterisk.out"

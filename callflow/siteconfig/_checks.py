@@ -107,6 +107,27 @@ def check_queues(loaded: LoadedSite, ctx: CheckContext) -> Iterable[Problem]:
     if not site.queues.emergency.operators:
         yield loaded.problem(("queues", "emergency"), "no operator may serve the emergency queue",
                              "list at least one operator in queues.emergency.operators")
+    non = site.queues.nonemergency
+    for key in ("overflow_s", "supervisors_s", "supervisors"):
+        if getattr(non, key):
+            yield loaded.problem(("queues", "nonemergency", key),
+                                 f"{key} applies to the emergency queue only",
+                                 "move it to [queues.emergency] or remove it from [queues.nonemergency]")
+    emergency = site.queues.emergency
+    for j, member in enumerate(emergency.supervisors):
+        if site.operator(member) is None:
+            yield loaded.problem(("queues", "emergency", "supervisors", j),
+                                 f"queue emergency names unknown supervisor {member}",
+                                 f"define it under [[operators]] or remove it; known: "
+                                 f"{', '.join(sorted(names)) or '(none)'}")
+    if emergency.supervisors and not emergency.supervisors_s:
+        yield loaded.problem(("queues", "emergency", "supervisors_s"),
+                             "supervisors are listed but supervisors_s is 0: they are never offered a call",
+                             "set supervisors_s (seconds of waiting before supervisors are offered)")
+    if emergency.overflow_s and emergency.supervisors_s and emergency.supervisors_s <= emergency.overflow_s:
+        yield loaded.problem(("queues", "emergency", "supervisors_s"),
+                             "supervisors_s is not after overflow_s",
+                             "supervisors are the last resort: make supervisors_s larger than overflow_s")
 
 
 @register_check

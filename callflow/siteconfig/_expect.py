@@ -15,6 +15,7 @@ RELOAD_MODULES: dict[str, str] = {
     "pjsip.conf": "res_pjsip.so",
     "extensions.conf": "pbx_config.so",
     "queues.conf": "app_queue.so",
+    "queuerules.conf": "app_queue.so",
     "manager.conf": "manager",
     "logger.conf": "logger",
     "rtp.conf": "res_rtp_asterisk.so",

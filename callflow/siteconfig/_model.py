@@ -87,6 +87,19 @@ class Queue(_Section):
         default_factory=list,
         description="operators who may serve this queue (the engine adds them with QueueAdd; never static "
                     "members)")
+    announce_position: bool = Field(
+        default=False, description="tell waiting callers their position and expected hold time")
+    announce_frequency_s: int = Field(default=30, ge=15, le=600,
+                                      description="how often the position is announced (announce_position)")
+    overflow_s: int = Field(
+        default=0, ge=0, le=600,
+        description="emergency only: after this wait the caller is also offered to every logged-in operator "
+                    "(0 = off)")
+    supervisors: list[Annotated[str, Field(pattern=_NAME)]] = Field(
+        default_factory=list,
+        description="emergency only: operators (supervisors) offered a caller waiting supervisors_s")
+    supervisors_s: int = Field(default=0, ge=0, le=900,
+                               description="emergency only: wait before supervisors are offered (0 = off)")
 
 
 class Queues(_Section):

@@ -74,7 +74,27 @@ def _queue_values(prefix: str, queue: Queue) -> dict[str, str]:
         f"{prefix}_TIMEOUT": str(queue.ring_timeout_s),
         f"{prefix}_RETRY": str(queue.retry_s),
         f"{prefix}_WRAPUP": str(queue.wrapup_s),
+        f"{prefix}_ANNOUNCE": "yes" if queue.announce_position else "no",
+        f"{prefix}_ANNOUNCE_FREQUENCY": str(queue.announce_frequency_s if queue.announce_position else 0),
     }
+
+
+# Member penalties in the emergency queue (contract with queuerules.conf and queues/operators.py).
+PENALTY_OWN, PENALTY_OVERFLOW, PENALTY_SUPERVISOR = 0, 10, 20
+
+
+def overflow_rules_block(queue: Queue) -> str:
+    """The emergency queue's ``penaltychange`` lines: widen QUEUE_MAX_PENALTY over the wait."""
+    lines = []
+    if queue.overflow_s:
+        lines.append(f"; after {queue.overflow_s} s: every logged-in operator")
+        lines.append(f"penaltychange => {queue.overflow_s},{PENALTY_OVERFLOW}")
+    if queue.supervisors_s:
+        lines.append(f"; after {queue.supervisors_s} s: supervisors")
+        lines.append(f"penaltychange => {queue.supervisors_s},{PENALTY_SUPERVISOR}")
+    if not lines:
+        lines.append("; overflow off (site file: [queues.emergency] overflow_s = 0, supervisors_s = 0)")
+    return "\n".join(lines)
 
 
 def _ami_tls(site: Site) -> str:
@@ -112,6 +132,7 @@ def template_values(site: Site, secrets: Mapping[str, str]) -> dict[str, str]:
         "OPERATOR_EXTENSIONS": operator_extensions_block(site),
         **_queue_values("QUEUE_EMERGENCY", site.queues.emergency),
         **_queue_values("QUEUE_NONEMERGENCY", site.queues.nonemergency),
+        "QUEUE_EMERGENCY_OVERFLOW_RULES": overflow_rules_block(site.queues.emergency),
         "RENDER_NOTE": "generated; do not edit the rendered copy by hand",
     }
 

@@ -28,7 +28,7 @@ class WavRecordings:
         return [RecordingInfo(id="rec-1", linkedid="1763791542.1", started_at=started,
                               duration_s=1.0, size_bytes=self.path.stat().st_size, media_type="audio/wav")]
 
-    async def open(self, recording_id: str) -> RecordingFile:
+    async def open(self, recording_id: str, by: str) -> RecordingFile:
         self.opened.append(recording_id)
         if recording_id != "rec-1":
             raise NotFound(f"no recording {recording_id}")
@@ -209,5 +209,6 @@ async def test_pages_and_openapi(console: Console) -> None:
         spec = (await c.get("/api/openapi.json")).json()
     for path in ("/api/auth/login", "/api/queues", "/api/operators", "/api/calls/recent", "/api/incidents",
                  "/api/incidents/{incident_id}/dispatch", "/api/callbacks", "/api/reports/export",
-                 "/api/recordings/{recording_id}/download", "/api/events"):
+                 "/api/recordings/{recording_id}/download", "/api/events", "/api/units",
+                 "/api/calls/stats/today", "/api/reports/summary"):
         assert path in spec["paths"], path

@@ -1,15 +1,25 @@
-"""The console component's start-up checks: its address and a port already taken."""
+"""The console component's start-up checks (its address, a port already taken), the wiring `serve` gives
+it, and finished calls reaching the live stream."""
 
 from __future__ import annotations
 
+import argparse
 import socket
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from callflow.calls.model import CallClass, CallRecord, Outcome
+from callflow.calls.tracker import CallTracker
+from callflow.commands.serve import build_components
 from callflow.console import ConsoleComponent, ConsoleError, HttpAddress
+from callflow.console.providers import UnavailableCallbacks
+from callflow.console.wiring import IndexedRecordings, ServiceIncidents, StoredCalls, StoreReports
+from callflow.settings import load_settings
+from queues import ManagedOperators
 
 
 def test_address_parsing() -> None:
@@ -37,3 +47,52 @@ def test_a_taken_port_is_a_clear_error(tmp_path: Path) -> None:
                                    "SIAGA112_DATABASE": str(tmp_path / "db")})
     assert done.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+
+
+def test_serve_wires_the_real_providers_and_listens_for_call_records(tmp_path: Path) -> None:
+    """``build_components`` gives the console the store-backed providers (operators and callbacks keep
+    their stand-ins) and makes it a listener of the call tracker; a bad agency file stops ``serve``."""
+    settings = load_settings(database=tmp_path / "siaga112.db", ivr={"enabled": False},
+                             recordings_dir=tmp_path / "rec")
+    args = argparse.Namespace(lab=None, http="127.0.0.1:0", log_format=None)
+    components = build_components(settings, args)
+    console = next(c for c in components if isinstance(c, ConsoleComponent))
+    tracker = next(c for c in components if isinstance(c, CallTracker))
+    try:
+        p = console.providers
+        assert isinstance(p.calls, StoredCalls)
+        assert isinstance(p.incidents, ServiceIncidents)
+        assert isinstance(p.reports, StoreReports)
+        assert isinstance(p.recordings, IndexedRecordings)
+        assert p.recordings.root == tmp_path / "rec"
+        assert isinstance(p.operators, ManagedOperators)
+        assert isinstance(p.callbacks, UnavailableCallbacks)
+        assert console in tracker.listeners
+        assert p.incidents.notify == console.hub.publish
+    finally:
+        if console._sock is not None:
+            console._sock.close()
+
+    bad = tmp_path / "agencies.toml"
+    bad.write_text("[[agency]]\nid = 'x'\n", encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "callflow.cli", "serve", "--http", "127.0.0.1:0"],
+                          capture_output=True, text=True, timeout=60, check=False,
+                          env={"SIAGA112_AMI__SECRET": "unused", "PATH": "/usr/bin:/bin",
+                               "SIAGA112_DATABASE": str(tmp_path / "db2"),
+                               "SIAGA112_INCIDENTS__AGENCIES_FILE": str(bad)})
+    assert done.returncode == 2, done.stderr
+    assert str(bad) in done.stderr
+
+
+async def test_a_stored_call_record_reaches_the_live_stream(tmp_path: Path) -> None:
+    console = ConsoleComponent(HttpAddress("127.0.0.1", 0), tmp_path / "db")
+    sub = console.hub.subscribe("sup")
+    at = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
+    await console.on_call_record(CallRecord(
+        linkedid="1.1", caller_number="081234500112", caller_name="", dialed="112",
+        call_class=CallClass.EMERGENCY, outcome=Outcome.ANSWERED, arrival=at, ended=at, answered=at,
+        operator="op1"))
+    message = await sub.next(timeout=1)
+    assert message == {"type": "call.record", "at": at.isoformat(), "linkedid": "1.1",
+                       "caller": "081234500112", "outcome": "answered", "call_class": "emergency",
+                       "operator": "op1", "answer_seconds": 0.0}

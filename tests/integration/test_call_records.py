@@ -100,6 +100,23 @@ async def test_caller_hangs_up_in_the_queue(lab: LabStatus, tracked: EngineProce
     assert [i.detail for i in r.instants if i.name == "rung"] == ["op1"]
 
 
+async def test_caller_hangs_up_in_the_ivr_menu(lab: LabStatus, tracked: EngineProcess,
+                                               database: Path) -> None:
+    # no key pressed, gone after 4 s (past the 3 s short-abandon threshold, before the menu times out)
+    await call(lab, CallerScript(number="081277770303", hold_ms=4000))
+    await tracked.wait_for(is_record_of("081277770303"))  # type: ignore[arg-type]
+    [r] = await stored(database)
+    assert r.outcome is Outcome.ABANDONED_IN_IVR
+    assert r.answered is None
+    assert r.hangup_by == "caller"
+    names = [i.name for i in r.instants]
+    assert "arrival" in names
+    assert "queue_joined" not in names
+    assert r.ended is not None
+    assert r.arrival is not None
+    assert 3.0 <= (r.ended - r.arrival).total_seconds() < 10.0
+
+
 async def test_operator_does_not_answer_and_the_next_one_does(lab: LabStatus, tracked: EngineProcess,
                                                               ami: Ami, database: Path) -> None:
     async with members(ami[0], "op1", "op2"), SippOperator(lab.operators["op1"]["port"], answer=False), \

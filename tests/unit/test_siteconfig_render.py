@@ -90,7 +90,7 @@ def test_site_values_reach_the_files(site_path: Path) -> None:
     assert "exten => 0431112,1,Set(__SIAGA_DIALED=${EXTEN})" in ext
     assert "exten => 202,1,Dial(PJSIP/op2,30)" in ext
     assert "exten => 112,1,Set(__SIAGA_DIALED=${EXTEN})" in ext
-    assert "${EPOCH}" in ext  # Asterisk's own syntax untouched
+    assert "${STRFTIME(,UTC,%s.%3q)}" in ext  # Asterisk's own syntax untouched
     assert f"password = {SECRET}" in files["pjsip.conf"]
     assert f"password = {FILE_SECRET}" in files["pjsip.conf"]
     assert "contact = sip:op2@127.0.0.1:5062" in files["pjsip.conf"]

@@ -48,7 +48,7 @@ const Siaga = (() => {
 
   const STREAM_TYPES = ["queue.join", "queue.leave", "queue.abandon", "agent.called", "agent.connect",
     "agent.complete", "agent.noanswer", "member.status", "member.added", "member.removed",
-    "member.pause", "call.queue_entry", "call.ivr", "link", "gap"];
+    "member.pause", "call.queue_entry", "call.ivr", "call.record", "incident.changed", "link", "gap"];
 
   function stream(onMessage, onState) {
     const es = new EventSource("/api/events");

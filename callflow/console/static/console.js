@@ -8,10 +8,12 @@
   let catalog = null;
   const calls = new Map(); // linkedid -> what the stream told about the call so far (display only)
   let current = null;      // linkedid on this operator's screen
+  let units = [];          // the agency units a dispatch can go to (GET /api/units)
 
   function callFor(m) {
     if (!calls.has(m.linkedid)) calls.set(m.linkedid, { ivr: [], caller: m.caller, name: m.caller_name });
     const c = calls.get(m.linkedid);
+    if (m.at && (!c.firstAt || Date.parse(m.at) < Date.parse(c.firstAt))) c.firstAt = m.at; // first seen
     if (calls.size > 200) calls.delete(calls.keys().next().value);
     return c;
   }
@@ -66,7 +68,8 @@
     $("pop-number").textContent = c.caller || "(no number)";
     $("pop-name").textContent = c.name && c.name !== c.caller ? c.name : "";
     $("pop-state").textContent = c.state || "";
-    $("pop-waited").textContent = c.waited === undefined ? "–" : duration(c.waited);
+    $("pop-waited").textContent = c.waited === undefined ? "–"
+      : duration(c.waited) + (c.queueWait === undefined ? "" : ` (${duration(c.queueWait)} in queue)`);
     $("pop-queue").textContent = [c.queue, c.cls].filter(Boolean).join(" / ");
     $("pop-ivr").textContent = ivrText(c);
   }
@@ -76,23 +79,33 @@
     $("pop-incidents").replaceChildren();
     if (!number) return;
     try {
-      const list = await api("GET", `/api/calls/by-number/${encodeURIComponent(number)}?days=30`);
+      const found = await api("GET", `/api/calls/by-number/${encodeURIComponent(number)}?days=30`);
+      const list = found.filter((r) => r.linkedid !== current); // this call, once stored, is not "earlier"
       unavailable($("panel-history"), null);
+      $("pop-repeat").textContent = list.length ? `repeat caller: ${list.length} earlier call(s) in 30 days` : "";
       $("pop-calls").replaceChildren(...(list.length ? list.map((r) => el("li", {
-        text: `${new Date(r.arrival).toLocaleString()} — ${r.outcome}${r.operator ? " (" + r.operator + ")" : ""}` }))
+        text: `${new Date(r.arrival).toLocaleString()} — ${r.outcome}${r.operator ? " (" + r.operator + ")" : ""}`
+          + (r.ivr_path.length ? ` — IVR ${r.ivr_path.join(" → ")}` : "") }))
         : [el("li", { text: "no earlier calls" })]));
     } catch (e) { unavailable($("panel-history"), e); }
     try {
       const list = await api("GET", `/api/incidents?caller_number=${encodeURIComponent(number)}&days=30`);
       unavailable($("panel-history-incidents"), null);
       $("pop-incidents").replaceChildren(...(list.length ? list.map((i) => el("li", {
-        text: `${new Date(i.created_at).toLocaleString()} — ${i.category} (${i.status})` }))
+        text: `${new Date(i.created_at).toLocaleString()} — #${i.id} ${i.category}, ${i.district} (${i.status})` }))
         : [el("li", { text: "no earlier incidents" })]));
     } catch (e) { unavailable($("panel-history-incidents"), e); }
   }
 
   function onMessage(m) {
     if (m.type.startsWith("queue.") || m.type === "gap") loadQueues();
+    if (m.type === "incident.changed" || m.type === "gap") loadIncidents();
+    if (m.type === "call.record") {
+      const c = current && calls.get(current);
+      if (c && c.caller && c.caller === m.caller) loadHistory(c.caller);
+      return;
+    }
+    if (m.type === "incident.changed") return;
     if (!m.linkedid) return;
     const c = callFor(m);
     if (m.type === "queue.join") { c.joinedAt = m.at; c.queue = m.queue; }
@@ -103,11 +116,13 @@
     if (m.type === "agent.called") {
       c.state = "ringing";
       c.queue = m.queue;
-      if (c.joinedAt) c.waited = (Date.parse(m.at) - Date.parse(c.joinedAt)) / 1000;
+      if (c.firstAt) c.waited = (Date.parse(m.at) - Date.parse(c.firstAt)) / 1000;
       if (current !== m.linkedid) { current = m.linkedid; loadHistory(c.caller); prefill(c); }
     } else if (m.type === "agent.connect") {
       c.state = "connected";
-      c.waited = m.hold_time;
+      // since the page first saw the call (the IVR answering it), and the queue's own hold time
+      c.waited = c.firstAt ? (Date.parse(m.at) - Date.parse(c.firstAt)) / 1000 : m.hold_time;
+      c.queueWait = m.hold_time;
       if (current !== m.linkedid) { current = m.linkedid; loadHistory(c.caller); prefill(c); }
     } else if (m.type === "agent.complete" && current === m.linkedid) {
       c.state = `ended (${m.reason || "hang-up"}), talk ${duration(m.talk_time)}`;
@@ -124,6 +139,9 @@
 
   async function loadIncidents() {
     try {
+      units = await api("GET", "/api/units");
+    } catch (e) { units = []; }
+    try {
       const list = await api("GET", "/api/incidents?days=1");
       unavailable($("panel-incidents"), null);
       $("incidents").replaceChildren(...list.map(incidentRow));
@@ -139,17 +157,41 @@
     }
     status.addEventListener("change", async () => {
       try { await api("POST", `/api/incidents/${i.id}/status`, { status: status.value }); loadIncidents(); }
-      catch (e) { unavailable($("panel-incidents"), e); }
+      catch (e) {
+        if (e.status === 409 || e.status === 422) { status.value = i.status; alertRow(e.message); }
+        else unavailable($("panel-incidents"), e);
+      }
     });
-    const unit = el("input", { placeholder: "unit", maxlength: "80" });
+    // free units, those of the incident's district first
+    const unit = el("select", { class: "unit", "aria-label": `unit for incident ${i.id}` });
+    unit.append(el("option", { value: "", text: units.length ? "— unit —" : "no units in the registry" }));
+    const free = units.filter((u) => !u.busy)
+      .sort((a, b) => (a.district === i.district ? 0 : 1) - (b.district === i.district ? 0 : 1));
+    for (const u of free) {
+      unit.append(el("option", { value: u.id, text: `${u.name} (${u.type}, ${u.district})${u.example_data ? " [example]" : ""}` }));
+    }
     const send = el("button", { type: "button", text: "Dispatch" });
+    const msg = el("div", { class: "msg" });
     send.addEventListener("click", async () => {
+      msg.textContent = "";
+      if (!unit.value) { msg.textContent = "unit: choose a unit to dispatch"; return; }
       try { await api("POST", `/api/incidents/${i.id}/dispatch`, { unit: unit.value }); loadIncidents(); }
-      catch (e) { unavailable($("panel-incidents"), e); }
+      catch (e) { if (e.status === 409 || e.status === 422) msg.textContent = e.message; else unavailable($("panel-incidents"), e); }
     });
-    return el("tr", {}, el("td", { text: i.category }), el("td", { text: i.district }), el("td", {}, status),
-      el("td", {}, el("div", { class: "row" }, unit, send), el("div", { class: "sub", text: i.dispatched_to.join(", ") })));
+    status.addEventListener("change", () => { msg.textContent = ""; });
+    const sent = i.dispatches.map((d) => `${d.unit_name} (${d.state})`).join(", ");
+    return el("tr", { "data-incident": i.id }, el("td", { text: `#${i.id} ${i.category}` }), el("td", { text: i.district }),
+      el("td", {}, status),
+      el("td", {}, i.status === "done" ? "" : el("div", { class: "row" }, unit, send), el("div", { class: "sub dispatched", text: sent }), msg));
   }
+
+  async function probeOperators() {
+    // says at once (not only on the first click) when operator state is not wired into this engine
+    try { await api("GET", "/api/operators"); unavailable($("panel-state"), null); }
+    catch (e) { unavailable($("panel-state"), e); }
+  }
+
+  function alertRow(text) { $("incidents-msg").textContent = text; }
 
   async function loadCallbacks() {
     try {
@@ -191,7 +233,7 @@
     me = user;
     setupForm();
     await loadCatalog();
-    loadQueues(); loadIncidents(); loadCallbacks();
+    loadQueues(); loadIncidents(); loadCallbacks(); probeOperators();
     stream(onMessage, (state) => {
       $("link").textContent = state;
       $("link").classList.toggle("live", state === "live");

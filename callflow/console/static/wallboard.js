@@ -85,7 +85,7 @@
 
   function onMessage(m) {
     if (m.type.startsWith("queue.") || m.type.startsWith("agent.")) refreshSoon();
-    if (m.type === "queue.abandon" || m.type === "agent.complete") loadStats();
+    if (m.type === "queue.abandon" || m.type === "agent.complete" || m.type === "call.record") loadStats();
     if (m.type.startsWith("member.") || m.type.startsWith("agent.")) loadOperators();
     if (m.type === "gap" || (m.type === "link" && m.state === "up")) loadAll();
   }

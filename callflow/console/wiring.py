@@ -1,0 +1,426 @@
+"""The console's real providers over the engine's one shared store (settings.database).
+
+Each adapter reads (or, for incidents, writes through :class:`IncidentService`) the tables another
+component owns; none keeps state of its own. Connections open when the console starts
+(:meth:`StoreConnection.start`) and close when it stops; before that a provider answers
+:class:`ProviderUnavailable`, never made-up data.
+
+* calls: the call tracker's stored records (``calls_records``),
+* incidents and dispatch: :class:`callflow.incidents.IncidentService` (its own connection: its write
+  transactions never mix with other writes),
+* reports: the summary of :mod:`callflow.reports` and the call records as CSV,
+* recordings: the recordings index (``recordings_files``) and the files under the recordings root.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, tzinfo
+from pathlib import Path
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+import aiosqlite
+import structlog
+
+from callflow.ami.client import Clock, utc_now
+from callflow.calls.export import export_csv
+from callflow.calls.model import CallRecord, Outcome
+from callflow.calls.records import StoredCallRecords, load_records, record_from_dict
+from callflow.calls.tracker import SCHEMAS as CALL_SCHEMAS
+from callflow.console import catalog
+from callflow.console.models import (
+    AnswerStats,
+    DispatchView,
+    Incident,
+    IncidentDraft,
+    RecordingInfo,
+    ReportSummary,
+    UnitView,
+)
+from callflow.console.providers import (
+    CALLS,
+    INCIDENTS,
+    RECORDINGS,
+    REPORTS,
+    NotFound,
+    Providers,
+    ProviderUnavailable,
+    RecordingFile,
+    Refused,
+)
+from callflow.incidents import _tables as incident_tables
+from callflow.incidents import model as incident_model
+from callflow.incidents.errors import DispatchError, IllegalTransition, IncidentError, IncidentNotFound
+from callflow.incidents.registry import AgencyRegistry
+from callflow.incidents.service import IncidentService
+from callflow.reports.render import as_dict
+from callflow.reports.summary import Period, SummaryConfig, build_summary
+from callflow.store import Schema, open_database
+from recordings.index import SCHEMA as RECORDING_SCHEMA
+from recordings.index import Recording, RecordingIndex, RecordingStatus
+
+log = structlog.get_logger("callflow.console.wiring")
+
+ABANDONED = (Outcome.ABANDONED_IN_IVR, Outcome.ABANDONED_IN_QUEUE)
+THRESHOLDS_S = (10, 15, 20)
+MEDIA_TYPES = {"wav": "audio/wav", "gsm": "audio/x-gsm", "ogg": "audio/ogg", "mp3": "audio/mpeg"}
+DOWNLOADABLE = (RecordingStatus.OK, RecordingStatus.ALTERED)
+
+
+class Resource(Protocol):
+    """Something the console opens when it starts and closes when it stops."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+class StoreConnection:
+    """One connection to the shared store, with the schemas its readers need applied."""
+
+    def __init__(self, path: Path, schemas: Sequence[Schema], component: str) -> None:
+        self.path = path
+        self.schemas = list(schemas)
+        self.component = component
+        self._conn: aiosqlite.Connection | None = None
+
+    async def start(self) -> None:
+        if self._conn is None:
+            self._conn = await open_database(self.path, self.schemas)
+
+    async def stop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await conn.close()
+
+    @property
+    def conn(self) -> aiosqlite.Connection:
+        if self._conn is None:
+            raise ProviderUnavailable(self.component, f"{self.component}: the store at {self.path} is not "
+                                                      "open (the console is starting or stopping)")
+        return self._conn
+
+
+# -- calls -------------------------------------------------------------------------------------------
+def answer_stats(records: Sequence[CallRecord], since: datetime) -> AnswerStats:
+    """Offered calls (short abandons excluded and counted apart), answered within 10/15/20 s of arrival
+    at the PBX (IVR time counts), and calls the caller abandoned (in the IVR or the queue)."""
+    short = [r for r in records if r.outcome is Outcome.SHORT_ABANDON]
+    offered = [r for r in records if r.outcome is not Outcome.SHORT_ABANDON]
+    waits = [r.answer_seconds for r in offered if r.answer_seconds is not None]
+    within = {t: sum(1 for w in waits if w <= t) for t in THRESHOLDS_S}
+    return AnswerStats(since=since, offered=len(offered), answered=len(waits), within_10s=within[10],
+                       within_15s=within[15], within_20s=within[20],
+                       abandoned=sum(1 for r in offered if r.outcome in ABANDONED),
+                       short_abandons_excluded=len(short))
+
+
+class StoredCalls:
+    """The call tracker's finished call records (a call shows here once it has ended)."""
+
+    def __init__(self, store: StoreConnection) -> None:
+        self.store = store
+
+    async def _select(self, sql: str, args: Sequence[object]) -> list[CallRecord]:
+        async with self.store.conn.execute(sql, args) as cur:
+            return [record_from_dict(json.loads(r[0])) for r in await cur.fetchall()]
+
+    async def recent(self, limit: int) -> Sequence[CallRecord]:
+        return await self._select("SELECT record FROM calls_records ORDER BY arrival DESC, linkedid DESC "
+                                  "LIMIT ?", (limit,))
+
+    async def from_number(self, number: str, since: datetime) -> Sequence[CallRecord]:
+        """Newest first; the arrival index narrows the rows before the number is compared."""
+        return await self._select(
+            "SELECT record FROM calls_records WHERE arrival >= ? "
+            "AND json_extract(record, '$.caller_number') = ? ORDER BY arrival DESC, linkedid DESC",
+            (since.astimezone(UTC).isoformat(timespec="microseconds"), number))
+
+    async def answer_stats(self, since: datetime) -> AnswerStats:
+        return answer_stats(await load_records(self.store.conn, since=since), since)
+
+
+# -- incidents and dispatch --------------------------------------------------------------------------
+def _incident_id(text: str) -> int:
+    if not text.isdigit() or len(text) > 18:
+        raise NotFound(f"incident_id: no incident {text!r} (incident ids are numbers, e.g. 12)")
+    return int(text)
+
+
+def incident_view(i: incident_model.Incident) -> Incident:
+    dispatches = [DispatchView(id=d.id, unit_id=d.unit_id, unit_name=d.unit_name, agency_type=d.agency_type,
+                               state=d.state.value, dispatched_at=d.dispatched_at, example_data=d.example)
+                  for d in i.dispatches]
+    return Incident(id=str(i.id), category=catalog.Category(i.category.value),
+                    district=catalog.District(i.district.value),
+                    status=catalog.IncidentStatus(i.status.value), notes=i.notes, address=i.address,
+                    linkedid=i.linkedids[0] if i.linkedids else None, caller_number=i.caller_number or None,
+                    created_at=i.created_at, created_by=i.created_by,
+                    dispatched_to=[d.unit_id for d in i.dispatches], dispatches=dispatches,
+                    linkedids=list(i.linkedids))
+
+
+class ServiceIncidents:
+    """Incidents, status and dispatch through :class:`IncidentService`: each write is one transaction,
+    checked against the stored state; a refusal changes nothing and names the field."""
+
+    def __init__(self, store: StoreConnection, calls: StoredCalls, *, clock: Clock = utc_now,
+                 registry: AgencyRegistry | None = None) -> None:
+        self.store = store
+        self.calls = calls
+        self.clock = clock
+        self.registry = registry
+        self._service: IncidentService | None = None
+        self.notify: Callable[[dict[str, Any]], None] | None = None  # the console's live stream
+
+    def _changed(self, incident: Incident, change: str) -> Incident:
+        if self.notify is not None:
+            self.notify({"type": "incident.changed", "at": self.clock().isoformat(), "id": incident.id,
+                         "change": change, "status": incident.status.value,
+                         "caller": incident.caller_number or "", "linkedid": incident.linkedid or ""})
+        return incident
+
+    async def start(self) -> None:
+        await self.store.start()
+        self._service = IncidentService(self.store.conn, clock=self.clock)
+        if self.registry is not None:
+            await self._service.load_registry(self.registry)
+
+    async def stop(self) -> None:
+        self._service = None
+        await self.store.stop()
+
+    @property
+    def service(self) -> IncidentService:
+        if self._service is None:
+            raise ProviderUnavailable(INCIDENTS, f"{INCIDENTS}: the store is not open (the console is "
+                                                 "starting or stopping)")
+        return self._service
+
+    async def incidents(self, *, status: catalog.IncidentStatus | None, caller_number: str | None,
+                        since: datetime | None) -> Sequence[Incident]:
+        """Newest first."""
+        linkedids: list[str] = []
+        if caller_number is not None:
+            window = since or self.clock() - timedelta(days=366)
+            linkedids = [r.linkedid for r in await self.calls.from_number(caller_number, window)]
+        found = await self.service.list(
+            status=incident_model.IncidentStatus(status.value) if status is not None else None,
+            since=since, caller_number=caller_number, linkedids=linkedids)
+        return [incident_view(i) for i in reversed(found)]
+
+    async def create(self, draft: IncidentDraft, by: str) -> Incident:
+        try:
+            created = await self.service.create(
+                category=draft.category.value, district=draft.district.value, by=by, address=draft.address,
+                notes=draft.notes, linkedids=[draft.linkedid] if draft.linkedid else (),
+                caller_number=draft.caller_number or "")
+        except IncidentError as exc:
+            raise Refused("body", str(exc), 422) from exc
+        return self._changed(incident_view(created), "created")
+
+    async def dispatch(self, incident_id: str, unit: str, by: str) -> Incident:
+        number = _incident_id(incident_id)
+        try:
+            current = await self.service.get(number)
+            if current.status is incident_model.IncidentStatus.DONE:
+                raise Refused("incident_id", f"incident #{number} is done (closed); a closed incident cannot "
+                                             "be dispatched. Create a new incident if help is needed again")
+            await self.service.dispatch(number, by=by, unit_id=unit)
+        except IncidentNotFound as exc:
+            raise NotFound(f"incident_id: {exc}") from exc
+        except DispatchError as exc:
+            raise Refused("unit", str(exc).replace("`siaga112 incidents units`", "GET /api/units")) from exc
+        return self._changed(incident_view(await self.service.get(number)), "dispatched")
+
+    async def set_status(self, incident_id: str, status: catalog.IncidentStatus, by: str) -> Incident:
+        number = _incident_id(incident_id)
+        try:
+            changed = await self.service.set_status(number, status.value, by=by)
+        except IncidentNotFound as exc:
+            raise NotFound(f"incident_id: {exc}") from exc
+        except (IllegalTransition, DispatchError) as exc:
+            raise Refused("status", str(exc)) from exc
+        return self._changed(incident_view(changed), "status")
+
+    async def units(self) -> Sequence[UnitView]:
+        busy = await self.service.busy_units()
+        return [UnitView(id=u.id, name=u.name, agency_name=u.agency_name, type=u.agency_type.value,
+                         district=u.district.value, busy=u.id in busy, example_data=u.example)
+                for u in await self.service.units()]
+
+
+# -- reports -----------------------------------------------------------------------------------------
+def spreadsheet_safe(cell: str) -> str:
+    """A cell a spreadsheet would take for a formula (``=``, ``@``, tab, CR, or ``+``/``-`` not followed by
+    a digit: ``+62812...`` stays a number) gets a leading ``'``."""
+    if not cell:
+        return cell
+    risky = cell[0] in "=@\t\r" or (cell[0] in "+-" and not cell[1:2].isdigit())
+    return "'" + cell if risky else cell
+
+
+def _numbers(prefix: str, value: Any, out: dict[str, float]) -> None:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _numbers(f"{prefix}.{k}" if prefix else str(k), v, out)
+    elif isinstance(value, list):
+        for item in value:
+            if isinstance(item, dict) and "id" in item:
+                _numbers(f"{prefix}.{item['id']}", {k: v for k, v in item.items() if k != "id"}, out)
+    elif isinstance(value, int | float):  # bools too (meets_goal -> 1.0)
+        out[prefix] = float(value)
+
+
+class StoreReports:
+    """The summary of :mod:`callflow.reports` over a period of instants, and the period's call records."""
+
+    def __init__(self, incidents: ServiceIncidents, store: StoreConnection, zone: tzinfo,
+                 timezone_name: str) -> None:
+        self.incidents = incidents
+        self.store = store
+        self.zone = zone
+        self.timezone_name = timezone_name
+
+    async def summary(self, start: datetime, end: datetime) -> ReportSummary:
+        incidents = await self.incidents.service.list(since=start, until=end)
+        source = StoredCallRecords(self.store.conn)
+        calls = await source.between(start, end)
+        linked = {c.linkedid: c for c in calls}
+        for incident in incidents:
+            for lid in incident.linkedids:
+                if lid not in linked and (record := await source.get(lid)) is not None:
+                    linked[lid] = record
+        period = Period(start.astimezone(self.zone).date(),
+                        (end - timedelta(microseconds=1)).astimezone(self.zone).date(), self.timezone_name)
+        report = build_summary(period, incidents, calls, linked, SummaryConfig(timezone=self.timezone_name))
+        figures: dict[str, float] = {}
+        data = as_dict(report)
+        for key in ("total", "classes", "categories", "status", "completion", "answer_time",
+                    "answer_to_dispatch", "response"):
+            _numbers(key, data[key], figures)
+        figures["calls"] = float(len(calls))
+        return ReportSummary(start=start, end=end, figures=figures, notes=list(report.notes))
+
+    async def export_csv(self, start: datetime, end: datetime) -> bytes:
+        """The columns of ``siaga112 calls export``; text a caller controls (the caller name) that a
+        spreadsheet would run as a formula is prefixed with ``'``."""
+        text = export_csv(await load_records(self.store.conn, since=start, until=end))
+        rows = list(csv.reader(io.StringIO(text)))
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerows([rows[0], *([spreadsheet_safe(cell) for cell in row] for row in rows[1:])])
+        return out.getvalue().encode("utf-8")
+
+
+# -- recordings --------------------------------------------------------------------------------------
+def recording_info(r: Recording) -> RecordingInfo:
+    return RecordingInfo(id=str(r.id), linkedid=r.linkedid, started_at=r.made_at, duration_s=r.duration_s,
+                         size_bytes=r.size_bytes or 0,
+                         media_type=MEDIA_TYPES.get(r.format, "application/octet-stream"),
+                         status=str(r.status), call_class=r.call_class)
+
+
+class IndexedRecordings:
+    """The recordings index and its files; a download is also written to the recording's own audit trail."""
+
+    def __init__(self, store: StoreConnection, root: Path, *, clock: Clock = utc_now,
+                 limit: int = 200) -> None:
+        self.store = store
+        self.root = root
+        self.clock = clock
+        self.limit = limit
+
+    async def recordings(self, linkedid: str | None) -> Sequence[RecordingInfo]:
+        """Newest first (at most ``limit`` without a linkedid)."""
+        found = await RecordingIndex(self.store.conn).find(linkedid=linkedid,
+                                                             limit=None if linkedid else self.limit)
+        return [recording_info(r) for r in found]
+
+    async def open(self, recording_id: str, by: str) -> RecordingFile:
+        if not recording_id.isdigit() or len(recording_id) > 18:
+            raise NotFound(f"recording_id: no recording {recording_id!r} (recording ids are numbers)")
+        index = RecordingIndex(self.store.conn)
+        rec = await index.get(int(recording_id))
+        if rec is None:
+            raise NotFound(f"recording_id: no recording {recording_id!r}")
+        if rec.status not in DOWNLOADABLE:
+            raise Refused("recording_id", f"recording {rec.id} is {rec.status}"
+                                          f"{' (' + rec.problem + ')' if rec.problem else ''}: there is no "
+                                          "file to download")
+        root = self.root.resolve()
+        path = rec.path.resolve()
+        if not path.is_relative_to(root):
+            log.warning("console.recording_outside_root", recording_id=rec.id, root=str(root))
+            raise Refused("recording_id", f"recording {rec.id}'s file is outside the recordings root "
+                                          f"{root}; it is not served (check the index with "
+                                          "`siaga112 recordings verify`)")
+        if not path.is_file():
+            raise Refused("recording_id", f"recording {rec.id}'s file is missing from {root}; run "
+                                          "`siaga112 recordings verify` and restore it from a backup")
+        await index.audit(rec.id, at=self.clock(), action="download", by_whom=by,
+                          reason="console download", detail=path.name)
+        return RecordingFile(path, MEDIA_TYPES.get(rec.format, "application/octet-stream"), path.name)
+
+
+# -- all of them -------------------------------------------------------------------------------------
+STORE_SCHEMAS: tuple[Schema, ...] = (*CALL_SCHEMAS, incident_tables.SCHEMA, RECORDING_SCHEMA)
+
+
+async def prepare_store(database: Path) -> None:
+    """Create or migrate the tables the providers read, once, before the engine's components start:
+    the recorder and the console would otherwise both create ``recordings_*`` on a new database at the
+    same moment. Raises StoreError (file untouched) for a foreign or corrupt file."""
+    conn = await open_database(database, STORE_SCHEMAS)
+    await conn.close()
+
+
+@dataclass
+class StoreWiring:
+    providers: Providers
+    resources: list[Resource]  # start with the console, stop after it
+    incidents: ServiceIncidents  # set ``incidents.notify`` to publish incident changes live
+
+
+def store_providers(database: Path, *, recordings_root: Path, clock: Clock = utc_now,
+                    timezone_name: str = "Asia/Makassar", zone: tzinfo | None = None,
+                    registry: AgencyRegistry | None = None) -> StoreWiring:
+    """Calls, incidents (with dispatch), reports and recordings over ``database``; the resources to
+    start with the console. Queue status is wired by the console itself (it needs the AMI session);
+    operators and callbacks keep their stand-ins until their component replaces them."""
+    reads = StoreConnection(database, STORE_SCHEMAS, CALLS)
+    writes = StoreConnection(database, [*CALL_SCHEMAS, incident_tables.SCHEMA], INCIDENTS)
+    calls = StoredCalls(reads)
+    incidents = ServiceIncidents(writes, calls, clock=clock, registry=registry)
+    reports = StoreReports(incidents, reads, zone or ZoneInfo(timezone_name), timezone_name)
+    recordings = IndexedRecordings(reads, recordings_root, clock=clock)
+    providers = Providers(calls=calls, incidents=incidents, reports=reports, recordings=recordings)
+    return StoreWiring(providers, [reads, incidents], incidents)
+
+
+__all__ = [
+    "ABANDONED",
+    "DOWNLOADABLE",
+    "INCIDENTS",
+    "RECORDINGS",
+    "REPORTS",
+    "STORE_SCHEMAS",
+    "IndexedRecordings",
+    "Resource",
+    "ServiceIncidents",
+    "StoreConnection",
+    "StoreReports",
+    "StoreWiring",
+    "StoredCalls",
+    "answer_stats",
+    "incident_view",
+    "prepare_store",
+    "recording_info",
+    "spreadsheet_safe",
+    "store_providers",
+]
