@@ -22,7 +22,8 @@ it); for disk-full, until the first recording made after the space was freed is 
     .venv/bin/python bench/faults.py --scenario NAME [--lab INSTANCE] [--rate 2] [--seconds 45]
         [--fault-at 12] [--fault-s N] [--hold-ms 2000]
 
-Without --lab it starts its own lab (bench-faults) on free ports and stops it afterwards. Last line:
+Without --lab it starts its own lab (bench-faults-<checkout digest>) on free ports and stops it afterwards.
+Last line:
 ``RESULT lost=N duplicated=N recover_s=N``.
 """
 

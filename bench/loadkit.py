@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import csv
+import hashlib
 import json
 import math
 import os
@@ -158,7 +159,8 @@ def machine() -> str:
 # -- the lab --------------------------------------------------------------------------------------------
 @contextlib.contextmanager
 def lab_for(instance: str | None, default: str) -> Iterator[LabStatus]:
-    """A running lab: the one named (left running) or a fresh one on free ports (stopped afterwards)."""
+    """A running lab: the one named (left running) or a fresh one on free ports (stopped afterwards),
+    named ``default`` plus a digest of this checkout's path, so checkouts side by side never share one."""
     if instance is not None:
         st = status(instance)
         if not st.running:
@@ -166,12 +168,14 @@ def lab_for(instance: str | None, default: str) -> Iterator[LabStatus]:
                              "--free-ports`")
         yield st
         return
-    down(default)
-    st = up(default, free_ports())
+    repo = Path(__file__).resolve().parents[1]
+    name = f"{default}-{hashlib.sha1(str(repo).encode(), usedforsecurity=False).hexdigest()[:6]}"
+    down(name)  # one left behind by an interrupted run of this checkout
+    st = up(name, free_ports())
     try:
         yield st
     finally:
-        down(default)
+        down(name)
 
 
 # -- the engine -----------------------------------------------------------------------------------------
