@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from callflow.ami import AmiEndpoint
 from callflow.calls.setup import call_tracker, resolve_database
 from callflow.console import DEFAULT_ADDRESS, ConsoleComponent, ConsoleError, HttpAddress
+from callflow.console.providers import Providers
 from callflow.lab import LabError, status
 from callflow.logs import configure_logging
 from callflow.service import CallEventLogger, Component, Engine, serve
@@ -21,6 +22,7 @@ from callflow.siteconfig import SiteConfigError, load_site, pbx_config_dir
 from callflow.store import StoreError
 from ivr import IvrServer, IvrSettings
 from ivr.process import IvrProcess
+from queues.callbacks import CallbackPolicy, CallbackService
 from recordings import Recorder, RecordingPolicy
 
 
@@ -50,8 +52,10 @@ def endpoint_for(settings: EngineSettings, lab: str | None) -> AmiEndpoint:
 def build_components(settings: EngineSettings, args: argparse.Namespace) -> list[Component]:
     """The engine's parts, in the order each event reaches them. ``settings.database`` is already
     resolved (``--database``, the lab's, or the settings file's): every component shares that one file."""
-    components: list[Component] = [CallEventLogger(), call_tracker(settings, args),
-                                   _recorder(settings, args.lab)]
+    tracker = call_tracker(settings, args)
+    callbacks = CallbackService(settings.database, callback_policy(settings, args.lab))
+    tracker.listeners.append(callbacks)
+    components: list[Component] = [CallEventLogger(), tracker, _recorder(settings, args.lab), callbacks]
     if settings.ivr.enabled:
         if settings.ivr.isolation == "process":
             components.append(IvrProcess(lab=args.lab, log_format=args.log_format or settings.log_format))
@@ -59,7 +63,8 @@ def build_components(settings: EngineSettings, args: argparse.Namespace) -> list
             components.append(ivr_server(settings.ivr, args.lab))
     http = getattr(args, "http", "off")
     if http != "off":
-        console = ConsoleComponent(HttpAddress.parse(http), settings.database)
+        console = ConsoleComponent(HttpAddress.parse(http), settings.database,
+                                   providers=Providers(callbacks=callbacks))
         console.bind()  # a taken port is a start-up error, before the engine attaches
         components.append(console)
     return components
@@ -82,6 +87,17 @@ def recording_policy(settings: EngineSettings, lab: str | None) -> RecordingPoli
     if site_file is None:
         return RecordingPolicy()
     return RecordingPolicy.from_site(load_site(site_file).site.recording)
+
+
+def callback_policy(settings: EngineSettings, lab: str | None) -> CallbackPolicy:
+    """The site file's ``[callbacks]`` section (as :func:`recording_policy` finds the file)."""
+    site_file = settings.site_file or (pbx_config_dir() / "site.toml" if lab is not None else None)
+    if site_file is None:
+        return CallbackPolicy()
+    cb = load_site(site_file).site.callbacks
+    return CallbackPolicy(enabled=cb.enabled, first_attempt_s=cb.first_attempt_s, retry_s=cb.retry_s,
+                          max_attempts=cb.max_attempts, ring_timeout_s=cb.ring_timeout_s,
+                          max_parallel=cb.max_parallel, caller_id=cb.caller_id)
 
 
 def ivr_server(settings: IvrSettings, lab: str | None) -> IvrServer:
