@@ -5,16 +5,16 @@ dialling happy path runs on the lab (tests/integration/test_callbacks.py)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from callflow.ami import AmiMessage, LinkEvent, OutcomeUnknown, parse_event
-from callflow.calls.model import CallClass, CallRecord, Leg, Outcome
+from callflow.calls.model import CallClass, Outcome
 from queues.callbacks import (
     AttemptOutcome,
     CallbackPolicy,
@@ -26,18 +26,7 @@ from queues.callbacks import (
 )
 from queues.callbacks.rules import originate_outcome
 from queues.callbacks.store import attempts_of, list_tasks
-
-T0 = datetime(2026, 11, 30, 8, 0, 0, 250_000, tzinfo=UTC)
-
-
-def record(outcome: Outcome = Outcome.ABANDONED_IN_QUEUE, call_class: CallClass = CallClass.EMERGENCY, *,
-           number: str = "081234567890", linkedid: str = "1796000000.1",
-           channel: str = "PJSIP/citizen-ingress-00000001", answered: datetime | None = None,
-           operator: str = "") -> CallRecord:
-    return CallRecord(linkedid=linkedid, caller_number=number, caller_name="", dialed="112",
-                      call_class=call_class, outcome=outcome, arrival=T0, ended=T0 + timedelta(seconds=9),
-                      answered=answered, operator=operator,
-                      legs=(Leg(linkedid, channel, "caller", T0, T0, T0 + timedelta(seconds=9)),))
+from tests.support.callbacks import T0, StubEngine, record
 
 
 # -- which records create tasks --------------------------------------------------------------------------
@@ -104,30 +93,6 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
-
-
-class StubSession:
-    """Answers Originate as told (``fail_with``); records every action sent."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, dict[str, Any], Mapping[str, str] | None]] = []
-        self.fail_with: Exception | None = None
-
-    async def action(self, name: str, headers: Mapping[str, str | int] | None = None, *,
-                     timeout: float | None = None, variables: Mapping[str, str] | None = None) -> AmiMessage:
-        self.sent.append((name, dict(headers or {}), variables))
-        if self.fail_with is not None:
-            raise self.fail_with
-        return AmiMessage((("Response", "Success"), ("ActionID", f"a{len(self.sent)}")))
-
-    async def list_action(self, name: str, headers: Mapping[str, str | int] | None = None, *,
-                          timeout: float | None = None) -> tuple[AmiMessage, list[Any]]:
-        return AmiMessage((("Response", "Success"),)), []
-
-
-class StubEngine:
-    def __init__(self) -> None:
-        self.session = StubSession()
 
 
 @pytest.fixture
