@@ -15,6 +15,9 @@ import pytest
 
 from callflow.ami import AmiMessage, LinkEvent, OutcomeUnknown, parse_event
 from callflow.calls.model import CallClass, Outcome
+from callflow.lab import LabPorts
+from callflow.lab._render import lab_site
+from callflow.siteconfig import load_site, pbx_config_dir
 from queues.callbacks import (
     AttemptOutcome,
     CallbackPolicy,
@@ -231,3 +234,44 @@ async def _sent(engine: StubEngine, n: int) -> bool:
 async def _status(svc: CallbackService, status: TaskStatus) -> bool:
     tasks = await list_tasks(svc._db)
     return bool(tasks) and tasks[0].status is status
+
+
+async def test_an_attempt_in_flight_at_a_restart_is_rechecked_not_redialled(tmp_path: Path) -> None:
+    first = CallbackService(tmp_path / "siaga112.db", CallbackPolicy(first_attempt_s=0), interval_s=0.01,
+                            clock=Clock())
+    engine = StubEngine()
+    runner = asyncio.create_task(first.run(engine))  # type: ignore[arg-type]
+    await first.on_call_record(record())
+    await first.handle(LinkEvent("up", T0))
+    await until(lambda: _sent(engine, 1))
+    await until(lambda: _status(first, TaskStatus.DIALLING))
+    runner.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await runner
+    second = CallbackService(tmp_path / "siaga112.db", CallbackPolicy(first_attempt_s=0), interval_s=0.01,
+                             clock=Clock())
+    engine2 = StubEngine()
+    runner = asyncio.create_task(second.run(engine2))  # type: ignore[arg-type]
+    try:
+        await second.callbacks(open_only=True)  # ready
+        assert await _status(second, TaskStatus.CHECKING)
+        await second.handle(LinkEvent("up", T0))
+        await asyncio.sleep(0.2)
+        assert engine2.session.sent == []  # young attempt, not live: waits for its record or the watchdog
+    finally:
+        runner.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await runner
+
+
+def test_the_lab_points_the_callback_trunk_at_its_own_port() -> None:
+    site = load_site(pbx_config_dir() / "site.toml").site
+    ports = LabPorts(sip=41000)
+    lab = lab_site(site, ports=ports, inner="/srv/x", ami_user="siaga112")
+    assert lab.callbacks.trunk_contact == "sip:127.0.0.1:41009"
+    assert ports.callback_trunk == 41009
+    assert ("callback trunk SIP", "udp", 41009) in ports.all_checked()
+    telco = site.model_copy(update={"callbacks": site.callbacks.model_copy(
+        update={"trunk_contact": "sip:sbc.telco.example:5060"})})
+    assert lab_site(telco, ports=ports, inner="/srv/x", ami_user="siaga112").callbacks.trunk_contact == \
+        "sip:sbc.telco.example:5060"
