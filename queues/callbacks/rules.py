@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from callflow.calls.model import CallClass, CallRecord, Outcome
+from callflow.calls.model import CALLBACK_LINKEDID_PREFIX, CallClass, CallRecord, Outcome
 
-CALLBACK_ID_PREFIX = "siaga-cb-"  # the Originate's ChannelId: the callback call's Uniqueid and Linkedid
+CALLBACK_ID_PREFIX = CALLBACK_LINKEDID_PREFIX  # the Originate's ChannelId: the callback call's Uniqueid
 INGRESS_PREFIX = "PJSIP/citizen-ingress-"  # contract: citizens' calls arrive on the citizen-ingress endpoint
 
 
@@ -70,7 +70,7 @@ def originate_outcome(reason: str) -> AttemptOutcome:
 
 def is_callback_call(record: CallRecord) -> bool:
     """A call the engine placed itself to call a citizen back (never the subject of a callback)."""
-    return record.linkedid.startswith(CALLBACK_ID_PREFIX)
+    return record.is_callback
 
 
 def from_citizen(record: CallRecord) -> bool:

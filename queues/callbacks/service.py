@@ -151,7 +151,7 @@ class CallbackService:
                     self._link_up = item.state == "up"
                     if self._link_up:
                         live = {c.chan.uniqueid for c in item.channels if c.chan is not None}
-                        await self._recheck_all(live, force=True)
+                        await self._recheck_all(live, patient=True)
                     self._wake.set()
                 elif isinstance(item, AmiEvent):
                     await self._originate_response(item)
@@ -325,13 +325,13 @@ class CallbackService:
             assert self._engine is not None  # noqa: S101
             _, items = await self._engine.session.list_action("CoreShowChannels")
             live = {c.uniqueid for i in items if (c := getattr(i, "chan", None)) is not None}
-            await self._recheck(stale, live, force=False)
+            await self._recheck(stale, live, patient=False)
 
-    async def _recheck_all(self, live: set[str], *, force: bool) -> None:
+    async def _recheck_all(self, live: set[str], *, patient: bool) -> None:
         await self._recheck(await store.attempts_in(self._db, frozenset({AttemptOutcome.DIALLING})), live,
-                            force=force)
+                            patient=patient)
 
-    async def _recheck(self, attempts: list[Attempt], live: set[str], *, force: bool) -> None:
+    async def _recheck(self, attempts: list[Attempt], live: set[str], *, patient: bool) -> None:
         """An attempt whose channel is up is still in progress (its record will settle it). Otherwise its
         call record says what happened; with no record either, the attempt ended unknown (a retry is then
         a new attempt, not a replay) once it is past its ring timeout."""
@@ -344,7 +344,7 @@ class CallbackService:
                 await self._callback_call_ended(records[0])
                 continue
             age = (now - attempt.started_at).total_seconds()
-            if force and age < self.policy.ring_timeout_s + RECHECK_GRACE_S:
+            if patient and age < self.policy.ring_timeout_s + RECHECK_GRACE_S:
                 continue  # may still be ringing: the watchdog looks again later
             await self._finish(attempt.channel_id, AttemptOutcome.UNKNOWN, now,
                                "no response, no live channel and no call record: outcome unknown")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,38 +16,21 @@ import pytest
 from callflow.ami import AmiConnection, EventItem
 from callflow.lab import LabStatus
 from callflow.lab.sipp import PRESS_EMERGENCY, CallerScript, SippCitizen, SippOperator, place_call
-from callflow.siteconfig import pbx_config_dir
 from callflow.store import open_database
 from queues.callbacks import CALLBACKS_SCHEMA, Attempt, AttemptOutcome, CallbackTask, TaskStatus
 from queues.callbacks.store import attempts_of, list_tasks
-from tests.support.engine import EngineProcess, Record
+from tests.support.engine import EngineProcess, Record, site_file_with_callbacks
 
 pytestmark = pytest.mark.integration
 
 Ami = tuple[AmiConnection, asyncio.Queue[EventItem]]
 
 
-def short_timers_site(tmp_path: Path, **values: float) -> Path:
-    """pbx-config/site.toml with short callback timers (and its IVR tree by absolute path)."""
-    text = (pbx_config_dir() / "site.toml").read_text()
-    start = text.index("\n[callbacks]\n")
-    end = text.index("\n[", start + 1)
-    section = text[start:end]
-    for key, value in values.items():
-        section, count = re.subn(rf"(?m)^{key} = .*$", f"{key} = {value}", section)
-        assert count == 1, key
-    text = text[:start] + section + text[end:]
-    text = text.replace('tree = "ivr.toml"', f'tree = "{pbx_config_dir() / "ivr.toml"}"')
-    path = tmp_path / "site.toml"
-    path.write_text(text)
-    return path
-
-
 @contextlib.asynccontextmanager
 async def callback_engine(lab: LabStatus, tmp_path: Path, **timers: float) -> AsyncIterator[
         tuple[EngineProcess, Path]]:
     database = tmp_path / "siaga112.db"
-    site = short_timers_site(tmp_path, **timers)
+    site = site_file_with_callbacks(tmp_path, **timers)
     proc = EngineProcess(lab.instance, "--database", str(database), env={"SIAGA112_SITE_FILE": str(site)})
     await proc.start()
     try:

@@ -14,9 +14,11 @@ from typing import Any
 import pytest
 
 from callflow.ami import AmiMessage, LinkEvent, OutcomeUnknown, parse_event
+from callflow.calls.metrics import answer_time_report
 from callflow.calls.model import CallClass, Outcome
 from callflow.lab import LabPorts
 from callflow.lab._render import lab_site
+from callflow.reports.measures import answer_time_stats
 from callflow.siteconfig import load_site, pbx_config_dir
 from queues.callbacks import (
     AttemptOutcome,
@@ -275,3 +277,11 @@ def test_the_lab_points_the_callback_trunk_at_its_own_port() -> None:
         update={"trunk_contact": "sip:sbc.telco.example:5060"})})
     assert lab_site(telco, ports=ports, inner="/srv/x", ami_user="siaga112").callbacks.trunk_contact == \
         "sip:sbc.telco.example:5060"
+
+
+def test_callback_calls_are_not_offered_calls_in_answer_time_figures() -> None:
+    offered = record(Outcome.ANSWERED, answered=T0 + timedelta(seconds=5), operator="op1")
+    callback = record(Outcome.ANSWERED, linkedid="siaga-cb-1-1", answered=T0 + timedelta(seconds=40),
+                      operator="op1", channel="PJSIP/citizen-callback-00000001")
+    assert answer_time_report([offered, callback]).overall.offered == 1
+    assert answer_time_stats([offered, callback]).offered == 1
