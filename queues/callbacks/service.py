@@ -54,6 +54,7 @@ log = structlog.get_logger("queues.callbacks")
 
 CALLBACK_CONTEXT = "siaga-callback"  # contract with extensions.conf
 RECHECK_GRACE_S = 15.0  # after the ring timeout, how long an attempt may stay silent before a re-check
+DISABLED_FLAG = "callbacks are disabled ([callbacks] enabled = false in the site file): call the citizen back by hand"
 
 
 class CallbackService:
@@ -105,7 +106,7 @@ class CallbackService:
                 await self._supersede(record)
             return
         now = self.clock()
-        problem = number_problem(record.caller_number) if self.policy.enabled else "callbacks are disabled"
+        problem = number_problem(record.caller_number) if self.policy.enabled else DISABLED_FLAG
         if problem is None:
             base = record.ended or record.arrival
             status, due, flag = (TaskStatus.PENDING,
@@ -164,8 +165,8 @@ class CallbackService:
                 async with asyncio.timeout(self.interval_s):
                     await self._wake.wait()
             self._wake.clear()
-            if not self._link_up:
-                continue
+            if not self._link_up or not self.policy.enabled:
+                continue  # disabled: tasks stay listed (open) for a supervisor; nothing is dialled
             try:
                 await self._dial_due()
                 await self._watchdog()

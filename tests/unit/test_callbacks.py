@@ -285,3 +285,31 @@ def test_callback_calls_are_not_offered_calls_in_answer_time_figures() -> None:
                       operator="op1", channel="PJSIP/citizen-callback-00000001")
     assert answer_time_report([offered, callback]).overall.offered == 1
     assert answer_time_stats([offered, callback]).offered == 1
+
+
+async def test_disabled_callbacks_dial_nothing_not_even_tasks_left_pending(tmp_path: Path) -> None:
+    clock = Clock()
+    first = CallbackService(tmp_path / "siaga112.db", CallbackPolicy(first_attempt_s=5), clock=clock,
+                            interval_s=0.01)
+    runner = asyncio.create_task(first.run(StubEngine()))  # type: ignore[arg-type]
+    await first.on_call_record(record())
+    runner.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await runner
+    clock.now += timedelta(minutes=5)
+    disabled = CallbackService(tmp_path / "siaga112.db", CallbackPolicy(enabled=False), clock=clock,
+                               interval_s=0.01)
+    engine = StubEngine()
+    runner = asyncio.create_task(disabled.run(engine))  # type: ignore[arg-type]
+    try:
+        await disabled.on_call_record(record(linkedid="1796000000.2", number="081299990000"))
+        await disabled.handle(LinkEvent("up", T0))
+        await asyncio.sleep(0.2)
+        assert engine.session.sent == []
+        statuses = sorted(c.status for c in await disabled.callbacks(open_only=True))
+        assert statuses[0] == "pending"
+        assert statuses[1].startswith("supervisor (callbacks are disabled")
+    finally:
+        runner.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await runner
