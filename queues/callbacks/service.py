@@ -54,7 +54,8 @@ log = structlog.get_logger("queues.callbacks")
 
 CALLBACK_CONTEXT = "siaga-callback"  # contract with extensions.conf
 RECHECK_GRACE_S = 15.0  # after the ring timeout, how long an attempt may stay silent before a re-check
-DISABLED_FLAG = "callbacks are disabled ([callbacks] enabled = false in the site file): call the citizen back by hand"
+DISABLED_FLAG = ("callbacks are disabled ([callbacks] enabled = false in the site file): call the citizen "
+                 "back by hand")
 
 
 class CallbackService:
