@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import sqlite3
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -26,7 +27,7 @@ from callflow.ami import ActionFailed, AmiError, ConnectionLost, EventItem, Link
 from callflow.ami.client import Clock, utc_now
 from callflow.ami.events import AmiEvent
 from callflow.calls.model import CallRecord
-from callflow.calls.records import load_records
+from callflow.calls.records import load_records, record_from_dict
 from callflow.console.models import Callback
 from callflow.logs import mask_number
 from callflow.store import open_database
@@ -53,6 +54,8 @@ if TYPE_CHECKING:
 log = structlog.get_logger("queues.callbacks")
 
 CALLBACK_CONTEXT = "siaga-callback"  # contract with extensions.conf
+CATCH_UP_WINDOW_S = 3600.0  # finished calls this recent without a task get one (listener missed them)
+CATCH_UP_EVERY_S = 60.0
 RECHECK_GRACE_S = 15.0  # after the ring timeout, how long an attempt may stay silent before a re-check
 DISABLED_FLAG = ("callbacks are disabled ([callbacks] enabled = false in the site file): call the citizen "
                  "back by hand")
@@ -160,12 +163,39 @@ class CallbackService:
             except (sqlite3.Error, AmiError, ValueError):
                 log.exception("callback.event_failed", item=item.name)
 
+    async def _catch_up(self) -> None:
+        """Records of the last hour that need a callback but have no task (finished while this service
+        was not running, or its insert failed): give them one. Exactly once per call either way."""
+        since = self.clock() - timedelta(seconds=CATCH_UP_WINDOW_S)
+        try:
+            async with self._db.execute(
+                    "SELECT r.record FROM calls_records r "
+                    "LEFT JOIN callbacks_tasks t ON t.linkedid = r.linkedid WHERE t.id IS NULL "
+                    "AND r.answered IS NULL AND r.arrival >= ? AND r.linkedid NOT LIKE ?",
+                    (store.iso(since), CALLBACK_ID_PREFIX + "%")) as cur:
+                rows = await cur.fetchall()
+        except sqlite3.OperationalError:  # no calls_records table yet (a new database)
+            return
+        for row in rows:
+            record = record_from_dict(json.loads(row[0]))
+            if callback_reason(record) is not None:
+                log.warning("callback.catch_up", linkedid=record.linkedid,
+                            action="task created from the stored call record")
+                await self.on_call_record(record)
+
     async def _scheduler(self) -> None:
+        next_catch_up = self.clock()
         while True:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.interval_s):
                     await self._wake.wait()
             self._wake.clear()
+            try:
+                if self.clock() >= next_catch_up:
+                    next_catch_up = self.clock() + timedelta(seconds=CATCH_UP_EVERY_S)
+                    await self._catch_up()
+            except (sqlite3.Error, ValueError, KeyError):
+                log.exception("callback.catch_up_failed")
             if not self._link_up or not self.policy.enabled:
                 continue  # disabled: tasks stay listed (open) for a supervisor; nothing is dialled
             try:

@@ -48,6 +48,11 @@ def _t(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat(timespec="microseconds") if value is not None else None
 
 
+def iso(value: datetime) -> str:
+    """UTC ISO text with microseconds, as every instant is stored (compares correctly as text)."""
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
 def _dt(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 

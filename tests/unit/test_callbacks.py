@@ -16,10 +16,12 @@ import pytest
 from callflow.ami import AmiMessage, LinkEvent, OutcomeUnknown, parse_event
 from callflow.calls.metrics import answer_time_report
 from callflow.calls.model import CallClass, Outcome
+from callflow.calls.records import RECORDS_SCHEMA, store_records
 from callflow.lab import LabPorts
 from callflow.lab._render import lab_site
 from callflow.reports.measures import answer_time_stats
 from callflow.siteconfig import load_site, pbx_config_dir
+from callflow.store import open_database
 from queues.callbacks import (
     AttemptOutcome,
     CallbackPolicy,
@@ -313,3 +315,33 @@ async def test_disabled_callbacks_dial_nothing_not_even_tasks_left_pending(tmp_p
         runner.cancel()
         with pytest.raises(asyncio.CancelledError):
             await runner
+
+
+async def test_a_stored_record_the_listener_missed_gets_its_task_once(tmp_path: Path) -> None:
+    database = tmp_path / "siaga112.db"
+    conn = await open_database(database, [RECORDS_SCHEMA])
+    try:
+        missed = record(linkedid="1796000000.7")
+        await store_records(conn, [missed, record(Outcome.ANSWERED, linkedid="1796000000.8", answered=T0,
+                                                  operator="op1", number="0811"),
+                                   record(linkedid="siaga-cb-3-1", channel="PJSIP/citizen-callback-0001")])
+    finally:
+        await conn.close()
+    clock = Clock()
+    svc = CallbackService(database, CallbackPolicy(), clock=clock, interval_s=0.01)
+    runner = asyncio.create_task(svc.run(StubEngine()))  # type: ignore[arg-type]
+    try:
+        await svc.callbacks(open_only=False)  # ready
+        await until(lambda: _count(svc, 1))
+        await svc.on_call_record(missed)  # the listener's own call, late: no second task
+        await asyncio.sleep(0.1)
+        assert [(t.linkedid, t.status) for t in await svc.callbacks(open_only=False)] == [
+            ("1796000000.7", "pending")]
+    finally:
+        runner.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await runner
+
+
+async def _count(svc: CallbackService, n: int) -> bool:
+    return len(await list_tasks(svc._db)) >= n
