@@ -126,6 +126,8 @@ def after_attempt(outcome: AttemptOutcome, attempts: int, at: datetime, policy: 
     return NextStep(TaskStatus.PENDING, at + timedelta(seconds=policy.retry_s))
 
 
-def channel_id(task_id: int, attempt: int) -> str:
-    """The Originate's ChannelId for attempt ``attempt`` of task ``task_id``."""
-    return f"{CALLBACK_ID_PREFIX}{task_id}-{attempt}"
+def channel_id(task_id: int, attempt: int, started: datetime) -> str:
+    """The Originate's ChannelId for attempt ``attempt`` of task ``task_id`` started at ``started``. The
+    start time (epoch milliseconds) keeps it unique beyond this database: Asterisk's CDR file and
+    queue_log outlive a database, and gap recovery must never tie an old callback call to a new task."""
+    return f"{CALLBACK_ID_PREFIX}{task_id}-{attempt}-{int(started.timestamp() * 1000)}"

@@ -223,8 +223,8 @@ class CallbackService:
     async def _dial(self, task: CallbackTask) -> None:
         assert self._engine is not None  # noqa: S101 - set in run()
         n = task.attempts + 1
-        chan = channel_id(task.id, n)
         started = self.clock()
+        chan = channel_id(task.id, n, started)
         async with self._lock:
             await store.add_attempt(self._db, task.id, n, chan, started)
         p = self.policy

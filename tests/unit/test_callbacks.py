@@ -177,14 +177,16 @@ async def test_failures_then_supervisor_with_attempts_recorded(
     assert name == "Originate"
     assert headers["Channel"] == "PJSIP/081234567890@citizen-callback"
     assert headers["Context"] == "siaga-callback"
-    assert headers["ChannelId"] == "siaga-cb-1-1"
+    first_id = str(headers["ChannelId"])
+    assert first_id == f"siaga-cb-1-1-{int(clock.now.timestamp() * 1000)}"
     assert variables == {"SIAGA_ARRIVAL": f"{T0.timestamp():.6f}", "SIAGA_ROUTE": "callback",
                          "SIAGA_CALLBACK": "1", "SIAGA_CALLBACK_OF": "1796000000.1"}
-    await svc.handle(originate_response("siaga-cb-1-1", "Failure", "3", clock.now))
+    await svc.handle(originate_response(first_id, "Failure", "3", clock.now))
     await until(lambda: _status(svc, TaskStatus.PENDING))
     clock.now += timedelta(seconds=6)  # past retry_s
     await until(lambda: _sent(engine, 2))
-    await svc.handle(originate_response("siaga-cb-1-2", "Failure", "5", clock.now))
+    await svc.handle(originate_response(str(engine.session.sent[1][1]["ChannelId"]), "Failure", "5",
+                                        clock.now))
     await until(lambda: _status(svc, TaskStatus.SUPERVISOR))
     [task] = await list_tasks(svc._db)
     attempts = await attempts_of(svc._db, task.id)
@@ -217,7 +219,7 @@ async def test_unknown_outcome_is_rechecked_not_redialled(
     [task] = await list_tasks(svc._db)
     attempts = await attempts_of(svc._db, task.id)
     assert [a.outcome for a in attempts][:1] == [AttemptOutcome.UNKNOWN]
-    assert engine.session.sent[1][1]["ChannelId"] == "siaga-cb-1-2"
+    assert str(engine.session.sent[1][1]["ChannelId"]).startswith("siaga-cb-1-2-")
 
 
 async def test_tasks_survive_a_restart(tmp_path: Path) -> None:
