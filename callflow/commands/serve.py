@@ -93,9 +93,10 @@ def callback_policy(settings: EngineSettings, lab: str | None) -> CallbackPolicy
     """The site file's ``[callbacks]`` section (as :func:`recording_policy` finds the file)."""
     site_file = settings.site_file or (pbx_config_dir() / "site.toml" if lab is not None else None)
     if site_file is None:
-        return CallbackPolicy()
+        return CallbackPolicy(enabled=settings.callbacks.dial)
     cb = load_site(site_file).site.callbacks
-    return CallbackPolicy(enabled=cb.enabled, first_attempt_s=cb.first_attempt_s, retry_s=cb.retry_s,
+    return CallbackPolicy(enabled=cb.enabled and settings.callbacks.dial,
+                          first_attempt_s=cb.first_attempt_s, retry_s=cb.retry_s,
                           max_attempts=cb.max_attempts, ring_timeout_s=cb.ring_timeout_s,
                           max_parallel=cb.max_parallel, caller_id=cb.caller_id)
 

@@ -79,12 +79,14 @@ class CallbackService:
         self._lock = asyncio.Lock()
         self._inbox: asyncio.Queue[EventItem] = asyncio.Queue()
         self._link_up = False
+        self._since: datetime | None = None
 
     # -- component protocol ------------------------------------------------------------------------
     async def run(self, engine: Engine) -> None:
         self._engine = engine
         self._conn = await open_database(self.database, (CALLBACKS_SCHEMA,))
         try:
+            self._since = await store.service_since(self._conn, self.clock())
             await self._restore()
             self._ready.set()
             async with asyncio.TaskGroup() as tg:
@@ -167,6 +169,8 @@ class CallbackService:
         """Records of the last hour that need a callback but have no task (finished while this service
         was not running, or its insert failed): give them one. Exactly once per call either way."""
         since = self.clock() - timedelta(seconds=CATCH_UP_WINDOW_S)
+        if self._since is not None:  # calls from before callbacks ran on this database are not called back
+            since = max(since, self._since)
         try:
             async with self._db.execute(
                     "SELECT r.record FROM calls_records r "

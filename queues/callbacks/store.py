@@ -41,6 +41,8 @@ CALLBACKS_SCHEMA = Schema("callbacks", (
         PRIMARY KEY (task_id, n)
     );
     """,
+    # When this database first ran the callback service: calls from before are never called back.
+    "CREATE TABLE callbacks_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
 ))
 
 
@@ -199,3 +201,12 @@ async def attempts_in(conn: aiosqlite.Connection, outcomes: frozenset[AttemptOut
             f"FROM callbacks_attempts WHERE outcome IN ({marks}) ORDER BY task_id, n",
             tuple(str(o) for o in outcomes)) as cur:
         return [_attempt(r) for r in await cur.fetchall()]
+
+
+async def service_since(conn: aiosqlite.Connection, now: datetime) -> datetime:
+    """When callbacks started on this database (set at the first start, ``now``)."""
+    await conn.execute("INSERT OR IGNORE INTO callbacks_meta (key, value) VALUES ('since', ?)", (iso(now),))
+    await conn.commit()
+    async with conn.execute("SELECT value FROM callbacks_meta WHERE key = 'since'") as cur:
+        row = await cur.fetchone()
+    return datetime.fromisoformat(str(row[0])) if row else now

@@ -9,7 +9,6 @@ import os
 import re
 import signal
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,9 +16,6 @@ from typing import Any
 from callflow.siteconfig import pbx_config_dir
 
 Record = dict[str, Any]
-
-_QUIET_SITE_DIR = Path(tempfile.mkdtemp(prefix="siaga112-site-"))
-
 
 def site_file_with_callbacks(directory: Path, **values: object) -> Path:
     """pbx-config/site.toml with ``[callbacks]`` values changed (e.g. short timers) and its IVR tree by
@@ -53,7 +49,7 @@ class EngineProcess:
         if "SIAGA112_SITE_FILE" not in self.env:
             # The lab's database is shared by tests: an engine must not call back the abandoned callers of
             # earlier tests (there is no citizen to answer). Callback tests pass their own site file.
-            self.env["SIAGA112_SITE_FILE"] = str(site_file_with_callbacks(_QUIET_SITE_DIR, enabled=False))
+            self.env.setdefault("SIAGA112_CALLBACKS__DIAL", "false")
         self.cwd = cwd
         self.records: list[Record] = []
         self.raw_lines: list[str] = []

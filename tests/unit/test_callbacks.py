@@ -321,15 +321,26 @@ async def test_disabled_callbacks_dial_nothing_not_even_tasks_left_pending(tmp_p
 
 async def test_a_stored_record_the_listener_missed_gets_its_task_once(tmp_path: Path) -> None:
     database = tmp_path / "siaga112.db"
+    clock = Clock()
+    clock.now = T0 - timedelta(seconds=60)  # callbacks first ran on this database a minute before T0
+    first = CallbackService(database, CallbackPolicy(), clock=clock, interval_s=0.01)
+    runner = asyncio.create_task(first.run(StubEngine()))  # type: ignore[arg-type]
+    await first.callbacks(open_only=False)
+    runner.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await runner
     conn = await open_database(database, [RECORDS_SCHEMA])
     try:
         missed = record(linkedid="1796000000.7")
-        await store_records(conn, [missed, record(Outcome.ANSWERED, linkedid="1796000000.8", answered=T0,
-                                                  operator="op1", number="0811"),
-                                   record(linkedid="siaga-cb-3-1", channel="PJSIP/citizen-callback-0001")])
+        from_before = replace(record(linkedid="1796000000.6", number="0812555"),
+                              arrival=T0 - timedelta(seconds=120))
+        await store_records(conn, [missed, from_before,
+                                   record(Outcome.ANSWERED, linkedid="1796000000.8", answered=T0,
+                                          operator="op1", number="0811"),
+                                   record(linkedid="siaga-cb-3-1-1", channel="PJSIP/citizen-callback-0001")])
     finally:
         await conn.close()
-    clock = Clock()
+    clock.now = T0 + timedelta(seconds=10)
     svc = CallbackService(database, CallbackPolicy(), clock=clock, interval_s=0.01)
     runner = asyncio.create_task(svc.run(StubEngine()))  # type: ignore[arg-type]
     try:
