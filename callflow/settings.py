@@ -57,6 +57,15 @@ class IncidentSettings(BaseModel):
     short_abandon_s: float = 0.0  # unanswered calls shorter than this are left out of answer times
 
 
+class CallbackSettings(BaseModel):
+    """This engine's part in callbacks (``[callbacks]`` in the settings file; the policy itself is the site
+    file's ``[callbacks]``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    dial: bool = Field(default=True, description="false: keep callback tasks (flagged for a supervisor) but "
+                                                 "dial nothing (benchmarks, tests sharing a lab database)")
+
+
 class EngineSettings(BaseSettings):
     """Settings of ``siaga112 serve``. File: ``--config FILE`` or ``SIAGA112_CONFIG``."""
 
@@ -69,6 +78,7 @@ class EngineSettings(BaseSettings):
                                         "'recordings' beside the database (the data directory)")
     incidents: IncidentSettings = IncidentSettings()
     calls: CallsSettings = CallsSettings()
+    callbacks: CallbackSettings = CallbackSettings()
     site_file: Path | None = Field(default=None, description="the site file (siaga112 config); the "
                                    "engine reads its recording policy. With --lab: pbx-config/site.toml")
     log_format: str = "auto"

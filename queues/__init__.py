@@ -1,5 +1,6 @@
 """Queues and operators: queue policy (site file -> memberships and penalties), the operator state table,
-the engine component that owns operator state, operator commands over AMI, and the console provider."""
+the engine component that owns operator state, operator commands over AMI, the console provider, and
+callbacks for abandoned emergency calls (:mod:`queues.callbacks`)."""
 
 from queues.actions import ActionResult, OperatorActionError, login, logout, set_paused
 from queues.console import ManagedOperators

@@ -103,10 +103,12 @@ def answer_time_report(records: Sequence[CallRecord], *, short_abandon_s: float 
                        utc_offset_h: float = 0.0) -> AnswerTimeReport:
     """Overall, by queue class, and by hour of arrival (hour of day at ``utc_offset_h``)."""
     offset = timedelta(hours=utc_offset_h)
+    records = [r for r in records if not r.is_callback]  # placed by the centre, not offered to it
     hour_label = f"UTC{utc_offset_h:+g}" if utc_offset_h else "UTC"
     rule = (f"answer time from arrival at the PBX over all offered calls; unanswered calls never reach a "
             f"threshold; short abandons (caller left within {short_abandon_s:g} s, decided when the record "
-            f"was derived) are excluded from offered calls and counted separately; hours are {hour_label}")
+            f"was derived) are excluded from offered calls and counted separately; callbacks the centre "
+            f"placed are not offered calls; hours are {hour_label}")
     return AnswerTimeReport(
         overall=answer_times(records),
         by_class=_grouped(records, lambda r: str(r.call_class)),

@@ -8,6 +8,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
+# The Linkedid (= ChannelId of the Originate) of a call the centre placed to call a citizen back
+# (queues/callbacks): an outbound call, never offered to the centre, never itself called back.
+CALLBACK_LINKEDID_PREFIX = "siaga-cb-"
+
 
 class Outcome(StrEnum):
     ANSWERED = "answered"
@@ -80,6 +84,11 @@ class CallRecord:
     legs: tuple[Leg, ...] = ()
     sources: tuple[str, ...] = ()  # which sources contributed: "ami", "asterisk_cdr", "queue_log"
     notes: tuple[str, ...] = field(default=())
+
+    @property
+    def is_callback(self) -> bool:
+        """A call the centre placed to call a citizen back (not a call offered to the centre)."""
+        return self.linkedid.startswith(CALLBACK_LINKEDID_PREFIX)
 
     @property
     def answer_seconds(self) -> float | None:

@@ -9,6 +9,7 @@ COMMAND_MODULES = [
     "callflow.commands.report",
     "callflow.commands.config",
     "callflow.commands.calls",
+    "callflow.commands.callbacks",
     "callflow.commands.ami",
     "callflow.commands.console",
     "callflow.commands.ivr",

@@ -21,7 +21,8 @@ def register(sub: Any) -> None:
     defaults = LabPorts()
     p_up.add_argument("--ami-port", type=int, default=defaults.ami)
     p_up.add_argument("--sip-port", type=int, default=defaults.sip,
-                      help="SIP/UDP port; static operators op1..op4 answer on the next four ports")
+                      help="SIP/UDP port; static operators op1..op4 answer on the next four ports, the "
+                           "callback trunk dials citizens at SIP port + 9")
     p_up.add_argument("--agi-port", type=int, default=defaults.agi, help="FastAGI port of the engine")
     p_up.add_argument("--rtp-start", type=int, default=defaults.rtp_start)
     p_up.add_argument("--rtp-end", type=int, default=defaults.rtp_end)
@@ -53,6 +54,8 @@ def _up(args: argparse.Namespace) -> int:
           f"{st.secrets_file})")
     print(f"  SIP      {st.sip['host']}:{st.sip['port']}/udp  (dial 112)")
     print(f"  FastAGI  expected at {st.fastagi['host']}:{st.fastagi['port']}")
+    if st.callbacks:
+        print(f"  callback trunk dials citizens at 127.0.0.1:{st.callbacks['trunk_port']}/udp")
     print(f"  config   {st.config_dir}")
     print(f"  logs     {st.log_dir}")
     return 0

@@ -24,6 +24,7 @@ from callflow.store import StoreError
 from ivr import IvrServer, IvrSettings
 from ivr.process import IvrProcess
 from queues import ManagedOperators, OperatorManager, QueuePolicy
+from queues.callbacks import CallbackPolicy, CallbackService
 from recordings import Recorder, RecordingPolicy
 
 
@@ -55,7 +56,10 @@ def build_components(settings: EngineSettings, args: argparse.Namespace) -> list
     resolved (``--database``, the lab's, or the settings file's): every component shares that one file."""
     tracker = call_tracker(settings, args)
     operators = OperatorManager(database=settings.database, policy=queue_policy(settings, args.lab))
-    components: list[Component] = [CallEventLogger(), tracker, _recorder(settings, args.lab), operators]
+    callbacks = CallbackService(settings.database, callback_policy(settings, args.lab))
+    tracker.listeners.append(callbacks)
+    components: list[Component] = [CallEventLogger(), tracker, _recorder(settings, args.lab), operators,
+                                   callbacks]
     if settings.ivr.enabled:
         if settings.ivr.isolation == "process":
             components.append(IvrProcess(lab=args.lab, log_format=args.log_format or settings.log_format))
@@ -70,7 +74,7 @@ def build_components(settings: EngineSettings, args: argparse.Namespace) -> list
             settings.database, recordings_root=recordings_location(settings, args.lab),
             timezone_name=settings.incidents.timezone, registry=agency_registry(settings, args.lab))
         wiring.providers.operators = ManagedOperators(operators)
-        # Callbacks: replace the stand-in here when their component exists (queues/, branch issue-6-cb)
+        wiring.providers.callbacks = callbacks
         console = ConsoleComponent(HttpAddress.parse(http), settings.database, providers=wiring.providers,
                                    resources=wiring.resources)
         wiring.incidents.notify = console.hub.publish  # incident changes reach every page live
@@ -122,6 +126,18 @@ def queue_policy(settings: EngineSettings, lab: str | None) -> QueuePolicy:
     if site_file is None:
         return QueuePolicy(operators=())
     return QueuePolicy.from_site(load_site(site_file).site)
+
+
+def callback_policy(settings: EngineSettings, lab: str | None) -> CallbackPolicy:
+    """The site file's ``[callbacks]`` section (as :func:`recording_policy` finds the file)."""
+    site_file = settings.site_file or (pbx_config_dir() / "site.toml" if lab is not None else None)
+    if site_file is None:
+        return CallbackPolicy(enabled=settings.callbacks.dial)
+    cb = load_site(site_file).site.callbacks
+    return CallbackPolicy(enabled=cb.enabled and settings.callbacks.dial,
+                          first_attempt_s=cb.first_attempt_s, retry_s=cb.retry_s,
+                          max_attempts=cb.max_attempts, ring_timeout_s=cb.ring_timeout_s,
+                          max_parallel=cb.max_parallel, caller_id=cb.caller_id)
 
 
 def ivr_server(settings: IvrSettings, lab: str | None) -> IvrServer:

@@ -53,6 +53,7 @@ class LabStatus:
     fastagi: dict[str, Any] = field(default_factory=dict)
     rtp: dict[str, Any] = field(default_factory=dict)
     operators: dict[str, dict[str, Any]] = field(default_factory=dict)
+    callbacks: dict[str, Any] = field(default_factory=dict)  # {"trunk_port": SIP port of the callback trunk}
     secrets_file: str = ""
 
     def as_json(self) -> str:
@@ -235,7 +236,7 @@ def _status_for(instance: str, *, runtime: AsteriskRuntime, inner: str, host_inn
         sip={"host": "127.0.0.1", "port": ports.sip, "transport": "udp"},
         fastagi={"host": "127.0.0.1", "port": ports.agi},
         rtp={"start": ports.rtp_start, "end": ports.rtp_end},
-        operators=ops, secrets_file=str(secrets_path),
+        operators=ops, callbacks={"trunk_port": ports.callback_trunk}, secrets_file=str(secrets_path),
     )
 
 

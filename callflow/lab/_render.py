@@ -27,6 +27,7 @@ from callflow.siteconfig import (
 
 STATIC_OPERATORS = 4  # op1..op4: static contacts (lab SIPp answerers)
 REGISTERING_OPERATORS = 2  # op5, op6: register (pyVoIP softphones)
+CALLBACK_TRUNK_OFFSET = 9  # the site file's callback trunk (5069) keeps its offset from the SIP port (5060)
 
 
 @dataclass(frozen=True)
@@ -41,14 +42,21 @@ class LabPorts:
         """SIP port where the lab expects static operator ``op<index>`` to answer."""
         return self.sip + index
 
+    @property
+    def callback_trunk(self) -> int:
+        """SIP port where the lab's callback trunk (citizens' numbers) points: a test's SIPp "citizen"."""
+        return self.sip + CALLBACK_TRUNK_OFFSET
+
     def all_checked(self) -> list[tuple[str, str, int]]:
-        ports = [("AMI", "tcp", self.ami), ("SIP", "udp", self.sip), ("FastAGI", "tcp", self.agi)]
+        ports = [("AMI", "tcp", self.ami), ("SIP", "udp", self.sip), ("FastAGI", "tcp", self.agi),
+                 ("callback trunk SIP", "udp", self.callback_trunk)]
         ports += [(f"operator op{i} SIP", "udp", self.operator_port(i))
                   for i in range(1, STATIC_OPERATORS + 1)]
         return ports
 
 
 _LOOPBACK_CONTACT = re.compile(r"^(sip:[^@]+@(?:127\.\d+\.\d+\.\d+|localhost)):(\d+)(.*)$")
+_LOOPBACK_TRUNK = re.compile(r"^sip:(?:[^@]+@)?(?:127\.\d+\.\d+\.\d+|localhost)(?::\d+)?$")
 
 
 def lab_site(site: Site, *, ports: LabPorts, inner: str, ami_user: str) -> Site:
@@ -63,8 +71,12 @@ def lab_site(site: Site, *, ports: LabPorts, inner: str, ami_user: str) -> Site:
         else:
             operators.append(op)
     loopback = ipaddress.IPv4Address("127.0.0.1")
+    callbacks = site.callbacks
+    if _LOOPBACK_TRUNK.match(callbacks.trunk_contact):
+        callbacks = callbacks.model_copy(update={"trunk_contact": f"sip:127.0.0.1:{ports.callback_trunk}"})
     return site.model_copy(update={
         "operators": operators,
+        "callbacks": callbacks,
         "ami": site.ami.model_copy(update={"bind": loopback, "port": ports.ami, "username": ami_user,
                                            "permit": [ipaddress.IPv4Network("127.0.0.1/32")], "tls": False}),
         "sip": site.sip.model_copy(update={"bind": loopback, "port": ports.sip, "rtp_start": ports.rtp_start,

@@ -320,13 +320,7 @@ class SippOperator:
         binary = sipp_binary()
         if binary is None:
             raise RuntimeError("sipp not installed: apt-get install sip-tester")
-        if self.answer:
-            scenario = ["-sn", "uas"]
-        else:
-            path = self._dir / "no-answer.xml"
-            path.write_text(_UAS_NO_ANSWER)
-            scenario = ["-sf", str(path)]
-        cmd = [binary, *scenario, "-i", "127.0.0.1", "-p", str(self.port), "-nostdin",
+        cmd = [binary, *self._scenario_args(), "-i", "127.0.0.1", "-p", str(self.port), "-nostdin",
                "-mi", "127.0.0.1", "-mp", str(free_udp_port())]
         if self.calls:
             cmd += ["-m", str(self.calls)]
@@ -334,6 +328,13 @@ class SippOperator:
                                                          stderr=asyncio.subprocess.DEVNULL, cwd=self._dir)
         await wait_udp_bound(self.port, self.proc)
         return self
+
+    def _scenario_args(self) -> list[str]:
+        if self.answer:
+            return ["-sn", "uas"]
+        path = self._dir / "no-answer.xml"
+        path.write_text(_UAS_NO_ANSWER)
+        return ["-sf", str(path)]
 
     async def __aexit__(self, *exc: object) -> None:
         if self.proc is not None and self.proc.returncode is None:
@@ -344,3 +345,80 @@ class SippOperator:
             if self.proc.returncode is None:
                 self.proc.kill()
                 await self.proc.wait()
+
+
+_UAS_ANSWER_THEN_HANG_UP = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="siaga112 citizen who answers a callback, talks, then hangs up">
+  <recv request="INVITE" rrs="true">
+    <action>
+      <ereg regexp="(.*)" search_in="hdr" header="From:" check_it="true" assign_to="f0,caller"/>
+      <ereg regexp="(.*)" search_in="hdr" header="To:" check_it="true" assign_to="t0,callee"/>
+    </action>
+  </recv>
+  <Reference variables="f0,t0"/>
+  <send><![CDATA[
+      SIP/2.0 180 Ringing
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+      Content-Length: 0
+  ]]></send>
+  <pause milliseconds="{ring_ms}"/>
+  <send retrans="500"><![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=citizen 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0
+      a=rtpmap:0 PCMU/8000
+  ]]></send>
+  <recv request="ACK" crlf="true"/>
+  <pause milliseconds="{talk_ms}"/>
+  <send retrans="500"><![CDATA[
+      BYE [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: [$callee];tag=[pid]SIPpTag01[call_number]
+      To: [$caller]
+      Call-ID: [call_id]
+      CSeq: 2 BYE
+      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+      Max-Forwards: 70
+      Content-Length: 0
+  ]]></send>
+  <recv response="200" crlf="true"/>
+</scenario>
+"""
+
+
+class SippCitizen(SippOperator):
+    """A citizen's phone behind the lab's callback trunk (``lab.callbacks["trunk_port"]``): the engine
+    calls it back. ``answer=True`` rings ``ring_ms``, answers, stays ``talk_ms`` and hangs up;
+    ``answer=False`` rings until the caller gives up. Use as an async context manager."""
+
+    def __init__(self, port: int, *, answer: bool = True, ring_ms: int = 500, talk_ms: int = 3000,
+                 calls: int = 0) -> None:
+        super().__init__(port, answer=answer, calls=calls)
+        self.ring_ms = ring_ms
+        self.talk_ms = talk_ms
+
+    def _scenario_args(self) -> list[str]:
+        if not self.answer:
+            return super()._scenario_args()
+        path = self._dir / "citizen-answers.xml"
+        path.write_text(_UAS_ANSWER_THEN_HANG_UP.replace("{ring_ms}", str(self.ring_ms))
+                        .replace("{talk_ms}", str(self.talk_ms)))
+        return ["-sf", str(path)]

@@ -94,6 +94,8 @@ def answer_time_stats(records: Iterable[CallRecord], *, short_abandon_s: float =
     counted: list[CallRecord] = []
     excluded = 0
     for record in records:
+        if record.is_callback:  # placed by the centre (queues/callbacks), not offered to it
+            continue
         if is_short_abandon(record, short_abandon_s):
             excluded += 1
         else:

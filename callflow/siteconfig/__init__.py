@@ -6,6 +6,7 @@ from callflow.siteconfig._load import LoadedSite, load_site, parse_site
 from callflow.siteconfig._model import (
     EMERGENCY_CATEGORIES,
     NONEMERGENCY_CATEGORIES,
+    Callbacks,
     Operator,
     Paths,
     Recording,
@@ -31,6 +32,7 @@ __all__ = [
     "HEADER_END",
     "MASK",
     "NONEMERGENCY_CATEGORIES",
+    "Callbacks",
     "CheckContext",
     "LoadedSite",
     "Operator",

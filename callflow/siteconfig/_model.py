@@ -131,6 +131,24 @@ class Recording(_Section):
     retention_days: Retention = Field(default_factory=Retention)
 
 
+class Callbacks(_Section):
+    """Callbacks to emergency callers who hung up before an operator answered (queues/callbacks)."""
+
+    enabled: bool = Field(default=True, description="call back abandoned emergency calls (off: every task is "
+                                                    "flagged for a supervisor instead)")
+    first_attempt_s: float = Field(default=60, ge=0, le=3600,
+                                   description="first attempt this long after the caller hung up")
+    retry_s: float = Field(default=120, ge=1, le=86400, description="wait between unanswered attempts")
+    max_attempts: int = Field(default=3, ge=1, le=20,
+                              description="attempts before the task is flagged for a supervisor")
+    ring_timeout_s: float = Field(default=30, ge=3, le=120, description="how long each attempt rings")
+    max_parallel: int = Field(default=4, ge=1, le=50, description="callbacks dialled at the same time")
+    caller_id: str = Field(default="112", pattern=_DIGITS, description="number the citizen sees")
+    trunk_contact: str = Field(
+        default="sip:127.0.0.1:5069", pattern=r"^sip:[^\s]+$",
+        description="where citizens' numbers are dialled (the telco trunk): PJSIP endpoint citizen-callback")
+
+
 class Ami(SecretRef):
     bind: ipaddress.IPv4Address = Field(default=ipaddress.IPv4Address("127.0.0.1"))
     port: int = Field(default=5038, ge=1, le=65535)
@@ -175,6 +193,7 @@ class Site(_Section):
     categories: Categories = Field(default_factory=Categories)
     ivr: Ivr = Field(default_factory=Ivr)
     recording: Recording = Field(default_factory=Recording)
+    callbacks: Callbacks = Field(default_factory=Callbacks)
     ami: Ami
     sip: Sip = Field(default_factory=Sip)
     fastagi: FastAgi = Field(default_factory=FastAgi)

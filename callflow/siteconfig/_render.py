@@ -127,6 +127,8 @@ def template_values(site: Site, secrets: Mapping[str, str]) -> dict[str, str]:
         "RECORDINGS_DIR": site.paths.recordings,
         "RECORD_EMERGENCY_FROM": site.recording.emergency_from.value,
         "RECORD_NONEMERGENCY": "yes" if site.recording.nonemergency else "no",
+        "CALLBACK_TRUNK_CONTACT": site.callbacks.trunk_contact,
+        "CALLBACK_CALLER_ID": site.callbacks.caller_id,
         "OPERATORS_PJSIP": operators_block(site, secrets),
         "ENTRY_NUMBERS": entry_numbers_block(site),
         "OPERATOR_EXTENSIONS": operator_extensions_block(site),

@@ -16,10 +16,10 @@ from callflow.calls.model import CallClass, CallRecord, Outcome
 from callflow.calls.tracker import CallTracker
 from callflow.commands.serve import build_components
 from callflow.console import ConsoleComponent, ConsoleError, HttpAddress
-from callflow.console.providers import UnavailableCallbacks
 from callflow.console.wiring import IndexedRecordings, ServiceIncidents, StoredCalls, StoreReports
 from callflow.settings import load_settings
 from queues import ManagedOperators
+from queues.callbacks import CallbackService
 
 
 def test_address_parsing() -> None:
@@ -66,7 +66,7 @@ def test_serve_wires_the_real_providers_and_listens_for_call_records(tmp_path: P
         assert isinstance(p.recordings, IndexedRecordings)
         assert p.recordings.root == tmp_path / "rec"
         assert isinstance(p.operators, ManagedOperators)
-        assert isinstance(p.callbacks, UnavailableCallbacks)
+        assert isinstance(p.callbacks, CallbackService)
         assert console in tracker.listeners
         assert p.incidents.notify == console.hub.publish
     finally:

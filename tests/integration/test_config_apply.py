@@ -248,6 +248,7 @@ async def test_production_apply_with_etc_and_a_manager_change(config_lab: LabSta
              ('sounds = "/var/lib/asterisk/siaga112/sounds"', f'sounds = "{inner}/sounds"'),
              ('moh = "/var/lib/asterisk/siaga112/moh"', f'moh = "{inner}/moh"')]
     edits += [(f"127.0.0.1:{5060 + i}", f"127.0.0.1:{ports.sip + i}") for i in range(1, 5)]
+    edits += [("sip:127.0.0.1:5069", f"sip:127.0.0.1:{ports.callback_trunk}")]
     same = site_variant(tmp_path, *edits)
     lab_secrets = load_secrets(Path(config_lab.secrets_file))
     env = {**os.environ, "SIAGA112_AMI_SECRET": lab_secrets["ami"],

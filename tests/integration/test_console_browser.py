@@ -167,8 +167,8 @@ async def test_wallboard_shows_an_emergency_caller_waiting_live(
     # operators are wired to the engine's operator manager (issue 6): the site's operators, offline
     await asyncio.to_thread(_wait_contains, browser, "#operators", "op1")
     await asyncio.to_thread(_wait_contains, browser, "#operators", "offline")
-    # panels whose component is not wired say so plainly (callbacks: not yet)
-    await asyncio.to_thread(_wait_contains, browser, "#panel-callbacks .panel-status", "callbacks")
+    await asyncio.to_thread(_wait_text, browser, "#callbacks-open", "0")  # callbacks are wired (issue 6)
+    assert not await asyncio.to_thread(_displayed, browser, "#panel-callbacks .panel-status")
     await asyncio.to_thread(_wait_text, browser, "#stat-offered", "0")  # call records are wired
     assert not await asyncio.to_thread(_displayed, browser, "#panel-stats .panel-status")
 
@@ -185,6 +185,8 @@ async def test_wallboard_shows_an_emergency_caller_waiting_live(
         result = await call
         assert result.ok, result.output
         await asyncio.to_thread(_wait_text, browser, "#emergency-waiting", "0", 10)
+        # the abandoned emergency call becomes an open callback task, shown live once its record is stored
+        await asyncio.to_thread(_wait_text, browser, "#callbacks-open", "1", 15)
     finally:
         if not call.done():
             call.cancel()

@@ -6,13 +6,33 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from callflow.siteconfig import pbx_config_dir
+
 Record = dict[str, Any]
+
+def site_file_with_callbacks(directory: Path, **values: object) -> Path:
+    """pbx-config/site.toml with ``[callbacks]`` values changed (e.g. short timers) and its IVR tree by
+    absolute path, written to ``directory``; for the engine's ``SIAGA112_SITE_FILE``."""
+    text = (pbx_config_dir() / "site.toml").read_text()
+    start = text.index("\n[callbacks]\n")
+    end = text.index("\n[", start + 1)
+    section = text[start:end]
+    for key, value in values.items():
+        shown = str(value).lower() if isinstance(value, bool) else str(value)
+        section, count = re.subn(rf"(?m)^{key} = .*$", f"{key} = {shown}", section)
+        assert count == 1, f"no `{key} = ` in [callbacks] of site.toml"
+    text = text[:start] + section + text[end:]
+    text = text.replace('tree = "ivr.toml"', f'tree = "{pbx_config_dir() / "ivr.toml"}"')
+    path = directory / "site.toml"
+    path.write_text(text)
+    return path
 
 
 class EngineProcess:
@@ -26,6 +46,10 @@ class EngineProcess:
         self.instance = instance
         self.extra_args = extra_args
         self.env = {**os.environ, **(env or {})}
+        if "SIAGA112_SITE_FILE" not in self.env:
+            # The lab's database is shared by tests: an engine must not call back the abandoned callers of
+            # earlier tests (there is no citizen to answer). Callback tests pass their own site file.
+            self.env.setdefault("SIAGA112_CALLBACKS__DIAL", "false")
         self.cwd = cwd
         self.records: list[Record] = []
         self.raw_lines: list[str] = []

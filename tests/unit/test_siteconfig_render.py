@@ -143,11 +143,11 @@ def test_header_only_change_is_not_a_change(site_path: Path) -> None:
 
 def test_expectation_read_from_rendered_files(site_path: Path) -> None:
     expect = Expectation.from_files(rendered(site_path))
-    assert expect.endpoints == {"citizen-ingress": "", "op1": '"Operator 1" <201>',
+    assert expect.endpoints == {"citizen-ingress": "", "citizen-callback": "", "op1": '"Operator 1" <201>',
                                 "op2": '"Operator 2" <202>'}
     assert expect.queues["emergency"].weight == "100"
     assert expect.queues["nonemergency"].servicelevel == "20"
-    assert {"from-citizens", "siaga-entry", "siaga-queue-emergency"} <= set(expect.contexts)
+    assert {"from-citizens", "siaga-entry", "siaga-queue-emergency", "siaga-callback"} <= set(expect.contexts)
     assert expect.extensions == {"from-citizens": ["112", "0431112"], "from-operators": ["201", "202", "112"]}
 
 

@@ -87,6 +87,7 @@
     if (m.type.startsWith("queue.") || m.type.startsWith("agent.")) refreshSoon();
     if (m.type === "queue.abandon" || m.type === "agent.complete" || m.type === "call.record") loadStats();
     if (m.type.startsWith("member.") || m.type.startsWith("agent.")) loadOperators();
+    if (m.type === "call.record") loadCallbacks(); // a stored abandoned emergency call opens a callback
     if (m.type === "gap" || (m.type === "link" && m.state === "up")) loadAll();
   }
 

@@ -1,0 +1,133 @@
+"""The callback rules as pure functions: which finished calls need a callback, which numbers may be
+dialled, and what an attempt's outcome does to its task. No I/O, no clock: the service carries them out."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from callflow.calls.model import CALLBACK_LINKEDID_PREFIX, CallClass, CallRecord, Outcome
+
+CALLBACK_ID_PREFIX = CALLBACK_LINKEDID_PREFIX  # the Originate's ChannelId: the callback call's Uniqueid
+INGRESS_PREFIX = "PJSIP/citizen-ingress-"  # contract: citizens' calls arrive on the citizen-ingress endpoint
+
+
+class TaskStatus(StrEnum):
+    PENDING = "pending"  # waiting for its next attempt (next_attempt_at)
+    DIALLING = "dialling"  # an Originate is in flight
+    CHECKING = "checking"  # an attempt's outcome is unknown (AMI link lost): re-checked, never redialled
+    ANSWERED = "answered"  # the citizen answered and was put in the emergency queue
+    SUPERVISOR = "supervisor"  # flagged: a supervisor must act (see ``flag``)
+    SUPERSEDED = "superseded"  # the citizen called again and was answered before the callback
+
+
+OPEN_STATUSES = frozenset({TaskStatus.PENDING, TaskStatus.DIALLING, TaskStatus.CHECKING,
+                           TaskStatus.SUPERVISOR})
+
+
+class AttemptOutcome(StrEnum):
+    DIALLING = "dialling"
+    ANSWERED = "answered"
+    NO_ANSWER = "no_answer"
+    BUSY = "busy"
+    FAILED = "failed"
+    UNKNOWN = "unknown"  # the link was lost mid-attempt and nothing showed what happened
+
+
+# OriginateResponse ``Reason`` (Asterisk's control frame of the outbound leg's last state).
+_REASONS = {4: AttemptOutcome.ANSWERED, 3: AttemptOutcome.NO_ANSWER, 1: AttemptOutcome.NO_ANSWER,
+            5: AttemptOutcome.BUSY, 8: AttemptOutcome.FAILED, 0: AttemptOutcome.FAILED}
+
+_CALLBACK_OUTCOMES = frozenset({Outcome.ABANDONED_IN_IVR, Outcome.ABANDONED_IN_QUEUE, Outcome.SHORT_ABANDON,
+                                Outcome.TIMEOUT, Outcome.OVERFLOWED, Outcome.FAILSAFE})
+_WITHHELD = frozenset({"", "anonymous", "unknown", "restricted", "withheld", "private", "unavailable"})
+_DIALLABLE = re.compile(r"^\+?[0-9]{4,20}$")
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackPolicy:
+    """The site file's ``[callbacks]`` section, as the service uses it."""
+
+    enabled: bool = True
+    first_attempt_s: float = 60.0
+    retry_s: float = 120.0
+    max_attempts: int = 3
+    ring_timeout_s: float = 30.0
+    max_parallel: int = 4
+    caller_id: str = "112"
+    trunk: str = "citizen-callback"  # PJSIP endpoint for citizens' numbers (contract with pjsip.conf)
+
+
+def originate_outcome(reason: str) -> AttemptOutcome:
+    """An OriginateResponse's ``Reason`` as an attempt outcome (an unexpected value is a failure)."""
+    try:
+        return _REASONS.get(int(reason), AttemptOutcome.FAILED)
+    except ValueError:
+        return AttemptOutcome.FAILED
+
+
+def is_callback_call(record: CallRecord) -> bool:
+    """A call the engine placed itself to call a citizen back (never the subject of a callback)."""
+    return record.is_callback
+
+
+def from_citizen(record: CallRecord) -> bool:
+    """Came in on the citizen ingress (operators' own 112 calls and internal calls do not)."""
+    caller = next((leg for leg in record.legs if leg.role == "caller"), None)
+    if caller is not None:
+        return caller.channel.startswith(INGRESS_PREFIX)
+    return bool(record.dialed)  # recovered from Asterisk's files without legs: trust the entry number
+
+
+def callback_reason(record: CallRecord) -> str | None:
+    """Why this finished call needs a callback, or None. Every emergency caller who was never answered
+    (abandoned in the IVR or the queue, short abandons included: a silent or cut-off 112 call is exactly
+    the one to call back, timed out, overflowed unanswered, fail-safe unanswered); a caller who hung up in
+    the IVR before choosing is a possible emergency. Non-emergency callers are not called back."""
+    if is_callback_call(record) or not from_citizen(record) or record.answered is not None:
+        return None
+    if record.outcome not in _CALLBACK_OUTCOMES:
+        return None
+    if record.call_class is CallClass.EMERGENCY:
+        return f"{record.outcome} (emergency)"
+    if record.call_class is CallClass.UNKNOWN and record.outcome in (Outcome.ABANDONED_IN_IVR,
+                                                                      Outcome.SHORT_ABANDON):
+        return f"{record.outcome} before any choice (possible emergency)"
+    return None
+
+
+def number_problem(number: str) -> str | None:
+    """Why ``number`` must not be dialled (withheld, anonymous or not a telephone number), or None."""
+    text = number.strip()
+    if text.lower() in _WITHHELD:
+        return "number withheld or anonymous: cannot call back"
+    if not _DIALLABLE.match(text):
+        return f"number {text!r} is not a diallable telephone number: cannot call back"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class NextStep:
+    status: TaskStatus
+    next_attempt_at: datetime | None
+    flag: str = ""
+
+
+def after_attempt(outcome: AttemptOutcome, attempts: int, at: datetime, policy: CallbackPolicy) -> NextStep:
+    """The task's next step once attempt number ``attempts`` (1-based) ended with ``outcome`` at ``at``."""
+    if outcome is AttemptOutcome.ANSWERED:
+        return NextStep(TaskStatus.ANSWERED, None)
+    if attempts >= policy.max_attempts:
+        return NextStep(TaskStatus.SUPERVISOR, None,
+                        f"{attempts} attempt(s) without an answer (last: {outcome}): call the citizen "
+                        "another way or close the task")
+    return NextStep(TaskStatus.PENDING, at + timedelta(seconds=policy.retry_s))
+
+
+def channel_id(task_id: int, attempt: int, started: datetime) -> str:
+    """The Originate's ChannelId for attempt ``attempt`` of task ``task_id`` started at ``started``. The
+    start time (epoch milliseconds) keeps it unique beyond this database: Asterisk's CDR file and
+    queue_log outlive a database, and gap recovery must never tie an old callback call to a new task."""
+    return f"{CALLBACK_ID_PREFIX}{task_id}-{attempt}-{int(started.timestamp() * 1000)}"

@@ -1,0 +1,212 @@
+"""The callback tables in the engine's shared SQLite database: one task per abandoned call (keyed by the
+call's Linkedid, so re-deriving a record never creates a second task) and one row per attempt."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import aiosqlite
+
+from callflow.store import Schema
+from queues.callbacks.rules import AttemptOutcome, TaskStatus
+
+CALLBACKS_SCHEMA = Schema("callbacks", (
+    """
+    CREATE TABLE callbacks_tasks (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        linkedid TEXT NOT NULL UNIQUE,
+        number TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        call_class TEXT NOT NULL,
+        arrival TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        status TEXT NOT NULL,
+        next_attempt_at TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        flag TEXT NOT NULL DEFAULT '',
+        operator TEXT NOT NULL DEFAULT '',
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX callbacks_tasks_status ON callbacks_tasks(status, next_attempt_at);
+    CREATE TABLE callbacks_attempts (
+        task_id INTEGER NOT NULL REFERENCES callbacks_tasks(id),
+        n INTEGER NOT NULL,
+        channel_id TEXT NOT NULL UNIQUE,
+        action_id TEXT NOT NULL DEFAULT '',
+        started_at TEXT NOT NULL,
+        ended_at TEXT,
+        outcome TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (task_id, n)
+    );
+    """,
+    # When this database first ran the callback service: calls from before are never called back.
+    "CREATE TABLE callbacks_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+))
+
+
+def _t(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat(timespec="microseconds") if value is not None else None
+
+
+def iso(value: datetime) -> str:
+    """UTC ISO text with microseconds, as every instant is stored (compares correctly as text)."""
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    task_id: int
+    n: int
+    channel_id: str
+    started_at: datetime
+    ended_at: datetime | None
+    outcome: AttemptOutcome
+    detail: str = ""
+    action_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackTask:
+    id: int
+    linkedid: str  # the abandoned call
+    number: str
+    reason: str
+    call_class: str
+    arrival: datetime  # the original call's arrival: the callback keeps its place
+    created_at: datetime
+    status: TaskStatus
+    next_attempt_at: datetime | None
+    attempts: int
+    flag: str
+    operator: str
+    updated_at: datetime
+
+
+_TASK_COLUMNS = ("id, linkedid, number, reason, call_class, arrival, created_at, status, next_attempt_at, "
+                 "attempts, flag, operator, updated_at")
+
+
+def _task(row: aiosqlite.Row | tuple[object, ...]) -> CallbackTask:
+    r = tuple(row)
+    return CallbackTask(id=int(str(r[0])), linkedid=str(r[1]), number=str(r[2]), reason=str(r[3]),
+                        call_class=str(r[4]), arrival=datetime.fromisoformat(str(r[5])),
+                        created_at=datetime.fromisoformat(str(r[6])), status=TaskStatus(str(r[7])),
+                        next_attempt_at=_dt(r[8] if isinstance(r[8], str) else None),
+                        attempts=int(str(r[9])), flag=str(r[10]), operator=str(r[11]),
+                        updated_at=datetime.fromisoformat(str(r[12])))
+
+
+def _attempt(row: aiosqlite.Row | tuple[object, ...]) -> Attempt:
+    r = tuple(row)
+    return Attempt(task_id=int(str(r[0])), n=int(str(r[1])), channel_id=str(r[2]),
+                   started_at=datetime.fromisoformat(str(r[3])),
+                   ended_at=_dt(r[4] if isinstance(r[4], str) else None),
+                   outcome=AttemptOutcome(str(r[5])), detail=str(r[6]), action_id=str(r[7]))
+
+
+async def create_task(conn: aiosqlite.Connection, *, linkedid: str, number: str, reason: str,
+                      call_class: str, arrival: datetime, now: datetime, status: TaskStatus,
+                      next_attempt_at: datetime | None, flag: str = "") -> CallbackTask | None:
+    """Insert the task of call ``linkedid``; None if it already has one (exactly one task per call)."""
+    cur = await conn.execute(
+        "INSERT INTO callbacks_tasks (linkedid, number, reason, call_class, arrival, created_at, status, "
+        "next_attempt_at, flag, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT(linkedid) DO NOTHING",
+        (linkedid, number, reason, call_class, _t(arrival), _t(now), str(status), _t(next_attempt_at), flag,
+         _t(now)))
+    created = cur.rowcount == 1
+    await conn.commit()
+    if not created:
+        return None
+    return await task_of_call(conn, linkedid)
+
+
+async def task_of_call(conn: aiosqlite.Connection, linkedid: str) -> CallbackTask | None:
+    async with conn.execute(f"SELECT {_TASK_COLUMNS} FROM callbacks_tasks WHERE linkedid = ?",  # noqa: S608
+                            (linkedid,)) as cur:
+        row = await cur.fetchone()
+    return _task(row) if row else None
+
+
+async def get_task(conn: aiosqlite.Connection, task_id: int) -> CallbackTask | None:
+    async with conn.execute(f"SELECT {_TASK_COLUMNS} FROM callbacks_tasks WHERE id = ?",  # noqa: S608
+                            (task_id,)) as cur:
+        row = await cur.fetchone()
+    return _task(row) if row else None
+
+
+async def list_tasks(conn: aiosqlite.Connection, *, statuses: frozenset[TaskStatus] | None = None
+                     ) -> list[CallbackTask]:
+    async with conn.execute(f"SELECT {_TASK_COLUMNS} FROM callbacks_tasks ORDER BY id") as cur:  # noqa: S608
+        rows = await cur.fetchall()
+    tasks = [_task(r) for r in rows]
+    return [t for t in tasks if statuses is None or t.status in statuses]
+
+
+async def update_task(conn: aiosqlite.Connection, task_id: int, *, now: datetime, status: TaskStatus,
+                      next_attempt_at: datetime | None = None, flag: str | None = None,
+                      operator: str | None = None, attempts: int | None = None) -> None:
+    await conn.execute(
+        "UPDATE callbacks_tasks SET status = ?, next_attempt_at = ?, flag = COALESCE(?, flag), "
+        "operator = COALESCE(?, operator), attempts = COALESCE(?, attempts), updated_at = ? WHERE id = ?",
+        (str(status), _t(next_attempt_at), flag, operator, attempts, _t(now), task_id))
+    await conn.commit()
+
+
+async def add_attempt(conn: aiosqlite.Connection, task_id: int, n: int, channel: str, started_at: datetime
+                      ) -> None:
+    """Record attempt ``n`` BEFORE its Originate is sent: a crash after sending leaves a row to re-check."""
+    await conn.execute(
+        "INSERT INTO callbacks_attempts (task_id, n, channel_id, started_at, outcome) VALUES (?, ?, ?, ?, ?)",
+        (task_id, n, channel, _t(started_at), str(AttemptOutcome.DIALLING)))
+    await conn.execute("UPDATE callbacks_tasks SET status = ?, attempts = ?, updated_at = ? WHERE id = ?",
+                       (str(TaskStatus.DIALLING), n, _t(started_at), task_id))
+    await conn.commit()
+
+
+async def set_attempt(conn: aiosqlite.Connection, channel: str, *, outcome: AttemptOutcome,
+                      ended_at: datetime | None, detail: str = "", action_id: str | None = None) -> None:
+    await conn.execute(
+        "UPDATE callbacks_attempts SET outcome = ?, ended_at = ?, detail = ?, "
+        "action_id = COALESCE(?, action_id) WHERE channel_id = ?",
+        (str(outcome), _t(ended_at), detail, action_id, channel))
+    await conn.commit()
+
+
+async def attempts_of(conn: aiosqlite.Connection, task_id: int) -> list[Attempt]:
+    async with conn.execute(
+            "SELECT task_id, n, channel_id, started_at, ended_at, outcome, detail, action_id "
+            "FROM callbacks_attempts WHERE task_id = ? ORDER BY n", (task_id,)) as cur:
+        return [_attempt(r) for r in await cur.fetchall()]
+
+
+async def attempt_by_channel(conn: aiosqlite.Connection, channel: str) -> Attempt | None:
+    async with conn.execute(
+            "SELECT task_id, n, channel_id, started_at, ended_at, outcome, detail, action_id "
+            "FROM callbacks_attempts WHERE channel_id = ?", (channel,)) as cur:
+        row = await cur.fetchone()
+    return _attempt(row) if row else None
+
+
+async def attempts_in(conn: aiosqlite.Connection, outcomes: frozenset[AttemptOutcome]) -> list[Attempt]:
+    marks = ", ".join("?" for _ in outcomes)
+    async with conn.execute(
+            "SELECT task_id, n, channel_id, started_at, ended_at, outcome, detail, action_id "  # noqa: S608
+            f"FROM callbacks_attempts WHERE outcome IN ({marks}) ORDER BY task_id, n",
+            tuple(str(o) for o in outcomes)) as cur:
+        return [_attempt(r) for r in await cur.fetchall()]
+
+
+async def service_since(conn: aiosqlite.Connection, now: datetime) -> datetime:
+    """When callbacks started on this database (set at the first start, ``now``)."""
+    await conn.execute("INSERT OR IGNORE INTO callbacks_meta (key, value) VALUES ('since', ?)", (iso(now),))
+    await conn.commit()
+    async with conn.execute("SELECT value FROM callbacks_meta WHERE key = 'since'") as cur:
+        row = await cur.fetchone()
+    return datetime.fromisoformat(str(row[0])) if row else now
