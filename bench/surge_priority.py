@@ -24,7 +24,8 @@ The bench-only queue and dial plan are added to the lab instance's rendered conf
 pbx-config/: a production Asterisk must not carry them) and reloaded; see BENCH_QUEUES / BENCH_DIALPLAN.
 
     .venv/bin/python bench/surge_priority.py [--lab INSTANCE] [--operators 4] [--minutes 5] [--compress 4]
-                                            [--talk-s 40] [--load 0.9] [--seed 112] [--mix 74,25]
+                                            [--talk-s 40] [--load 0.9] [--repeat 1] [--seed 112]
+                                            [--mix 74,25]
 
 ``--minutes`` is the surge's length and ``--talk-s`` the talk time before compression; ``--compress K``
 divides both (arrival rates scale up by K), not the answer-time thresholds or Asterisk's own timers.
@@ -308,13 +309,13 @@ async def members(conn: AmiConnection, operators: list[str], queues: tuple[str, 
                     await conn.action("QueueRemove", {"Queue": queue, "Interface": f"PJSIP/{name}"})
 
 
-async def run_phase(lab: LabStatus, conn: AmiConnection, collector: Collector, *, mix: int, arm: str,
-                    arrivals: list[Arrival], operators: list[str], talk_s: float, patience_s: float,
+async def run_phase(lab: LabStatus, conn: AmiConnection, collector: Collector, *, mix: int, rep: int,
+                    arm: str, arrivals: list[Arrival], operators: list[str], talk_s: float, patience_s: float,
                     workdir: Path) -> Phase:
-    phase = Phase(mix, arm)
+    phase = Phase(mix, arm)  # one schedule (rep) of a mix in one arm
     lines = []
     for i, arrival in enumerate(arrivals):
-        number = f"0877{mix:02d}{ARMS.index(arm)}{i:05d}"
+        number = f"0877{mix:03d}{rep:02d}{ARMS.index(arm)}{i:05d}"
         call = Call(number, arrival.cls, arm, mix)
         collector.calls[number] = call
         phase.calls.append(call)
@@ -323,7 +324,7 @@ async def run_phase(lab: LabStatus, conn: AmiConnection, collector: Collector, *
         lines.append(f"{number};bench-surge-{arm}-{arrival.cls};{offset_ms}")
     if not lines:
         return phase
-    inf = workdir / f"callers-{mix}-{arm}.csv"
+    inf = workdir / f"callers-{mix}-{rep}-{arm}.csv"
     inf.write_text("SEQUENTIAL\n" + "\n".join(lines) + "\n", encoding="ascii")
     scenario = workdir / "surge-caller.xml"
     scenario.write_text(_UAC.format(patience_ms=round(patience_s * 1000), talk_ms=round(talk_s * 1000)),
@@ -337,7 +338,7 @@ async def run_phase(lab: LabStatus, conn: AmiConnection, collector: Collector, *
            "-i", "127.0.0.1", "-p", str(free_udp_port()), "-mi", "127.0.0.1", "-mp", str(free_udp_port()),
            "-m", str(len(lines)), "-l", str(len(lines)), "-r", str(_LAUNCH_RATE), "-rp", "1000",
            "-nostdin", "-timeout", f"{int(run_for)}s", "-timeout_error",
-           "-trace_err", "-error_file", str(workdir / f"sipp-errors-{mix}-{arm}.log")]
+           "-trace_err", "-error_file", str(workdir / f"sipp-errors-{mix}-{rep}-{arm}.log")]
     started = time.monotonic()
     async with members(conn, operators, queues):
         proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.DEVNULL,
@@ -374,23 +375,25 @@ def fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
-def report(phase: Phase) -> dict[str, dict[int, float]]:
-    print(f"  {phase.arm:<6} ({phase.seconds:.0f} s, SIPp exit {phase.sipp_rc})")
+def report(arm: str, phases: list[Phase]) -> dict[str, dict[int, float]]:
+    """One table for an arm of a mix, its repeats pooled."""
+    rcs = ",".join(str(p.sipp_rc) for p in phases)
+    print(f"  {arm:<6} ({len(phases)} phase(s), {sum(p.seconds for p in phases):.0f} s, SIPp exit {rcs})")
     print(f"    {'class':<13} {'offered':>7} {'joined':>6} {'answered':>8} {'gave up':>7} "
-          f"{'<=10 s':>7} {'<=15 s':>7} {'<=20 s':>7} {'wait p50':>8} {'p95':>6} {'max':>6}")
+          f"{'<=10 s':>7} {'<=15 s':>7} {'<=20 s':>7} {'wait mean':>9} {'p50':>5} {'p95':>5} {'max':>5}")
     result: dict[str, dict[int, float]] = {}
     for cls in CLASSES:
-        calls = [c for c in phase.calls if c.cls == cls]
+        calls = [c for p in phases for c in p.calls if c.cls == cls]
         joined = [c for c in calls if c.joined is not None]
         answered = [c for c in joined if c.connected is not None]
         gave_up = [c for c in joined if c.connected is None]
         waits = [w for c in answered if (w := c.wait_s) is not None]
         sl = shares(calls)
         result[cls] = sl
-        p50, p95 = percentile(waits, 50), percentile(waits, 95)
+        mean = sum(waits) / len(waits) if waits else None
         print(f"    {cls:<13} {len(calls):>7} {len(joined):>6} {len(answered):>8} {len(gave_up):>7} "
-              f"{sl[10]:>7.1%} {sl[15]:>7.1%} {sl[20]:>7.1%} {fmt(p50):>8} {fmt(p95):>6} "
-              f"{fmt(max(waits, default=None)):>6}")
+              f"{sl[10]:>7.1%} {sl[15]:>7.1%} {sl[20]:>7.1%} {fmt(mean):>9} {fmt(percentile(waits, 50)):>5} "
+              f"{fmt(percentile(waits, 95)):>5} {fmt(max(waits, default=None)):>5}")
     return result
 
 
@@ -408,7 +411,8 @@ async def bench(lab: LabStatus, args: argparse.Namespace) -> int:
     mixes = [int(m) for m in args.mix.split(",")]
     print(f"surge_priority: {len(operators)} operators, talk {talk_s:.1f} s (fixed), offered {args.load:.0%} "
           f"of capacity = {rate:.3f} calls/s (Poisson, seed {args.seed}) for {window_s:.0f} s per phase "
-          f"({args.minutes:g} min / {args.compress:g}); patience {args.patience:.0f} s; "
+          f"({args.minutes:g} min / {args.compress:g}), {args.repeat} schedule(s) per mix; "
+          f"patience {args.patience:.0f} s; "
           "answer time = QueueCallerJoin -> AgentConnect")
     events: asyncio.Queue[EventItem] = asyncio.Queue()
     conn = AmiConnection(lab.ami_endpoint(), events)
@@ -424,13 +428,16 @@ async def bench(lab: LabStatus, args: argparse.Namespace) -> int:
                 await stack.enter_async_context(SippOperator(lab.operators[name]["port"]))
             with tempfile.TemporaryDirectory(prefix="siaga112-surge-") as tmp:
                 rng = random.Random(args.seed)
-                for n, mix in enumerate(mixes):
-                    arrivals = schedule(rng, rate=rate, window_s=window_s, emergency_share=mix / 100)
-                    order = ARMS if n % 2 == 0 else ARMS[::-1]
-                    for arm in order:
-                        phases.append(await run_phase(
-                            lab, conn, collector, mix=mix, arm=arm, arrivals=arrivals, operators=operators,
-                            talk_s=talk_s, patience_s=args.patience, workdir=Path(tmp)))
+                n = 0
+                for mix in mixes:
+                    for rep in range(args.repeat):
+                        arrivals = schedule(rng, rate=rate, window_s=window_s, emergency_share=mix / 100)
+                        for arm in ARMS if n % 2 == 0 else ARMS[::-1]:  # who goes first alternates
+                            phases.append(await run_phase(
+                                lab, conn, collector, mix=mix, rep=rep, arm=arm, arrivals=arrivals,
+                                operators=operators, talk_s=talk_s, patience_s=args.patience,
+                                workdir=Path(tmp)))
+                        n += 1
     finally:
         consumer.cancel()
         await conn.close()
@@ -438,9 +445,10 @@ async def bench(lab: LabStatus, args: argparse.Namespace) -> int:
     for mix in mixes:
         emergencies = sum(1 for p in phases if p.mix == mix for c in p.calls if c.cls == "emergency") // 2
         total = sum(len(p.calls) for p in phases if p.mix == mix) // 2
-        print(f"mix {mix} % emergency: {total} calls offered per arm ({emergencies} emergency)")
-        for phase in (p for p in phases if p.mix == mix):
-            results[(mix, phase.arm)] = report(phase)
+        print(f"mix {mix} % emergency: {total} calls offered per arm ({emergencies} emergency) in "
+              f"{args.repeat} schedule(s)")
+        for arm in ARMS:
+            results[(mix, arm)] = report(arm, [p for p in phases if p.mix == mix and p.arm == arm])
     head = mixes[0]
     if (head, "policy") not in results or (head, "stock") not in results:
         print("no results", file=sys.stderr)
@@ -466,6 +474,8 @@ def main() -> int:
     parser.add_argument("--talk-s", type=float, default=40.0, help="talk time per call, uncompressed")
     parser.add_argument("--load", type=float, default=0.9, help="offered load as a share of capacity")
     parser.add_argument("--patience", type=float, default=120.0, help="s a caller waits before giving up")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="schedules per mix (each run in both arms; figures pooled)")
     parser.add_argument("--seed", type=int, default=112, help="seed of the arrival schedule")
     parser.add_argument("--mix", default="74,25",
                         help="emergency shares in %% (the first gives the RESULT line)")
