@@ -41,6 +41,7 @@ import asyncio
 import contextlib
 import math
 import random
+import re
 import sys
 import tempfile
 import time
@@ -414,6 +415,11 @@ async def bench(lab: LabStatus, args: argparse.Namespace) -> int:
           f"({args.minutes:g} min / {args.compress:g}), {args.repeat} schedule(s) per mix; "
           f"patience {args.patience:.0f} s; "
           "answer time = QueueCallerJoin -> AgentConnect")
+    for queue in ("emergency", "nonemergency", STOCK_QUEUE):  # as Asterisk loaded them
+        shown = lab.cli(f"queue show {queue}")
+        strategy, weight = re.search(r"'(\w+)' strategy", shown), re.search(r"W:(\d+)", shown)
+        print(f"  queue {queue}: strategy {strategy[1] if strategy else '?'}, "
+              f"weight {weight[1] if weight else '?'}")
     events: asyncio.Queue[EventItem] = asyncio.Queue()
     conn = AmiConnection(lab.ami_endpoint(), events)
     await conn.connect()
