@@ -203,6 +203,7 @@ class Call:
     cls: str
     arm: str
     mix: int
+    arrived: datetime | None = None
     joined: datetime | None = None
     queue: str = ""
     connected: datetime | None = None
@@ -254,6 +255,11 @@ class Collector:
     def _apply(self, event: ChannelEvent) -> None:
         chan = event.chan
         assert chan is not None  # noqa: S101 - checked by run()
+        if event.name == "Newchannel":
+            call = self.calls.get(chan.caller_id_num)
+            if call is not None and call.arrived is None:
+                call.arrived = event.time
+            return
         if event.name == "QueueCallerJoin":
             call = self.calls.get(chan.caller_id_num)
             if call is not None and call.joined is None:
@@ -395,6 +401,10 @@ def report(arm: str, phases: list[Phase]) -> dict[str, dict[int, float]]:
         print(f"    {cls:<13} {len(calls):>7} {len(joined):>6} {len(answered):>8} {len(gave_up):>7} "
               f"{sl[10]:>7.1%} {sl[15]:>7.1%} {sl[20]:>7.1%} {fmt(mean):>9} {fmt(percentile(waits, 50)):>5} "
               f"{fmt(percentile(waits, 95)):>5} {fmt(max(waits, default=None)):>5}")
+    to_join = [(c.joined - c.arrived).total_seconds() * 1000 for p in phases for c in p.calls
+               if c.arrived is not None and c.joined is not None]
+    if to_join:
+        print(f"    arrival (Newchannel) -> queue join: max {max(to_join):.0f} ms")
     return result
 
 
