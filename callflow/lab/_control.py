@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import secrets
@@ -133,7 +134,10 @@ def status(instance: str = "default") -> LabStatus:
     if not path.exists():
         return LabStatus(instance=instance, running=False)
     data = json.loads(path.read_text())
-    st = LabStatus(**data)
+    # a state file written by another version of siaga112 may hold keys this one does not know (or lack
+    # some): keep what we know, so `lab status`/`down` still find and stop that lab's Asterisk
+    known = {f.name for f in dataclasses.fields(LabStatus)}
+    st = LabStatus(**{k: v for k, v in data.items() if k in known})
     st.running = _pid_is_ours(st.pid, f"{st.config_dir_in_root}/asterisk.conf")
     if not st.running:
         st.pid = None

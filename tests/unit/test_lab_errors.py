@@ -67,3 +67,21 @@ def test_udp_port_bound_reads_the_kernel_table() -> None:
         port = sock.getsockname()[1]
         assert udp_port_bound(port)
     assert not udp_port_bound(port)
+
+
+def test_a_state_file_from_another_version_is_still_read(monkeypatch: pytest.MonkeyPatch,
+                                                         tmp_path: Path) -> None:
+    """A lab started by another siaga112 version (extra or missing keys) can still be seen and stopped."""
+    import json  # noqa: PLC0415
+
+    from callflow.lab import status  # noqa: PLC0415
+
+    monkeypatch.setenv("SIAGA112_CACHE_DIR", str(tmp_path))
+    state = tmp_path / "labs" / "other-version" / "state.json"
+    state.parent.mkdir(parents=True)
+    state.write_text(json.dumps({"instance": "other-version", "running": True, "pid": 2 ** 22 + 7,
+                                 "a_key_from_the_future": {"x": 1}}))
+    st = status("other-version")
+    assert st.instance == "other-version"
+    assert st.pid is None  # not an Asterisk of ours: reported as not running, never signalled
+    assert st.running is False
