@@ -42,7 +42,7 @@ class DemoCaller:
 DEMO_CALLERS = [
     DemoCaller("081340001001", "Ibu Maria", PRESS_EMERGENCY, 3000, "house fire in Wenang (presses 1)"),
     DemoCaller("082190002002", "Pak Johan", PRESS_EMERGENCY, 3500, "road accident in Sario (presses 1)"),
-    DemoCaller("085240003003", "Kak Ria", ((600, "2"), (2600, "5")), 3000,
+    DemoCaller("085240003003", "Kak Ria", ((600, "2"), (2600, "5")), 9000,
                "fallen power line, a complaint (presses 2, then 5 electricity)"),
     DemoCaller("081350004004", "Om Dani", PRESS_EMERGENCY, 2500, "someone collapsed in Tikala (presses 1)"),
 ]
