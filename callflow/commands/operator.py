@@ -29,12 +29,20 @@ from queues import SCHEMA, OperatorActionError, QueuePolicy, UnknownOperator, lo
 from queues.policy import interface
 
 
+def _where_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    """--config/--lab/--database, accepted before the action and after it (`operator login op1 --lab`):
+    after it they default to SUPPRESS so they never hide a value given before the action."""
+    extra: dict[str, Any] = {"default": argparse.SUPPRESS} if suppress else {}
+    parser.add_argument("--config", type=Path, help="settings TOML file (also SIAGA112_CONFIG)", **extra)
+    parser.add_argument("--lab", nargs="?", const="default", metavar="INSTANCE",
+                        help="act on a running lab's Asterisk (default instance: default)", **extra)
+    parser.add_argument("--database", type=Path,
+                        help="the engine's database (default: the lab's or settings')", **extra)
+
+
 def register(sub: Any) -> None:
     p = sub.add_parser("operator", help="operators: login, logout, pause, resume, list")
-    p.add_argument("--config", type=Path, help="settings TOML file (also SIAGA112_CONFIG)")
-    p.add_argument("--lab", nargs="?", const="default", metavar="INSTANCE",
-                   help="act on a running lab's Asterisk (default instance: default)")
-    p.add_argument("--database", type=Path, help="the engine's database (default: the lab's or settings')")
+    _where_options(p, suppress=False)
     ops = p.add_subparsers(dest="operator_command", metavar="ACTION", required=True)
     p_in = ops.add_parser("login", help="add the operator to the queues the site file lists for them")
     p_in.add_argument("name")
@@ -52,6 +60,8 @@ def register(sub: Any) -> None:
     p_list = ops.add_parser("list", help="each operator's state, since when, pause reason, queues")
     p_list.add_argument("--json", action="store_true", help="machine-readable output")
     p_list.set_defaults(handler=_run(_list))
+    for action in (p_in, p_out, p_pause, p_resume, p_list):
+        _where_options(action, suppress=True)
 
 
 def _run(action: Any) -> Any:
