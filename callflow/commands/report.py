@@ -11,6 +11,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from callflow.calls.metrics import AnswerTimes, answer_time_report
@@ -19,6 +20,9 @@ from callflow.calls.setup import add_database_options, database_of, parse_when, 
 from callflow.calls.tracker import SCHEMAS
 from callflow.commands.report_summary import register_summary
 from callflow.store import StoreError, open_database
+from queues.occupancy import OperatorTime, TransitionRow, operator_time_report
+from queues.operators import SCHEMA as OPERATORS_SCHEMA
+from queues.states import State
 
 
 def _answer_times_options(p: argparse.ArgumentParser) -> None:
@@ -63,11 +67,58 @@ async def _answer_times(args: argparse.Namespace, conn: Any) -> int:
     return 0
 
 
+def _operators_options(p: argparse.ArgumentParser) -> None:
+    del p  # the period (--since/--until) is all it needs; default: the last 24 hours
+
+
+def _hms(seconds: float) -> str:
+    whole = round(seconds)
+    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+
+
+async def _operators(args: argparse.Namespace, conn: Any) -> int:
+    end = args.until or datetime.now(UTC)
+    start = args.since or end - timedelta(hours=24)
+    if end <= start:
+        print(f"siaga112 report operators: --until {end.isoformat()} is not after "
+              f"--since {start.isoformat()}", file=sys.stderr)
+        return 2
+    async with conn.execute("SELECT operator, at, old_state, new_state, reason FROM operator_transitions "
+                            "WHERE at < ? ORDER BY operator, at, id", (end.isoformat(),)) as cur:
+        rows = [TransitionRow(r[0], datetime.fromisoformat(r[1]), State(r[2]), State(r[3]), r[4])
+                for r in await cur.fetchall()]
+    report = operator_time_report(rows, start, end)
+    if args.format == "json":
+        print(json.dumps({"start": start.isoformat(), "end": end.isoformat(),
+                          "operators": [o.as_dict() for o in report]}, indent=2))
+        return 0
+    print(f"Operator time {start.isoformat()} .. {end.isoformat()} (from the engine's stored transitions, "
+          "Asterisk's event times). Occupancy = on call / (logged in - paused).")
+    if not report:
+        print("no operator transitions stored for this period: was the engine running with this database?")
+        return 0
+    states = [State.READY, State.RINGING, State.ON_CALL, State.WRAPUP, State.PAUSED]
+    print(f"{'operator':<10} {'logged in':>10} " + " ".join(f"{s.value:>9}" for s in states)
+          + f" {'occupancy':>9}  pauses")
+    for o in report:
+        print(_operator_row(o, states))
+    return 0
+
+
+def _operator_row(o: OperatorTime, states: list[State]) -> str:
+    occupancy = "-" if o.occupancy is None else f"{o.occupancy * 100:.1f}%"
+    pauses = ", ".join(f"{k} {_hms(v)}" for k, v in sorted(o.pause_by_reason.items())) or "-"
+    cells = " ".join(f"{_hms(o.seconds[s]):>9}" for s in states)
+    return f"{o.operator:<10} {_hms(o.logged_in_s):>10} {cells} {occupancy:>9}  {pauses}"
+
+
 # name -> (help, add options, run)
 REPORTS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None],
                          Callable[[argparse.Namespace, Any], Any]]] = {
     "answer-times": ("answer-time percentiles, service levels, abandon rate, time in IVR",
                      _answer_times_options, _answer_times),
+    "operators": ("each operator's time logged in, ready, ringing, on call, wrap-up, paused (by reason) "
+                  "and occupancy", _operators_options, _operators),
 }
 
 
@@ -93,7 +144,7 @@ def _report(args: argparse.Namespace) -> int:
         return 2
 
     async def run() -> int:
-        conn = await open_database(path, SCHEMAS)
+        conn = await open_database(path, (*SCHEMAS, OPERATORS_SCHEMA))
         try:
             code: int = await REPORTS[args.report_name][2](args, conn)
             return code

@@ -320,6 +320,19 @@ async def test_paused_operator_is_not_rung_a_missed_ring_is_skipped_and_pause_wa
             result = await call
     assert result.ok, result.output
 
+    # the stored transitions give the supervisor's operator time report
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "callflow.cli", "report", "operators", "--database", str(database),
+        "--format", "json", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    out_bytes, _ = await proc.communicate()
+    assert proc.returncode == 0, out_bytes.decode()
+    times = {o["operator"]: o for o in json.loads(out_bytes)["operators"]}
+    assert times["op1"]["seconds"]["on_call"] > 0
+    assert times["op1"]["occupancy"] is not None
+    assert times["op1"]["occupancy"] > 0
+    assert times["op2"]["pause_by_reason"]["briefing"] > 0
+    assert "break" in times["op1"]["pause_by_reason"]
+
     # bad input: an unknown operator is named with the known ones; Asterisk's refusal is shown
     code, out = await operator_cli(queue_lab, site, database, "login", "op9")
     assert code == 2
