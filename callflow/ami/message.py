@@ -176,7 +176,8 @@ def parse_crlf_run(data: bytes) -> list[AmiMessage] | None:
         if "\n" in flat:
             return None
         parts = flat.split(": ")
-        if simple and len(parts) == 2 * (block.count(b"\r\n") + 1):
+        # No bare LF (checked above), so every LF ends a CRLF line: counting one byte is the cheaper scan.
+        if simple and len(parts) == 2 * (block.count(b"\n") + 1):
             pairs = iter(parts)
             fields = dict(zip(pairs, pairs))  # noqa: B905 - even length checked above
             if 2 * len(fields) == len(parts):
