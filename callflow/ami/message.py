@@ -76,11 +76,12 @@ class AmiMessage:
     @property
     def kind(self) -> str:
         """``event``, ``response`` or ``unknown``."""
-        first = next(iter(self._fields), "")  # dict order is wire order
-        if first == "Event":
-            return "event"
-        if first == "Response":
-            return "response"
+        for first in self._fields:  # dict order is wire order; a loop's first step beats next(iter())
+            if first == "Event":
+                return "event"
+            if first == "Response":
+                return "response"
+            break
         return "unknown"
 
     @property
