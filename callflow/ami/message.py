@@ -76,11 +76,12 @@ class AmiMessage:
     @property
     def kind(self) -> str:
         """``event``, ``response`` or ``unknown``."""
-        first = next(iter(self._fields), "")  # dict order is wire order
-        if first == "Event":
-            return "event"
-        if first == "Response":
-            return "response"
+        for first in self._fields:  # dict order is wire order; a loop's first step beats next(iter())
+            if first == "Event":
+                return "event"
+            if first == "Response":
+                return "response"
+            break
         return "unknown"
 
     @property
@@ -176,7 +177,8 @@ def parse_crlf_run(data: bytes) -> list[AmiMessage] | None:
         if "\n" in flat:
             return None
         parts = flat.split(": ")
-        if simple and len(parts) == 2 * (block.count(b"\r\n") + 1):
+        # No bare LF (checked above), so every LF ends a CRLF line: counting one byte is the cheaper scan.
+        if simple and len(parts) == 2 * (block.count(b"\n") + 1):
             pairs = iter(parts)
             fields = dict(zip(pairs, pairs))  # noqa: B905 - even length checked above
             if 2 * len(fields) == len(parts):
