@@ -215,29 +215,61 @@ class CallerResult:
         return self.returncode == 0
 
 
+_BIND_FAILED = ("Unable to bind", "Address already in use")
+
+
+def free_media_port() -> int:
+    """A base port for SIPp's media: SIPp binds it and the next ports (RTCP, video), so all four must be free
+    now. Ports can still be taken between this check and SIPp's bind (see :func:`place_call`)."""
+    for _ in range(50):
+        base = free_udp_port() & ~1  # even, as RTP wants
+        socks: list[socket.socket] = []
+        try:
+            for port in range(base, base + 4):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                socks.append(sock)
+                sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        else:
+            return base
+        finally:
+            for sock in socks:
+                sock.close()
+    raise RuntimeError("no 4 consecutive free UDP ports on 127.0.0.1 for SIPp's media")
+
+
 async def place_call(sip_host: str, sip_port: int, script: CallerScript, *, number: str = "112",
                      timeout: float = 90.0, workdir: Path | None = None) -> CallerResult:
-    """Place one call with SIPp and wait for it to finish. SIPp exit 0 = the script ran as written."""
+    """Place one call with SIPp and wait for it to finish. SIPp exit 0 = the script ran as written.
+
+    If SIPp could not bind its local ports (another process took them between our check and its bind:
+    many callers start at once), it sent nothing; the same call is started again on new ports, at most
+    twice. Any other failure is returned as it is."""
     binary = sipp_binary()
     if binary is None:
         raise RuntimeError("sipp not installed: apt-get install sip-tester")
     directory = workdir or Path(tempfile.mkdtemp(prefix="siaga112-sipp-"))
     scenario = directory / f"caller-{free_udp_port()}.xml"
     scenario.write_text(script.scenario_xml(), encoding="utf-8")
-    sip_local, media = free_udp_port(), free_udp_port()
-    cmd = [binary, "-sf", str(scenario), "-s", number, f"{sip_host}:{sip_port}", "-i", "127.0.0.1",
-           "-p", str(sip_local), "-mi", "127.0.0.1", "-mp", str(media), "-m", "1", "-nostdin",
-           "-timeout", f"{int(timeout)}s", "-timeout_error"]
-    proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE,
-                                                stderr=asyncio.subprocess.STDOUT, cwd=directory)
-    try:
-        async with asyncio.timeout(timeout + 10):
+    for attempt in range(3):
+        sip_local, media = free_udp_port(), free_media_port()
+        cmd = [binary, "-sf", str(scenario), "-s", number, f"{sip_host}:{sip_port}", "-i", "127.0.0.1",
+               "-p", str(sip_local), "-mi", "127.0.0.1", "-mp", str(media), "-m", "1", "-nostdin",
+               "-timeout", f"{int(timeout)}s", "-timeout_error"]
+        proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE,
+                                                    stderr=asyncio.subprocess.STDOUT, cwd=directory)
+        try:
+            async with asyncio.timeout(timeout + 10):
+                out, _ = await proc.communicate()
+        except TimeoutError:
+            proc.kill()
             out, _ = await proc.communicate()
-    except TimeoutError:
-        proc.kill()
-        out, _ = await proc.communicate()
-    return CallerResult(proc.returncode if proc.returncode is not None else -1,
-                        out.decode(errors="replace")[-4000:], scenario)
+        text = out.decode(errors="replace")
+        if proc.returncode != 0 and attempt < 2 and any(m in text for m in _BIND_FAILED):
+            continue
+        break
+    return CallerResult(proc.returncode if proc.returncode is not None else -1, text[-4000:], scenario)
 
 
 _UAS_NO_ANSWER = """<?xml version="1.0" encoding="ISO-8859-1" ?>
