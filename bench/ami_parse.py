@@ -143,7 +143,10 @@ async def _capture(st: LabStatus, out: Path, calls: int, rate: float) -> int:
     inf.write_text("SEQUENTIAL\n" + "".join(f"0812{i:08d};{NAMES[i % len(NAMES)]};\n" for i in range(997)),
                    encoding="utf-8")
     scenario = work / "caller.xml"
-    scenario.write_text(CallerScript(number="[field0]", name="[field1]", hold_ms=300).scenario_xml(),
+    # The IVR answers first; with no engine listening the dial plan's fail-safe sends each caller to the
+    # emergency queue at once. Held 2.5 s from that answer, every caller reaches an operator, so the stream
+    # holds whole answered calls (queue, agent, bridge events), not IVR hang-ups.
+    scenario.write_text(CallerScript(number="[field0]", name="[field1]", hold_ms=2500).scenario_xml(),
                         encoding="utf-8")
     stop = asyncio.Event()
     partial = out.with_suffix(".partial")
@@ -156,7 +159,7 @@ async def _capture(st: LabStatus, out: Path, calls: int, rate: float) -> int:
             cmd = [binary, "-sf", str(scenario), "-inf", str(inf), "-s", "112",
                    f"{st.sip['host']}:{st.sip['port']}", "-i", "127.0.0.1", "-p", str(free_udp_port()),
                    "-mi", "127.0.0.1", "-mp", str(free_udp_port()), "-m", str(calls), "-r", str(rate),
-                   "-l", "20", "-nostdin", "-timeout", f"{int(calls / rate) + 300}s", "-timeout_error"]
+                   "-l", "40", "-nostdin", "-timeout", f"{int(calls / rate) + 300}s", "-timeout_error"]
             print(f"capturing: {calls} calls at {rate}/s through lab {st.instance!r}", file=sys.stderr)
             proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.DEVNULL,
                                                         stderr=asyncio.subprocess.DEVNULL, cwd=work)
