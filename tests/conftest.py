@@ -28,27 +28,31 @@ def _missing(what: str, how: str) -> None:
     pytest.skip(message)
 
 
-def lab_instance_name() -> str:
+def lab_instance_name(kind: str = "test") -> str:
     """One lab per checkout, so parallel checkouts (and CI beside a developer) never share one."""
     digest = hashlib.sha1(str(REPO).encode(), usedforsecurity=False).hexdigest()[:8]
-    return f"test-{digest}"
+    return f"{kind}-{digest}"
 
 
-@pytest.fixture(scope="session")
-def lab() -> Iterator[LabStatus]:
+def start_lab(instance: str, site_file: Path | None = None) -> LabStatus:
+    """A fresh lab for tests: skips without Asterisk/SIPp on a developer's machine, fails in CI."""
     if shutil.which("sipp") is None:
         _missing("SIPp", "install the Debian package sip-tester (`make setup`)")
     if shutil.which("asterisk") is None and os.geteuid() != 0:
         _missing("Asterisk", "install Asterisk 22 or run as root so the lab can build its Debian sid root")
-    instance = lab_instance_name()
     down(instance)  # a lab left behind by an interrupted run
     try:
-        status = up(instance, free_ports())
+        return up(instance, free_ports(), site_file=site_file)
     except LabError as exc:
         _missing("the lab Asterisk", str(exc))
         raise  # unreachable: _missing fails or skips
+
+
+@pytest.fixture(scope="session")
+def lab() -> Iterator[LabStatus]:
+    status = start_lab(lab_instance_name())
     yield status
-    down(instance)
+    down(status.instance)
 
 
 @pytest.fixture

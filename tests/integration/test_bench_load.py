@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from callflow.lab import LabStatus, status
-from tests.conftest import REPO
+from tests.conftest import REPO, _missing
 
 pytestmark = pytest.mark.integration
 
@@ -58,7 +58,7 @@ SCENARIOS = ["engine-kill", "asterisk-restart", "ami-half-open", "kill-during-wr
 @pytest.mark.parametrize("scenario", SCENARIOS)
 async def test_fault_smoke(lab: LabStatus, scenario: str) -> None:
     if scenario == "disk-full" and os.geteuid() != 0:
-        pytest.skip("disk-full mounts a tmpfs over the lab's recordings root: needs root")
+        _missing("root for the disk-full scenario", "it mounts a tmpfs over the lab's recordings root")
     text, result = await run_bench("faults.py", "--lab", lab.instance, "--scenario", scenario, "--rate", "2",
                                    "--seconds", "5", "--fault-at", "2", "--fault-s", "1", "--hold-ms", "500")
     assert list(result) == ["lost", "duplicated", "recover_s"], text

@@ -7,15 +7,14 @@ session's (other tests assert the session lab has exactly the centre's two queue
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import re
 import sys
 from collections.abc import Iterator
 
 import pytest
 
-from callflow.lab import LabError, LabStatus, down, free_ports, up
-from tests.conftest import IN_CI, REPO
+from callflow.lab import LabStatus, down
+from tests.conftest import REPO, lab_instance_name, start_lab
 
 pytestmark = pytest.mark.integration
 
@@ -26,18 +25,10 @@ SHARE = r"(\d\.\d{3})"
 
 
 @pytest.fixture(scope="module")
-def surge_lab(lab: LabStatus) -> Iterator[LabStatus]:  # `lab`: skips (or fails in CI) without Asterisk/SIPp
-    digest = hashlib.sha1(str(REPO).encode(), usedforsecurity=False).hexdigest()[:8]
-    instance = f"test-surge-{digest}"
-    down(instance)
-    try:
-        status = up(instance, free_ports())
-    except LabError as exc:
-        if IN_CI:
-            pytest.fail(str(exc))
-        pytest.skip(str(exc))
+def surge_lab() -> Iterator[LabStatus]:  # its own lab: other tests assert the session lab's two queues
+    status = start_lab(lab_instance_name("test-surge"))
     yield status
-    down(instance)
+    down(status.instance)
 
 
 async def test_surge_priority_bench_runs_and_its_counts_add_up(surge_lab: LabStatus) -> None:

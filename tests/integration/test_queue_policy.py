@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import os
 import shutil
@@ -25,11 +24,11 @@ from callflow.ami import AmiConnection, EventItem
 from callflow.ami.events import AmiEvent, ChannelEvent
 from callflow.calls.records import load_records
 from callflow.calls.tracker import SCHEMAS
-from callflow.lab import LabError, LabStatus, down, free_ports, up
+from callflow.lab import LabStatus, down
 from callflow.lab.sipp import PRESS_EMERGENCY, CallerScript, SippOperator, place_call
 from callflow.siteconfig import pbx_config_dir
 from callflow.store import open_database
-from tests.conftest import IN_CI, REPO
+from tests.conftest import lab_instance_name, start_lab
 from tests.support.engine import EngineProcess, Record
 
 pytestmark = pytest.mark.integration
@@ -70,21 +69,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def queue_lab(site: Path) -> Iterator[LabStatus]:
-    if shutil.which("sipp") is None or (shutil.which("asterisk") is None and os.geteuid() != 0):
-        if IN_CI:
-            pytest.fail("CI requires the real lab (Asterisk and SIPp)")
-        pytest.skip("the lab (Asterisk and SIPp) is not available")
-    digest = hashlib.sha1(str(REPO).encode(), usedforsecurity=False).hexdigest()[:8]
-    instance = f"test-queues-{digest}"
-    down(instance)
-    try:
-        status = up(instance, free_ports(), site_file=site)
-    except LabError as exc:
-        if IN_CI:
-            pytest.fail(str(exc))
-        pytest.skip(str(exc))
+    status = start_lab(lab_instance_name("test-queues"), site_file=site)
     yield status
-    down(instance)
+    down(status.instance)
 
 
 Ami = tuple[AmiConnection, asyncio.Queue[EventItem]]
