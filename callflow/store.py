@@ -51,6 +51,9 @@ async def open_database(path: Path, schemas: Sequence[Schema] = ()) -> aiosqlite
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = await aiosqlite.connect(path)
     try:
+        # first: components open one new database at once at start-up, and switching it to WAL takes a
+        # lock; without a busy timeout the second opener failed at once ("database is locked")
+        await conn.execute("PRAGMA busy_timeout=5000")
         async with conn.execute("PRAGMA quick_check") as cur:
             row = await cur.fetchone()
         if row is None or row[0] != "ok":
@@ -59,7 +62,6 @@ async def open_database(path: Path, schemas: Sequence[Schema] = ()) -> aiosqlite
         await conn.execute("PRAGMA journal_mode=WAL")
         await conn.execute("PRAGMA synchronous=FULL")
         await conn.execute("PRAGMA foreign_keys=ON")
-        await conn.execute("PRAGMA busy_timeout=5000")
         await conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
         await conn.execute("CREATE TABLE IF NOT EXISTS schema_version (component TEXT PRIMARY KEY, "
                            "version INTEGER NOT NULL)")
