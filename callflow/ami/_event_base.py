@@ -8,7 +8,6 @@ is a straight run of dict lookups and slot stores (the engine's hot path).
 from __future__ import annotations
 
 import dataclasses
-import functools
 import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -133,77 +132,111 @@ class AmiEvent:
 
     @classmethod
     def from_ami(cls: type[E], msg: AmiMessage, received_at: datetime) -> E:
-        builder = _BUILDERS.get(cls)
-        if builder is None:
-            builder = _BUILDERS[cls] = _compile_builder(cls)
-        event: E = builder(msg, received_at)
-        return event
+        """Type ``msg`` as ``cls`` (list items, and events typed outside :func:`parse_event`)."""
+        return build_generic(cls, msg, received_at)
 
 
-# Typing an event is the hot path of the engine (and of the parse benchmark). Each class gets a builder
-# generated once from its field declarations, as dataclasses itself generates __init__: a straight run of
-# dict lookups and slot stores, with no per-event introspection or keyword-argument dict.
-_BUILDERS: dict[type, Callable[[AmiMessage, datetime], Any]] = {}
+def build_generic(cls: type[E], msg: AmiMessage, received_at: datetime) -> E:
+    """Type ``msg`` as ``cls`` by reading each declared header by name: the reference that the generated
+    builders below must agree with (a property test checks it), and the path for messages whose shape is
+    not cached."""
+    fields = msg.fields
+    kwargs: dict[str, Any] = {"name": msg.get("Event", cls.event_name),
+                              "timestamp": parse_timestamp(msg.get("Timestamp")),
+                              "received_at": received_at, "message": msg}
+    for f in dataclasses.fields(cls):
+        conv = f.metadata.get("conv")
+        if f.name in kwargs or conv is None:
+            continue
+        if isinstance(conv, _Channel):
+            kwargs[f.name] = ChannelSnapshot.from_headers(fields, conv.prefix)
+        else:
+            value = msg.get(f.metadata["ami"])
+            kwargs[f.name] = f.default if value is None else conv(value)
+    return cls(**kwargs)
 
 
-def _compile_builder(cls: type) -> Callable[[AmiMessage, datetime], Any]:
-    """Generate ``build(msg, received_at)`` for ``cls``. Fields are stored through their slot
-    descriptors (what a frozen dataclass's own ``__init__`` does through ``object.__setattr__``)."""
+# Typing an event is the hot path of the engine (and of the parse benchmark). For each message shape (the
+# header names in order, see ``message.Shape``) and event class, a builder is generated once from the
+# field declarations, as dataclasses itself generates __init__: each header is read by its known position
+# in the message's flat list (a header the shape lacks is its default), converted inline, and stored
+# through its slot descriptor (what a frozen dataclass's ``__init__`` does through ``object.__setattr__``).
+# No per-event introspection, dictionary or keyword arguments.
+_Builder = Callable[[AmiMessage, datetime], Any]
+
+
+def compile_builder(cls: type, index: Mapping[str, int]) -> _Builder:
+    """Generate ``build(msg, received_at)`` for ``cls`` and messages whose shape has ``index`` (header
+    name -> position of its first value in the message's flat list)."""
     env: dict[str, Any] = {"_new": object.__new__, "_cls": cls, "_ts": parse_timestamp,
                            "_tnew": tuple.__new__, "_Snap": ChannelSnapshot,
                            "_fromts": datetime.fromtimestamp, "_float": float, "_UTC": UTC,
                            "_int": int, "_TRUE": _TRUE}
-    lines = ["def build(msg, received_at):", " h = msg._fields", " get = h.get", " self = _new(_cls)"]
+    lines = ["", " p = msg._parts", " self = _new(_cls)"]
     for i, f in enumerate(dataclasses.fields(cls)):
         env[f"_s{i}"] = getattr(cls, f.name).__set__
-        conv = f.metadata.get("conv")
-        if f.name == "name":
-            value = f"get('Event', {cls.event_name!r})"  # type: ignore[attr-defined]
-        elif f.name == "timestamp":
-            lines += [" try:", "  v = _fromts(_float(get('Timestamp')), _UTC)",
-                      " except (TypeError, ValueError, OverflowError, OSError):",
-                      "  v = _ts(get('Timestamp'))"]
-            value = "v"
-        elif f.name == "received_at":
-            value = "received_at"
-        elif f.name == "message":
-            value = "msg"
-        elif isinstance(conv, _Channel):
-            # Asterisk sends the whole snapshot: one itemgetter call takes all of it in field order.
-            env[f"_snap{i}"] = operator.itemgetter(*(conv.prefix + key for key in _SNAPSHOT_HEADERS))
-            env[f"_from{i}"] = functools.partial(ChannelSnapshot.from_headers, prefix=conv.prefix)
-            lines += [" try:", f"  v = _tnew(_Snap, _snap{i}(h))", " except KeyError:",
-                      f"  v = _from{i}(h)"]
-            value = "v"
-        elif conv is None:  # a plain field: its declared default
-            env[f"_default{i}"] = (f.default_factory if f.default is dataclasses.MISSING
-                                   else (lambda d=f.default: d))
-            value = f"_default{i}()"
-        elif conv is str:
-            env[f"_d{i}"] = f.default
-            value = f"get({f.metadata['ami']!r}, _d{i})"
-        elif conv is _to_int:  # inlined: most typed fields are integers, a call each is measurable
-            env[f"_d{i}"] = f.default
-            lines += [f" v = get({f.metadata['ami']!r})", " if v is None:", f"  v = _d{i}", " else:",
-                      "  try:", "   v = _int(v)", "  except ValueError:", "   v = 0"]
-            value = "v"
-        elif conv is _to_bool:
-            env[f"_d{i}"] = f.default
-            lines.append(f" v = get({f.metadata['ami']!r})")
-            value = f"_d{i} if v is None else v.strip().lower() in _TRUE"
-        else:
-            env[f"_c{i}"], env[f"_d{i}"] = conv, f.default
-            lines.append(f" v = get({f.metadata['ami']!r})")
-            value = f"_d{i} if v is None else _c{i}(v)"
-        lines.append(f" _s{i}(self, {value})")
+        lines.append(f" _s{i}(self, {_field_source(cls, f, index, env, lines, i=i)})")
     lines.append(" return self")
     # Everything the body uses becomes a positional default: a local (LOAD_FAST), not a global lookup.
     # Positional, not keyword-only: CPython fills missing positional defaults by copying a tuple, but
     # looks each missing keyword-only default up in a dict on every call (~6 ns each, 20-40 per class).
     lines[0] = f"def build(msg, received_at, {', '.join(f'{k}={k}' for k in env)}):"
     exec("\n".join(lines), env)  # noqa: S102 - source built above from our own field declarations only
-    builder: Callable[[AmiMessage, datetime], Any] = env["build"]
+    builder: _Builder = env["build"]
     return builder
+
+
+def _field_source(cls: type, f: dataclasses.Field[Any], index: Mapping[str, int], env: dict[str, Any],
+                  lines: list[str], *, i: int) -> str:
+    """Source of field ``f``'s value; statements it needs first are appended to ``lines``."""
+    conv = f.metadata.get("conv")
+    if f.name == "received_at":
+        return "received_at"
+    if f.name == "message":
+        return "msg"
+    if f.name == "name":
+        at = index.get("Event")
+        return repr(cls.event_name) if at is None else f"p[{at}]"  # type: ignore[attr-defined]
+    if f.name == "timestamp":
+        at = index.get("Timestamp")
+        if at is None:
+            return "None"
+        lines += [f" t = p[{at}]", " try:", "  v = _fromts(_float(t), _UTC)",
+                  " except (ValueError, OverflowError, OSError):", "  v = _ts(t)"]
+        return "v"
+    if isinstance(conv, _Channel):
+        return _snapshot_source(conv.prefix, index, env, i)
+    if conv is None:  # a plain field: its declared default
+        env[f"_default{i}"] = (f.default_factory if f.default is dataclasses.MISSING
+                               else (lambda d=f.default: d))
+        return f"_default{i}()"
+    at = index.get(f.metadata["ami"])
+    if at is None:  # the shape lacks this header
+        env[f"_d{i}"] = f.default
+        return f"_d{i}"
+    if conv is str:
+        return f"p[{at}]"
+    if conv is _to_int:  # inlined: most typed fields are integers, a call each is measurable
+        lines += [" try:", f"  v = _int(p[{at}])", " except ValueError:", "  v = 0"]
+        return "v"
+    if conv is _to_bool:
+        return f"p[{at}].strip().lower() in _TRUE"
+    env[f"_c{i}"] = conv
+    return f"_c{i}(p[{at}])"
+
+
+def _snapshot_source(prefix: str, index: Mapping[str, int], env: dict[str, Any], i: int) -> str:
+    """Source building the ChannelSnapshot under ``prefix``, as ``ChannelSnapshot.from_headers``."""
+    where = [index.get(prefix + key) for key in _SNAPSHOT_HEADERS]
+    if where[1] is None:  # no Uniqueid: no snapshot
+        return "None"
+    if all(w is not None for w in where):  # what Asterisk sends: one itemgetter call takes it all
+        env[f"_snap{i}"] = operator.itemgetter(*where)
+        return f"_tnew(_Snap, _snap{i}(p))"
+    items = [f"p[{w}]" if w is not None else "''" for w in where]
+    if where[2] is None:
+        items[2] = items[1]  # no Linkedid: the channel's own Uniqueid
+    return f"_tnew(_Snap, ({', '.join(items)},))"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -8,21 +8,22 @@ Unknown events become :class:`UnknownEvent` with every header kept: nothing is d
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
 from callflow.ami._event_base import (
-    _BUILDERS,
     AmiEvent,
     ChannelEvent,
     ChannelSnapshot,
     UnknownEvent,
-    _compile_builder,
     _to_bool,
     _to_int,
+    build_generic,
     channel,
+    compile_builder,
     header,
     parse_timestamp,
 )
@@ -339,16 +340,19 @@ EVENT_TYPES: dict[str, type[AmiEvent]] = {
 
 def parse_event(msg: AmiMessage, received_at: datetime) -> AmiEvent:
     """Type one AMI event message. Never raises for a well-framed message."""
-    name = msg._fields.get("Event") or ""
-    builder = _BY_NAME.get(name)
+    builder = msg._shape.builder
     if builder is None:
-        cls = EVENT_TYPES.get(name, UnknownEvent)
-        builder = _BUILDERS.get(cls) or _compile_builder(cls)
-        _BUILDERS[cls] = builder
-        if cls is not UnknownEvent:
-            _BY_NAME[name] = builder
+        builder = _builder_for(msg)
     event: AmiEvent = builder(msg, received_at)
     return event
 
 
-_BY_NAME: dict[str, Callable[[AmiMessage, datetime], Any]] = {}
+def _builder_for(msg: AmiMessage) -> Callable[[AmiMessage, datetime], Any]:
+    """The builder for ``msg``'s shape, generated once per cached shape whose first header is ``Event``
+    (so every message of the shape has the same event name); else the generic one."""
+    shape = msg._shape
+    cls = EVENT_TYPES.get(msg.get("Event") or "", UnknownEvent)
+    if shape.cached and shape.kind == "event":
+        shape.builder = compile_builder(cls, shape.index)
+        return shape.builder
+    return functools.partial(build_generic, cls)

@@ -4,13 +4,83 @@ Two parsers give the same result: a general one (any line ends, bare lines, ``Ke
 repeated headers) and a hot path for what Asterisk actually writes (CRLF lines, each ``Key: Value``),
 which parses a whole run of messages with a handful of C-level string operations. The hot path checks
 its preconditions first and hands anything else to the general parser.
+
+A message is its header names and values in wire order, as one flat list ``[name, value, name, value,
+...]``, plus a :class:`Shape`: the header names in order, shared by every message with the same names and
+the same first value (every ``Newstate`` Asterisk writes has the same headers). The shape maps a name to
+its value's position, so a message needs no dictionary of its own: Asterisk writes a few dozen shapes,
+and building a hash table per message (each header name hashed again) cost more than splitting the
+message itself. Typed events are built by code generated per shape (``_event_base``), reading values by
+position.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
+from typing import Any
+
+# The hot path turns each line end into ": " + _MARK, so every name but the first comes out of the split
+# with _MARK in front of it, and no value can (a message holding _MARK itself goes to the general parser).
+_MARK = "\x00"
+
+
+class Shape:
+    """The header names of a message in wire order (repeats kept), and where each name's first value is.
+
+    ``names`` are the names; ``keys`` the same as the hot path's split gives them (every name but the
+    first behind ``_MARK``). Every message holding one shape has the same names and the same first value
+    (the event's or response's name): the cache below is keyed by that value. ``builder`` is the
+    typed-event builder for this shape, generated on first use (only for cached shapes).
+    """
+
+    __slots__ = ("builder", "cached", "first", "index", "keys", "kind", "names")
+
+    def __init__(self, names: list[str], first: str, cached: bool) -> None:
+        self.names = names
+        self.keys = names[:1] + [_MARK + name for name in names[1:]]
+        self.first = first
+        self.cached = cached
+        index: dict[str, int] = {}
+        for i, key in enumerate(names):
+            index.setdefault(key, 2 * i + 1)  # the first value of a repeated header, as a dict would give
+        self.index = index
+        head = names[0] if names else ""
+        self.kind = "event" if head == "Event" else "response" if head == "Response" else "unknown"
+        self.builder: Callable[[AmiMessage, Any], Any] | None = None
+
+
+# Shapes seen, by their first header's value: the latest one first (a dict lookup and a list compare
+# per message), then every cached one. Bounded, so a peer sending ever-new header names cannot grow it:
+# past the bounds a shape is made for its message alone and typed through the generic builders.
+_LATEST: dict[str, Shape] = {}
+_BY_FIRST: dict[str, list[Shape]] = {}
+MAX_SHAPES_PER_NAME = 32
+MAX_SHAPES = 4096
+_shape_count = 0
+
+
+def shape_of(parts: list[str]) -> Shape:
+    """The shape of a flat ``[name, value, ...]`` list (plain names) that an exact parser produced."""
+    return _shape(parts[::2], parts[1] if len(parts) > 1 else "", marked=False)
+
+
+def _shape(keys: list[str], first: str, marked: bool) -> Shape:
+    global _shape_count  # noqa: PLW0603 - the cache's size, kept beside it
+    known = _BY_FIRST.get(first)
+    if known is not None:
+        for shape in known:
+            if (shape.keys if marked else shape.names) == keys:
+                _LATEST[first] = shape
+                return shape
+    names = keys[:1] + [key[1:] for key in keys[1:]] if marked else keys
+    if _shape_count >= MAX_SHAPES or (known is not None and len(known) >= MAX_SHAPES_PER_NAME):
+        return Shape(names, first, cached=False)
+    shape = Shape(names, first, cached=True)
+    _BY_FIRST.setdefault(first, []).append(shape)
+    _LATEST[first] = shape
+    _shape_count += 1
+    return shape
 
 
 class AmiMessage:
@@ -20,47 +90,46 @@ class AmiMessage:
     ``[]`` and ``fields`` give the first value of each.
     """
 
-    __slots__ = ("_fields", "_repeated")
-    _fields: dict[str, str]
-    _repeated: tuple[tuple[str, str], ...]  # set only when a header repeats; else _fields says it all
+    __slots__ = ("_parts", "_shape")
+    _parts: list[str]  # [key, value, key, value, ...] (keys as in shape.keys); never mutated
+    _shape: Shape
 
     def __init__(self, headers: Iterable[tuple[str, str]] = ()) -> None:
-        pairs = tuple((str(k), str(v)) for k, v in headers)
-        fields = _first_values(pairs)
-        _set_fields(self, fields)
-        if len(fields) != len(pairs):
-            _set_repeated(self, pairs)
+        parts: list[str] = []
+        for k, v in headers:
+            parts += (str(k), str(v))
+        _set_parts(self, parts)
+        _set_shape(self, shape_of(parts))
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"AmiMessage is immutable (cannot set {name!r})")
 
     @property
     def headers(self) -> tuple[tuple[str, str], ...]:
-        try:
-            return self._repeated
-        except AttributeError:
-            return tuple(self._fields.items())  # dict order is wire order
+        return tuple(zip(self._shape.names, self._parts[1::2], strict=True))
 
     @property
     def fields(self) -> Mapping[str, str]:
         """First value of each header (read-only view)."""
-        return MappingProxyType(self._fields)
+        return MappingProxyType(self.as_dict())
 
     def get(self, key: str, default: str | None = None) -> str | None:
-        return self._fields.get(key, default)
+        i = self._shape.index.get(key)
+        return default if i is None else self._parts[i]
 
     def __getitem__(self, key: str) -> str:
-        return self._fields[key]
+        return self._parts[self._shape.index[key]]
 
     def __contains__(self, key: object) -> bool:
-        return key in self._fields
+        return key in self._shape.index
 
     def get_all(self, key: str) -> list[str]:
         return [v for k, v in self.headers if k == key]
 
     def as_dict(self) -> dict[str, str]:
-        """First value of each header, as a new dict; for logging and the journal."""
-        return dict(self._fields)
+        """First value of each header, in wire order, as a new dict; for logging and the journal."""
+        parts = self._parts
+        return {key: parts[i] for key, i in self._shape.index.items()}
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, AmiMessage):
@@ -75,50 +144,26 @@ class AmiMessage:
 
     @property
     def kind(self) -> str:
-        """``event``, ``response`` or ``unknown``."""
-        for first in self._fields:  # dict order is wire order; a loop's first step beats next(iter())
-            if first == "Event":
-                return "event"
-            if first == "Response":
-                return "response"
-            break
-        return "unknown"
+        """``event``, ``response`` or ``unknown`` (from the first header, as Asterisk writes it)."""
+        return self._shape.kind
 
     @property
     def name(self) -> str:
-        return self._fields.get("Event") or self._fields.get("Response") or ""
+        return self.get("Event") or self.get("Response") or ""
 
     @property
     def action_id(self) -> str | None:
-        return self._fields.get("ActionID")
+        return self.get("ActionID")
 
 
 # Slot stores that bypass the immutability guard: only this module's constructors use them.
 _new_message = object.__new__
-_set_repeated = AmiMessage._repeated.__set__  # type: ignore[attr-defined,misc]
-_set_fields = AmiMessage._fields.__set__  # type: ignore[attr-defined,misc]
+_set_parts = AmiMessage._parts.__set__  # type: ignore[attr-defined,misc]
+_set_shape = AmiMessage._shape.__set__  # type: ignore[attr-defined,misc]
 
 
-def _from_fields(fields: dict[str, str]) -> AmiMessage:
-    msg: AmiMessage = _new_message(AmiMessage)
-    _set_fields(msg, fields)
-    return msg
-
-
-def _from_pairs(pairs: tuple[tuple[str, str], ...]) -> AmiMessage:
-    msg: AmiMessage = _new_message(AmiMessage)
-    fields = _first_values(pairs)
-    _set_fields(msg, fields)
-    if len(fields) != len(pairs):
-        _set_repeated(msg, pairs)
-    return msg
-
-
-def _first_values(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
-    fields: dict[str, str] = {}
-    for k, v in pairs:
-        fields.setdefault(k, v)
-    return fields
+def _from_parts(parts: list[str]) -> AmiMessage:
+    return _with_shape(parts, shape_of(parts))
 
 
 def parse_message(raw: bytes) -> AmiMessage:
@@ -128,7 +173,7 @@ def parse_message(raw: bytes) -> AmiMessage:
 
 def parse_text(text: str) -> AmiMessage:
     """The general parser: CRLF or LF lines, blank lines skipped, bare lines kept under key ``""``."""
-    headers: list[tuple[str, str]] = []
+    parts: list[str] = []
     for line in text.split("\n"):
         if line.endswith("\r"):
             line = line[:-1]  # noqa: PLW2901 - normalising the loop's own line
@@ -137,18 +182,12 @@ def parse_text(text: str) -> AmiMessage:
         key, sep, value = line.partition(":")
         if not sep:
             # A bare line (old-style command output): keep it, never drop data.
-            headers.append(("", line))
+            parts += ("", line)
             continue
         # The key is the text before the first ':' as sent (Asterisk never pads it); one space after the
         # colon belongs to the separator.
-        headers.append((key, value[1:] if value.startswith(" ") else value))
-    pairs = tuple(headers)
-    fields = _first_values(pairs)
-    return _from_fields(fields) if len(fields) == len(pairs) else _from_pairs(pairs)
-
-
-# A line holding the separator twice ("Key: a: b"): the one-split hot path cannot take it.
-_TWO_SEPARATORS = re.compile(rb": [^\n]*: ")
+        parts += (key, value[1:] if value.startswith(" ") else value)
+    return _from_parts(parts)
 
 
 def parse_crlf_run(data: bytes) -> list[AmiMessage] | None:
@@ -158,35 +197,77 @@ def parse_crlf_run(data: bytes) -> list[AmiMessage] | None:
     with the general framer, since a bare blank line may end a message inside what looked like one.
 
     Hot path, for what Asterisk writes: each message is decoded on its own (an ASCII message stays a
-    compact ASCII string even when its neighbour holds a Greek name), its line ends become separators,
-    and one ``split`` yields keys and values alternately. That is exact when every line holds exactly
-    one ``": "``: checked per message by counting, plus one search of the whole run for a line holding
-    two. Any other message goes through :func:`parse_text`.
+    compact ASCII string even when its neighbour holds a Greek name), each line end becomes ``": "`` plus
+    a mark, and one ``split`` on ``": "`` yields names and values alternately. Why that is exact: a
+    message of n lines must give 2n parts, and the parts at even positions must be the keys of a known
+    shape, i.e. every one but the first starts with the mark. Only the first piece of a line can start
+    with the mark (the message holds none of its own), so each line starts at an even position, hence
+    holds an odd number of separators; n lines, n separators in all: exactly one each. A key list not
+    seen before is checked for the marks before it becomes a shape. Anything else goes through
+    :func:`parse_text`.
     """
-    if not data:
-        return []
-    simple = _TWO_SEPARATORS.search(data) is None
     out: list[AmiMessage] = []
     append = out.append
-    new, set_fields = _new_message, _set_fields
+    new, set_parts, set_shape, latest = _new_message, _set_parts, _set_shape, _LATEST.get
+    has_nul = b"\x00" in data  # one memchr for the run; per message only when the run holds one
     for block in data.split(b"\r\n\r\n"):
         if not block:
             continue
         text = block.decode("utf-8", "replace")
-        flat = text.replace("\r\n", ": ")
+        flat = text.replace("\r\n", ": \x00")
         if "\n" in flat:
             return None
         parts = flat.split(": ")
-        # No bare LF (checked above), so every LF ends a CRLF line: counting one byte is the cheaper scan.
-        if simple and len(parts) == 2 * (block.count(b"\n") + 1):
-            pairs = iter(parts)
-            fields = dict(zip(pairs, pairs))  # noqa: B905 - even length checked above
-            if 2 * len(fields) == len(parts):
-                msg = new(AmiMessage)  # _from_fields, inlined: this loop runs once per message
-                set_fields(msg, fields)
+        # Each CRLF (2 characters) became 3, so the lengths count the lines without another scan.
+        if len(parts) == 2 * (len(flat) - len(text) + 1) and not (has_nul and b"\x00" in block):
+            shape = latest(parts[1])
+            if shape is None or shape.keys != parts[::2]:
+                shape = _shape_of_marked(parts)
+            if shape is not None:
+                msg = new(AmiMessage)  # _from_parts, inlined: this loop runs once per message
+                set_parts(msg, parts)
+                set_shape(msg, shape)
                 append(msg)
-            else:  # a repeated header: keep every value in order
-                append(_from_pairs(tuple(zip(parts[::2], parts[1::2], strict=True))))
-        else:
-            append(parse_text(text))
+                continue
+        append(_parse_block(text, has_nul))
     return out
+
+
+def _parse_block(text: str, has_nul: bool) -> AmiMessage:
+    """One message the loop above did not take: the same hot path after any blank lines before it
+    (Asterisk writes an extra one after some events), else the general parser."""
+    body = text
+    while body.startswith("\r\n"):
+        body = body[2:]
+    if body is not text and not (has_nul and "\x00" in body):
+        flat = body.replace("\r\n", ": \x00")
+        parts = flat.split(": ")
+        if len(parts) == 2 * (len(flat) - len(body) + 1):
+            shape = _shape_of_marked(parts)
+            if shape is not None:
+                return _with_shape(parts, shape)
+    return parse_text(text)
+
+
+def _with_shape(parts: list[str], shape: Shape) -> AmiMessage:
+    msg: AmiMessage = _new_message(AmiMessage)
+    _set_parts(msg, parts)
+    _set_shape(msg, shape)
+    return msg
+
+
+def _shape_of_marked(parts: list[str]) -> Shape | None:
+    """The shape of the hot path's split, or None if it may differ from the general parser's reading:
+    a key without its mark (the split is not aligned on lines) or with a colon (``A:b: c`` is the header
+    ``A``, value ``b: c``)."""
+    keys = parts[::2]
+    for shape in _BY_FIRST.get(parts[1], ()):  # a known shape's keys are marked and colon-free
+        if shape.keys == keys:
+            _LATEST[parts[1]] = shape
+            return shape
+    if ":" in keys[0]:
+        return None
+    for key in keys[1:]:
+        if key[:1] != _MARK or ":" in key:
+            return None
+    return _shape(keys, parts[1], marked=True)

@@ -103,7 +103,8 @@ _LINE = st.one_of(
     st.tuples(_KEY, _VALUE).map(lambda kv: f"{kv[0]}:{kv[1]}"),  # no space after the colon
     _VALUE.filter(lambda v: ":" not in v and v != ""),  # a bare line
 )
-_MESSAGE = st.lists(_LINE, min_size=1, max_size=8).map("\r\n".join)
+_MESSAGE = st.tuples(st.sampled_from(["", "", "\r\n", "\r\n\r\n"]),  # blank lines before a message
+                     st.lists(_LINE, min_size=1, max_size=8).map("\r\n".join)).map("".join)
 
 
 def general(chunks: list[bytes]) -> list[tuple[tuple[str, str], ...]]:
@@ -122,6 +123,9 @@ def test_hot_path_equals_general_parser(messages: list[str], cuts: list[int]) ->
     codec = AmiCodec()
     got = [m.headers for chunk in chunks for m in codec.feed(chunk)]
     assert got == general(chunks)
+    # The same messages again on the same codec: their shapes are known now (the shape fast path).
+    again = [m.headers for m in codec.feed(stream[len(BANNER):])]
+    assert again == got
 
 
 def test_repeated_headers_keep_every_value_on_the_hot_path() -> None:
@@ -135,6 +139,21 @@ def test_a_line_with_two_separators_next_to_a_bare_line_is_parsed_exactly() -> N
     codec = AmiCodec()
     (msg,) = codec.feed(BANNER + b"Event: X\r\nMessage: a: b\r\nbare\r\n\r\n")
     assert msg.headers == (("Event", "X"), ("Message", "a: b"), ("", "bare"))
+
+
+def test_a_known_shape_cannot_be_spoofed_by_a_value_holding_the_next_name() -> None:
+    codec = AmiCodec()
+    codec.feed(BANNER + b"Event: X\r\nCallerIDName: a\r\nChannel: b\r\n\r\n")  # the shape, learned
+    # Same names after a plain split on ": ", but the second line holds two separators and the third none.
+    (msg,) = codec.feed(b"Event: X\r\nCallerIDName: foo: Channel\r\nPJSIP/x\r\n\r\n")
+    assert msg.headers == (("Event", "X"), ("CallerIDName", "foo: Channel"), ("", "PJSIP/x"))
+
+
+@pytest.mark.parametrize("raw", [b"Event: X\r\nA:b: c\r\n", b"Event: X\r\nA: b\x00: c\r\nB\r\n",
+                                 b"\r\nEvent: X\r\nA: b\r\n", b"Event: X\r\nA: \x00B: c\r\nB\r\n"])
+def test_hot_path_edge_cases_read_as_the_general_parser_reads(raw: bytes) -> None:
+    (msg,) = AmiCodec().feed(BANNER + raw + b"\r\n")
+    assert msg.headers == parse_message(raw).headers
 
 
 def test_invalid_utf8_is_replaced_never_dropped_and_framing_holds() -> None:

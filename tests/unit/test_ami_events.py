@@ -10,7 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from callflow.ami import AmiCodec, UnknownEvent, parse_event
-from callflow.ami.events import AgentConnect, Hangup, QueueCallerJoin, parse_timestamp
+from callflow.ami._event_base import build_generic, compile_builder
+from callflow.ami.events import EVENT_TYPES, AgentConnect, Hangup, QueueCallerJoin, parse_timestamp
 
 NOW = datetime(2026, 11, 22, 6, 0, tzinfo=UTC)
 
@@ -103,3 +104,60 @@ def test_transfer_and_member_fields() -> None:
                    b"Paused: 1\r\nPausedReason: break\r\nInCall: 0\r\nStatus: 1\r\n\r\n")
     assert (member.member_name, member.interface, member.paused, member.paused_reason) == (
         "op2", "PJSIP/op2", True, "break")
+
+
+# --- the builders generated per message shape agree with the generic reader -------------------------------
+
+def _headers_of(cls: type) -> list[str]:
+    """Every header ``cls`` reads, snapshot headers under their prefixes included."""
+    from callflow.ami._event_base import _SNAPSHOT_HEADERS, _Channel  # noqa: PLC0415 - internals under test
+
+    names = ["Timestamp"]
+    for f in dataclasses.fields(cls):
+        conv = f.metadata.get("conv")
+        if isinstance(conv, _Channel):
+            names += [conv.prefix + key for key in _SNAPSHOT_HEADERS]
+        elif conv is not None:
+            names.append(f.metadata["ami"])
+    return names
+
+
+_FIELD_VALUE = st.one_of(st.sampled_from(["", "0", "17", "-3", "yes", "no", " On ", "x", "1763791542.123456",
+                                          "Jérôme Ελένη", "a: b"]),
+                         st.text(alphabet=st.characters(blacklist_characters="\r\n\x00",
+                                                        blacklist_categories=("Cs",)), max_size=8))
+
+
+@given(st.sampled_from(sorted(EVENT_TYPES)), st.data())
+def test_shape_builders_agree_with_the_generic_reader(name: str, data: st.DataObject) -> None:
+    cls = EVENT_TYPES[name]
+    wanted = _headers_of(cls)
+    present = data.draw(st.lists(st.sampled_from(wanted), unique=True, max_size=len(wanted)))
+    extra = data.draw(st.lists(st.sampled_from(["Privilege", "AccountCode", "ChanVariable"]), max_size=3))
+    lines = [f"Event: {name}"] + [f"{key}: {data.draw(_FIELD_VALUE)}" for key in present + extra]
+    raw = ("\r\n".join(lines) + "\r\n\r\n").encode()
+    codec = AmiCodec()
+    (first,) = codec.feed(b"Asterisk Call Manager/11.0.0\r\n" + raw)
+    (second,) = codec.feed(raw)  # the same shape again: typed by the builder generated for it
+    for msg in (first, second):
+        reference = build_generic(cls, msg, NOW)
+        generated = compile_builder(cls, msg._shape.index)(msg, NOW)  # whether or not the shape is cached
+        assert type(generated) is cls
+        assert generated == reference
+        assert generated.timestamp == reference.timestamp  # compare=True already; said for the reader
+        assert parse_event(msg, NOW) == reference
+        assert generated.message is msg
+
+
+def test_a_peer_sending_ever_new_headers_is_still_typed_exactly() -> None:
+    from callflow.ami import message  # noqa: PLC0415 - the shape cache's bounds
+
+    codec = AmiCodec()
+    codec.feed(b"Asterisk Call Manager/11.0.0\r\n")
+    for i in range(message.MAX_SHAPES_PER_NAME + 5):  # past the bound, shapes are no longer cached
+        (msg,) = codec.feed(f"Event: Hangup\r\nX{i}: 1\r\nUniqueid: 9.{i}\r\nCause: 16\r\n\r\n".encode())
+        ev = parse_event(msg, NOW)
+        assert isinstance(ev, Hangup)
+        assert (ev.uniqueid, ev.cause, msg[f"X{i}"]) == (f"9.{i}", 16, "1")
+    assert not msg._shape.cached
+    assert len(message._BY_FIRST["Hangup"]) == message.MAX_SHAPES_PER_NAME
