@@ -1,4 +1,4 @@
-"""``siaga112 callbacks list [--open] | show ID``: callbacks to abandoned emergency calls."""
+"""``siaga112 callbacks list [--open] | show ID | close ID``: callbacks to abandoned emergency calls."""
 
 from __future__ import annotations
 
@@ -6,14 +6,15 @@ import argparse
 import asyncio
 import json
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from callflow.calls.setup import add_database_options, database_of
 from callflow.store import StoreError, open_database
 from queues.callbacks import CALLBACKS_SCHEMA, Attempt, CallbackTask
-from queues.callbacks.rules import OPEN_STATUSES
-from queues.callbacks.store import attempts_of, get_task, list_tasks
+from queues.callbacks.rules import OPEN_STATUSES, ClosureOutcome, TaskStatus
+from queues.callbacks.store import Closure, attempts_of, close_flagged, closure_of, get_task, list_tasks
 
 
 def register(sub: Any) -> None:
@@ -24,7 +25,18 @@ def register(sub: Any) -> None:
                          help="only tasks still to do (pending, dialling, checking, flagged for supervisor)")
     show = actions.add_parser("show", help="one task with every attempt")
     show.add_argument("id", help="the task id (first column of `callbacks list`)")
-    for parser in (listing, show):
+    close = actions.add_parser(
+        "close", help="close a task flagged for a supervisor, saying who, how and why",
+        description="Close a callback task that the engine flagged for a supervisor (withheld number, no "
+                    "answer after every attempt, ...). Only flagged tasks can be closed: the engine is still "
+                    "working on the others. Who, when (UTC), how and the note are kept with the task.")
+    close.add_argument("id", help="the task id (first column of `callbacks list --open`)")
+    close.add_argument("--by", required=True, metavar="NAME", help="the supervisor closing it")
+    close.add_argument("--outcome", required=True, choices=[str(o) for o in ClosureOutcome],
+                       help="reached: the citizen was reached another way; unreachable: tried, cannot be "
+                            "reached; not_needed: no emergency after all; other: the note says")
+    close.add_argument("--note", required=True, help="what was done (kept for the audit)")
+    for parser in (listing, show, close):
         parser.add_argument("--json", action="store_true", help="machine-readable output")
         add_database_options(parser)
     p.set_defaults(handler=_callbacks)
@@ -42,7 +54,7 @@ def _callbacks(args: argparse.Namespace) -> int:
 async def _run(args: argparse.Namespace, path: Path) -> int:
     conn = await open_database(path, (CALLBACKS_SCHEMA,))
     try:
-        if args.callbacks_action == "show":
+        if args.callbacks_action in ("show", "close"):
             if not args.id.isdigit():
                 print(f"siaga112 callbacks: {args.id!r} is not a task id (a number, as `siaga112 callbacks "
                       "list` shows)", file=sys.stderr)
@@ -52,11 +64,14 @@ async def _run(args: argparse.Namespace, path: Path) -> int:
                 print(f"siaga112 callbacks: no callback task {args.id} in {path} (see `siaga112 callbacks "
                       "list`)", file=sys.stderr)
                 return 1
+            if args.callbacks_action == "close":
+                return await _close(conn, task, args)
             attempts = await attempts_of(conn, task.id)
+            closure = await closure_of(conn, task.id)
             if args.json:
-                print(json.dumps(task_dict(task, attempts), indent=2))
+                print(json.dumps(task_dict(task, attempts, closure), indent=2))
             else:
-                _show(task, attempts)
+                _show(task, attempts, closure)
             return 0
         tasks = await list_tasks(conn, statuses=OPEN_STATUSES if args.open else None)
         if args.json:
@@ -68,7 +83,45 @@ async def _run(args: argparse.Namespace, path: Path) -> int:
         await conn.close()
 
 
-def task_dict(task: CallbackTask, attempts: list[Attempt] | None = None) -> dict[str, Any]:
+async def _close(conn: Any, task: CallbackTask, args: argparse.Namespace) -> int:
+    by, note = args.by.strip(), args.note.strip()
+    if not by or not note:
+        print("siaga112 callbacks close: --by and --note must not be empty (who closed the task, and what "
+              "was done, are kept for the audit)", file=sys.stderr)
+        return 2
+    if task.status is not TaskStatus.SUPERVISOR:
+        closure = await closure_of(conn, task.id)
+        if closure is not None:
+            when = closure.closed_at.isoformat(timespec="seconds")
+            why = f"it was closed by {closure.closed_by} at {when} ({closure.outcome}: {closure.note})"
+        elif task.status in OPEN_STATUSES:
+            why = (f"it is {task.status}: the engine is still calling the citizen back; only tasks flagged "
+                   "for a supervisor can be closed")
+        else:
+            why = f"it is {task.status} ({task.flag or 'nothing left to do'})"
+        print(f"siaga112 callbacks close: task {task.id} not closed: {why}", file=sys.stderr)
+        return 1
+    closure = await close_flagged(conn, task.id, by=by, outcome=ClosureOutcome(args.outcome), note=note,
+                                  now=datetime.now(UTC))
+    if closure is None:  # the engine moved it between the read and the update
+        print(f"siaga112 callbacks close: task {task.id} changed while closing it; nothing was changed. See "
+              f"`siaga112 callbacks show {task.id}` and try again", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(_closure_dict(closure), indent=2))
+    else:
+        print(f"callback task {task.id} closed by {closure.closed_by} at "
+              f"{closure.closed_at.isoformat(timespec='seconds')}: {closure.outcome} ({closure.note})")
+    return 0
+
+
+def _closure_dict(c: Closure) -> dict[str, Any]:
+    return {"task_id": c.task_id, "closed_at": c.closed_at.isoformat(), "closed_by": c.closed_by,
+            "outcome": str(c.outcome), "note": c.note, "flag": c.flag}
+
+
+def task_dict(task: CallbackTask, attempts: list[Attempt] | None = None,
+              closure: Closure | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": task.id, "linkedid": task.linkedid, "number": task.number, "reason": task.reason,
         "call_class": task.call_class, "arrival": task.arrival.isoformat(),
@@ -81,6 +134,8 @@ def task_dict(task: CallbackTask, attempts: list[Attempt] | None = None) -> dict
         out["attempt_log"] = [{"n": a.n, "channel_id": a.channel_id, "started_at": a.started_at.isoformat(),
                                "ended_at": a.ended_at.isoformat() if a.ended_at else None,
                                "outcome": str(a.outcome), "detail": a.detail} for a in attempts]
+    if closure is not None:
+        out["closure"] = _closure_dict(closure)
     return out
 
 
@@ -94,7 +149,7 @@ def _list(tasks: list[CallbackTask]) -> None:
     print(f"{len(tasks)} callback task(s)")
 
 
-def _show(t: CallbackTask, attempts: list[Attempt]) -> None:
+def _show(t: CallbackTask, attempts: list[Attempt], closure: Closure | None) -> None:
     print(f"callback task {t.id}: {t.status}, number {t.number or '(withheld)'}")
     print(f"  for call {t.linkedid} ({t.reason}), arrived {t.arrival.isoformat(timespec='microseconds')}")
     print(f"  created {t.created_at.isoformat(timespec='microseconds')}, updated "
@@ -111,3 +166,6 @@ def _show(t: CallbackTask, attempts: list[Attempt]) -> None:
               f"ended {ended} ({a.channel_id}) {a.detail}")
     if not attempts:
         print("  no attempts yet")
+    if closure is not None:
+        print(f"  closed by {closure.closed_by} at {closure.closed_at.isoformat(timespec='microseconds')}: "
+              f"{closure.outcome} ({closure.note})")

@@ -21,6 +21,16 @@ class TaskStatus(StrEnum):
     ANSWERED = "answered"  # the citizen answered and was put in the emergency queue
     SUPERVISOR = "supervisor"  # flagged: a supervisor must act (see ``flag``)
     SUPERSEDED = "superseded"  # the citizen called again and was answered before the callback
+    CLOSED = "closed"  # a supervisor closed a flagged task, saying how (callbacks_closures)
+
+
+class ClosureOutcome(StrEnum):
+    """How a supervisor settled a task flagged for them (``siaga112 callbacks close``)."""
+
+    REACHED = "reached"  # the citizen was reached another way (a call from the supervisor's desk)
+    UNREACHABLE = "unreachable"  # tried, and the citizen cannot be reached
+    NOT_NEEDED = "not_needed"  # no emergency after all (confirmed by other means)
+    OTHER = "other"  # the note says what
 
 
 OPEN_STATUSES = frozenset({TaskStatus.PENDING, TaskStatus.DIALLING, TaskStatus.CHECKING,

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import aiosqlite
 
 from callflow.store import Schema
-from queues.callbacks.rules import AttemptOutcome, TaskStatus
+from queues.callbacks.rules import AttemptOutcome, ClosureOutcome, TaskStatus
 
 CALLBACKS_SCHEMA = Schema("callbacks", (
     """
@@ -43,6 +43,17 @@ CALLBACKS_SCHEMA = Schema("callbacks", (
     """,
     # When this database first ran the callback service: calls from before are never called back.
     "CREATE TABLE callbacks_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+    # A supervisor's closing of a flagged task: who, when, how, why; the flag they acted on is kept.
+    """
+    CREATE TABLE callbacks_closures (
+        task_id INTEGER PRIMARY KEY REFERENCES callbacks_tasks(id),
+        closed_at TEXT NOT NULL,
+        closed_by TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        note TEXT NOT NULL,
+        flag TEXT NOT NULL
+    );
+    """,
 ))
 
 
@@ -86,6 +97,18 @@ class CallbackTask:
     flag: str
     operator: str
     updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Closure:
+    """A supervisor's closing of a flagged task."""
+
+    task_id: int
+    closed_at: datetime  # engine clock (UTC) of the machine where the command ran
+    closed_by: str
+    outcome: ClosureOutcome
+    note: str
+    flag: str  # the task's flag when it was closed
 
 
 _TASK_COLUMNS = ("id, linkedid, number, reason, call_class, arrival, created_at, status, next_attempt_at, "
@@ -210,3 +233,37 @@ async def service_since(conn: aiosqlite.Connection, now: datetime) -> datetime:
     async with conn.execute("SELECT value FROM callbacks_meta WHERE key = 'since'") as cur:
         row = await cur.fetchone()
     return datetime.fromisoformat(str(row[0])) if row else now
+
+
+async def close_flagged(conn: aiosqlite.Connection, task_id: int, *, by: str, outcome: ClosureOutcome,
+                        note: str, now: datetime) -> Closure | None:
+    """Close task ``task_id`` if it is flagged for a supervisor, in one transaction; None if it is not
+    (any more): the status test is part of the UPDATE, so a task the engine is handling is never closed."""
+    try:  # the UPDATE opens the transaction (a write: it takes the write lock at once)
+        cur = await conn.execute(
+            "UPDATE callbacks_tasks SET status = ?, next_attempt_at = NULL, updated_at = ? "
+            "WHERE id = ? AND status = ?",
+            (str(TaskStatus.CLOSED), _t(now), task_id, str(TaskStatus.SUPERVISOR)))
+        if cur.rowcount != 1:
+            await conn.rollback()
+            return None
+        await conn.execute(
+            "INSERT INTO callbacks_closures (task_id, closed_at, closed_by, outcome, note, flag) "
+            "SELECT id, ?, ?, ?, ?, flag FROM callbacks_tasks WHERE id = ?",
+            (_t(now), by, str(outcome), note, task_id))
+        await conn.commit()
+    except BaseException:
+        await conn.rollback()
+        raise
+    return await closure_of(conn, task_id)
+
+
+async def closure_of(conn: aiosqlite.Connection, task_id: int) -> Closure | None:
+    async with conn.execute("SELECT task_id, closed_at, closed_by, outcome, note, flag "
+                            "FROM callbacks_closures WHERE task_id = ?", (task_id,)) as cur:
+        row = await cur.fetchone()
+    if row is None:
+        return None
+    r = tuple(row)
+    return Closure(task_id=int(str(r[0])), closed_at=datetime.fromisoformat(str(r[1])), closed_by=str(r[2]),
+                   outcome=ClosureOutcome(str(r[3])), note=str(r[4]), flag=str(r[5]))
