@@ -146,6 +146,11 @@ class DispatchView(BaseModel):
     agency_type: str
     state: str = Field(description="dispatched | en_route | on_scene | closed")
     dispatched_at: datetime
+    en_route_at: datetime | None = Field(default=None, description="UTC; None until marked en route "
+                                                                   "(the step may be skipped)")
+    on_scene_at: datetime | None = Field(default=None, description="UTC; None until marked on scene "
+                                                                   "(the step may be skipped)")
+    closed_at: datetime | None = Field(default=None, description="UTC; None while the dispatch is open")
     example_data: bool = Field(description="the unit comes from an example agency registry")
 
 
@@ -181,6 +186,21 @@ class DispatchRequest(_In):
 
 class StatusChangeRequest(_In):
     status: IncidentStatus
+
+
+class DispatchStepState(StrEnum):
+    """A dispatched unit's later steps, forward only: en_route and on_scene may be skipped."""
+
+    EN_ROUTE = "en_route"
+    ON_SCENE = "on_scene"
+    CLOSED = "closed"
+
+
+class DispatchStepRequest(_In):
+    """The step is stamped with the engine's clock (UTC) when it is recorded; no client time is taken."""
+
+    state: DispatchStepState = Field(description="en_route | on_scene | closed (the unit is free again; "
+                                                 "the incident keeps its status)")
 
 
 # -- callbacks, reports, recordings ------------------------------------------------------------------

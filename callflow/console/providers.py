@@ -19,6 +19,7 @@ from callflow.console.catalog import IncidentStatus
 from callflow.console.models import (
     AnswerStats,
     Callback,
+    DispatchStepState,
     Incident,
     IncidentDraft,
     OperatorState,
@@ -90,6 +91,9 @@ class IncidentsProvider(Protocol):
 
     async def set_status(self, incident_id: str, status: IncidentStatus, by: str) -> Incident: ...
 
+    async def dispatch_step(self, incident_id: str, dispatch_id: str, state: DispatchStepState,
+                            by: str) -> Incident: ...
+
     async def units(self) -> Sequence[UnitView]: ...
 
 
@@ -150,6 +154,10 @@ class UnavailableIncidents:
         raise ProviderUnavailable(INCIDENTS)
 
     async def set_status(self, incident_id: str, status: IncidentStatus, by: str) -> Incident:
+        raise ProviderUnavailable(INCIDENTS)
+
+    async def dispatch_step(self, incident_id: str, dispatch_id: str, state: DispatchStepState,
+                            by: str) -> Incident:
         raise ProviderUnavailable(INCIDENTS)
 
     async def units(self) -> Sequence[UnitView]:

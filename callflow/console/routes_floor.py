@@ -15,6 +15,7 @@ from callflow.console.models import (
     Callback,
     CallSummary,
     DispatchRequest,
+    DispatchStepRequest,
     Incident,
     IncidentDraft,
     OperatorStatus,
@@ -32,6 +33,7 @@ AnyUser = Annotated[Session, Depends(require(ANY_ROLE))]
 FloorUser = Annotated[Session, Depends(require(FLOOR))]
 Operator = Annotated[Session, Depends(require(OPERATORS))]
 IncidentId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z_\-]+$")]
+DispatchId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z_\-]+$")]
 
 
 def start_of_day(at: datetime, zone: tzinfo) -> datetime:
@@ -113,6 +115,15 @@ async def create_incident(body: IncidentDraft, request: Request, session: FloorU
 async def dispatch_incident(incident_id: IncidentId, body: DispatchRequest, request: Request,
                             session: FloorUser) -> Incident:
     return await context(request).providers.incidents.dispatch(incident_id, body.unit, session.user.name)
+
+
+@router.post("/incidents/{incident_id}/dispatches/{dispatch_id}/step", response_model=Incident)
+async def dispatch_step(incident_id: IncidentId, dispatch_id: DispatchId, body: DispatchStepRequest,
+                        request: Request, session: FloorUser) -> Incident:
+    """Record a dispatched unit's next step (en route, on scene, closed) at the engine's clock: the times
+    feed the centre's "dispatch -> on scene" measure. Forward only; a refusal (409) changes nothing."""
+    return await context(request).providers.incidents.dispatch_step(incident_id, dispatch_id, body.state,
+                                                                    session.user.name)
 
 
 @router.post("/incidents/{incident_id}/status", response_model=Incident)

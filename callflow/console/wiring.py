@@ -35,6 +35,7 @@ from callflow.calls.tracker import SCHEMAS as CALL_SCHEMAS
 from callflow.console import catalog
 from callflow.console.models import (
     AnswerStats,
+    DispatchStepState,
     DispatchView,
     Incident,
     IncidentDraft,
@@ -154,7 +155,8 @@ def _incident_id(text: str) -> int:
 
 def incident_view(i: incident_model.Incident) -> Incident:
     dispatches = [DispatchView(id=d.id, unit_id=d.unit_id, unit_name=d.unit_name, agency_type=d.agency_type,
-                               state=d.state.value, dispatched_at=d.dispatched_at, example_data=d.example)
+                               state=d.state.value, dispatched_at=d.dispatched_at, en_route_at=d.en_route_at,
+                               on_scene_at=d.on_scene_at, closed_at=d.closed_at, example_data=d.example)
                   for d in i.dispatches]
     return Incident(id=str(i.id), category=catalog.Category(i.category.value),
                     district=catalog.District(i.district.value),
@@ -163,6 +165,17 @@ def incident_view(i: incident_model.Incident) -> Incident:
                     created_at=i.created_at, created_by=i.created_by,
                     dispatched_to=[d.unit_id for d in i.dispatches], dispatches=dispatches,
                     linkedids=list(i.linkedids))
+
+
+def _dispatch_id(text: str, incident: int) -> int:
+    if not text.isdigit() or len(text) > 18:
+        raise NotFound(f"dispatch_id: incident #{incident} has no dispatch {text!r} (dispatch ids are "
+                       "numbers: the incident's dispatches[].id in GET /api/incidents)")
+    return int(text)
+
+
+STEP_ORDER = ("steps go dispatched -> en route -> on scene -> closed, forward only (en route and on scene "
+              "may be skipped); reload the incident to see its current step")
 
 
 class ServiceIncidents:
@@ -247,6 +260,35 @@ class ServiceIncidents:
         except (IllegalTransition, DispatchError) as exc:
             raise Refused("status", str(exc)) from exc
         return self._changed(incident_view(changed), "status")
+
+    async def dispatch_step(self, incident_id: str, dispatch_id: str, state: DispatchStepState,
+                            by: str) -> Incident:
+        """En route, on scene or closed, stamped by the service's clock (never a client's time)."""
+        number = _incident_id(incident_id)
+        dispatch = _dispatch_id(dispatch_id, number)
+        what = state.value.replace("_", " ")
+        try:
+            current = await self.service.get(number)
+            found = next((d for d in current.dispatches if d.id == dispatch), None)
+            if found is None:
+                shown = ", ".join(f"{d.id} ({d.unit_id})" for d in current.dispatches) or "none yet"
+                raise NotFound(f"dispatch_id: incident #{number} has no dispatch {dispatch} (its dispatches: "
+                               f"{shown}); reload the incident list")
+            if current.status is incident_model.IncidentStatus.DONE:
+                raise Refused("incident_id", f"incident #{number} is done (closed), and its dispatches with "
+                                             f"it; dispatch {dispatch} cannot be marked {what}")
+            if not found.is_open:
+                raise Refused("dispatch_id", f"dispatch {dispatch} ({found.unit_id}) is closed; it cannot be "
+                                             f"marked {what}. Dispatch the unit again if it is needed")
+            step = {DispatchStepState.EN_ROUTE: self.service.en_route,
+                    DispatchStepState.ON_SCENE: self.service.arrive,
+                    DispatchStepState.CLOSED: self.service.close_dispatch}[state]
+            await step(number, by=by, dispatch_id=dispatch)
+        except IncidentNotFound as exc:
+            raise NotFound(f"incident_id: {exc}") from exc
+        except DispatchError as exc:
+            raise Refused("state", f"{exc} ({STEP_ORDER})") from exc
+        return self._changed(incident_view(await self.service.get(number)), f"dispatch_{state.value}")
 
     async def units(self) -> Sequence[UnitView]:
         busy = await self.service.busy_units()

@@ -14,9 +14,13 @@ import pytest
 from callflow.console import CONSOLE_SCHEMA, AccountStore, AuditLog, ConsoleContext, EventHub, Providers, Role
 from callflow.console.app import create_app
 from callflow.console.throttle import LoginThrottle
+from callflow.console.wiring import StoreWiring, store_providers
+from callflow.incidents import load_registry
 from callflow.store import open_database
+from tests.conftest import REPO
 
 PASSWORD = "correct horse battery"
+AGENCIES = REPO / "examples" / "agencies-manado.example.toml"
 
 
 @dataclass
@@ -68,3 +72,24 @@ async def console(tmp_path: Path) -> AsyncIterator[Console]:
         yield Console(db, ctx, clock, client)
     finally:
         await db.close()
+
+
+@pytest.fixture
+async def wired(console: Console, tmp_path: Path) -> AsyncIterator[tuple[Console, StoreWiring, Path]]:
+    """The console over the real providers (wiring.py) on a temporary store, the Manado example units."""
+    database = tmp_path / "siaga112.db"
+    root = tmp_path / "recordings"
+    root.mkdir()
+    wiring = store_providers(database, recordings_root=root, clock=console.clock,
+                             registry=load_registry(AGENCIES))
+    for resource in wiring.resources:
+        await resource.start()
+    console.ctx.providers.calls = wiring.providers.calls
+    console.ctx.providers.incidents = wiring.providers.incidents
+    console.ctx.providers.reports = wiring.providers.reports
+    console.ctx.providers.recordings = wiring.providers.recordings
+    try:
+        yield console, wiring, database
+    finally:
+        for resource in reversed(wiring.resources):
+            await resource.stop()

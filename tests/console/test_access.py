@@ -45,7 +45,7 @@ class CsvReports:
 
 def _concrete(path: str) -> str:
     return path.replace("{incident_id}", "inc-1").replace("{recording_id}", "rec-1") \
-        .replace("{number}", "081234567890")
+        .replace("{number}", "081234567890").replace("{dispatch_id}", "1")
 
 
 async def _operations(console: Console) -> list[tuple[str, str]]:
@@ -77,6 +77,7 @@ async def test_every_state_changing_operation_refuses_a_missing_csrf_token(conso
     ("op1", "POST", "/api/incidents", SAMPLE),
     ("op1", "POST", "/api/incidents/inc-1/dispatch", {"unit": "Ambulans Wenang"}),
     ("op1", "POST", "/api/incidents/inc-1/status", {"status": "done"}),
+    ("sup", "POST", "/api/incidents/inc-1/dispatches/1/step", {"state": "en_route"}),
 ])
 async def test_state_changing_request_without_csrf_token_is_refused(
         console: Console, user: str, method: str, path: str, body: object) -> None:
@@ -208,7 +209,9 @@ async def test_pages_and_openapi(console: Console) -> None:
         assert (await c.get("/static/common.js")).status_code == 200
         spec = (await c.get("/api/openapi.json")).json()
     for path in ("/api/auth/login", "/api/queues", "/api/operators", "/api/calls/recent", "/api/incidents",
-                 "/api/incidents/{incident_id}/dispatch", "/api/callbacks", "/api/reports/export",
+                 "/api/incidents/{incident_id}/dispatch",
+                 "/api/incidents/{incident_id}/dispatches/{dispatch_id}/step", "/api/callbacks",
+                 "/api/reports/export",
                  "/api/recordings/{recording_id}/download", "/api/events", "/api/units",
                  "/api/calls/stats/today", "/api/reports/summary"):
         assert path in spec["paths"], path

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,17 +16,14 @@ import pytest
 from callflow.calls.model import CallClass, CallRecord, Outcome
 from callflow.calls.records import store_records
 from callflow.calls.tracker import SCHEMAS as CALL_SCHEMAS
-from callflow.console.wiring import StoreWiring, spreadsheet_safe, store_providers
-from callflow.incidents import load_registry
+from callflow.console.wiring import StoreWiring, spreadsheet_safe
 from callflow.store import open_database
 from recordings.index import SCHEMA as RECORDING_SCHEMA
 from recordings.index import RecordingIndex, RecordingStatus
-from tests.conftest import REPO
 from tests.console.conftest import Console
 
 NOW = datetime(2026, 11, 22, 8, 0, 0, 123456, tzinfo=UTC)  # the console fixture's clock: 16:00 WITA
 NUMBER = "081234500112"
-AGENCIES = REPO / "examples" / "agencies-manado.example.toml"
 
 
 def call(linkedid: str, arrival: datetime, outcome: Outcome, *, number: str = NUMBER,
@@ -37,26 +33,6 @@ def call(linkedid: str, arrival: datetime, outcome: Outcome, *, number: str = NU
                       call_class=CallClass.EMERGENCY, outcome=outcome, arrival=arrival,
                       ended=arrival + timedelta(seconds=60), answered=answered,
                       operator="op1" if answered else "", queue="emergency", ivr_path=("root", "1"))
-
-
-@pytest.fixture
-async def wired(console: Console, tmp_path: Path) -> AsyncIterator[tuple[Console, StoreWiring, Path]]:
-    database = tmp_path / "siaga112.db"
-    root = tmp_path / "recordings"
-    root.mkdir()
-    wiring = store_providers(database, recordings_root=root, clock=console.clock,
-                             registry=load_registry(AGENCIES))
-    for resource in wiring.resources:
-        await resource.start()
-    console.ctx.providers.calls = wiring.providers.calls
-    console.ctx.providers.incidents = wiring.providers.incidents
-    console.ctx.providers.reports = wiring.providers.reports
-    console.ctx.providers.recordings = wiring.providers.recordings
-    try:
-        yield console, wiring, database
-    finally:
-        for resource in reversed(wiring.resources):
-            await resource.stop()
 
 
 async def _store(database: Path, records: list[CallRecord]) -> None:

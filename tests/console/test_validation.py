@@ -9,7 +9,13 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from callflow.console.catalog import IncidentStatus
-from callflow.console.models import Incident, IncidentDraft, OperatorState, OperatorStatus
+from callflow.console.models import (
+    DispatchStepState,
+    Incident,
+    IncidentDraft,
+    OperatorState,
+    OperatorStatus,
+)
 from callflow.console.routes_floor import start_of_day
 from tests.console.conftest import Console
 
@@ -42,6 +48,11 @@ class RecordingIncidents:
 
     async def set_status(self, incident_id: str, status: IncidentStatus, by: str) -> Incident:
         self.changes.append((incident_id, status.value))
+        return self._incident(IncidentDraft(category="fire", district="wenang"), by)  # type: ignore[arg-type]
+
+    async def dispatch_step(self, incident_id: str, dispatch_id: str, state: DispatchStepState,
+                            by: str) -> Incident:
+        self.changes.append((incident_id, f"{dispatch_id}:{state.value}"))
         return self._incident(IncidentDraft(category="fire", district="wenang"), by)  # type: ignore[arg-type]
 
 
@@ -101,8 +112,14 @@ async def test_valid_incident_reaches_the_provider_with_who_created_it(console: 
         assert bad.status_code in (404, 422)
         ok = await c.post("/api/incidents/inc-1/dispatch", json={"unit": "Damkar Wenang"})
         assert ok.status_code == 200
+        bad = await c.post("/api/incidents/inc-1/dispatches/7/step", json={"state": "arrived"})
+        assert (bad.status_code, bad.json()["fields"][0]["field"]) == (422, "state")
+        bad = await c.post("/api/incidents/inc-1/dispatches/7%3B1/step", json={"state": "on_scene"})
+        assert (bad.status_code, bad.json()["fields"][0]["field"]) == (422, "dispatch_id")
+        ok = await c.post("/api/incidents/inc-1/dispatches/7/step", json={"state": "on_scene"})
+        assert ok.status_code == 200
     assert len(incidents.created) == 1
-    assert incidents.changes == [("inc-1", "Damkar Wenang")]
+    assert incidents.changes == [("inc-1", "Damkar Wenang"), ("inc-1", "7:on_scene")]
 
 
 async def test_pause_needs_a_reason_and_only_operators_set_their_state(console: Console) -> None:
