@@ -2,8 +2,8 @@
 
 A supervisor's wallboard shows an emergency caller waiting, live, and 0 once the caller gives up. A
 repeat caller's call pops on the operator's console with the number, time waited, IVR choice and the
-earlier call; the operator classifies, dispatches and closes it on the page; the wallboard counts the
-call answered within 10 s. Screenshots go to ``artifacts/``.
+earlier call; the operator classifies, dispatches, marks the unit en route and on scene, and closes it
+on the page; the wallboard counts the call answered within 10 s. Screenshots go to ``artifacts/``.
 """
 
 from __future__ import annotations
@@ -96,6 +96,18 @@ def _choose(driver: object, css: str, value: str) -> None:
     for attempt in range(5):
         try:
             Select(driver.find_element(By.CSS_SELECTOR, css)).select_by_value(value)  # type: ignore[attr-defined]
+        except StaleElementReferenceException:
+            if attempt == 4:
+                raise
+        else:
+            return
+
+
+def _click(driver: object, css: str) -> None:
+    """Click, finding the element again if the page re-rendered it meanwhile."""
+    for attempt in range(5):
+        try:
+            driver.find_element(By.CSS_SELECTOR, css).click()  # type: ignore[attr-defined]
         except StaleElementReferenceException:
             if attempt == 4:
                 raise
@@ -248,7 +260,7 @@ async def test_repeat_call_pops_is_classified_dispatched_closed_and_counted_on_t
 
 
 def _operator_takes_the_call(driver: object) -> None:
-    """On the console page: the pop, then classify, dispatch and close the incident."""
+    """On the console page: the pop, then classify, dispatch (en route, on scene) and close the incident."""
     _wait_text(driver, "#pop-number", NUMBER, 10)
     _wait_text(driver, "#pop-state", "connected", 5)
     assert "emergency" in _text(driver, "#pop-queue")
@@ -274,6 +286,18 @@ def _operator_takes_the_call(driver: object) -> None:
     driver.find_element(By.CSS_SELECTOR, f"{row} button").click()  # type: ignore[attr-defined]
     _wait_contains(driver, f"{row} .dispatched", "(dispatched)", 10)
     assert _selected(driver, f"{row} select:not(.unit)") == "handling"  # dispatch moved it on
+    # the unit's later steps, each stamped by the engine (they feed "dispatch -> on scene")
+    line = f"{row} .dispatched .dispatch"
+    time.sleep(0.5)
+    _click(driver, f"{line} button[data-step='en_route']")
+    _wait_contains(driver, f"{row} .dispatched", "(en_route)", 10)
+    assert "en route " in _text(driver, line)
+    time.sleep(0.5)
+    _click(driver, f"{line} button[data-step='on_scene']")
+    _wait_contains(driver, f"{row} .dispatched", "(on_scene)", 10)
+    assert "on scene " in _text(driver, line)
+    assert [b.get_attribute("data-step") for b in driver.find_elements(  # type: ignore[attr-defined]
+        By.CSS_SELECTOR, f"{line} button")] == ["closed"]  # only the next step is offered
     _screenshot(driver, "console.png")
     time.sleep(0.5)
     _choose(driver, f"{row} select:not(.unit)", "done")

@@ -179,10 +179,36 @@
       catch (e) { if (e.status === 409 || e.status === 422) msg.textContent = e.message; else unavailable($("panel-incidents"), e); }
     });
     status.addEventListener("change", () => { msg.textContent = ""; });
-    const sent = i.dispatches.map((d) => `${d.unit_name} (${d.state})`).join(", ");
+    const sent = el("div", { class: "sub dispatched" }, ...i.dispatches.map((d) => dispatchLine(i, d, msg)));
     return el("tr", { "data-incident": i.id }, el("td", { text: `#${i.id} ${i.category}` }), el("td", { text: i.district }),
       el("td", {}, status),
-      el("td", {}, i.status === "done" ? "" : el("div", { class: "row" }, unit, send), el("div", { class: "sub dispatched", text: sent }), msg));
+      el("td", {}, i.status === "done" ? "" : el("div", { class: "row" }, unit, send), sent, msg));
+  }
+
+  // a dispatch's steps, forward only; en route and on scene may be skipped (the server stamps the time)
+  const STEPS = [["en_route", "En route"], ["on_scene", "On scene"], ["closed", "Close"]];
+  const RANK = { dispatched: 0, en_route: 1, on_scene: 2, closed: 3 };
+
+  function dispatchLine(i, d, msg) {
+    const times = [["dispatched", d.dispatched_at], ["en route", d.en_route_at], ["on scene", d.on_scene_at],
+      ["closed", d.closed_at]].filter(([, at]) => at).map(([what, at]) => `${what} ${new Date(at).toLocaleTimeString()}`);
+    const line = el("div", { class: "dispatch", "data-dispatch": d.id },
+      el("span", { text: `${d.unit_name} (${d.state})${d.example_data ? " [example]" : ""} — ${times.join(", ")}` }));
+    if (d.state === "closed" || i.status === "done") return line;
+    for (const [state, label] of STEPS.filter(([s]) => RANK[s] > RANK[d.state])) {
+      const b = el("button", { type: "button", class: "step", "data-step": state, text: label,
+        "aria-label": `${label}: ${d.unit_name}, incident ${i.id}` });
+      b.addEventListener("click", async () => {
+        msg.textContent = "";
+        try { await api("POST", `/api/incidents/${i.id}/dispatches/${d.id}/step`, { state }); loadIncidents(); }
+        catch (e) {
+          if (e.status === 404 || e.status === 409 || e.status === 422) msg.textContent = e.message;
+          else unavailable($("panel-incidents"), e);
+        }
+      });
+      line.append(" ", b);
+    }
+    return line;
   }
 
   async function probeOperators() {
