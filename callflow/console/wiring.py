@@ -174,8 +174,8 @@ def _dispatch_id(text: str, incident: int) -> int:
     return int(text)
 
 
-STEP_ORDER = ("steps go dispatched -> en route -> on scene -> closed, forward only (en route and on scene "
-              "may be skipped); reload the incident to see its current step")
+STEP_ORDER = ("steps go dispatched -> en route -> on scene -> closed, forward only, and en route or on scene "
+              "may be skipped: reload the incident list to see the dispatch's current step")
 
 
 class ServiceIncidents:
@@ -276,7 +276,8 @@ class ServiceIncidents:
                                f"{shown}); reload the incident list")
             if current.status is incident_model.IncidentStatus.DONE:
                 raise Refused("incident_id", f"incident #{number} is done (closed), and its dispatches with "
-                                             f"it; dispatch {dispatch} cannot be marked {what}")
+                                             f"it; dispatch {dispatch} cannot be marked {what}. Create a new "
+                                             "incident if help is needed again")
             if not found.is_open:
                 raise Refused("dispatch_id", f"dispatch {dispatch} ({found.unit_id}) is closed; it cannot be "
                                              f"marked {what}. Dispatch the unit again if it is needed")

@@ -129,6 +129,7 @@ async def test_a_step_may_be_skipped_but_never_taken_backwards(
         r = await _step(c, other, second, {"state": "on_scene"})
         assert (r.status_code, r.json()["fields"][0]["field"]) == (409, "incident_id")
         assert f"incident #{other} is done" in r.json()["message"]
+        assert "Create a new incident" in r.json()["message"]
     assert [e[0] for e in await _events(database)] == ["dispatched", "on_scene", "closed", "dispatched",
                                                        "closed"]
 
