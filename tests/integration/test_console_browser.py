@@ -288,16 +288,15 @@ def _operator_takes_the_call(driver: object) -> None:
     assert _selected(driver, f"{row} select:not(.unit)") == "handling"  # dispatch moved it on
     # the unit's later steps, each stamped by the engine (they feed "dispatch -> on scene")
     line = f"{row} .dispatched .dispatch"
-    time.sleep(0.5)
     _click(driver, f"{line} button[data-step='en_route']")
     _wait_contains(driver, f"{row} .dispatched", "(en_route)", 10)
-    assert "en route " in _text(driver, line)
-    time.sleep(0.5)
+    _wait_contains(driver, line, "en route ", 5)  # the engine's time, shown
     _click(driver, f"{line} button[data-step='on_scene']")
     _wait_contains(driver, f"{row} .dispatched", "(on_scene)", 10)
-    assert "on scene " in _text(driver, line)
-    assert [b.get_attribute("data-step") for b in driver.find_elements(  # type: ignore[attr-defined]
-        By.CSS_SELECTOR, f"{line} button")] == ["closed"]  # only the next step is offered
+    _wait_contains(driver, line, "on scene ", 5)
+    WebDriverWait(driver, 5, poll_frequency=0.1, ignored_exceptions=_STALE).until(  # only the next step
+        lambda d: [b.get_attribute("data-step") for b in d.find_elements(By.CSS_SELECTOR, f"{line} button")]
+        == ["closed"])
     _screenshot(driver, "console.png")
     time.sleep(0.5)
     _choose(driver, f"{row} select:not(.unit)", "done")
