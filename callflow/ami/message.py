@@ -91,7 +91,7 @@ class AmiMessage:
     """
 
     __slots__ = ("_parts", "_shape")
-    _parts: list[str]  # [key, value, key, value, ...] (keys as in shape.keys); never mutated
+    _parts: list[str]  # [key, value, ...] as parsed (hot path: keys marked); names: _shape.names; read-only
     _shape: Shape
 
     def __init__(self, headers: Iterable[tuple[str, str]] = ()) -> None:
