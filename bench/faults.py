@@ -77,7 +77,9 @@ class _Link:
         write waits in the kernel's buffers (then the peers' own) and is never delivered."""
         self.frozen = True
         for writer in self.writers:
-            writer.transport.pause_reading()
+            transport = writer.transport
+            if isinstance(transport, asyncio.ReadTransport):  # a socket transport: it is
+                transport.pause_reading()
 
     def close(self) -> None:
         for writer in self.writers:
@@ -228,7 +230,7 @@ async def ami_blackhole(run: Run) -> datetime:
         closed = proxy.restore()
     end = kit.utc_now()
     run.notes.append(f"blackhole: {closed} connection(s) closed at its end, {proxy.swallowed} accepted "
-                     f"during it (engine reconnect attempts); {proxy.forwarded} forwarded over the run")
+                     f"during it (engine reconnect attempts)")
     return end
 
 
@@ -255,8 +257,18 @@ def blackhole_notes(run: Run, end: datetime) -> float | None:
     if run.proxy.forwarded == 0:  # the engine did not go through the proxy: the blackhole proved nothing
         run.notes.append("NO CONNECTION WENT THROUGH THE PROXY")
         run.ok = False
-    failed = sum(1 for line in run.engine.lines if line.get("event") == "ami.connect_failed")
-    run.notes.append(f"engine's failed (re)connect attempts over the run: {failed}")
+    assert run.fault_began is not None  # noqa: S101
+    steps = []
+    for line in run.engine.lines:
+        name = str(line.get("event"))
+        if name.startswith("ami.") and "timestamp" in line:
+            at = (datetime.fromisoformat(line["timestamp"]) - run.fault_began).total_seconds()
+            if at >= 0:
+                steps.append(f"{name.removeprefix('ami.')} {at:.1f}")
+    lasted = (end - run.fault_began).total_seconds()
+    run.notes.append(f"proxy: {run.proxy.forwarded} connection(s) forwarded over the run; the engine's AMI "
+                     f"link, s after the blackhole began (it lasted {lasted:.1f} s): "
+                     f"{', '.join(steps) or 'nothing logged'}")
     return detect_seconds(run, end)
 
 
