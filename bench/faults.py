@@ -4,8 +4,16 @@ one fault injected mid-run; then every call Asterisk saw must have exactly one r
 Scenarios (--scenario NAME):
   engine-kill          the engine gets SIGKILL (its IVR child dies with it); restarted --fault-s later
   asterisk-restart     ``core restart now`` on the lab Asterisk (over AMI); operators re-added once it is back
-  ami-half-open        the engine is frozen (SIGSTOP) for --fault-s (30 s): its AMI connection stays open but
-                       nothing is read or written on it (a half-open link); then SIGCONT
+  engine-freeze        the whole engine process is frozen (SIGSTOP) for --fault-s (30 s), then SIGCONT: its
+                       AMI socket stays open and Asterisk keeps queueing events into it; the engine's
+                       heartbeat is frozen too: a stalled process, not a half-open link (see ami-blackhole)
+  ami-blackhole        the engine reaches the lab's AMI through a TCP proxy of the benchmark's (loopback); for
+                       --fault-s (20 s) the proxy stops reading both sockets of the engine's connection (no
+                       FIN, no RST: the engine sees a silent, half-open link) and accepts new connections but
+                       neither reads them nor connects them upstream (reconnects fail the same way); then it
+                       closes them all and forwards new connections again. Also reported: detect_s, from the
+                       blackhole's start to the engine's ``ami.link_lost`` log line (-1: not detected while
+                       the blackhole lasted)
   kill-during-writes   heavier load (--rate 20); the engine's committed journal and records are read by a
                        separate connection, the engine is SIGKILLed at once, then the database is checked
                        (PRAGMA integrity_check, every committed row present and unchanged); restarted after
@@ -17,14 +25,15 @@ Reported: offered (caller channels Asterisk created, from the benchmark's own re
 records, lost (offered without a record), duplicated (extra records for one caller), what SIPp counted,
 and recover_s: from the fault's end (engine restarted, restart command sent, engine thawed, space freed)
 until the engine journals a live AMI event again (Timestamp after the fault's end, received within 1 s of
-it); for disk-full, until the first recording made after the space was freed is stored ``ok``.
+it); for disk-full, until the first recording made after the space was freed is stored ``ok``; for
+ami-blackhole, from the proxy forwarding again.
 
     .venv/bin/python bench/faults.py --scenario NAME [--lab INSTANCE] [--rate 2] [--seconds 45]
         [--fault-at 12] [--fault-s N] [--hold-ms 2000]
 
 Without --lab it starts its own lab (bench-faults-<checkout digest>) on free ports and stops it afterwards.
 Last line:
-``RESULT lost=N duplicated=N recover_s=N``.
+``RESULT lost=N duplicated=N recover_s=N`` (ami-blackhole: ``... detect_s=N`` too).
 """
 
 from __future__ import annotations
@@ -50,9 +59,108 @@ from callflow.lab import LabStatus
 
 EMERGENCY_SHARE = 0.74
 TMPFS_MB = 300  # above the recording policy's 200 MB free-space floor, so recording works until filled
-DEFAULT_FAULT_S = {"engine-kill": 5.0, "asterisk-restart": 0.0, "ami-half-open": 30.0,
-                   "kill-during-writes": 3.0, "disk-full": 20.0}
+DEFAULT_FAULT_S = {"engine-kill": 5.0, "asterisk-restart": 0.0, "engine-freeze": 30.0,
+                   "ami-blackhole": 20.0, "kill-during-writes": 3.0, "disk-full": 20.0}
 DEFAULT_RATE = {"kill-during-writes": 20.0}
+
+
+class _Link:
+    """One client connection through :class:`BlackholeProxy` (and its upstream one, once connected)."""
+
+    def __init__(self, client: asyncio.StreamWriter) -> None:
+        self.writers = [client]
+        self.frozen = False
+        self.closed = asyncio.Event()
+
+    def freeze(self) -> None:
+        """Stop reading every socket of this link: the sockets stay open (no FIN, no RST); what the peers
+        write waits in the kernel's buffers (then the peers' own) and is never delivered."""
+        self.frozen = True
+        for writer in self.writers:
+            transport = writer.transport
+            if isinstance(transport, asyncio.ReadTransport):  # a socket transport: it is
+                transport.pause_reading()
+
+    def close(self) -> None:
+        for writer in self.writers:
+            writer.close()
+        self.closed.set()
+
+    async def pump(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError):
+            while not self.frozen:
+                data = await src.read(65536)
+                if not data:
+                    self.close()  # one side closed: close the other (a plain proxy)
+                    break
+                if self.frozen:
+                    break  # read just before the freeze, never forwarded (in flight when the link died)
+                dst.write(data)
+                await dst.drain()
+        await self.closed.wait()
+
+
+class BlackholeProxy:
+    """A TCP proxy on loopback in front of the lab's AMI, for the engine only. ``blackhole()`` freezes every
+    connection (see :meth:`_Link.freeze`) and new ones are accepted and frozen at once, never connected
+    upstream; ``restore()`` closes them all and forwards new connections again. It never looks at or logs
+    the bytes (the AMI login carries the secret)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.upstream = (host, port)
+        self.port = 0
+        self.blackholed = False
+        self.forwarded = 0  # connections forwarded upstream
+        self.swallowed = 0  # connections accepted during the blackhole
+        self._links: set[_Link] = set()
+        self._server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> BlackholeProxy:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None  # noqa: S101
+        self._server.close()
+        for link in list(self._links):
+            link.close()
+        await self._server.wait_closed()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        link = _Link(writer)
+        self._links.add(link)
+        try:
+            if self.blackholed:
+                self.swallowed += 1
+                link.freeze()
+                await link.closed.wait()
+                return
+            try:
+                up_reader, up_writer = await asyncio.open_connection(*self.upstream)
+            except OSError:
+                return  # Asterisk is not there: the client sees the connection close, as without a proxy
+            link.writers.append(up_writer)
+            self.forwarded += 1
+            if self.blackholed:  # began while connecting upstream
+                link.freeze()
+            await asyncio.gather(link.pump(reader, up_writer), link.pump(up_reader, writer))
+        finally:
+            link.close()
+            self._links.discard(link)
+
+    def blackhole(self) -> None:
+        self.blackholed = True
+        for link in self._links:
+            link.freeze()
+
+    def restore(self) -> int:
+        """Close every blackholed connection and forward new ones again; returns how many were closed."""
+        self.blackholed = False
+        frozen = [link for link in self._links if link.frozen]
+        for link in frozen:
+            link.close()
+        return len(frozen)
 
 
 @dataclass
@@ -64,10 +172,12 @@ class Run:
     work: Path
     notes: list[str] = field(default_factory=list)
     ok: bool = True
+    proxy: BlackholeProxy | None = None
+    fault_began: datetime | None = None  # when the fault began (ami-blackhole)
 
 
 async def restart_engine(run: Run) -> datetime:
-    run.engine = kit.Engine(run.lab.instance, run.engine.database)
+    run.engine = kit.Engine(run.lab.instance, run.engine.database, run.engine.env)
     end = kit.utc_now()
     took = await run.engine.start()
     run.notes.append(f"engine restarted: IVR listening {took:.1f} s after the restart")
@@ -100,13 +210,66 @@ async def asterisk_restart(run: Run) -> datetime:
     return end
 
 
-async def ami_half_open(run: Run) -> datetime:
+async def engine_freeze(run: Run) -> datetime:
     os.kill(run.engine.pid, signal.SIGSTOP)
     try:
         await asyncio.sleep(run.fault_s)
     finally:
         os.kill(run.engine.pid, signal.SIGCONT)
     return kit.utc_now()
+
+
+async def ami_blackhole(run: Run) -> datetime:
+    proxy = run.proxy
+    assert proxy is not None  # noqa: S101 - bench() starts it for this scenario
+    proxy.blackhole()
+    run.fault_began = kit.utc_now()
+    try:
+        await asyncio.sleep(run.fault_s)
+    finally:
+        closed = proxy.restore()
+    end = kit.utc_now()
+    run.notes.append(f"blackhole: {closed} connection(s) closed at its end, {proxy.swallowed} accepted "
+                     f"during it (engine reconnect attempts)")
+    return end
+
+
+def detect_seconds(run: Run, end: datetime) -> float | None:
+    """Seconds from the blackhole's start to the engine's first ``ami.link_lost`` log line after it, if that
+    came before the blackhole's end (a loss after it is the proxy closing the link, not a detection)."""
+    assert run.fault_began is not None  # noqa: S101
+    for line in run.engine.lines:
+        if line.get("event") != "ami.link_lost" or "timestamp" not in line:
+            continue
+        at = datetime.fromisoformat(line["timestamp"])
+        if at < run.fault_began:
+            continue
+        run.notes.append(f"engine's first ami.link_lost after the blackhole began: {at:%H:%M:%S.%f} UTC, "
+                         f"reason {line.get('reason')!r}")
+        return (at - run.fault_began).total_seconds() if at <= end else None
+    run.notes.append("the engine never logged ami.link_lost after the blackhole began")
+    return None
+
+
+def blackhole_notes(run: Run, end: datetime) -> float | None:
+    """detect_s (see :func:`detect_seconds`), with the engine's reconnect attempts in the notes."""
+    assert run.proxy is not None  # noqa: S101
+    if run.proxy.forwarded == 0:  # the engine did not go through the proxy: the blackhole proved nothing
+        run.notes.append("NO CONNECTION WENT THROUGH THE PROXY")
+        run.ok = False
+    assert run.fault_began is not None  # noqa: S101
+    steps = []
+    for line in run.engine.lines:
+        name = str(line.get("event"))
+        if name.startswith("ami.") and "timestamp" in line:
+            at = (datetime.fromisoformat(line["timestamp"]) - run.fault_began).total_seconds()
+            if at >= 0:
+                steps.append(f"{name.removeprefix('ami.')} {at:.1f}")
+    lasted = (end - run.fault_began).total_seconds()
+    run.notes.append(f"proxy: {run.proxy.forwarded} connection(s) forwarded over the run; the engine's AMI "
+                     f"link, s after the blackhole began (it lasted {lasted:.1f} s): "
+                     f"{', '.join(steps) or 'nothing logged'}")
+    return detect_seconds(run, end)
 
 
 def _snapshot(database: Path) -> tuple[dict[int, str], dict[str, str]]:
@@ -180,8 +343,8 @@ async def disk_full(run: Run) -> datetime:
 
 
 FAULTS: dict[str, Callable[[Run], Awaitable[datetime]]] = {
-    "engine-kill": engine_kill, "asterisk-restart": asterisk_restart, "ami-half-open": ami_half_open,
-    "kill-during-writes": kill_during_writes, "disk-full": disk_full}
+    "engine-kill": engine_kill, "asterisk-restart": asterisk_restart, "engine-freeze": engine_freeze,
+    "ami-blackhole": ami_blackhole, "kill-during-writes": kill_during_writes, "disk-full": disk_full}
 
 
 @contextlib.contextmanager
@@ -245,8 +408,20 @@ async def load(lab: LabStatus, prefix: str, *, rate: float, seconds: float, hold
 
 async def bench(lab: LabStatus, scenario: str, *, rate: float, seconds: float, fault_at: float,
                 fault_s: float, hold_ms: int) -> int:
+    if scenario != "ami-blackhole":
+        return await _bench(lab, scenario, None, rate=rate, seconds=seconds, fault_at=fault_at,
+                            fault_s=fault_s, hold_ms=hold_ms)
+    async with BlackholeProxy(lab.ami["host"], int(lab.ami["port"])) as proxy:
+        return await _bench(lab, scenario, proxy, rate=rate, seconds=seconds, fault_at=fault_at,
+                            fault_s=fault_s, hold_ms=hold_ms)
+
+
+async def _bench(lab: LabStatus, scenario: str, proxy: BlackholeProxy | None, *, rate: float, seconds: float,
+                 fault_at: float, fault_s: float, hold_ms: int) -> int:
     work = kit.workdir(f"faults-{scenario}")
-    engine = kit.Engine(lab.instance, work / "siaga112.db")
+    # through the proxy: the lab's AMI user and secret, the proxy's address (an explicit port wins over --lab)
+    env = {"SIAGA112_AMI__HOST": "127.0.0.1", "SIAGA112_AMI__PORT": str(proxy.port)} if proxy else None
+    engine = kit.Engine(lab.instance, work / "siaga112.db", env)
     print(f"faults {scenario}: machine {kit.machine()}", flush=True)
     await engine.start()
     began_at = kit.utc_now()
@@ -256,7 +431,7 @@ async def bench(lab: LabStatus, scenario: str, *, rate: float, seconds: float, f
     prefix = f"0899{kit.run_tag()}"  # caller numbers: prefix, 5 (emergency) or 6 (complaint), index
     try:
         async with kit.Watcher(lab, prefix) as watcher, kit.operators(lab, watcher.session):
-            run = Run(lab, engine, watcher, fault_s, work)
+            run = Run(lab, engine, watcher, fault_s, work, proxy=proxy)
             calls = asyncio.create_task(load(lab, prefix, rate=rate, seconds=seconds, hold_ms=hold_ms,
                                              work=work))
             await asyncio.sleep(fault_at)
@@ -277,6 +452,7 @@ async def bench(lab: LabStatus, scenario: str, *, rate: float, seconds: float, f
                      f"{kit.percentile(lags, 50):.1f} ms, p99 {kit.percentile(lags, 99):.1f} ms, max "
                      f"{max(lags, default=0):.0f} ms ({len(lags)} events); the (last) engine lost its AMI "
                      f"link {lost_links} time(s)")
+    detect = blackhole_notes(run, end) if proxy is not None else None
     for note in run.notes:
         print(f"  {note}")
     if scenario == "disk-full":
@@ -295,7 +471,9 @@ async def bench(lab: LabStatus, scenario: str, *, rate: float, seconds: float, f
     if t.lost:
         print(f"  lost: {', '.join(t.lost[:10])}")
     recovered = f"{recover:.1f}" if recover is not None else "-1"
-    print(f"RESULT lost={len(t.lost)} duplicated={t.duplicated} recover_s={recovered}")
+    detected = "" if scenario != "ami-blackhole" else f" detect_s={detect:.1f}" if detect is not None else \
+        " detect_s=-1"
+    print(f"RESULT lost={len(t.lost)} duplicated={t.duplicated} recover_s={recovered}{detected}")
     return 0 if run.ok and integrity == "ok" else 1
 
 

@@ -183,7 +183,8 @@ class Engine:
     """``siaga112 serve --lab INSTANCE --database PATH --http off`` as a child process; keeps the log lines
     the benchmarks read (connections, records with their log timestamp, warnings and errors)."""
 
-    KEEP = frozenset({"ami.connected", "ami.link_lost", "ivr.listening", "call.record", "engine.stopped"})
+    KEEP = frozenset({"ami.connected", "ami.link_lost", "ami.connect_failed", "ivr.listening", "call.record",
+                      "engine.stopped"})
 
     def __init__(self, instance: str, database: Path, env: dict[str, str] | None = None) -> None:
         self.instance = instance

@@ -64,11 +64,12 @@ STATE_CHANGING_ACTIONS = frozenset({
 class LinkEvent:
     """The AMI link went ``down`` or came ``up``.
 
-    ``up`` is the gap record: after a loss it carries when the link was lost (``gap_started``) and when
-    it came back (``at``); events in between never reached the engine. It also carries the live state
-    re-read before any later event is handed on: the channels up (CoreShowChannels) and the queues'
-    figures, members and waiting callers (QueueStatus), as of ``resynced_at``, so the call layer can
-    close, keep or adopt the calls it tracked across the gap.
+    ``up`` is the gap record: after a loss it carries when the lost link last delivered anything
+    (``gap_started``; for a silent, half-open link that is before the loss was noticed) and when it came
+    back (``at``); events in between never reached the engine. ``down``'s ``at`` is that same instant.
+    It also carries the live state re-read before any later event is handed on: the channels up
+    (CoreShowChannels) and the queues' figures, members and waiting callers (QueueStatus), as of
+    ``resynced_at``, so the call layer can close, keep or adopt the calls it tracked across the gap.
     """
 
     state: str  # "up" | "down"
@@ -144,6 +145,9 @@ class AmiConnection:
         self._tasks: list[asyncio.Task[None]] = []
         self.closed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self.banner: str | None = None
+        # When bytes last arrived: after a loss, anything Asterisk sent later may be missing (a half-open
+        # link is silent for the whole heartbeat deadline before it is noticed).
+        self.last_received: datetime | None = None
         # Held events wait (in order) until release_events(): the session re-reads state first.
         self._holding = hold_events
         self._held: list[AmiEvent] = []
@@ -240,7 +244,7 @@ class AmiConnection:
                 data = await reader.read(65536)
                 if not data:
                     break
-                received_at = self._clock()
+                received_at = self.last_received = self._clock()
                 if self._tap is not None:
                     self._tap(data)
                 for msg in self._codec.feed(data):

@@ -120,8 +120,12 @@ class AmiSession:
             await conn.close(reason)
             if self._stop.is_set():
                 break
-            gap_started = self._clock()
-            log.warning("ami.link_lost", where=self.endpoint.where(), reason=reason)
+            # The gap starts when the link last delivered anything, not when its loss was noticed: a
+            # silent (half-open) link is noticed only at the heartbeat's deadline, and calls that began and
+            # ended in between are in Asterisk's records only (the call layer recovers from this bound).
+            gap_started = conn.last_received or self._clock()
+            log.warning("ami.link_lost", where=self.endpoint.where(), reason=reason,
+                        silent_since=gap_started.isoformat())
             await self.events.put(LinkEvent("down", gap_started, reason=reason))
             await self._sleep(delay)
 

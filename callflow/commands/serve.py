@@ -32,7 +32,8 @@ def register(sub: Any) -> None:
     p = sub.add_parser("serve", help="run the engine: attach to Asterisk over AMI and handle calls")
     p.add_argument("--config", type=Path, help="settings TOML file (also SIAGA112_CONFIG)")
     p.add_argument("--lab", nargs="?", const="default", metavar="INSTANCE",
-                   help="take AMI address and secret from a running lab (default instance: default)")
+                   help="take AMI address and secret from a running lab (default instance: default); "
+                        "an AMI host/port set explicitly (SIAGA112_AMI__PORT, the settings file) still wins")
     p.add_argument("--log-format", choices=["auto", "json", "console"], help="default: auto")
     p.add_argument("--database", type=Path, metavar="PATH",
                    help="SQLite database (default: the lab's with --lab, else settings.database)")
@@ -46,9 +47,19 @@ def endpoint_for(settings: EngineSettings, lab: str | None) -> AmiEndpoint:
         st = status(lab)
         if not st.running:
             raise LabError(f"lab {lab!r} is not running: start it with `siaga112 lab up`")
-        return st.ami_endpoint()
+        return explicit_address(settings, st.ami_endpoint())
     ami = settings.ami
     return AmiEndpoint(ami.host, ami.port, ami.username, ami.resolved_secret())
+
+
+def explicit_address(settings: EngineSettings, endpoint: AmiEndpoint) -> AmiEndpoint:
+    """``endpoint`` (the lab's) with the AMI host and port the settings set explicitly, if any (a proxy or
+    tunnel in front of the lab's AMI, e.g. ``bench/faults.py --scenario ami-blackhole``); the user and
+    secret stay the lab's."""
+    explicit = settings.ami.model_fields_set if "ami" in settings.model_fields_set else set()
+    return AmiEndpoint(settings.ami.host if "host" in explicit else endpoint.host,
+                       settings.ami.port if "port" in explicit else endpoint.port,
+                       endpoint.username, endpoint.secret)
 
 
 def build_components(settings: EngineSettings, args: argparse.Namespace) -> list[Component]:

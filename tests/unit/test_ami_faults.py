@@ -22,7 +22,7 @@ from callflow.ami import (
     LinkEvent,
     OutcomeUnknown,
 )
-from callflow.ami.client import DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT, next_backoff
+from callflow.ami.client import DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT, next_backoff, utc_now
 from callflow.ami.events import CoreShowChannel, Hangup, Newchannel
 from tests.support.fake_ami import SECRET, FakeAmi, FakeSession
 
@@ -77,6 +77,32 @@ async def test_half_open_link_is_detected_within_5_s_with_defaults(peer: FakeAmi
     assert "half-open" in reason
     assert any(e["event"] == "ami.heartbeat_lost" for e in logs)
     await conn.close()
+
+
+async def test_the_gap_of_a_half_open_link_starts_when_it_went_silent(peer: FakeAmi) -> None:
+    """Not when the heartbeat noticed: calls that began and ended in between must be in the gap."""
+    session = AmiSession(peer.endpoint(), backoff_initial=0.05, ping_interval=0.3, ping_timeout=0.6)
+    async with running(session):
+        up = await next_of(session.events, LinkEvent)
+        assert isinstance(up, LinkEvent)
+        assert up.state == "up"
+        await asyncio.sleep(0.5)  # a Ping or two answered
+        peer.silent = True
+        silent_from = utc_now()
+        with capture_logs() as logs:
+            down = await next_of(session.events, LinkEvent)
+        noticed = utc_now()
+        peer.silent = False
+        again = await next_of(session.events, LinkEvent)
+    assert isinstance(down, LinkEvent)
+    assert isinstance(again, LinkEvent)
+    assert (down.state, again.state, again.reconnect) == ("down", "up", True)
+    assert "half-open" in down.reason
+    assert (noticed - silent_from).total_seconds() >= 0.6  # noticed at the Ping's deadline...
+    assert again.gap_started is not None
+    assert again.gap_started == down.at <= silent_from  # ...the gap starts at the last bytes received
+    lost = next(e for e in logs if e["event"] == "ami.link_lost")
+    assert lost["silent_since"] == again.gap_started.isoformat()
 
 
 async def test_utf8_split_over_tcp_reads_arrives_intact(peer: FakeAmi) -> None:
