@@ -80,6 +80,7 @@ class CallbackService:
         self._inbox: asyncio.Queue[EventItem] = asyncio.Queue()
         self._link_up = False
         self._since: datetime | None = None
+        self.passes = 0  # scheduler passes completed: a caller can wait for "it looked and did nothing"
 
     # -- component protocol ------------------------------------------------------------------------
     async def run(self, engine: Engine) -> None:
@@ -201,12 +202,15 @@ class CallbackService:
             except (sqlite3.Error, ValueError, KeyError):
                 log.exception("callback.catch_up_failed")
             if not self._link_up or not self.policy.enabled:
+                self.passes += 1
                 continue  # disabled: tasks stay listed (open) for a supervisor; nothing is dialled
             try:
                 await self._dial_due()
                 await self._watchdog()
             except (sqlite3.Error, AmiError):
                 log.exception("callback.scheduler_failed")
+            finally:
+                self.passes += 1
 
     async def _dial_due(self) -> None:
         now = self.clock()

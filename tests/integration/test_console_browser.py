@@ -15,7 +15,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -281,10 +280,7 @@ def _operator_takes_the_call(driver: object) -> None:
     incident_id = _text(driver, "#incident-msg").split()[1]
     row = f"#incidents tr[data-incident='{incident_id}']"
     _wait_visible(driver, f"{row} select.unit")
-    time.sleep(0.5)  # the list is re-read twice after a change (own request, live stream): let it settle
-    _choose(driver, f"{row} select.unit", "fire-wenang-1")
-    driver.find_element(By.CSS_SELECTOR, f"{row} button").click()  # type: ignore[attr-defined]
-    _wait_contains(driver, f"{row} .dispatched", "(dispatched)", 10)
+    _dispatch(driver, row, "fire-wenang-1")
     assert _selected(driver, f"{row} select:not(.unit)") == "handling"  # dispatch moved it on
     # the unit's later steps, each stamped by the engine (they feed "dispatch -> on scene")
     line = f"{row} .dispatched .dispatch"
@@ -298,10 +294,23 @@ def _operator_takes_the_call(driver: object) -> None:
         lambda d: [b.get_attribute("data-step") for b in d.find_elements(By.CSS_SELECTOR, f"{line} button")]
         == ["closed"])
     _screenshot(driver, "console.png")
-    time.sleep(0.5)
-    _choose(driver, f"{row} select:not(.unit)", "done")
+    _choose(driver, f"{row} select:not(.unit)", "done")  # the change is sent as the option is chosen
     _wait_contains(driver, f"{row} .dispatched", "(closed)", 10)
     assert _selected(driver, f"{row} select:not(.unit)") == "done"
+
+
+def _dispatch(driver: object, row: str, unit: str) -> None:
+    """Choose the unit and press Dispatch. The list is re-read after each change (the page's own request,
+    then the live stream): a re-render between the choice and the press loses the choice, and the page
+    says "choose a unit"; then choose and press again (at most 5 times)."""
+    for _ in range(5):
+        _choose(driver, f"{row} select.unit", unit)
+        _click(driver, f"{row} button")
+        WebDriverWait(driver, 10, poll_frequency=0.1, ignored_exceptions=_STALE).until(
+            lambda d: "(dispatched)" in _text(d, f"{row} .dispatched") or "choose a unit" in _text(d, row))
+        if "(dispatched)" in _text(driver, f"{row} .dispatched"):
+            return
+    raise AssertionError(f"the dispatch of {unit} never showed on {row}: {_text(driver, row)!r}")
 
 
 def _fill_incident(driver: object) -> None:

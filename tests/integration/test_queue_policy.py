@@ -197,6 +197,8 @@ async def test_emergency_first_then_fifo_by_original_arrival_and_wrapup(
             # three complaint callers: c1 arrives first but spends longer in the IVR than c2
             calls.append(caller(CallerScript(number="081200000011", dtmf=COMPLAINT_SLOW, remote_hangup=True),
                                 queue_lab))
+            # not a settle: c1 must ARRIVE measurably earlier than c2 (QUEUE_PRIO counts quarter-seconds of
+            # arrival, so callers within one quarter-second are equals); c2 then overtakes c1 in the IVR
             await asyncio.sleep(0.8)
             calls.append(caller(CallerScript(number="081200000012", dtmf=COMPLAINT, remote_hangup=True),
                                 queue_lab))

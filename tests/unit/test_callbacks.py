@@ -123,6 +123,17 @@ async def until(predicate: Any, timeout: float = 5.0) -> None:
             await asyncio.sleep(0.01)
 
 
+async def scheduled(svc: CallbackService, passes: int = 3) -> None:
+    """Wait until the service has taken every event handed to it and its scheduler has then looked at the
+    tasks ``passes`` more times: after that, something it did not do is something it will not do."""
+    async with asyncio.timeout(5):
+        while not svc._inbox.empty():  # noqa: ASYNC110 - the worker's queue, no hook to wait on
+            await asyncio.sleep(0.01)
+        start = svc.passes
+        while svc.passes < start + passes:  # noqa: ASYNC110 - a counter, no hook to wait on
+            await asyncio.sleep(0.01)
+
+
 def originate_response(channel_id: str, response: str, reason: str, at: datetime) -> Any:
     return parse_event(AmiMessage((("Event", "OriginateResponse"), ("Response", response),
                                    ("Channel", "PJSIP/citizen-callback-00000001"), ("Reason", reason),
@@ -160,7 +171,7 @@ async def test_withheld_number_is_flagged_and_never_dialled(
     svc, engine, _ = service
     await svc.on_call_record(record(number="anonymous"))
     await svc.handle(LinkEvent("up", T0))
-    await asyncio.sleep(0.1)
+    await scheduled(svc)
     [task] = await list_tasks(svc._db)
     assert task.status is TaskStatus.SUPERVISOR
     assert "withheld" in task.flag
@@ -193,7 +204,7 @@ async def test_failures_then_supervisor_with_attempts_recorded(
     assert [a.outcome for a in attempts] == [AttemptOutcome.NO_ANSWER, AttemptOutcome.BUSY]
     assert all(a.ended_at is not None and a.ended_at.tzinfo is not None for a in attempts)
     assert "2 attempt(s)" in task.flag
-    await asyncio.sleep(0.1)
+    await scheduled(svc)
     assert len(engine.session.sent) == 2  # flagged: never dialled again
     assert [c.status.startswith("supervisor") for c in await svc.callbacks(open_only=True)] == [True]
 
@@ -208,7 +219,7 @@ async def test_unknown_outcome_is_rechecked_not_redialled(
     engine.session.fail_with = None
     await svc.handle(LinkEvent("down", T0))
     await svc.handle(LinkEvent("up", T0))  # re-checked: too young to judge (may still ring)
-    await asyncio.sleep(0.2)
+    await scheduled(svc)
     assert len(engine.session.sent) == 1
     assert await _status(svc, TaskStatus.CHECKING)
     clock.now += timedelta(seconds=30)  # past ring timeout + grace; no live channel, no call record
@@ -262,7 +273,7 @@ async def test_an_attempt_in_flight_at_a_restart_is_rechecked_not_redialled(tmp_
         await second.callbacks(open_only=True)  # ready
         assert await _status(second, TaskStatus.CHECKING)
         await second.handle(LinkEvent("up", T0))
-        await asyncio.sleep(0.2)
+        await scheduled(second)
         assert engine2.session.sent == []  # young attempt, not live: waits for its record or the watchdog
     finally:
         runner.cancel()
@@ -308,7 +319,7 @@ async def test_disabled_callbacks_dial_nothing_not_even_tasks_left_pending(tmp_p
     try:
         await disabled.on_call_record(record(linkedid="1796000000.2", number="081299990000"))
         await disabled.handle(LinkEvent("up", T0))
-        await asyncio.sleep(0.2)
+        await scheduled(disabled)
         assert engine.session.sent == []
         statuses = sorted(c.status for c in await disabled.callbacks(open_only=True))
         assert statuses[0] == "pending"
@@ -347,7 +358,7 @@ async def test_a_stored_record_the_listener_missed_gets_its_task_once(tmp_path: 
         await svc.callbacks(open_only=False)  # ready
         await until(lambda: _count(svc, 1))
         await svc.on_call_record(missed)  # the listener's own call, late: no second task
-        await asyncio.sleep(0.1)
+        await scheduled(svc)
         assert [(t.linkedid, t.status) for t in await svc.callbacks(open_only=False)] == [
             ("1796000000.7", "pending")]
     finally:
