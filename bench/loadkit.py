@@ -36,7 +36,14 @@ from callflow.ami.events import ChannelEvent
 from callflow.calls.model import CallRecord
 from callflow.calls.records import record_from_dict
 from callflow.lab import LabStatus, down, free_ports, status, up
-from callflow.lab.sipp import PRESS_EMERGENCY, CallerScript, SippOperator, free_udp_port, sipp_binary
+from callflow.lab.sipp import (
+    PRESS_EMERGENCY,
+    CallerScript,
+    SippOperator,
+    answer_200,
+    free_udp_port,
+    sipp_binary,
+)
 from callflow.logs import configure_logging
 
 # The caller's choice on the IVR (pbx-config/ivr.toml): 1 = emergency on the first menu; 2 = complaint,
@@ -281,23 +288,7 @@ _OPERATOR_HANGS_UP = """<?xml version="1.0" encoding="ISO-8859-1" ?>
     </action>
   </recv>
   <send><![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]SIPpTag01[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-      v=0
-      o=operator 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[media_ip_type] [media_ip]
-      t=0 0
-      m=audio [media_port] RTP/AVP 0
-      a=rtpmap:0 PCMU/8000
+""" + answer_200("operator") + """\
   ]]></send>
   <recv request="ACK">
     <action>

@@ -53,7 +53,7 @@ from pathlib import Path
 from callflow.ami import AmiConnection, EventItem
 from callflow.ami.events import ChannelEvent
 from callflow.lab import LabStatus, down, free_ports, status, up
-from callflow.lab.sipp import SippOperator, free_udp_port, sipp_binary
+from callflow.lab.sipp import SippOperator, free_udp_port, sdp_pcmu, sipp_binary
 
 ARMS = ("policy", "stock")
 CLASSES = ("emergency", "nonemergency")
@@ -126,13 +126,7 @@ _UAC = """<?xml version="1.0" encoding="ISO-8859-1" ?>
       Content-Type: application/sdp
       Content-Length: [len]
 
-      v=0
-      o=citizen 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[media_ip_type] [media_ip]
-      t=0 0
-      m=audio [media_port] RTP/AVP 0
-      a=rtpmap:0 PCMU/8000
+""" + sdp_pcmu("citizen") + """\
 ]]></send>
 <recv response="100" optional="true" response_txn="invite"/>
 <recv response="180" optional="true" response_txn="invite"/>

@@ -41,6 +41,35 @@ def dtmf_pcap(digit: str) -> Path:
     return DTMF_PCAP_DIR / f"dtmf_2833_{_DTMF_NAMES.get(digit, digit)}.pcap"
 
 
+# SIP message pieces the lab's SIPp scenarios share (here, in bench/loadkit.py and bench/surge_priority.py).
+# No braces in them, so they can be joined into templates filled later with str.format or str.replace.
+
+
+def sdp_pcmu(owner: str) -> str:
+    """An SDP offer/answer of one PCMU audio stream on SIPp's media port; ``owner`` names the o= line."""
+    return (f"      v=0\n      o={owner} 53655765 2353687637 IN IP[local_ip_type] [local_ip]\n      s=-\n"
+            "      c=IN IP[media_ip_type] [media_ip]\n      t=0 0\n      m=audio [media_port] RTP/AVP 0\n"
+            "      a=rtpmap:0 PCMU/8000\n")
+
+
+# The first lines of a UAS's answer to the INVITE just received (180 or 200), with its To tag and Contact.
+_RESPONSE_HEAD = """\
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+"""
+RINGING_180 = "      SIP/2.0 180 Ringing\n" + _RESPONSE_HEAD + "      Content-Length: 0\n"
+
+
+def answer_200(owner: str) -> str:
+    """``200 OK`` to the INVITE just received, answering with one PCMU stream."""
+    return ("      SIP/2.0 200 OK\n" + _RESPONSE_HEAD
+            + "      Content-Type: application/sdp\n      Content-Length: [len]\n\n" + sdp_pcmu(owner))
+
+
 _INVITE = """\
       INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
       Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
@@ -276,14 +305,7 @@ _UAS_NO_ANSWER = """<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="siaga112 operator who does not answer">
   <recv request="INVITE"/>
   <send><![CDATA[
-      SIP/2.0 180 Ringing
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]SIPpTag01[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
-      Content-Length: 0
+""" + RINGING_180 + """\
   ]]></send>
   <recv request="CANCEL"/>
   <send><![CDATA[
@@ -389,34 +411,11 @@ _UAS_ANSWER_THEN_HANG_UP = """<?xml version="1.0" encoding="ISO-8859-1" ?>
   </recv>
   <Reference variables="f0,t0"/>
   <send><![CDATA[
-      SIP/2.0 180 Ringing
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]SIPpTag01[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
-      Content-Length: 0
+""" + RINGING_180 + """\
   ]]></send>
   <pause milliseconds="{ring_ms}"/>
   <send retrans="500"><![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]SIPpTag01[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-      v=0
-      o=citizen 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[media_ip_type] [media_ip]
-      t=0 0
-      m=audio [media_port] RTP/AVP 0
-      a=rtpmap:0 PCMU/8000
+""" + answer_200("citizen") + """\
   ]]></send>
   <recv request="ACK" crlf="true"/>
   <pause milliseconds="{talk_ms}"/>
