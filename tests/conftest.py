@@ -15,6 +15,7 @@ import structlog
 
 from callflow.ami import AmiConnection, EventItem
 from callflow.lab import LabError, LabStatus, down, free_ports, up
+from tests.support.ami_waits import assert_no_channels_left
 from tests.support.engine import EngineProcess
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -91,13 +92,6 @@ async def _no_leaked_channels(request: pytest.FixtureRequest) -> AsyncIterator[N
     conn = AmiConnection(status.ami_endpoint(), events)
     await conn.connect()
     try:
-        channels: list[str] = []
-        for _ in range(100):  # up to 10 s for hang-ups in flight
-            _, items = await conn.list_action("CoreShowChannels")
-            channels = [i.chan.channel for i in items if getattr(i, "chan", None)]
-            if not channels:
-                break
-            await asyncio.sleep(0.1)
-        assert not channels, f"channels leaked after the test: {channels}"
+        await assert_no_channels_left(conn)
     finally:
         await conn.close()

@@ -11,12 +11,12 @@ import hashlib
 import os
 import shutil
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
-from callflow.ami import AmiConnection, AmiEvent, EventItem
+from callflow.ami import AmiConnection, EventItem
 from callflow.lab import (
     LabError,
     LabStatus,
@@ -34,6 +34,7 @@ from callflow.siteconfig._apply import ApplyOutcome, ApplyReport, apply_files
 from callflow.siteconfig._history import ApplyHistory
 from callflow.siteconfig._render import render_site
 from tests.conftest import IN_CI, REPO
+from tests.support.ami_waits import assert_no_channels_left, named, next_event
 
 pytestmark = pytest.mark.integration
 LabAmi = tuple[AmiConnection, asyncio.Queue[EventItem]]
@@ -67,14 +68,7 @@ async def lab_ami(config_lab: LabStatus) -> AsyncIterator[LabAmi]:
     await conn.connect()
     yield conn, events
     try:
-        for _ in range(100):
-            _, items = await conn.list_action("CoreShowChannels")
-            channels = [i.message.get("Channel") for i in items
-                        if i.message.get("Event") == "CoreShowChannel"]
-            if not channels:
-                break
-            await asyncio.sleep(0.1)
-        assert not channels, f"channels leaked after the test: {channels}"
+        await assert_no_channels_left(conn)
     finally:
         await conn.close()
 
@@ -102,19 +96,6 @@ async def apply_site(lab: LabStatus, path: Path) -> ApplyReport:
                              new_ami=lab_ami_after(lab, secrets))
 
 
-async def wait_event(events: asyncio.Queue[EventItem], match: Callable[[AmiEvent], bool],
-                     timeout: float = 20.0) -> AmiEvent:
-    async with asyncio.timeout(timeout):
-        while True:
-            item = await events.get()
-            if isinstance(item, AmiEvent) and match(item):
-                return item
-
-
-def _is(name: str, **headers: str) -> Callable[[AmiEvent], bool]:
-    return lambda e: e.name == name and all(e.message.get(k) == v for k, v in headers.items())
-
-
 async def answered_112_call(lab: LabStatus, conn: AmiConnection, events: asyncio.Queue[EventItem],
                             number: str = "112") -> None:
     """A real call to ``number``: SIPp citizen -> emergency queue -> op1 (SIPp) answers."""
@@ -124,8 +105,8 @@ async def answered_112_call(lab: LabStatus, conn: AmiConnection, events: asyncio
             result = await place_call(lab.sip["host"], lab.sip["port"],
                                       CallerScript(number="081200007777", hold_ms=1000), number=number)
             assert result.ok, result.output
-        await wait_event(events, _is("QueueCallerJoin", Queue="emergency"))
-        await wait_event(events, _is("AgentConnect", MemberName="op1"))
+        await next_event(events, named("QueueCallerJoin", Queue="emergency"))
+        await next_event(events, named("AgentConnect", MemberName="op1"))
     finally:
         await conn.action("QueueRemove", {"Queue": "emergency", "Interface": "PJSIP/op1"})
 
@@ -187,7 +168,7 @@ async def test_call_in_progress_survives_an_apply(
         async with SippOperator(config_lab.operators["op1"]["port"]):
             call = asyncio.create_task(place_call(config_lab.sip["host"], config_lab.sip["port"],
                                                   CallerScript(number="081200008888", hold_ms=8000)))
-            connect = await wait_event(events, _is("AgentConnect", MemberName="op1"))
+            connect = await next_event(events, named("AgentConnect", MemberName="op1"))
             linkedid = connect.message.get("Linkedid")
             report = await apply_site(config_lab, path)
             assert report.outcome is ApplyOutcome.APPLIED, report

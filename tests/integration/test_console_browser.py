@@ -15,8 +15,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 from selenium import webdriver
@@ -90,39 +91,31 @@ async def console_engine(lab: LabStatus, tmp_path: Path) -> AsyncIterator[tuple[
 _STALE = (StaleElementReferenceException,)  # the pages re-render rows when data changes
 
 
-def _choose(driver: object, css: str, value: str) -> None:
-    """Pick an option, finding the select again if the page re-rendered it meanwhile."""
+T = TypeVar("T")
+
+
+def _on_fresh(driver: object, css: str, act: Callable[[Any], T]) -> T:
+    """``act`` on the element ``css`` finds, finding it again (at most 5 times) if the page re-rendered it
+    meanwhile (the pages re-render rows when data changes)."""
     for attempt in range(5):
         try:
-            Select(driver.find_element(By.CSS_SELECTOR, css)).select_by_value(value)  # type: ignore[attr-defined]
+            return act(driver.find_element(By.CSS_SELECTOR, css))  # type: ignore[attr-defined]
         except StaleElementReferenceException:
             if attempt == 4:
                 raise
-        else:
-            return
+    raise AssertionError("unreachable")
+
+
+def _choose(driver: object, css: str, value: str) -> None:
+    _on_fresh(driver, css, lambda e: Select(e).select_by_value(value))
 
 
 def _click(driver: object, css: str) -> None:
-    """Click, finding the element again if the page re-rendered it meanwhile."""
-    for attempt in range(5):
-        try:
-            driver.find_element(By.CSS_SELECTOR, css).click()  # type: ignore[attr-defined]
-        except StaleElementReferenceException:
-            if attempt == 4:
-                raise
-        else:
-            return
+    _on_fresh(driver, css, lambda e: e.click())
 
 
 def _selected(driver: object, css: str) -> str:
-    for attempt in range(5):
-        try:
-            option = Select(driver.find_element(By.CSS_SELECTOR, css)).first_selected_option  # type: ignore[attr-defined]
-            return str(option.get_attribute("value"))
-        except StaleElementReferenceException:
-            if attempt == 4:
-                raise
-    return ""
+    return _on_fresh(driver, css, lambda e: str(Select(e).first_selected_option.get_attribute("value")))
 
 
 def _text(driver: object, css: str) -> str:

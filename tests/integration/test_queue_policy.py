@@ -29,6 +29,7 @@ from callflow.lab.sipp import PRESS_EMERGENCY, CallerScript, SippOperator, place
 from callflow.siteconfig import pbx_config_dir
 from callflow.store import open_database
 from tests.conftest import lab_instance_name, start_lab
+from tests.support.ami_waits import assert_no_channels_left, named, next_event
 from tests.support.engine import EngineProcess, Record
 
 pytestmark = pytest.mark.integration
@@ -89,14 +90,7 @@ async def qami(queue_lab: LabStatus) -> AsyncIterator[Ami]:
                 with contextlib.suppress(Exception):
                     await conn.action("QueueRemove", {"Queue": queue, "Interface": f"PJSIP/{name}"})
         await hangup_all(conn)
-        channels: list[str] = []
-        for _ in range(100):
-            _, items = await conn.list_action("CoreShowChannels")
-            channels = [i.chan.channel for i in items if isinstance(i, ChannelEvent) and i.chan]
-            if not channels:
-                break
-            await asyncio.sleep(0.1)
-        assert not channels, f"channels leaked after the test: {channels}"
+        await assert_no_channels_left(conn)
     finally:
         await conn.close()
 
@@ -159,19 +153,6 @@ async def collect_until(events: asyncio.Queue[EventItem], name: str,
                 seen.append(item)
                 if item.name == name:
                     return item, seen
-
-
-async def next_event(events: asyncio.Queue[EventItem], match: Callable[[AmiEvent], bool],
-                     timeout: float = 20.0) -> AmiEvent:
-    async with asyncio.timeout(timeout):
-        while True:
-            item = await events.get()
-            if isinstance(item, AmiEvent) and match(item):
-                return item
-
-
-def named(name: str, **headers: str) -> Callable[[AmiEvent], bool]:
-    return lambda e: e.name == name and all(e.message.get(k) == v for k, v in headers.items())
 
 
 def caller(script: CallerScript, lab: LabStatus) -> asyncio.Task[Any]:
