@@ -7,6 +7,8 @@ another application, is refused with a clear error and never overwritten.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +16,7 @@ from pathlib import Path
 import aiosqlite
 
 APPLICATION_ID = 0x51A6A112  # "siaga 112": marks the file as ours
+BUSY_TIMEOUT_S = 5.0
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
@@ -53,13 +56,13 @@ async def open_database(path: Path, schemas: Sequence[Schema] = ()) -> aiosqlite
     try:
         # first: components open one new database at once at start-up, and switching it to WAL takes a
         # lock; without a busy timeout the second opener failed at once ("database is locked")
-        await conn.execute("PRAGMA busy_timeout=5000")
+        await conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
         async with conn.execute("PRAGMA quick_check") as cur:
             row = await cur.fetchone()
         if row is None or row[0] != "ok":
             raise StoreError(f"{path} failed SQLite's integrity check ({row[0] if row else 'no answer'}); "
                              "siaga112 will not write to it. Restore it from a backup or move it aside.")
-        await conn.execute("PRAGMA journal_mode=WAL")
+        await _switch_to_wal(conn, path)
         await conn.execute("PRAGMA synchronous=FULL")
         await conn.execute("PRAGMA foreign_keys=ON")
         await conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
@@ -75,6 +78,31 @@ async def open_database(path: Path, schemas: Sequence[Schema] = ()) -> aiosqlite
         await conn.close()
         raise
     return conn
+
+
+async def _switch_to_wal(conn: aiosqlite.Connection, path: Path) -> None:
+    """Put the file in WAL mode. Switching a new file takes an exclusive lock and SQLite answers "database
+    is locked" at once, without the busy handler, while another connection opens the same new file (the
+    engine's components do at first start: one in ten such starts lost a component before this retry).
+    WAL is persistent, so once any opener has switched, the others read "wal" and stop."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    pause = 0.005
+    while True:
+        try:
+            async with conn.execute("PRAGMA journal_mode=WAL") as cur:
+                row = await cur.fetchone()
+        except aiosqlite.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+        else:
+            if row is not None and str(row[0]).lower() == "wal":
+                return
+            if time.monotonic() >= deadline:
+                mode = row[0] if row else "?"
+                raise StoreError(f"{path}: SQLite refused WAL mode (journal mode stays {mode}); the database "
+                                 "must be on a local file system that supports it")
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 0.1)
 
 
 async def migrate(conn: aiosqlite.Connection, schema: Schema) -> None:
