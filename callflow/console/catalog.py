@@ -1,96 +1,25 @@
-"""The report categories and districts the incident form offers (docs: /work/shared/DOMAIN.md).
+"""The report categories, districts and statuses the incident form offers.
 
-Ids are the contract with the incidents component; labels are Indonesian first, English second.
+One definition, the incidents component's (``callflow.incidents``): the console re-exports its enums and
+shows its labels, Indonesian first, English second, so the form and the store can never disagree.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from enum import StrEnum
+from typing import Any
+
+from callflow.incidents.categories import CATEGORIES, Category, CategoryClass, District
+from callflow.incidents.model import IncidentStatus
+
+__all__ = ["Category", "District", "IncidentStatus", "catalog_view"]
 
 
-class Category(StrEnum):
-    NATURAL_DISASTER = "natural_disaster"
-    PUBLIC_ORDER = "public_order"
-    FIRE = "fire"
-    ACCIDENT = "accident"
-    HEALTH = "health"
-    CRIME = "crime"
-    RIOT = "riot"
-    OTHER_EMERGENCY = "other_emergency"
-    OTHER_COMPLAINT = "other_complaint"
-    ILLEGAL_BUILDING = "illegal_building"
-    STREET_LIGHTING = "street_lighting"
-    TELECOM_POLE = "telecom_pole"
-    FALLEN_TREE = "fallen_tree"
-    ELECTRICITY = "electricity"
-    CLEAN_WATER = "clean_water"
-    GARBAGE = "garbage"
-
-
-class District(StrEnum):
-    BUNAKEN = "bunaken"
-    BUNAKEN_KEPULAUAN = "bunaken_kepulauan"
-    MALALAYANG = "malalayang"
-    MAPANGET = "mapanget"
-    PAAL_DUA = "paal_dua"
-    SARIO = "sario"
-    SINGKIL = "singkil"
-    TIKALA = "tikala"
-    TUMINTING = "tuminting"
-    WANEA = "wanea"
-    WENANG = "wenang"
-
-
-class IncidentStatus(StrEnum):
-    WAIT = "wait"  # menunggu
-    HANDLING = "handling"  # ditangani
-    DONE = "done"  # selesai
-
-
-@dataclass(frozen=True, slots=True)
-class CategoryInfo:
-    id: Category
-    emergency: bool
-    label_id: str
-    label_en: str
-
-
-CATEGORIES: tuple[CategoryInfo, ...] = (
-    CategoryInfo(Category.NATURAL_DISASTER, True, "bencana alam", "natural disaster"),
-    CategoryInfo(Category.PUBLIC_ORDER, True, "ketenteraman dan ketertiban", "public order / disturbance"),
-    CategoryInfo(Category.FIRE, True, "kebakaran", "fire"),
-    CategoryInfo(Category.ACCIDENT, True, "kecelakaan", "accident"),
-    CategoryInfo(Category.HEALTH, True, "kesehatan", "health / medical"),
-    CategoryInfo(Category.CRIME, True, "kriminalitas", "crime"),
-    CategoryInfo(Category.RIOT, True, "kerusuhan", "riot"),
-    CategoryInfo(Category.OTHER_EMERGENCY, True, "keadaan darurat lain", "other emergency"),
-    CategoryInfo(Category.OTHER_COMPLAINT, True, "pengaduan lainnya", "other complaint"),
-    CategoryInfo(Category.ILLEGAL_BUILDING, False, "bangunan liar", "illegal building"),
-    CategoryInfo(Category.STREET_LIGHTING, False, "penerangan jalan umum", "street lighting"),
-    CategoryInfo(Category.TELECOM_POLE, False, "tiang telekomunikasi", "telecom pole"),
-    CategoryInfo(Category.FALLEN_TREE, False, "pohon miring/tumbang", "leaning or fallen tree"),
-    CategoryInfo(Category.ELECTRICITY, False, "kelistrikan", "electricity (incl. utility poles)"),
-    CategoryInfo(Category.CLEAN_WATER, False, "air bersih", "clean water"),
-    CategoryInfo(Category.GARBAGE, False, "sampah", "garbage"),
-)
-
-DISTRICT_NAMES: dict[District, str] = {
-    District.BUNAKEN: "Bunaken",
-    District.BUNAKEN_KEPULAUAN: "Bunaken Kepulauan",
-    District.MALALAYANG: "Malalayang",
-    District.MAPANGET: "Mapanget",
-    District.PAAL_DUA: "Paal Dua",
-    District.SARIO: "Sario",
-    District.SINGKIL: "Singkil",
-    District.TIKALA: "Tikala",
-    District.TUMINTING: "Tuminting",
-    District.WANEA: "Wanea",
-    District.WENANG: "Wenang",
-}
-
-STATUS_LABELS: dict[IncidentStatus, tuple[str, str]] = {
-    IncidentStatus.WAIT: ("menunggu", "waiting"),
-    IncidentStatus.HANDLING: ("ditangani", "being handled"),
-    IncidentStatus.DONE: ("selesai", "done"),
-}
+def catalog_view() -> dict[str, Any]:
+    """The incident form's choices: the 16 categories, the 11 districts, the three statuses."""
+    return {
+        "categories": [{"id": c.category.value, "emergency": c.category_class is CategoryClass.EMERGENCY,
+                        "label_id": c.label_id, "label_en": c.label_en} for c in CATEGORIES.values()],
+        "districts": [{"id": d.value, "name": d.label} for d in District],
+        "statuses": [{"id": s.value, "label_id": s.label_id, "label_en": s.label_en}
+                     for s in IncidentStatus],
+    }

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request, status
 
 from callflow.console.accounts import Session
-from callflow.console.catalog import CATEGORIES, DISTRICT_NAMES, STATUS_LABELS, IncidentStatus
+from callflow.console.catalog import IncidentStatus, catalog_view
 from callflow.console.models import (
     NUMBER_PATTERN,
     AnswerStats,
@@ -45,13 +45,7 @@ def start_of_day(at: datetime, zone: tzinfo) -> datetime:
 @router.get("/catalog")
 async def catalog(_: AnyUser) -> dict[str, Any]:
     """The incident form's choices: the 16 categories, the 11 districts, the three statuses."""
-    return {
-        "categories": [{"id": c.id.value, "emergency": c.emergency, "label_id": c.label_id,
-                        "label_en": c.label_en} for c in CATEGORIES],
-        "districts": [{"id": d.value, "name": name} for d, name in DISTRICT_NAMES.items()],
-        "statuses": [{"id": s.value, "label_id": ind, "label_en": en}
-                     for s, (ind, en) in STATUS_LABELS.items()],
-    }
+    return catalog_view()
 
 
 @router.get("/queues", response_model=QueueBoard)

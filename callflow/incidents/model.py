@@ -25,6 +25,10 @@ class IncidentStatus(StrEnum):
     def label_id(self) -> str:
         return {"wait": "menunggu", "handling": "ditangani", "done": "selesai"}[self.value]
 
+    @property
+    def label_en(self) -> str:
+        return {"wait": "waiting", "handling": "being handled", "done": "done"}[self.value]
+
 
 _STATUS_ORDER = (IncidentStatus.WAIT, IncidentStatus.HANDLING, IncidentStatus.DONE)
 

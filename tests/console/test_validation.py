@@ -177,3 +177,31 @@ def test_today_starts_at_midnight_in_manado() -> None:
                                                                                       tzinfo=UTC)
     assert start_of_day(datetime(2026, 11, 22, 8, 0, tzinfo=UTC), wita) == datetime(2026, 11, 21, 16, 0,
                                                                                     tzinfo=UTC)
+
+
+async def test_the_incident_forms_choices_are_the_centres_categories_districts_and_statuses(
+        console: Console) -> None:
+    """/api/catalog is what the form offers; the form's ids must be ones the incident store accepts."""
+    async with console.client() as c:
+        await console.login(c, "op1")
+        r = await c.get("/api/catalog")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    emergency = [c["id"] for c in body["categories"] if c["emergency"]]
+    other = [c["id"] for c in body["categories"] if not c["emergency"]]
+    assert (len(emergency), len(other)) == (9, 7)  # DOMAIN.md: 9 emergency + 7 non-emergency categories
+    assert {"fire", "health", "other_complaint"} <= set(emergency)
+    assert {"street_lighting", "garbage"} <= set(other)
+    fire = next(c for c in body["categories"] if c["id"] == "fire")
+    assert (fire["label_id"], fire["label_en"]) == ("kebakaran", "fire")
+    districts = {d["id"]: d["name"] for d in body["districts"]}
+    assert len(districts) == 11
+    assert districts["paal_dua"] == "Paal Dua"
+    assert districts["bunaken_kepulauan"] == "Bunaken Kepulauan"
+    assert [(s["id"], s["label_id"], s["label_en"]) for s in body["statuses"]] == [
+        ("wait", "menunggu", "waiting"), ("handling", "ditangani", "being handled"),
+        ("done", "selesai", "done")]
+    # every id offered is accepted by the incident form's model (one definition, no drift)
+    for cat in emergency + other:
+        for district in districts:
+            IncidentDraft(category=cat, district=district)  # type: ignore[arg-type]
