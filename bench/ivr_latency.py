@@ -32,9 +32,11 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
+import loadkit as kit
+
 from callflow.ami import AmiConnection, EventItem
 from callflow.ami.events import AmiEvent, ChannelEvent
-from callflow.lab import LabStatus, down, free_ports, status, up
+from callflow.lab import LabStatus
 from callflow.lab.sipp import CallerScript, place_call
 
 MODES = ("live", "dialplan")
@@ -205,17 +207,8 @@ def main() -> int:
     parser.add_argument("--no-engine", action="store_true",
                         help="do not start `siaga112 serve`: an IVR server is already listening")
     args = parser.parse_args()
-    instance = args.lab or "bench-ivr"
-    started_here = args.lab is None
-    lab = status(instance) if args.lab else up(instance, free_ports())
-    if not lab.running:
-        print(f"lab {instance!r} is not running: `siaga112 lab up --instance {instance}`", file=sys.stderr)
-        return 2
-    try:
+    with kit.lab_for(args.lab, "bench-ivr") as lab:
         return asyncio.run(bench(lab, args.callers, args.rounds, args.press_ms))
-    finally:
-        if started_here:
-            down(instance)
 
 
 if __name__ == "__main__":

@@ -50,10 +50,21 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+import loadkit as kit
+
 from callflow.ami import AmiConnection, EventItem
 from callflow.ami.events import ChannelEvent
-from callflow.lab import LabStatus, down, free_ports, status, up
-from callflow.lab.sipp import SippOperator, free_udp_port, sdp_pcmu, sipp_binary
+from callflow.lab import LabStatus
+from callflow.lab.sipp import (
+    SippOperator,
+    caller_ack,
+    caller_ack_487,
+    caller_bye,
+    caller_cancel,
+    free_udp_port,
+    sdp_pcmu,
+    sipp_binary,
+)
 
 ARMS = ("policy", "stock")
 CLASSES = ("emergency", "nonemergency")
@@ -133,52 +144,18 @@ _UAC = """<?xml version="1.0" encoding="ISO-8859-1" ?>
 <recv response="183" optional="true" response_txn="invite"/>
 <recv response="200" response_txn="invite" timeout="{patience_ms}" ontimeout="giveup"/>
 <send ack_txn="invite"><![CDATA[
-      ACK sip:[field1]@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      [last_From:]
-      [last_To:]
-      Call-ID: [call_id]
-      CSeq: 1 ACK
-      Contact: sip:[field0]@[local_ip]:[local_port]
-      Max-Forwards: 70
-      Content-Length: 0
-]]></send>
+""" + caller_ack("[field0]", "[field1]") + """]]></send>
 <pause milliseconds="{talk_ms}"/>
 <send retrans="500"><![CDATA[
-      BYE sip:[field1]@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      [last_From:]
-      [last_To:]
-      Call-ID: [call_id]
-      CSeq: 2 BYE
-      Contact: sip:[field0]@[local_ip]:[local_port]
-      Max-Forwards: 70
-      Content-Length: 0
-]]></send>
+""" + caller_bye("[field0]", "[field1]") + """]]></send>
 <recv response="200" crlf="true" next="done"/>
 <label id="giveup"/>
 <send><![CDATA[
-      CANCEL sip:[field1]@[remote_ip]:[remote_port] SIP/2.0
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      Call-ID: [call_id]
-      CSeq: 1 CANCEL
-      Max-Forwards: 70
-      Content-Length: 0
-]]></send>
+""" + caller_cancel("[field1]") + """]]></send>
 <recv response="200"/>
 <recv response="487" response_txn="invite"/>
 <send ack_txn="invite"><![CDATA[
-      ACK sip:[field1]@[remote_ip]:[remote_port] SIP/2.0
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      Call-ID: [call_id]
-      CSeq: 1 ACK
-      Max-Forwards: 70
-      Content-Length: 0
-]]></send>
+""" + caller_ack_487("[field1]") + """]]></send>
 <label id="done"/>
 </scenario>
 """
@@ -490,17 +467,8 @@ def main() -> int:
     parser.add_argument("--mix", default="74,25",
                         help="emergency shares in %% (the first gives the RESULT line)")
     args = parser.parse_args()
-    instance = args.lab or "bench-surge"
-    started_here = args.lab is None
-    lab = status(instance) if args.lab else up(instance, free_ports())
-    if not lab.running:
-        print(f"lab {instance!r} is not running: `siaga112 lab up --instance {instance}`", file=sys.stderr)
-        return 2
-    try:
+    with kit.lab_for(args.lab, "bench-surge-priority") as lab:
         return asyncio.run(bench(lab, args))
-    finally:
-        if started_here:
-            down(instance)
 
 
 if __name__ == "__main__":

@@ -69,6 +69,9 @@ class QueueBoard(BaseModel):
 
 # -- operators ---------------------------------------------------------------------------------------
 class OperatorState(StrEnum):
+    """The operator states as the API names them: the same values as ``queues.states.State`` (a test
+    holds them equal; the console does not import the queues package)."""
+
     OFFLINE = "offline"
     READY = "ready"
     RINGING = "ringing"

@@ -150,6 +150,26 @@ _OK_TO_BYE = """\
 """
 
 
+def caller_ack(number: str, service: str = "[service]") -> str:
+    """The caller's ACK to the 200 answering its INVITE (``number``/``service``: text or SIPp fields)."""
+    return _ACK.format(number=number).replace("[service]", service)
+
+
+def caller_bye(number: str, service: str = "[service]") -> str:
+    """The caller hanging up an answered call."""
+    return _BYE.format(number=number).replace("[service]", service)
+
+
+def caller_cancel(service: str = "[service]") -> str:
+    """The caller giving up before an answer."""
+    return _CANCEL.replace("[service]", service)
+
+
+def caller_ack_487(service: str = "[service]") -> str:
+    """The caller's ACK to the 487 that follows its CANCEL."""
+    return _ACK_487.replace("[service]", service)
+
+
 @dataclass
 class CallerScript:
     """What one SIPp citizen does.
@@ -200,16 +220,16 @@ class CallerScript:
             parts += ['<recv response="180" optional="true" response_txn="invite"/>',
                       '<recv response="183" optional="true" response_txn="invite"/>',
                       f'<recv response="200" response_txn="invite" timeout="{wait}" ontimeout="giveup"/>',
-                      f'<send ack_txn="invite"><![CDATA[\n{_ACK.format(number=number)}]]></send>',
+                      f'<send ack_txn="invite"><![CDATA[\n{caller_ack(number)}]]></send>',
                       *self._dtmf_parts(),
                       f'<pause milliseconds="{wait}"/>',
-                      f'<send retrans="500"><![CDATA[\n{_BYE.format(number=number)}]]></send>',
+                      f'<send retrans="500"><![CDATA[\n{caller_bye(number)}]]></send>',
                       '<recv response="200" crlf="true" next="done"/>',
                       '<label id="giveup"/>',
-                      f'<send><![CDATA[\n{_CANCEL}]]></send>',
+                      f'<send><![CDATA[\n{caller_cancel()}]]></send>',
                       '<recv response="200"/>',
                       '<recv response="487" response_txn="invite"/>',
-                      f'<send ack_txn="invite"><![CDATA[\n{_ACK_487}]]></send>',
+                      f'<send ack_txn="invite"><![CDATA[\n{caller_ack_487()}]]></send>',
                       '<label id="done"/>',
                       "</scenario>"]
             return "\n".join(parts)
@@ -217,7 +237,7 @@ class CallerScript:
                   '<recv response="183" optional="true" response_txn="invite"/>',
                   '<recv response="200" rtd="true" response_txn="invite" '
                   f'timeout="{self.answer_timeout_ms}"/>',
-                  f'<send ack_txn="invite"><![CDATA[\n{_ACK.format(number=number)}]]></send>']
+                  f'<send ack_txn="invite"><![CDATA[\n{caller_ack(number)}]]></send>']
         if self.audio_pcap is not None:
             audio = escape(str(self.audio_pcap))
             parts.append(f'<nop><action><exec play_pcap_audio="{audio}"/></action></nop>')
@@ -227,7 +247,7 @@ class CallerScript:
                       f'<send><![CDATA[\n{_OK_TO_BYE}]]></send>']
         else:
             parts += [f'<pause milliseconds="{self.hold_ms}"/>',
-                      f'<send retrans="500"><![CDATA[\n{_BYE.format(number=number)}]]></send>',
+                      f'<send retrans="500"><![CDATA[\n{caller_bye(number)}]]></send>',
                       '<recv response="200" crlf="true"/>']
         parts.append("</scenario>")
         return "\n".join(parts)

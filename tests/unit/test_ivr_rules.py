@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from callflow.incidents.categories import CATEGORIES, CategoryClass
 from ivr.rules import TreeError, estimate_seconds, load_tree, parse_tree
 from ivr.tree import ActionKind, Category
 
@@ -68,6 +69,9 @@ def test_default_tree_passes_every_rule() -> None:
     assert tree.nodes["root_en"].choices["1"].action is ActionKind.EMERGENCY
     categories = {c.category for c in tree.nodes["complaints"].choices.values()}
     assert categories == set(Category)
+    # the IVR's categories are the centre's 7 non-emergency ones, as the incident store knows them
+    assert {c.value for c in Category} == {c.value for c, info in CATEGORIES.items()
+                                           if info.category_class is CategoryClass.NONEMERGENCY}
     assert checked.max_seconds <= tree.limits.max_path_seconds
 
 

@@ -15,7 +15,7 @@ from callflow.console.models import OperatorState
 from callflow.console.providers import NotFound, ProviderUnavailable
 from callflow.service import Engine
 from queues import ManagedOperators, OperatorManager, QueuePolicy
-from queues.states import Membership
+from queues.states import Membership, State
 
 T0 = datetime(2026, 11, 30, 4, 0, tzinfo=UTC)
 
@@ -64,3 +64,9 @@ async def test_refused_action_is_reported_and_state_unchanged(tmp_path: Path) ->
     assert m.table.view("op1").state.value == "ready"
     with pytest.raises(NotFound, match=r"unknown operator 'op7'"):
         await provider.set_state("op7", OperatorState.READY, "")
+
+
+def test_the_console_api_names_every_state_the_operator_manager_has() -> None:
+    """The API's enum is the console's contract (callflow does not import queues); it must name exactly the
+    manager's states, or a view in a new state would fail ``OperatorState(view.state.value)``."""
+    assert [s.value for s in OperatorState] == [s.value for s in State]
