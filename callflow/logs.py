@@ -31,6 +31,8 @@ def configure_logging(fmt: str = "auto", level: str = "info", stream: Any = None
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=stream),
+        # one write per line (text and newline together): the engine and its IVR child share stdout, and
+        # with PYTHONUNBUFFERED a print() of the text, then the newline, let their lines cut each other
+        logger_factory=structlog.WriteLoggerFactory(file=stream),
         cache_logger_on_first_use=False,
     )
