@@ -72,10 +72,12 @@ def build_components(settings: EngineSettings, args: argparse.Namespace) -> list
     components: list[Component] = [CallEventLogger(), tracker, _recorder(settings, args.lab), operators,
                                    callbacks]
     if settings.ivr.enabled:
+        # First: a caller's key (DTMFEnd) reaches the IVR before the other components' work on the event,
+        # since a menu waiting on a key Asterisk dropped is a caller waiting (ivr/keys.py).
         if settings.ivr.isolation == "process":
-            components.append(IvrProcess(lab=args.lab, log_format=args.log_format or settings.log_format))
+            components.insert(0, IvrProcess(lab=args.lab, log_format=args.log_format or settings.log_format))
         else:
-            components.append(ivr_server(settings.ivr, args.lab))
+            components.insert(0, ivr_server(settings.ivr, args.lab))
     http = getattr(args, "http", "off")
     if http != "off":
         # The console's data sources, all over the one shared database. Queue status comes from the

@@ -5,9 +5,12 @@ operator through the emergency queue."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import socket
 import time
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -223,3 +226,62 @@ async def test_engine_accepting_but_silent_fails_safe_within_the_connect_timeout
         conn.close()
     finally:
         listener.close()
+
+
+def ivr_child_pid(engine: EngineProcess) -> int:
+    """The engine's IVR process (``siaga112 ivr serve``, its child)."""
+    assert engine.proc is not None
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == engine.proc.pid and b"ivr\x00serve" in cmdline:
+            return int(stat.parent.name)
+    raise AssertionError("the engine has no IVR child process")
+
+
+@pytest.mark.parametrize("missed_keys", [True, False], ids=["taken", "off-asks-again"])
+async def test_a_key_pressed_while_the_ivr_was_not_listening(
+        lab: LabStatus, ami: tuple[AmiConnection, asyncio.Queue[EventItem]],
+        watch: Callable[[str], CallWatch], missed_keys: bool) -> None:
+    """What a saturated machine does to a caller who presses 1 at once: the IVR is not yet listening
+    (here: its process is stopped) and Asterisk drops the key, but reports it on AMI. With missed keys
+    taken (the default) the menu is answered with that 1; turned off, the caller is asked again."""
+    conn, _ = ami
+    proc = EngineProcess(lab.instance, env={"SIAGA112_IVR__TREE": str(TREE),
+                                            "SIAGA112_IVR__MISSED_KEYS": str(missed_keys).lower()})
+    await proc.start()
+    number = "081200005010" if missed_keys else "081200005011"
+    w = watch(number)
+    ivr_pid = ivr_child_pid(proc)
+    # the dial plan's bound on reaching the IVR (1 s) would fail the call safe while the IVR is stopped
+    await conn.action("Setvar", {"Variable": "SIAGA_IVR_CONNECT_TIMEOUT", "Value": "4"})
+    os.kill(ivr_pid, signal.SIGSTOP)
+    try:
+        caller = await call(lab, CallerScript(number=number, dtmf=[(300, "1")], hold_ms=6000))
+        key = await w.wait(lambda e: e.name == "DTMFEnd")
+        # the engine has handed the key on (its IVR component comes first, then it logs the event)
+        await proc.wait_for(lambda r: r.get("event") == "call.event" and r.get("ami_event") == "DTMFEnd")
+    finally:
+        os.kill(ivr_pid, signal.SIGCONT)
+        await conn.action("Setvar", {"Variable": "SIAGA_IVR_CONNECT_TIMEOUT", "Value": "1"})
+    try:
+        if missed_keys:
+            decision = await w.wait(lambda e: is_user_event(e, "SiagaIvr", Step="decision"))
+            assert w.ivr_steps()[:3] == [("entered", "root", ""), ("digit", "root", "1"),
+                                         ("decision", "root", "")]
+            assert (decision.message.get("Action"), decision.message.get("Queue")) == ("emergency",
+                                                                                       "emergency")
+            assert decision.time - key.time < timedelta(seconds=2)  # at once, not after a prompt
+            taken = await proc.wait_for(lambda r: r.get("event") == "ivr.missed_key_taken")
+            assert taken["digit"] == "1"
+        else:  # the IVR plays the menu as if nothing was pressed
+            await w.wait(lambda e: is_user_event(e, "SiagaIvr", Step="timeout"), timeout=20)
+            assert ("digit", "root", "1") not in w.ivr_steps()
+        assert key.message.get("Direction") == "Received"
+        await w.wait(hangup, timeout=30)
+        assert (await caller).ok  # type: ignore[attr-defined]
+    finally:
+        await proc.stop()
