@@ -138,7 +138,14 @@ async def run_step(lab: LabStatus, engine: kit.Engine, watcher: kit.Watcher, op_
           flush=True)
     if t.lost:
         print(f"  lost: {', '.join(t.lost[:10])}", flush=True)
-    for r in [r for r in records if misclassified(r, set(emergency))][:10]:
+    wrong = [r for r in records if misclassified(r, set(emergency))]
+    if wrong:
+        # where they went wrong: a caller who hung up before the menu had even started (no IVR step) was
+        # never asked; one who reached it was asked but its key was not (or not in time) taken
+        unasked = sum(1 for r in wrong if not any(i.name == "ivr_entered" for i in r.instants))
+        print(f"  misclassified: {unasked} hung up before the menu started (no IVR step), "
+              f"{len(wrong) - unasked} reached the menu", flush=True)
+    for r in wrong[:10]:
         chose = "emergency" if r.caller_number in emergency else "complaint"
         print(f"  misclassified {r.caller_number}: chose {chose}, record says {r.call_class} "
               f"({r.category or '-'}), outcome {r.outcome}, IVR path {list(r.ivr_path)}", flush=True)
