@@ -1,120 +1,157 @@
-"""Keys a caller pressed while the IVR was not listening, from Asterisk's own DTMF events.
+"""Keys a caller pressed while the IVR was not listening, given back to the next menu.
 
-Why: between two AGI commands (and before the first ``GET DATA``) Asterisk's AGI loop reads the caller's
-frames and drops them; a key pressed then never reaches the IVR. Normally that window is a few
-milliseconds, but on a saturated machine (the surge benchmark at 80 calls/s) it grew past the moment
-callers press 1, and those callers were asked again, or hung up unclassified. Asterisk still reports
-every key on AMI (``DTMFEnd``, ``Direction: Received``) with its own timestamp, so the engine hands those
-to the IVR, and the session takes a key it did not hear from here.
+Why: Asterisk's AGI loop reads the caller's frames between two AGI commands and drops them, so a key
+pressed before the first menu starts (the IVR still connecting) or between two menus never reaches the
+IVR. Normally that window is a few milliseconds; on a saturated machine (the surge benchmark at 100
+calls/s) it grew past the moment callers press 1, and they were asked again or hung up unclassified.
 
-The rule (``KeyLedger``): keys are ordered by Asterisk's timestamp. A key the session heard through
-``GET DATA`` is matched to its own AMI copy (the first one of that digit stamped after the command was
-sent, arriving now or later) and everything up to it is spent; a key stamped after the last spent one
-and not a copy of a heard key is one the session missed. Same host, same clock: AMI is loopback only.
+Asterisk reports it all on AMI, in its own order for the channel: every AGI command between
+``AGIExecStart`` and ``AGIExecEnd``, every key as ``DTMFEnd``. A key received while the channel sits in
+the IVR's AGI (dial plan contexts ``siaga-ivr``/``siaga-ivr-step``) with no command running was dropped.
+When the channel's next ``GET DATA`` starts, the engine plays that key back *into* the channel (AMI
+``PlayDTMF`` with ``Receive``: Asterisk takes it as received), so the menu hears it as if pressed during
+its prompt.
 
-No I/O here; thread-safe (with ``isolation = "thread"`` the engine's loop adds, the IVR's loop takes).
+One key per menu, oldest first; keys pressed during a menu were heard by it, and keys during other
+commands (the "invalid" message) are ignored as before. A key played back after its menu ended is dropped
+again, reported again, and goes to the next menu. Everything ends with the IVR's decision or the hang-up.
+
+:class:`KeyRelay` decides (no I/O); :class:`MissedKeys` is the engine component that sends the actions.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-MAX_CHANNELS = 4096  # calls with keys remembered at once; the oldest is dropped past this
-MAX_KEYS = 32  # keys remembered per call (an IVR needs a few)
-VALID = frozenset("0123456789*#ABCD")
+import structlog
+
+from callflow.ami import AmiError, EventItem
+from callflow.ami.events import AGIExecEnd, AGIExecStart, DTMFEnd, Hangup, UserEvent
+
+if TYPE_CHECKING:
+    from callflow.service import Engine
+
+log = structlog.get_logger("ivr.keys")
+
+# Where the channel is while the IVR's AGI runs (pbx-config/extensions.conf): the AGI() application's
+# context, and, after the first step, the steps subroutine's (Asterisk's snapshot keeps the GOSUB's place).
+IVR_CONTEXTS = frozenset({"siaga-ivr", "siaga-ivr-step"})
+MAX_PENDING = 8  # keys kept per call (a menu needs one)
+MAX_CALLS = 4096  # calls tracked at once; the oldest is dropped past this
+KEYS = frozenset("0123456789*#")
 
 
 @dataclass(frozen=True, slots=True)
-class Key:
+class PlayBack:
+    """Play ``digit`` back into ``channel`` as received, for the menu (GET DATA) that just started."""
+
+    channel: str
+    uniqueid: str
     digit: str
-    at: float  # Asterisk's Timestamp of the DTMFEnd, epoch seconds
+    command_id: str
 
 
-class KeyBuffer:
-    """Received keys per channel (by Uniqueid), bounded in channels and keys."""
-
-    def __init__(self, max_channels: int = MAX_CHANNELS, max_keys: int = MAX_KEYS) -> None:
-        self._keys: OrderedDict[str, list[Key]] = OrderedDict()
-        self._lock = threading.Lock()
-        self.max_channels, self.max_keys = max_channels, max_keys
-
-    def add(self, uniqueid: str, digit: str, at: float) -> None:
-        if not uniqueid or digit not in VALID:
-            return
-        with self._lock:
-            keys = self._keys.get(uniqueid)
-            if keys is None:
-                keys = self._keys[uniqueid] = []
-                while len(self._keys) > self.max_channels:
-                    self._keys.popitem(last=False)
-            if len(keys) < self.max_keys:
-                keys.append(Key(digit, at))
-                keys.sort(key=lambda k: k.at)  # AMI order is Asterisk's order; sort anyway (a few items)
-
-    def keys(self, uniqueid: str) -> list[Key]:
-        with self._lock:
-            return list(self._keys.get(uniqueid, ()))
-
-    def forget(self, uniqueid: str) -> None:
-        with self._lock:
-            self._keys.pop(uniqueid, None)
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._keys)
+@dataclass(slots=True)
+class _Call:
+    running: str = ""  # the AGI command running ("" between commands)
+    pending: list[str] = field(default_factory=list)
 
 
-class KeyLedger:
-    """One session's account of its channel's keys: which it heard, which it has spent."""
+class KeyRelay:
+    """Per call: which AGI command is running, and the keys dropped between commands."""
 
-    def __init__(self, buffer: KeyBuffer, uniqueid: str) -> None:
-        self.buffer, self.uniqueid = buffer, uniqueid
-        self.spent_until = float("-inf")  # every key stamped at or before this is accounted for
-        self._heard: list[tuple[str, float]] = []  # keys GET DATA returned, AMI copy not matched yet
+    def __init__(self) -> None:
+        self._calls: dict[str, _Call] = {}
+        self.dropped_seen = 0  # keys found dropped (counted for tests and logs)
 
-    def heard(self, digit: str, sent_at: float) -> None:
-        """``GET DATA`` sent at ``sent_at`` returned ``digit``: its AMI copy (now or later) is spent."""
-        self._heard.append((digit, sent_at))
-        self._settle()
-
-    def missed(self) -> Key | None:
-        """The earliest key pressed that the session has not heard nor taken; taking it spends it."""
-        self._settle()
-        if self._heard:  # a heard key's copy has not arrived yet: keys after it cannot be ordered
-            return None
-        for key in self.buffer.keys(self.uniqueid):
-            if key.at > self.spent_until:
-                self.spent_until = key.at
-                return key
+    def feed(self, item: EventItem) -> PlayBack | None:
+        if isinstance(item, AGIExecStart) and item.chan is not None:
+            call = self._call(item.chan.uniqueid)
+            menu = item.command.upper().startswith("GET DATA")
+            call.running = "GET DATA" if menu else (item.command or "?")
+            if call.running == "GET DATA" and call.pending:
+                return PlayBack(item.chan.channel, item.chan.uniqueid, call.pending.pop(0), item.command_id)
+        elif isinstance(item, AGIExecEnd) and item.chan is not None:
+            known = self._calls.get(item.chan.uniqueid)
+            if known is not None:
+                known.running = ""
+        elif isinstance(item, DTMFEnd) and item.chan is not None:
+            self._key(item)
+        elif isinstance(item, Hangup) and item.chan is not None:
+            self._calls.pop(item.chan.uniqueid, None)
+        elif (isinstance(item, UserEvent) and item.chan is not None and item.user_event == "SiagaIvr"
+              and item.get_field("Step") == "decision"):
+            self._calls.pop(item.chan.uniqueid, None)  # the IVR is done with this call
         return None
 
-    def _settle(self) -> None:
-        """Match heard keys to their AMI copies, in order."""
-        while self._heard:
-            digit, sent_at = self._heard[0]
-            copy = next((k for k in self.buffer.keys(self.uniqueid)
-                         if k.at > self.spent_until and k.at >= sent_at and k.digit == digit), None)
-            if copy is None:
-                return
-            self.spent_until = copy.at
-            self._heard.pop(0)
+    def _key(self, ev: DTMFEnd) -> None:
+        chan = ev.chan
+        if (chan is None or ev.direction != "Received" or ev.digit not in KEYS
+                or chan.context not in IVR_CONTEXTS):
+            return
+        call = self._call(chan.uniqueid)
+        if call.running:
+            return  # a menu heard it (GET DATA), or a message ignores keys by design
+        self.dropped_seen += 1
+        if len(call.pending) < MAX_PENDING:
+            call.pending.append(ev.digit)
+
+    def _call(self, uniqueid: str) -> _Call:
+        call = self._calls.get(uniqueid)
+        if call is None:
+            call = self._calls[uniqueid] = _Call()
+            if len(self._calls) > MAX_CALLS:
+                del self._calls[next(iter(self._calls))]
+        return call
+
+    def pending(self, uniqueid: str) -> list[str]:
+        call = self._calls.get(uniqueid)
+        return list(call.pending) if call else []
+
+    def __len__(self) -> int:
+        return len(self._calls)
 
 
-# -- the engine -> IVR child pipe (``isolation = "process"``): one key per line ------------------------
-def key_line(uniqueid: str, digit: str, at: float) -> bytes:
-    return f"{uniqueid} {digit} {at:.6f}\n".encode("ascii", "replace")
+class MissedKeys:
+    """Engine component: feeds :class:`KeyRelay` and plays the keys back with AMI ``PlayDTMF``."""
 
+    name = "ivr-keys"
 
-def read_key_line(line: bytes, buffer: KeyBuffer) -> bool:
-    """Add the key a line names; False (nothing added) for a line that is not one."""
-    parts = line.decode("ascii", "replace").split()
-    if len(parts) != 3 or parts[1] not in VALID:
-        return False
-    try:
-        at = float(parts[2])
-    except ValueError:
-        return False
-    buffer.add(parts[0], parts[1], at)
-    return True
+    def __init__(self, *, duration_ms: int = 120) -> None:
+        self.relay = KeyRelay()
+        self.duration_ms = duration_ms
+        self.played = 0
+        self._engine: Engine | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def run(self, engine: Engine) -> None:
+        self._engine = engine
+        await asyncio.Event().wait()  # nothing of its own to run: it acts on events
+
+    async def handle(self, item: EventItem) -> None:
+        back = self.relay.feed(item)
+        if back is None or self._engine is None:
+            return
+        # not awaited here: the engine's next events must not wait for Asterisk's answer
+        task = asyncio.create_task(self._play(self._engine, back))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def settled(self) -> None:
+        """Wait for the play-backs under way (tests, and a clean stop)."""
+        if self._tasks:
+            await asyncio.gather(*self._tasks)
+
+    async def _play(self, engine: Engine, back: PlayBack) -> None:
+        try:
+            await engine.session.action("PlayDTMF", {"Channel": back.channel, "Digit": back.digit,
+                                                     "Duration": self.duration_ms, "Receive": "true"})
+        except (AmiError, TimeoutError) as exc:  # refused, link lost (outcome unknown), no answer
+            log.warning("ivr.missed_key_lost", uniqueid=back.uniqueid, digit=back.digit, error=str(exc),
+                        hint="the menu plays on; the caller is asked again")
+            return
+        self.played += 1
+        log.info("ivr.missed_key_played", uniqueid=back.uniqueid, digit=back.digit,
+                 agi_command_id=back.command_id)

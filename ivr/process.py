@@ -21,15 +21,12 @@ from typing import TYPE_CHECKING
 import structlog
 
 from callflow.ami import EventItem
-from callflow.ami.events import DTMFEnd
-from ivr.keys import key_line
 
 if TYPE_CHECKING:
     from callflow.service import Engine
 
 log = structlog.get_logger("ivr.process")
 PR_SET_PDEATHSIG = 1
-KEYS_PIPE_LIMIT = 64 * 1024  # bytes of keys waiting for the child (about 2,000 keys)
 
 
 def die_with_parent(parent_pid: int) -> bool:
@@ -41,37 +38,23 @@ def die_with_parent(parent_pid: int) -> bool:
 
 
 class IvrProcess:
-    """Engine component: runs ``siaga112 ivr serve`` as a child and restarts it if it exits, and hands it
-    the keys callers press (AMI ``DTMFEnd``) on its stdin, one line each (ivr/keys.py)."""
+    """Engine component: runs ``siaga112 ivr serve`` as a child and restarts it if it exits."""
 
     name = "ivr"
 
     def __init__(self, *, lab: str | None, log_format: str, restart_max_s: float = 10.0) -> None:
         self.lab, self.log_format, self.restart_max_s = lab, log_format, restart_max_s
         self.proc: asyncio.subprocess.Process | None = None
-        self.keys_dropped = 0  # keys not handed over: the child was not reading (bounded pipe buffer)
 
     def command(self) -> list[str]:
         cmd = [sys.executable, "-m", "callflow.cli", "ivr", "serve", "--log-format", self.log_format,
-               "--parent-pid", str(os.getpid()), "--keys-on-stdin"]
+               "--parent-pid", str(os.getpid())]
         if self.lab is not None:
             cmd += ["--lab", self.lab]
         return cmd
 
     async def handle(self, item: EventItem) -> None:
-        if not (isinstance(item, DTMFEnd) and item.direction == "Received" and item.chan is not None):
-            return
-        proc = self.proc
-        pipe = proc.stdin if proc is not None and proc.returncode is None else None
-        if pipe is None or pipe.is_closing():
-            return
-        if pipe.transport.get_write_buffer_size() > KEYS_PIPE_LIMIT:
-            self.keys_dropped += 1  # the child is stalled: never buffer without bound
-            if self.keys_dropped in (1, 100, 10_000):
-                log.warning("ivr.keys_dropped", count=self.keys_dropped,
-                            hint="the IVR process is not reading its keys; a stalled IVR fails safe")
-            return
-        pipe.write(key_line(item.chan.uniqueid, item.digit, item.time.timestamp()))
+        return None
 
     async def run(self, engine: Engine | None = None) -> None:
         del engine
@@ -80,7 +63,7 @@ class IvrProcess:
             while True:
                 # stdout/stderr inherited: the child's JSON log lines join the engine's
                 self.proc = await asyncio.create_subprocess_exec(*self.command(),
-                                                                 stdin=asyncio.subprocess.PIPE)
+                                                                 stdin=asyncio.subprocess.DEVNULL)
                 code = await self.proc.wait()
                 if code == 3:  # the tree was refused: restarting cannot help until an admin fixes it
                     log.error("ivr.process_stopped", exit=code, hint="fix the tree (siaga112 ivr check) and "

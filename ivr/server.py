@@ -18,11 +18,9 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from callflow.ami import EventItem
-from callflow.ami.events import DTMFEnd
 from callflow.lab import pbx_config_dir
 from ivr.agi import AgiProtocolError
 from ivr.channel import AgiChannel, ChannelGone, CommandFailed
-from ivr.keys import KeyBuffer, KeyLedger
 from ivr.prompts import PromptError, install
 from ivr.rules import CheckedTree, TreeError, load_tree, parse_tree
 from ivr.session import IvrSession, Timing
@@ -49,8 +47,7 @@ def prepare_tree(path: Path, sounds_dir: Path | None) -> CheckedTree:
 
 
 class IvrServer:
-    """``handle`` keeps the keys callers press (AMI ``DTMFEnd``); ``run`` prepares the tree and serves
-    FastAGI until cancelled."""
+    """``handle`` ignores AMI events; ``run`` prepares the tree and serves FastAGI until cancelled."""
 
     name = "ivr"
 
@@ -69,16 +66,9 @@ class IvrServer:
         self.idle.set()
         self._tasks: set[asyncio.Task[None]] = set()
         self.refused: str | None = None  # why the tree was refused (then nothing listens)
-        self.keys = KeyBuffer()  # keys Asterisk reported, for the sessions (ivr/keys.py)
 
     async def handle(self, item: EventItem) -> None:
-        if isinstance(item, DTMFEnd):
-            self.add_key(item)
-
-    def add_key(self, event: DTMFEnd) -> None:
-        """A key the caller pressed (whether or not an AGI command was listening)."""
-        if event.direction == "Received" and event.chan is not None:
-            self.keys.add(event.chan.uniqueid, event.digit, event.time.timestamp())
+        return None
 
     async def run(self, engine: Engine | None = None) -> None:
         del engine
@@ -189,8 +179,7 @@ class IvrServer:
             log.warning("ivr.bad_peer", error=str(exc) or type(exc).__name__)
             return
         with bound(uniqueid=request.uniqueid, channel=request.channel):
-            ledger = KeyLedger(self.keys, request.uniqueid) if self.settings.missed_keys else None
-            session = IvrSession(checked, channel, sounds=request.arg(1), timing=self.timing, keys=ledger)
+            session = IvrSession(checked, channel, sounds=request.arg(1), timing=self.timing)
             try:
                 async with asyncio.timeout(session.deadline_s + self.timing.slack_s):
                     decision = await session.run()
@@ -209,4 +198,3 @@ class IvrServer:
                 else:
                     log.info("ivr.decision", node=decision.node, action=decision.action.action.value,
                              category=decision.action.category.value if decision.action.category else None)
-            self.keys.forget(request.uniqueid)

@@ -10,14 +10,11 @@ dial plan to fail safe into the emergency queue.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import structlog
 
 from ivr.channel import AgiChannel, CommandFailed
-from ivr.keys import KeyLedger
 from ivr.rules import CheckedTree
 from ivr.tree import Action, ActionKind, Node, Step
 
@@ -42,14 +39,11 @@ class Decision:
 
 class IvrSession:
     def __init__(self, checked: CheckedTree, channel: AgiChannel, *, sounds: str,
-                 timing: Timing = Timing(), keys: KeyLedger | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 timing: Timing = Timing()) -> None:
         self.checked, self.tree = checked, checked.tree
         self.channel = channel
         self.sounds = sounds.rstrip("/")
         self.timing = timing
-        self.keys = keys  # keys Asterisk reported on AMI (ivr/keys.py); None: GET DATA's only
-        self.clock = clock  # epoch seconds, the clock Asterisk's Timestamps use (same host)
 
     def sound(self, prompt: str) -> str:
         base = f"{self.sounds}/siaga112" if self.sounds else "siaga112"
@@ -104,31 +98,13 @@ class IvrSession:
         return self.checked.durations[prompt] + wait_s + self.timing.slack_s
 
     async def _get_digit(self, node: Node) -> str | None:
-        """Play the prompt (any key interrupts it: barge-in) and wait for one key. "" = no key.
-
-        A key the caller pressed while no command was listening (Asterisk drops those) answers the menu
-        without its prompt, as a key pressed during the prompt would: see ivr/keys.py."""
-        missed = self._missed_key()
-        if missed:
-            return missed
-        sent_at = self.clock()
+        """Play the prompt (any key interrupts it: barge-in) and wait for one key. "" = no key."""
         reply = await self.channel.command(
             "GET DATA", self.sound(node.prompt), str(int(node.timeout_s * 1000)), "1",
             timeout=self._play_timeout(node.prompt, node.timeout_s))
         if reply.result == "-1" or self.channel.hung_up:
             return None
-        digit = reply.result[:1]
-        if digit and self.keys is not None:
-            self.keys.heard(digit, sent_at)
-        return digit or self._missed_key()
-
-    def _missed_key(self) -> str:
-        key = self.keys.missed() if self.keys is not None else None
-        if key is None:
-            return ""
-        log.info("ivr.missed_key_taken", digit=key.digit, pressed_at=key.at,
-                 late_s=round(max(0.0, self.clock() - key.at), 3))
-        return key.digit
+        return reply.result[:1]
 
     async def _step(self, step: Step, node: str, digit: str, entered: str = "") -> None:
         log.info("ivr.step", step=step.value, node=node, digit=digit, entered=entered or None)

@@ -24,5 +24,6 @@ class IvrSettings(BaseModel):
         "thread: an event loop in a thread of the engine; inline: on the engine's own loop")
     switch_interval_s: float = Field(default=0.0005, gt=0, le=0.005, description="with isolation = "
                                      "thread: the interpreter's thread switch interval (Python's 5 ms)")
-    missed_keys: bool = Field(default=True, description="take a key the caller pressed while no AGI "
-                              "command listened (Asterisk drops it; AMI's DTMFEnd reports it): ivr/keys.py")
+    missed_keys: bool = Field(default=True, description="give a key the caller pressed while no menu "
+                              "listened (Asterisk drops it, AMI reports it) back to the next menu "
+                              "(ivr/keys.py)")

@@ -110,6 +110,24 @@ class DTMFEnd(ChannelEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class AGIExecStart(ChannelEvent):
+    """An AGI command starts on the channel (class ``agi``): the IVR's menus listen only inside one."""
+
+    event_name: ClassVar[str] = "AGIExecStart"
+    command: str = header("Command")
+    command_id: str = header("CommandId")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AGIExecEnd(ChannelEvent):
+    event_name: ClassVar[str] = "AGIExecEnd"
+    command: str = header("Command")
+    command_id: str = header("CommandId")
+    result_code: int = header("ResultCode", _to_int, 0)
+    result: str = header("Result")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class VarSet(ChannelEvent):
     event_name: ClassVar[str] = "VarSet"
     variable: str = header("Variable")
@@ -328,9 +346,9 @@ EVENT_TYPES: dict[str, type[AmiEvent]] = {
     cls.event_name: cls
     for cls in (
         FullyBooted, Newchannel, Newstate, Newexten, Hangup, HangupRequest, SoftHangupRequest,
-        DialBegin, DialEnd, DTMFEnd, VarSet, UserEvent, QueueCallerJoin, QueueCallerLeave,
-        QueueCallerAbandon, AgentCalled, AgentConnect, AgentComplete, AgentRingNoAnswer, AgentDump,
-        QueueMemberStatus, QueueMemberAdded, QueueMemberRemoved, QueueMemberPause, QueueMember,
+        DialBegin, DialEnd, DTMFEnd, AGIExecStart, AGIExecEnd, VarSet, UserEvent, QueueCallerJoin,
+        QueueCallerLeave, QueueCallerAbandon, AgentCalled, AgentConnect, AgentComplete, AgentRingNoAnswer,
+        AgentDump, QueueMemberStatus, QueueMemberAdded, QueueMemberRemoved, QueueMemberPause, QueueMember,
         BridgeCreate, BridgeDestroy, BridgeEnter, BridgeLeave, BlindTransfer, AttendedTransfer, Cdr,
         MixMonitorStart, MixMonitorStop, CoreShowChannel, QueueParams, QueueEntry, QueueSummary,
         EndpointList, DialState, NewConnectedLine,

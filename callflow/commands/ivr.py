@@ -17,7 +17,6 @@ from callflow.lab import LabError, status
 from callflow.logs import configure_logging
 from callflow.settings import load_settings
 from ivr import IvrServer, TreeError, default_tree_path, load_tree, parse_tree
-from ivr.keys import read_key_line
 from ivr.process import die_with_parent
 from ivr.prompts import PromptError, install, measured_durations
 
@@ -44,8 +43,6 @@ def register(sub: Any) -> None:
                          help="listen on a lab's FastAGI port and install prompts into its sounds dir")
     p_serve.add_argument("--log-format", choices=["auto", "json", "console"])
     p_serve.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)  # set by the engine
-    p_serve.add_argument("--keys-on-stdin", action="store_true",
-                         help=argparse.SUPPRESS)  # the engine writes callers' keys (AMI DTMFEnd) to stdin
     p_serve.set_defaults(handler=_serve)
 
 
@@ -109,32 +106,14 @@ def _serve(args: argparse.Namespace) -> int:
     except (LabError, OSError) as exc:
         print(f"siaga112 ivr serve: {exc}", file=sys.stderr)
         return 2
-    asyncio.run(_run_until_signal(server, keys_on_stdin=args.keys_on_stdin))
+    asyncio.run(_run_until_signal(server))
     return 3 if server.refused else 0
 
 
-async def _run_until_signal(server: IvrServer, *, keys_on_stdin: bool = False) -> None:
+async def _run_until_signal(server: IvrServer) -> None:
     loop = asyncio.get_running_loop()
     task = asyncio.create_task(server.run())
-    keys = asyncio.create_task(_read_keys(server)) if keys_on_stdin else None
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, task.cancel)
     with contextlib.suppress(asyncio.CancelledError):
         await task
-    if keys is not None:
-        keys.cancel()
-
-
-async def _read_keys(server: IvrServer) -> None:
-    """The keys the engine hands over, one line each (ivr/keys.py), until it closes the pipe."""
-    reader = asyncio.StreamReader(limit=4096)
-    await asyncio.get_running_loop().connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader),
-                                                       sys.stdin)
-    while True:
-        try:
-            line = await reader.readline()
-        except ValueError:  # a line over the limit: not ours; skip what is buffered
-            continue
-        if not line:
-            return
-        read_key_line(line, server.keys)

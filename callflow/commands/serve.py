@@ -22,6 +22,7 @@ from callflow.settings import EngineSettings, load_settings, recordings_root
 from callflow.siteconfig import SiteConfigError, load_site, pbx_config_dir
 from callflow.store import StoreError
 from ivr import IvrServer, IvrSettings
+from ivr.keys import MissedKeys
 from ivr.process import IvrProcess
 from queues import ManagedOperators, OperatorManager, QueuePolicy
 from queues.callbacks import CallbackPolicy, CallbackService
@@ -72,12 +73,13 @@ def build_components(settings: EngineSettings, args: argparse.Namespace) -> list
     components: list[Component] = [CallEventLogger(), tracker, _recorder(settings, args.lab), operators,
                                    callbacks]
     if settings.ivr.enabled:
-        # First: a caller's key (DTMFEnd) reaches the IVR before the other components' work on the event,
-        # since a menu waiting on a key Asterisk dropped is a caller waiting (ivr/keys.py).
         if settings.ivr.isolation == "process":
-            components.insert(0, IvrProcess(lab=args.lab, log_format=args.log_format or settings.log_format))
+            components.append(IvrProcess(lab=args.lab, log_format=args.log_format or settings.log_format))
         else:
-            components.insert(0, ivr_server(settings.ivr, args.lab))
+            components.append(ivr_server(settings.ivr, args.lab))
+        if settings.ivr.missed_keys:
+            # first: a menu waiting for a key Asterisk dropped is a caller waiting (ivr/keys.py)
+            components.insert(0, MissedKeys())
     http = getattr(args, "http", "off")
     if http != "off":
         # The console's data sources, all over the one shared database. Queue status comes from the
