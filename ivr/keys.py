@@ -12,9 +12,9 @@ When the channel's next ``GET DATA`` starts, the engine plays that key back *int
 ``PlayDTMF`` with ``Receive``: Asterisk takes it as received), so the menu hears it as if pressed during
 its prompt.
 
-One key per menu, oldest first; keys pressed during a menu were heard by it, and keys during other
-commands (the "invalid" message) are ignored as before. A key played back after its menu ended is dropped
-again, reported again, and goes to the next menu. Everything ends with the IVR's decision or the hang-up.
+One key per menu, oldest first; keys pressed during a menu were heard by it, and the caller's keys during
+other commands (the "invalid" message) are ignored as before. A key played back that lands after its menu
+ended (Asterisk reports it again) goes to the next menu. Everything ends with the decision or the hang-up.
 
 :class:`KeyRelay` decides (no I/O); :class:`MissedKeys` is the engine component that sends the actions.
 """
@@ -57,6 +57,7 @@ class PlayBack:
 class _Call:
     running: str = ""  # the AGI command running ("" between commands)
     pending: list[str] = field(default_factory=list)
+    played: list[str] = field(default_factory=list)  # keys played back, their DTMFEnd not yet seen
 
 
 class KeyRelay:
@@ -72,7 +73,9 @@ class KeyRelay:
             menu = item.command.upper().startswith("GET DATA")
             call.running = "GET DATA" if menu else (item.command or "?")
             if call.running == "GET DATA" and call.pending:
-                return PlayBack(item.chan.channel, item.chan.uniqueid, call.pending.pop(0), item.command_id)
+                digit = call.pending.pop(0)
+                call.played.append(digit)
+                return PlayBack(item.chan.channel, item.chan.uniqueid, digit, item.command_id)
         elif isinstance(item, AGIExecEnd) and item.chan is not None:
             known = self._calls.get(item.chan.uniqueid)
             if known is not None:
@@ -92,8 +95,13 @@ class KeyRelay:
                 or chan.context not in IVR_CONTEXTS):
             return
         call = self._call(chan.uniqueid)
-        if call.running:
-            return  # a menu heard it (GET DATA), or a message ignores keys by design
+        ours = ev.digit in call.played
+        if ours:
+            call.played.remove(ev.digit)
+        if call.running == "GET DATA" or (call.running and not ours):
+            return  # a menu heard it, or a message ignores the caller's keys by design
+        # dropped between commands, or one we played back that landed after its menu (in a message, or
+        # between commands): the next menu gets it
         self.dropped_seen += 1
         if len(call.pending) < MAX_PENDING:
             call.pending.append(ev.digit)

@@ -84,6 +84,16 @@ def test_a_key_played_back_too_late_is_dropped_again_and_goes_to_the_next_menu()
     assert [b.command_id for b in first + again] == ["a", "c"]
 
 
+def test_a_key_played_back_that_lands_in_a_message_goes_to_the_next_menu() -> None:
+    """As captured at 100 calls/s: the root menu heard the caller's next key before our 2 landed; the 2
+    arrived during the "invalid" message, which ignores keys: it is given to the retry menu."""
+    relay = KeyRelay()
+    invalid = 'STREAM FILE "/srv/sounds/siaga112/default/invalid" ""'
+    backs = run(relay, key("2"), start(GET_DATA, "a"), key("4"), end(GET_DATA, "a"),
+                start(invalid, "b"), key("2"), end(invalid, "b"), start(GET_DATA, "c"))
+    assert [(b.digit, b.command_id) for b in backs] == [("2", "a"), ("2", "c")]
+
+
 def test_keys_during_other_commands_outside_the_ivr_or_sent_are_not_given_back() -> None:
     relay = KeyRelay()
     invalid = 'STREAM FILE "/srv/sounds/siaga112/default/invalid" ""'
