@@ -70,6 +70,10 @@ TRANSITIONS: dict[tuple[CallState, Signal], CallState] = {
     (S.LEFT_QUEUE, G.IVR_STEP): S.IN_IVR,
     (S.ANSWERED, G.TRANSFER): S.ANSWERED,
     (S.ANSWERED, G.QUEUE_ENTRY): S.ROUTED,  # transferred back into a queue
+    # Asterisk publishes BlindTransfer once the transfer is done, which can be after the transferee's new
+    # dial plan already announced (and joined) its queue: seen on the lab, SiagaQueueEntry first.
+    (S.ROUTED, G.TRANSFER): S.ROUTED,
+    (S.QUEUED, G.TRANSFER): S.QUEUED,
     (S.ANSWERED, G.QUEUE_JOIN): S.QUEUED,
     # A call first seen mid-way (engine started late, events lost in a gap): anything may follow.
     **{(S.UNSEEN, g): s for g, s in ((G.IVR_STEP, S.IN_IVR), (G.IVR_DECISION, S.IN_IVR),

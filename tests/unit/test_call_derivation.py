@@ -206,6 +206,28 @@ async def test_tracker_logs_an_illegal_transition_and_stores_the_call_as_incompl
     assert tracker.open == {}
 
 
+def test_blind_transfer_published_after_the_transferee_reached_its_new_queue() -> None:
+    """The order captured on the lab (CI, 2026-11-30): op1 blind-transfers the caller to 112; the
+    caller's SiagaQueueEntry (route operator) comes before Asterisk's BlindTransfer event."""
+    transferer = {f"Transferer{k}": v for k, v in OP1.items()}
+    op2 = {"Channel": "PJSIP/op2-00000003", "Uniqueid": "1795300000.3", "Linkedid": "1795300000.1"}
+    c = (Call().at(0, "Newchannel", CALLER).entry(0.5).at(0.6, "QueueCallerJoin", CALLER, Queue="emergency")
+         .at(1, "Newchannel", OP1).agent(1, "AgentCalled")
+         .at(2, "QueueCallerLeave", CALLER, Queue="emergency").agent(2, "AgentConnect")
+         .entry(10, route="operator")
+         .at(10.001, "BlindTransfer", None, Result="Success", Extension="112", Context="from-operators",
+             **{f"Transferee{k}": v for k, v in CALLER.items()}, **transferer)
+         .at(10.002, "Hangup", OP1, Cause="16").at(10.003, "QueueCallerJoin", CALLER, Queue="emergency")
+         .at(10.9, "Newchannel", op2).agent(11, "AgentConnect", member="op2")
+         .caller_hangs_up(40).at(40.1, "Hangup", op2, Cause="16"))
+    r = record(c)
+    assert r.outcome is Outcome.TRANSFERRED
+    assert r.notes == ()
+    assert [i.detail for i in r.instants if i.name == "answered"] == ["op1", "op2"]
+    [t] = [i for i in r.instants if i.name == "transferred"]
+    assert t.detail == "blind 112@from-operators by PJSIP/op1-00000002"
+
+
 def test_attended_transfer_is_recorded() -> None:
     op2 = {"Channel": "PJSIP/op2-00000003", "Uniqueid": "1795300000.3", "Linkedid": "1795300000.3"}
     orig = {f"OrigTransferer{k}": v for k, v in OP1.items()}
