@@ -81,6 +81,7 @@ class CallbackService:
         self._link_up = False
         self._since: datetime | None = None
         self.passes = 0  # scheduler passes completed: a caller can wait for "it looked and did nothing"
+        self._passed = asyncio.Condition()
 
     # -- component protocol ------------------------------------------------------------------------
     async def run(self, engine: Engine) -> None:
@@ -165,6 +166,8 @@ class CallbackService:
                     await self._originate_response(item)
             except (sqlite3.Error, AmiError, ValueError):
                 log.exception("callback.event_failed", item=item.name)
+            finally:
+                self._inbox.task_done()
 
     async def _catch_up(self) -> None:
         """Records of the last hour that need a callback but have no task (finished while this service
@@ -202,7 +205,7 @@ class CallbackService:
             except (sqlite3.Error, ValueError, KeyError):
                 log.exception("callback.catch_up_failed")
             if not self._link_up or not self.policy.enabled:
-                self.passes += 1
+                await self._count_pass()
                 continue  # disabled: tasks stay listed (open) for a supervisor; nothing is dialled
             try:
                 await self._dial_due()
@@ -210,7 +213,20 @@ class CallbackService:
             except (sqlite3.Error, AmiError):
                 log.exception("callback.scheduler_failed")
             finally:
-                self.passes += 1
+                await self._count_pass()
+
+    async def _count_pass(self) -> None:
+        async with self._passed:
+            self.passes += 1
+            self._passed.notify_all()
+
+    async def settled(self, passes: int = 3) -> None:
+        """Wait until every event handed over has been applied and the scheduler has then looked at the
+        tasks ``passes`` more times: after that, something it did not do is something it will not do."""
+        await self._inbox.join()
+        async with self._passed:
+            start = self.passes
+            await self._passed.wait_for(lambda: self.passes >= start + passes)
 
     async def _dial_due(self) -> None:
         now = self.clock()

@@ -124,14 +124,9 @@ async def until(predicate: Any, timeout: float = 5.0) -> None:
 
 
 async def scheduled(svc: CallbackService, passes: int = 3) -> None:
-    """Wait until the service has taken every event handed to it and its scheduler has then looked at the
-    tasks ``passes`` more times: after that, something it did not do is something it will not do."""
+    """The service applied every event and then looked at its tasks ``passes`` times (5 s at most)."""
     async with asyncio.timeout(5):
-        while not svc._inbox.empty():  # noqa: ASYNC110 - the worker's queue, no hook to wait on
-            await asyncio.sleep(0.01)
-        start = svc.passes
-        while svc.passes < start + passes:  # noqa: ASYNC110 - a counter, no hook to wait on
-            await asyncio.sleep(0.01)
+        await svc.settled(passes)
 
 
 def originate_response(channel_id: str, response: str, reason: str, at: datetime) -> Any:
