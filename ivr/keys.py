@@ -55,7 +55,7 @@ class PlayBack:
 
 @dataclass(slots=True)
 class _Call:
-    running: str = ""  # the AGI command running ("" between commands)
+    running: str = ""  # "menu" (GET DATA), "other" (any other AGI command), "" between commands
     pending: list[str] = field(default_factory=list)
     played: list[str] = field(default_factory=list)  # keys played back, their DTMFEnd not yet seen
 
@@ -70,9 +70,8 @@ class KeyRelay:
     def feed(self, item: EventItem) -> PlayBack | None:
         if isinstance(item, AGIExecStart) and item.chan is not None:
             call = self._call(item.chan.uniqueid)
-            menu = item.command.upper().startswith("GET DATA")
-            call.running = "GET DATA" if menu else (item.command or "?")
-            if call.running == "GET DATA" and call.pending:
+            call.running = "menu" if item.command.upper().startswith("GET DATA") else "other"
+            if call.running == "menu" and call.pending:
                 digit = call.pending.pop(0)
                 call.played.append(digit)
                 return PlayBack(item.chan.channel, item.chan.uniqueid, digit, item.command_id)
@@ -98,7 +97,7 @@ class KeyRelay:
         ours = ev.digit in call.played
         if ours:
             call.played.remove(ev.digit)
-        if call.running == "GET DATA" or (call.running and not ours):
+        if call.running == "menu" or (call.running == "other" and not ours):
             return  # a menu heard it, or a message ignores the caller's keys by design
         # dropped between commands, or one we played back that landed after its menu (in a message, or
         # between commands): the next menu gets it
