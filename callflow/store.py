@@ -8,6 +8,8 @@ another application, is refused with a clear error and never overwritten.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,7 +19,6 @@ import aiosqlite
 
 APPLICATION_ID = 0x51A6A112  # "siaga 112": marks the file as ours
 BUSY_TIMEOUT_S = 5.0
-_SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
 class StoreError(Exception):
@@ -32,16 +33,43 @@ class Schema:
     steps: tuple[str, ...]
 
 
-def check_file(path: Path) -> None:
-    """Refuse a foreign or corrupt file before SQLite touches it."""
-    if not path.exists() or path.stat().st_size == 0:
-        return
-    with path.open("rb") as fh:
-        head = fh.read(100)
-    if not head.startswith(_SQLITE_MAGIC):
-        raise StoreError(f"{path} is not a SQLite database (corrupt or another kind of file); siaga112 "
-                         "will not overwrite it. Move it aside or point the engine at another database.")
-    app_id = int.from_bytes(head[68:72], "big")
+def create_private(path: Path) -> None:
+    """Create the database file and its directory owner-only (0600 / 0700): it holds password hashes and
+    callers' numbers. SQLite gives the WAL and shared-memory files the database file's mode, so the mode
+    set here reaches them too. An existing file is only ``chmod``-ed (no descriptor is opened: see
+    :func:`open_database` on POSIX locks)."""
+    directory = path.parent
+    if not directory.exists():
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        # O_EXCL: the descriptor is opened and closed only on a file no connection of ours can hold yet
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        for suffix in ("", "-wal", "-shm"):
+            companion = path.with_name(path.name + suffix)
+            with contextlib.suppress(FileNotFoundError, PermissionError):
+                if companion.stat().st_mode & 0o077:
+                    companion.chmod(0o600)
+    else:
+        os.close(fd)
+
+
+async def _check_ours(conn: aiosqlite.Connection, path: Path) -> None:
+    """Refuse a foreign or corrupt file, asking SQLite itself (its header read through the connection).
+
+    Never read the file with ``open()``: closing any descriptor of a file drops every POSIX lock this
+    process holds on it, so another process's close then believes it is the last connection, checkpoints
+    and deletes the WAL under the engine (issue 15: one ``calls list`` beside the engine lost its writes)."""
+    try:
+        async with conn.execute("PRAGMA application_id") as cur:
+            row = await cur.fetchone()
+    except aiosqlite.DatabaseError as exc:
+        if isinstance(exc, aiosqlite.OperationalError):  # locked, I/O error...: not a verdict on the file
+            raise
+        raise StoreError(f"{path} is not a SQLite database (corrupt or another kind of file: {exc}); "
+                         "siaga112 will not overwrite it. Move it aside or point the engine at another "
+                         "database.") from exc
+    app_id = int(row[0]) if row else 0
     if app_id not in (0, APPLICATION_ID):
         raise StoreError(f"{path} is a SQLite database of another application (application_id "
                          f"{app_id:#x}); siaga112 will not touch it. Use another database path.")
@@ -50,13 +78,13 @@ def check_file(path: Path) -> None:
 async def open_database(path: Path, schemas: Sequence[Schema] = ()) -> aiosqlite.Connection:
     """Open (creating if needed) the store and apply missing migrations. Always ``await conn.close()``:
     aiosqlite's worker thread is not a daemon and an unclosed connection hangs the process at exit."""
-    check_file(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    create_private(path)
     conn = await aiosqlite.connect(path)
     try:
         # first: components open one new database at once at start-up, and switching it to WAL takes a
         # lock; without a busy timeout the second opener failed at once ("database is locked")
         await conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+        await _check_ours(conn, path)
         async with conn.execute("PRAGMA quick_check") as cur:
             row = await cur.fetchone()
         if row is None or row[0] != "ok":

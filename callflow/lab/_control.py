@@ -108,6 +108,7 @@ def _secrets_for(instance: str) -> tuple[Path, dict[str, str]]:
     if env_secret:
         data["ami"] = env_secret
     path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.chmod(0o700)  # the lab's directory holds its secrets and the engine's database
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         json.dump(data, fh)
