@@ -16,6 +16,7 @@ import dataclasses
 import json
 import os
 import sqlite3
+import threading
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -133,7 +134,9 @@ class Journal:
         self._wakeup = asyncio.Event()
         self._progress = asyncio.Condition()
         self._started = False
-        self._spilling = False
+        # one spill write at a time, in sequence order: the writer's (in a thread) and the last-resort
+        # one on the loop (the bound on the buffer holds even while the writer's spill is slow)
+        self._spill_lock = threading.Lock()
         self._durable_above: set[int] = set()
 
     # -- appending (never blocks, never fails) ------------------------------------------------------
@@ -142,7 +145,7 @@ class Journal:
         entry = JournalEntry(self._next, kind, name, linkedid, uniqueid, ts, ts_source, received_at, data)
         self._next += 1
         self._buffer.append(entry)
-        if len(self._buffer) > self.max_buffer and not self._spilling:
+        if len(self._buffer) > self.max_buffer:
             self._spill("buffer full")  # last resort, on the loop: the bound holds even if the writer lags
         self._wakeup.set()
         return entry
@@ -278,18 +281,14 @@ class Journal:
         if not rows:
             return
         self._buffer.clear()
-        self._spilling = True
-        try:
-            written = await asyncio.to_thread(self._write_spill, rows, reason)
-        finally:
-            self._spilling = False
+        written = await asyncio.to_thread(self._write_spill, rows, reason)
         if not written:
             self._buffer.extendleft(reversed(rows))
 
     def _write_spill(self, rows: list[JournalEntry], reason: str) -> bool:
         lines = "".join(json.dumps(e.row(), ensure_ascii=False) + "\n" for e in rows)
         try:
-            with self.spill_path.open("a", encoding="utf-8") as fh:
+            with self._spill_lock, self.spill_path.open("a", encoding="utf-8") as fh:
                 fh.write(lines)
                 fh.flush()
                 os.fsync(fh.fileno())
