@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from callflow.siteconfig import CheckContext, LoadedSite, register_check
-from callflow.siteconfig._problems import Problem
+from callflow.siteconfig import CheckContext, LoadedSite, Problem, register_check
 from ivr.rules import TreeError, load_tree
 
 

@@ -1,4 +1,4 @@
-"""Who joins which queue with which penalty: the site file's queue lists, read once.
+"""Who joins which queue with which penalty (built from the site file by callflow/policies.py).
 
 The emergency queue's overflow (pbx-config/queuerules.conf) widens a waiting caller's ``QUEUE_MAX_PENALTY``
 from 0 to 10 after ``overflow_s`` and to 20 after ``supervisors_s``. So at log-in an operator joins:
@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from callflow.siteconfig._model import Site
-from callflow.siteconfig._render import PENALTY_OVERFLOW, PENALTY_OWN, PENALTY_SUPERVISOR
+# The penalty tiers: an operator's own queues, the emergency queue's overflow group, its supervisors.
+# The site file's rendering (queuerules.conf's penaltychange lines) and the queue policy built from the
+# site (callflow/policies.py) both use these.
+PENALTY_OWN, PENALTY_OVERFLOW, PENALTY_SUPERVISOR = 0, 10, 20
 
 QUEUES = ("emergency", "nonemergency")
 EMERGENCY = "emergency"
@@ -33,25 +35,11 @@ class UnknownOperator(LookupError):
 
 @dataclass(frozen=True)
 class QueuePolicy:
+    """Operators, their queue memberships and each queue's wrap-up (callflow.policies.queue_policy)."""
+
     operators: tuple[str, ...]
     members: dict[str, dict[str, int]] = field(default_factory=dict)  # operator -> queue -> penalty
     wrapup: dict[str, float] = field(default_factory=dict)  # queue -> seconds
-
-    @classmethod
-    def from_site(cls, site: Site) -> QueuePolicy:
-        queues = {EMERGENCY: site.queues.emergency, "nonemergency": site.queues.nonemergency}
-        emergency = site.queues.emergency
-        members: dict[str, dict[str, int]] = {}
-        for op in site.operators:
-            mine = {q: PENALTY_OWN for q, queue in queues.items() if op.name in queue.operators}
-            if EMERGENCY not in mine:
-                if op.name in emergency.supervisors and emergency.supervisors_s:
-                    mine[EMERGENCY] = PENALTY_SUPERVISOR
-                elif emergency.overflow_s and mine:
-                    mine[EMERGENCY] = PENALTY_OVERFLOW
-            members[op.name] = mine
-        return cls(operators=tuple(op.name for op in site.operators), members=members,
-                   wrapup={q: float(queue.wrapup_s) for q, queue in queues.items()})
 
     def memberships(self, name: str) -> dict[str, int]:
         """Queue -> penalty for ``name``; raises :class:`UnknownOperator`."""

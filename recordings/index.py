@@ -199,12 +199,14 @@ class RecordingIndex:
             rows = await cur.fetchall()
         return [Recording.from_row(r) for r in rows]
 
-    async def past_retention(self, now: datetime) -> list[Recording]:
+    async def made_before(self, cutoff: datetime) -> list[Recording]:
+        """Recordings made at or before ``cutoff`` whose file may still exist (purge's candidates: the
+        retention rule itself is the policy's)."""
         statuses = (RecordingStatus.OK, RecordingStatus.ALTERED, RecordingStatus.MISSING)
         async with self.conn.execute(
-                f"SELECT {_COLUMNS} FROM recordings_files WHERE retain_until <= ? "  # noqa: S608
-                f"AND status IN ({', '.join('?' for _ in statuses)}) ORDER BY retain_until, id",
-                (iso(now), *map(str, statuses))) as cur:
+                f"SELECT {_COLUMNS} FROM recordings_files WHERE made_at <= ? "  # noqa: S608
+                f"AND status IN ({', '.join('?' for _ in statuses)}) ORDER BY made_at, id",
+                (iso(cutoff), *map(str, statuses))) as cur:
             rows = await cur.fetchall()
         return [Recording.from_row(r) for r in rows]
 

@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from callflow.calls.model import CallClass
 from recordings.audio import sha256_of
 from recordings.index import Recording, RecordingIndex, RecordingStatus, iso
+from recordings.policy import RecordingPolicy
 from recordings.recorder import FILE_MODE
 
 VERIFIABLE = (RecordingStatus.OK, RecordingStatus.MISSING, RecordingStatus.ALTERED)
@@ -69,27 +71,40 @@ class PurgeResult:
     reason: str
 
 
-async def purge(index: RecordingIndex, now: datetime, *, legal_hold: bool = False, dry_run: bool = False,
+async def purge(index: RecordingIndex, now: datetime, policy: RecordingPolicy, *, dry_run: bool = False,
                 by_whom: str = "retention") -> list[PurgeResult]:
-    """Delete recordings past their retention deadline. A held recording (or any recording under a
-    site-wide legal hold) is never deleted; it is listed with the reason it was kept."""
+    """Delete the recordings whose retention under ``policy`` (the site's, in force now) has ended: made
+    at least ``retention_days`` of their call class ago. A recording on legal hold (its own hold flag,
+    its call listed in the policy, or a site-wide hold) is never deleted; it is listed with the reason it
+    was kept. The deadline stored with each recording is the one in force when it was made; a retention
+    changed since applies to recordings already made."""
     results = []
-    for rec in await index.past_retention(now):
-        if legal_hold:
-            results.append(PurgeResult(rec, False, "site-wide legal hold"))
+    for rec in await index.made_before(now - policy.shortest_retention):
+        deadline = policy.deadline(rec.made_at, _call_class(rec.call_class))
+        if deadline > now:
             continue
-        if rec.hold:
-            results.append(PurgeResult(rec, False, "recording on legal hold"))
+        ended = f"retention ended {iso(deadline)}"
+        held = policy.hold_reason(rec.linkedid) or ("recording on legal hold" if rec.hold else None)
+        if held is not None:
+            results.append(PurgeResult(rec, False, held))
             continue
         if dry_run:
-            results.append(PurgeResult(rec, False, f"would purge: retention ended {iso(rec.retain_until)}"))
+            results.append(PurgeResult(rec, False, f"would purge: {ended}"))
             continue
         await asyncio.to_thread(rec.path.unlink, missing_ok=True)
         await index.set_status(rec.id, RecordingStatus.PURGED, "", purged_at=now)
-        await index.audit(rec.id, at=now, action="purge", by_whom=by_whom,
-                          reason=f"retention ended {iso(rec.retain_until)}", detail=str(rec.path))
-        results.append(PurgeResult(rec, True, f"retention ended {iso(rec.retain_until)}"))
+        await index.audit(rec.id, at=now, action="purge", by_whom=by_whom, reason=ended, detail=str(rec.path))
+        results.append(PurgeResult(rec, True, ended))
     return results
+
+
+def _call_class(stored: str) -> CallClass:
+    """The class stored with a recording; a value this version does not know is kept as long as an
+    emergency (unknown calls are treated as emergencies)."""
+    try:
+        return CallClass(stored)
+    except ValueError:
+        return CallClass.UNKNOWN
 
 
 async def export(index: RecordingIndex, recording_id: int, to_dir: Path, *, by_whom: str, reason: str,

@@ -1,23 +1,22 @@
-"""Recording policy: what is recorded, from when, and how long it is kept.
+"""Recording policy: what is recorded, from when, how long it is kept, and what is held.
 
 Emergency calls are always recorded (there is no switch to turn that off): from the moment an operator
 answers, or from the call's arrival at the centre. Non-emergency calls are recorded only if the site says
-so. Retention is in days per call class; a site-wide legal hold blocks every deletion. The site
-configuration feeds this model (``RecordingPolicy.model_validate(site["recordings"])``).
+so. Retention is in days per call class; a legal hold (site-wide, or on listed calls) blocks deletion.
+
+This package never reads the site file: :mod:`callflow.policies` builds this policy from the site file's
+``[recording]`` section, whose model holds the only defaults for what a site configures (so the fields
+that come from the site have none here).
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 
 from callflow.calls.model import CallClass
-
-if TYPE_CHECKING:
-    from callflow.siteconfig._model import Recording as SiteRecording
 
 
 class RecordFrom(StrEnum):
@@ -25,21 +24,18 @@ class RecordFrom(StrEnum):
     ARRIVAL = "arrival"  # MixMonitor starts when the caller's channel appears at the centre
 
 
-def _default_retention() -> dict[CallClass, int]:
-    return {CallClass.EMERGENCY: 3650, CallClass.NONEMERGENCY: 365, CallClass.UNKNOWN: 3650}
-
-
 class RecordingPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    emergency_from: RecordFrom = Field(
-        default=RecordFrom.ANSWER, description="emergency calls are always recorded; from answer or arrival")
-    record_nonemergency: bool = Field(default=False, description="also record non-emergency calls")
-    nonemergency_from: RecordFrom = RecordFrom.ANSWER
+    # from the site file ([recording])
+    emergency_from: RecordFrom = Field(description="emergency calls are always recorded, from answer/arrival")
+    record_nonemergency: bool = Field(description="also record non-emergency calls")
     retention_days: dict[CallClass, PositiveInt] = Field(
-        default_factory=_default_retention,
-        description="days a recording is kept, per call class; a class left out keeps the default")
-    legal_hold: bool = Field(default=False, description="site-wide legal hold: nothing is ever purged")
+        description="days a recording is kept after it was made, for every call class")
+    legal_hold: bool = Field(description="site-wide legal hold: nothing is ever purged")
+    held_calls: frozenset[str] = Field(description="linkedids of calls whose recordings are on legal hold")
+    # the engine's own (not site settings)
+    nonemergency_from: RecordFrom = RecordFrom.ANSWER
     format: str = Field(default="wav", pattern=r"^(wav|WAV|gsm|sln)$",
                         description="file format MixMonitor writes (by extension)")
     min_free_mb: int = Field(default=200, ge=0,
@@ -48,9 +44,10 @@ class RecordingPolicy(BaseModel):
         default=frozenset({"emergency"}), description="queues whose callers are emergency calls")
 
     @model_validator(mode="after")
-    def _complete_retention(self) -> RecordingPolicy:
-        merged = {**_default_retention(), **self.retention_days}
-        object.__setattr__(self, "retention_days", merged)
+    def _every_class_kept(self) -> RecordingPolicy:
+        missing = [str(c) for c in CallClass if c not in self.retention_days]
+        if missing:
+            raise ValueError(f"retention_days has no entry for {', '.join(missing)}: give one per call class")
         return self
 
     def records(self, call_class: CallClass) -> bool:
@@ -66,13 +63,18 @@ class RecordingPolicy(BaseModel):
     def retention(self, call_class: CallClass) -> timedelta:
         return timedelta(days=self.retention_days[call_class])
 
-    @classmethod
-    def from_site(cls, recording: SiteRecording) -> RecordingPolicy:
-        """The policy an admin set in the site file's ``[recording]`` section (``siaga112 config``)."""
-        return cls(
-            emergency_from=recording.emergency_from,
-            record_nonemergency=recording.nonemergency,
-            retention_days={CallClass.EMERGENCY: recording.retention_days.emergency,
-                            CallClass.NONEMERGENCY: recording.retention_days.nonemergency,
-                            CallClass.UNKNOWN: recording.retention_days.emergency},
-        )
+    def deadline(self, made_at: datetime, call_class: CallClass) -> datetime:
+        """When a recording made at ``made_at`` may be deleted under this policy."""
+        return made_at + self.retention(call_class)
+
+    @property
+    def shortest_retention(self) -> timedelta:
+        return timedelta(days=min(self.retention_days.values()))
+
+    def hold_reason(self, linkedid: str) -> str | None:
+        """Why a recording of call ``linkedid`` must be kept whatever its age, or None."""
+        if self.legal_hold:
+            return "site-wide legal hold ([recording] legal_hold)"
+        if linkedid in self.held_calls:
+            return "call on legal hold ([recording] legal_hold_calls)"
+        return None

@@ -78,13 +78,13 @@ class _Call:
 class Recorder:
     name = "recordings"
 
-    def __init__(self, *, database: Path, root: Path, asterisk_root: PurePosixPath | str | None = None,
-                 policy: RecordingPolicy | None = None, clock: Clock = utc_now,
+    def __init__(self, *, database: Path, root: Path, policy: RecordingPolicy,
+                 asterisk_root: PurePosixPath | str | None = None, clock: Clock = utc_now,
                  settle_timeout: float = 10.0, disk_usage: DiskUsage = shutil.disk_usage) -> None:
         self.database = database
         self.root = root
         self.asterisk_root = PurePosixPath(asterisk_root if asterisk_root is not None else root)
-        self.policy = policy or RecordingPolicy()
+        self.policy = policy  # built from the site file by callflow.policies
         self.clock = clock
         self.settle_timeout = settle_timeout
         self.disk_usage = disk_usage

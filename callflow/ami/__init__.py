@@ -4,7 +4,6 @@ from callflow.ami.client import (
     STATE_CHANGING_ACTIONS,
     AmiConnection,
     AmiEndpoint,
-    AmiSession,
     EventItem,
     LinkEvent,
     utc_now,
@@ -28,7 +27,7 @@ from callflow.ami.lists import (
     queue_summary,
 )
 from callflow.ami.recorder import RecordSummary, record_stream
-from callflow.ami.session import next_backoff
+from callflow.ami.session import AmiSession, next_backoff
 
 __all__ = [
     "STATE_CHANGING_ACTIONS",

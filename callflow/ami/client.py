@@ -4,9 +4,10 @@
 responses to waiting actions by ActionID, a heartbeat that turns a silent peer (half-open TCP) into
 :class:`ConnectionLost`, and typed events pushed in arrival order onto one queue.
 
-``AmiSession`` keeps a connection alive: reconnect with exponential backoff and jitter, and a
-:class:`LinkEvent` on the same queue for every loss and every (re)connect so the call layer can recover
-what happened in between. State-changing actions in flight when the link drops are never re-sent.
+``AmiSession`` (in :mod:`.session`, which imports this module) keeps a connection alive: reconnect with
+exponential backoff and jitter, and a :class:`LinkEvent` on the same queue for every loss and every
+(re)connect so the call layer can recover what happened in between. State-changing actions in flight when
+the link drops are never re-sent.
 """
 
 from __future__ import annotations
@@ -338,10 +339,9 @@ class AmiConnection:
                 await self._writer.wait_closed()
 
 
-# The session lives in its own module; these names stay importable from here.
-from callflow.ami.session import AmiSession, next_backoff  # noqa: E402
-
+# The reconnecting session (callflow.ami.session) builds on this module, never the other way round:
+# import AmiSession and next_backoff from there or from the package (callflow.ami).
 __all__ = [
     "DEFAULT_PING_INTERVAL", "DEFAULT_PING_TIMEOUT", "STATE_CHANGING_ACTIONS", "AmiConnection", "AmiEndpoint",
-    "AmiSession", "Clock", "EventItem", "LinkEvent", "next_backoff", "utc_now",
+    "Clock", "EventItem", "LinkEvent", "utc_now",
 ]

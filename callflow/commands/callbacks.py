@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from callflow.calls.setup import add_database_options, database_of
+from callflow.commands._options import add_database_options, database_of
 from callflow.store import StoreError, open_database
 from queues.callbacks import CALLBACKS_SCHEMA, Attempt, CallbackTask
 from queues.callbacks.rules import OPEN_STATUSES, ClosureOutcome, TaskStatus

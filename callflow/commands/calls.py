@@ -13,8 +13,8 @@ from callflow.calls.export import export_csv, export_json
 from callflow.calls.journal import JournalEntry
 from callflow.calls.model import CallRecord
 from callflow.calls.records import load_records, record_row, record_rows, store_records
-from callflow.calls.setup import add_database_options, database_of, parse_when, short_abandon_of
 from callflow.calls.tracker import SCHEMAS
+from callflow.commands._options import add_database_options, database_of, parse_when, short_abandon_of
 from callflow.store import StoreError, open_database
 
 

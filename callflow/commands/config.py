@@ -12,19 +12,24 @@ from typing import Any
 from callflow.ami import AmiEndpoint
 from callflow.lab import LabError, lab_ami_after, lab_apply_target, load_secrets, status
 from callflow.siteconfig import (
+    DEFAULT_KEEP,
+    ApplyHistory,
+    ApplyOutcome,
+    ApplyReport,
+    ApplyTarget,
     CheckContext,
     LoadedSite,
     SiteConfigError,
+    apply_files,
     check_site,
     load_site,
+    read_live,
     render_site,
     resolve_secrets,
     site_schema,
+    unified_diff,
     write_files,
 )
-from callflow.siteconfig._apply import ApplyOutcome, ApplyReport, ApplyTarget, apply_files
-from callflow.siteconfig._diff import read_live, unified_diff
-from callflow.siteconfig._history import DEFAULT_KEEP, ApplyHistory
 from ivr import site_check  # noqa: F401 - registers the IVR tree rules with `config check`
 
 DEFAULT_STATE_DIR = Path("/var/lib/siaga112/config")

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from callflow.ami import AmiError
+from callflow.app import call_tracker, ivr_server
 from callflow.calls.model import CallRecord
-from callflow.calls.setup import call_tracker
 from callflow.calls.tracker import CallTracker
-from callflow.commands.serve import ivr_server
+from callflow.commands.serve import engine_paths
 from callflow.lab import LabError, LabPorts, LabStatus, down, free_ports, lab_dir, status, up
 from callflow.lab.sipp import PRESS_EMERGENCY, CallerScript, SippOperator, place_call
 from callflow.logs import configure_logging, mask_number
@@ -82,12 +82,12 @@ def _demo(args: argparse.Namespace) -> int:
         return 1
     print(f"lab: {lab.asterisk_version} ({lab.mode}) AMI {lab.ami['port']} SIP {lab.sip['port']}")
     try:
-        database = lab_dir(lab.instance) / "siaga112.db"
-        settings = EngineSettings(database=database)
+        settings = EngineSettings()
+        paths = engine_paths(settings, lab.instance, lab_dir(lab.instance) / "siaga112.db")
         # built before the loop starts: the tracker checks (creates, migrates) its database synchronously
-        tracker = call_tracker(settings, argparse.Namespace(lab=lab.instance))
-        ivr = ivr_server(settings.ivr, lab.instance)
-        return asyncio.run(_run(lab, tracker, ivr, database))
+        tracker = call_tracker(settings, paths)
+        ivr = ivr_server(settings, paths)
+        return asyncio.run(_run(lab, tracker, ivr, paths.database))
     except (AmiError, LabError, RuntimeError, TimeoutError, StoreError) as exc:
         print(f"siaga112 demo: {exc or 'timed out'}", file=sys.stderr)
         return 1

@@ -12,7 +12,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from callflow.commands.serve import ivr_server
+from callflow.app import ivr_server
+from callflow.commands.serve import engine_paths
 from callflow.lab import LabError, status
 from callflow.logs import configure_logging
 from callflow.settings import load_settings
@@ -102,7 +103,8 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     configure_logging(args.log_format or settings.log_format, settings.log_level, stream=sys.stdout)
     try:
-        server = ivr_server(settings.ivr.model_copy(update={"isolation": "inline"}), args.lab)
+        inline = settings.model_copy(update={"ivr": settings.ivr.model_copy(update={"isolation": "inline"})})
+        server = ivr_server(inline, engine_paths(settings, args.lab))
     except (LabError, OSError) as exc:
         print(f"siaga112 ivr serve: {exc}", file=sys.stderr)
         return 2

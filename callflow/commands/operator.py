@@ -22,6 +22,7 @@ from callflow.ami.lists import queue_status
 from callflow.calls.setup import resolve_database
 from callflow.commands.serve import endpoint_for
 from callflow.lab import LabError
+from callflow.policies import queue_policy
 from callflow.settings import EngineSettings, load_settings
 from callflow.siteconfig import SiteConfigError, load_site, pbx_config_dir
 from callflow.store import StoreError, open_database
@@ -69,7 +70,7 @@ def _run(action: Any) -> Any:
         try:
             settings = load_settings(args.config)
             site_file = settings.site_file or pbx_config_dir() / "site.toml"
-            policy = QueuePolicy.from_site(load_site(site_file).site)
+            policy = queue_policy(load_site(site_file).site)
         except (ValidationError, FileNotFoundError, ValueError) as exc:
             print(f"siaga112 operator: invalid settings: {exc}", file=sys.stderr)
         except SiteConfigError as exc:

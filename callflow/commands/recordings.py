@@ -13,7 +13,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from callflow.calls.model import CallClass
+from callflow.policies import recording_policy
 from callflow.settings import load_settings
+from callflow.siteconfig import SiteConfigError, load_site, pbx_config_dir
 from callflow.store import StoreError, open_database
 from recordings import (
     SCHEMA,
@@ -59,7 +62,12 @@ def register(sub: Any) -> None:
     p_verify.add_argument("--json", action="store_true")
     p_verify.set_defaults(handler=_run(_verify))
 
-    p_purge = rs.add_parser("purge", help="delete recordings past retention (never a held one)")
+    p_purge = rs.add_parser(
+        "purge", help="delete recordings past the site's retention (never a held one)",
+        description="Retention and legal hold come from the site file's [recording] section (site_file in "
+                    "the settings or SIAGA112_SITE_FILE, else pbx-config/site.toml): a recording is deleted "
+                    "once retention_days of its call class have passed since it was made, unless it is on "
+                    "hold (`recordings hold`), its call is in legal_hold_calls, or legal_hold is true.")
     p_purge.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
     p_purge.add_argument("--as-of", type=_instant, help="apply retention as of this UTC instant "
                          "(ISO-8601); a future instant only with --dry-run")
@@ -104,19 +112,26 @@ def _run(action: Action) -> Callable[[argparse.Namespace], int]:
             print(f"siaga112 recordings: no database at {database}: start the engine once "
                   "(`siaga112 serve`) or pass --database", file=sys.stderr)
             return 2
+        site_file = settings.site_file or pbx_config_dir() / "site.toml"
         try:
-            return asyncio.run(_with_index(database, action, args))
+            policy = recording_policy(load_site(site_file).site.recording)
+        except SiteConfigError as exc:
+            print(f"siaga112 recordings: the site file cannot be used:\n{exc}", file=sys.stderr)
+            return 2
+        args.site_file_used = site_file
+        try:
+            return asyncio.run(_with_index(database, action, args, policy))
         except (StoreError, RecordingError) as exc:
             print(f"siaga112 recordings: {exc}", file=sys.stderr)
             return 1
     return handler
 
 
-async def _with_index(database: Path, action: Action, args: argparse.Namespace) -> int:
+async def _with_index(database: Path, action: Action, args: argparse.Namespace,
+                      policy: RecordingPolicy) -> int:
     conn = await open_database(database, [SCHEMA])
     try:
-        # The site configuration feeds the policy (legal hold, retention); defaults until it does.
-        return await action(RecordingIndex(conn), args, RecordingPolicy())
+        return await action(RecordingIndex(conn), args, policy)
     finally:
         await conn.close()
 
@@ -202,8 +217,11 @@ async def _purge(index: RecordingIndex, args: argparse.Namespace, policy: Record
     if as_of > now and not args.dry_run:
         raise RecordingError("--as-of in the future deletes recordings before their retention ends; "
                              "use it with --dry-run only")
-    results = await purge(index, as_of, legal_hold=policy.legal_hold, dry_run=args.dry_run,
-                          by_whom=args.by)
+    days = policy.retention_days
+    print(f"retention from site file {args.site_file_used}: emergency {days[CallClass.EMERGENCY]} days, "
+          f"non-emergency {days[CallClass.NONEMERGENCY]} days; legal hold: "
+          f"{'site-wide' if policy.legal_hold else f'{len(policy.held_calls)} call(s) listed'}")
+    results = await purge(index, as_of, policy, dry_run=args.dry_run, by_whom=args.by)
     for r in results:
         word = "PURGED" if r.purged else ("WOULD" if args.dry_run and "would" in r.reason else "KEPT")
         print(f"{word:<7} recording {r.recording.id} (call {r.recording.linkedid}): {r.reason}")

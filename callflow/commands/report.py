@@ -16,8 +16,8 @@ from typing import Any
 
 from callflow.calls.metrics import AnswerTimes, answer_time_report
 from callflow.calls.records import load_records
-from callflow.calls.setup import add_database_options, database_of, parse_when, short_abandon_of
 from callflow.calls.tracker import SCHEMAS
+from callflow.commands._options import add_database_options, database_of, parse_when, short_abandon_of
 from callflow.commands.report_summary import register_summary
 from callflow.store import StoreError, open_database
 from queues.occupancy import OperatorTime, TransitionRow, operator_time_report

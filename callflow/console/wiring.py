@@ -54,7 +54,7 @@ from callflow.console.providers import (
     RecordingFile,
     Refused,
 )
-from callflow.incidents import _tables as incident_tables
+from callflow.incidents import SCHEMA as INCIDENTS_SCHEMA
 from callflow.incidents import model as incident_model
 from callflow.incidents.errors import DispatchError, IllegalTransition, IncidentError, IncidentNotFound
 from callflow.incidents.registry import AgencyRegistry
@@ -412,7 +412,7 @@ class IndexedRecordings:
 
 
 # -- all of them -------------------------------------------------------------------------------------
-STORE_SCHEMAS: tuple[Schema, ...] = (*CALL_SCHEMAS, incident_tables.SCHEMA, RECORDING_SCHEMA)
+STORE_SCHEMAS: tuple[Schema, ...] = (*CALL_SCHEMAS, INCIDENTS_SCHEMA, RECORDING_SCHEMA)
 
 
 async def prepare_store(database: Path) -> None:
@@ -437,7 +437,7 @@ def store_providers(database: Path, *, recordings_root: Path, clock: Clock = utc
     start with the console. Queue status is wired by the console itself (it needs the AMI session);
     operators and callbacks keep their stand-ins until their component replaces them."""
     reads = StoreConnection(database, STORE_SCHEMAS, CALLS)
-    writes = StoreConnection(database, [*CALL_SCHEMAS, incident_tables.SCHEMA], INCIDENTS)
+    writes = StoreConnection(database, [*CALL_SCHEMAS, INCIDENTS_SCHEMA], INCIDENTS)
     calls = StoredCalls(reads)
     incidents = ServiceIncidents(writes, calls, clock=clock, registry=registry)
     reports = StoreReports(incidents, reads, zone or ZoneInfo(timezone_name), timezone_name)

@@ -3,6 +3,7 @@
 Public API: :class:`IncidentService` (create, get, list, set_status, link_call, suggest, dispatch,
 en_route, arrive, close_dispatch, close, load_registry, units)."""
 
+from callflow.incidents import _tables
 from callflow.incidents.categories import (
     CATEGORIES,
     Category,
@@ -40,9 +41,12 @@ from callflow.incidents.registry import (
 )
 from callflow.incidents.service import IncidentService
 
+SCHEMA = _tables.SCHEMA  # the incidents' tables, for a process that opens the store with them
+
 __all__ = [
     "CATEGORIES",
     "CATEGORY_AGENCY_TYPES",
+    "SCHEMA",
     "Agency",
     "AgencyRegistry",
     "AgencyType",

@@ -9,8 +9,7 @@ from callflow.ami import AmiEndpoint
 from callflow.lab._control import AMI_USER, LabStatus, lab_dir, load_secrets
 from callflow.lab._render import load_lab_site
 from callflow.lab.errors import LabError
-from callflow.siteconfig import LoadedSite
-from callflow.siteconfig._apply import ApplyTarget
+from callflow.siteconfig import ApplyTarget, LoadedSite
 
 
 def lab_apply_target(st: LabStatus, site_file: Path, keep: int = 10

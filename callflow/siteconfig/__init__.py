@@ -1,7 +1,10 @@
 """The site file: one TOML file an admin edits, checked, rendered into Asterisk's configuration, diffed
 and applied with verification and automatic rollback."""
 
+from callflow.siteconfig._apply import ApplyOutcome, ApplyReport, ApplyTarget, apply_files
 from callflow.siteconfig._checks import CheckContext, check_site, register_check, registered_checks
+from callflow.siteconfig._diff import read_live, unified_diff
+from callflow.siteconfig._history import DEFAULT_KEEP, ApplyHistory
 from callflow.siteconfig._load import LoadedSite, load_site, parse_site
 from callflow.siteconfig._model import (
     EMERGENCY_CATEGORIES,
@@ -10,6 +13,7 @@ from callflow.siteconfig._model import (
     Operator,
     Paths,
     Recording,
+    Retention,
     ServiceClass,
     Site,
 )
@@ -28,10 +32,15 @@ from callflow.siteconfig._secrets import MASK, mask, resolve_secrets, secret_pro
 from recordings.policy import RecordFrom
 
 __all__ = [
+    "DEFAULT_KEEP",
     "EMERGENCY_CATEGORIES",
     "HEADER_END",
     "MASK",
     "NONEMERGENCY_CATEGORIES",
+    "ApplyHistory",
+    "ApplyOutcome",
+    "ApplyReport",
+    "ApplyTarget",
     "Callbacks",
     "CheckContext",
     "LoadedSite",
@@ -40,15 +49,18 @@ __all__ = [
     "Problem",
     "RecordFrom",
     "Recording",
+    "Retention",
     "ServiceClass",
     "Site",
     "SiteConfigError",
+    "apply_files",
     "body",
     "check_site",
     "load_site",
     "mask",
     "parse_site",
     "pbx_config_dir",
+    "read_live",
     "register_check",
     "registered_checks",
     "render_site",
@@ -57,5 +69,6 @@ __all__ = [
     "site_schema",
     "substitute",
     "template_values",
+    "unified_diff",
     "write_files",
 ]

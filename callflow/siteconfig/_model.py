@@ -19,6 +19,7 @@ _NAME = r"^[a-z][a-z0-9_-]{0,31}$"
 _ENV = r"^[A-Z_][A-Z0-9_]*$"
 _DIGITS = r"^[0-9]{2,15}$"
 _PJSIP_OPTION = r"^[a-z][a-z0-9_]*$"
+_LINKEDID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 
 EMERGENCY_CATEGORIES = ("natural_disaster", "public_order", "fire", "accident", "health", "crime", "riot",
                         "other_emergency", "other_complaint")
@@ -120,8 +121,14 @@ class Ivr(_Section):
 
 
 class Retention(_Section):
-    emergency: int = Field(default=365, ge=1, le=3650)
-    nonemergency: int = Field(default=90, ge=1, le=3650)
+    """Days a recording is kept after it was made, per call class (a call never classified counts as an
+    emergency). These are the only retention defaults: the engine and ``recordings purge`` use them when
+    the site file leaves them out."""
+
+    emergency: int = Field(default=365, ge=1, le=3650,
+                           description="days an emergency call's recording is kept")
+    nonemergency: int = Field(default=90, ge=1, le=3650,
+                              description="days a non-emergency call's recording is kept")
 
 
 class Recording(_Section):
@@ -129,6 +136,12 @@ class Recording(_Section):
         default=RecordFrom.ANSWER, description="emergency calls are always recorded, from answer or arrival")
     nonemergency: bool = Field(default=False, description="record non-emergency calls")
     retention_days: Retention = Field(default_factory=Retention)
+    legal_hold: bool = Field(
+        default=False, description="site-wide legal hold: while true, `recordings purge` deletes nothing")
+    legal_hold_calls: list[Annotated[str, Field(pattern=_LINKEDID)]] = Field(
+        default_factory=list,
+        description="calls (Asterisk linkedids, as `recordings list` shows them) whose recordings are on "
+                    "legal hold: never purged while listed, whatever their retention")
 
 
 class Callbacks(_Section):

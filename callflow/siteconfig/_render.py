@@ -16,6 +16,7 @@ from pathlib import Path
 from callflow.siteconfig._load import LoadedSite
 from callflow.siteconfig._model import Queue, Site
 from callflow.siteconfig._problems import Problem, SiteConfigError
+from queues.policy import PENALTY_OVERFLOW, PENALTY_SUPERVISOR  # the tiers queuerules.conf widens to
 
 _PLACEHOLDER = re.compile(r"\{\{([A-Z0-9_]+)\}\}")
 HEADER_END = "; (end of the siaga112 header)\n"
@@ -77,10 +78,6 @@ def _queue_values(prefix: str, queue: Queue) -> dict[str, str]:
         f"{prefix}_ANNOUNCE": "yes" if queue.announce_position else "no",
         f"{prefix}_ANNOUNCE_FREQUENCY": str(queue.announce_frequency_s if queue.announce_position else 0),
     }
-
-
-# Member penalties in the emergency queue (contract with queuerules.conf and queues/operators.py).
-PENALTY_OWN, PENALTY_OVERFLOW, PENALTY_SUPERVISOR = 0, 10, 20
 
 
 def overflow_rules_block(queue: Queue) -> str:

@@ -58,15 +58,16 @@ _DIALLABLE = re.compile(r"^\+?[0-9]{4,20}$")
 
 @dataclass(frozen=True, slots=True)
 class CallbackPolicy:
-    """The site file's ``[callbacks]`` section, as the service uses it."""
+    """The site file's ``[callbacks]`` section, as the service uses it (built by callflow.policies from
+    the site model, which holds the defaults)."""
 
-    enabled: bool = True
-    first_attempt_s: float = 60.0
-    retry_s: float = 120.0
-    max_attempts: int = 3
-    ring_timeout_s: float = 30.0
-    max_parallel: int = 4
-    caller_id: str = "112"
+    enabled: bool
+    first_attempt_s: float
+    retry_s: float
+    max_attempts: int
+    ring_timeout_s: float
+    max_parallel: int
+    caller_id: str
     trunk: str = "citizen-callback"  # PJSIP endpoint for citizens' numbers (contract with pjsip.conf)
 
 

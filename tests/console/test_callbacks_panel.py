@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from queues.callbacks import CallbackPolicy, CallbackService
+from callflow.policies import callback_policy
+from queues.callbacks import CallbackService
 from tests.console.conftest import Console
 from tests.support.callbacks import StubEngine, record
 
 
 async def test_open_callbacks_are_listed_for_the_floor(console: Console, tmp_path: Path) -> None:
-    svc = CallbackService(tmp_path / "siaga112.db", CallbackPolicy(), interval_s=0.01)
+    svc = CallbackService(tmp_path / "siaga112.db", callback_policy(), interval_s=0.01)
     runner = asyncio.create_task(svc.run(StubEngine()))  # type: ignore[arg-type]
     try:
         await svc.on_call_record(record(number="081234567890", linkedid="1796000000.1"))

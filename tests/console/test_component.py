@@ -3,7 +3,6 @@ it, and finished calls reaching the live stream."""
 
 from __future__ import annotations
 
-import argparse
 import socket
 import subprocess
 import sys
@@ -12,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from callflow.ami import AmiEndpoint
+from callflow.app import EnginePaths, build_engine
 from callflow.calls.model import CallClass, CallRecord, Outcome
 from callflow.calls.tracker import CallTracker
-from callflow.commands.serve import build_components
 from callflow.console import ConsoleComponent, ConsoleError, HttpAddress
 from callflow.console.wiring import IndexedRecordings, ServiceIncidents, StoredCalls, StoreReports
 from callflow.settings import load_settings
@@ -50,12 +50,13 @@ def test_a_taken_port_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_serve_wires_the_real_providers_and_listens_for_call_records(tmp_path: Path) -> None:
-    """``build_components`` gives the console the store-backed providers (operators and callbacks keep
+    """``build_engine`` gives the console the store-backed providers (operators and callbacks keep
     their stand-ins) and makes it a listener of the call tracker; a bad agency file stops ``serve``."""
-    settings = load_settings(database=tmp_path / "siaga112.db", ivr={"enabled": False},
-                             recordings_dir=tmp_path / "rec")
-    args = argparse.Namespace(lab=None, http="127.0.0.1:0", log_format=None)
-    components = build_components(settings, args)
+    settings = load_settings(ivr={"enabled": False})
+    paths = EnginePaths(database=tmp_path / "siaga112.db", recordings=tmp_path / "rec")
+    engine = build_engine(settings, None, paths, endpoint=AmiEndpoint("127.0.0.1", 1, "siaga112", "unused"),
+                          http=HttpAddress("127.0.0.1", 0))
+    components = engine.components
     console = next(c for c in components if isinstance(c, ConsoleComponent))
     tracker = next(c for c in components if isinstance(c, CallTracker))
     try:

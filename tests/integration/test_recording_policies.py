@@ -15,9 +15,11 @@ from callflow.ami import AmiConnection, EventItem
 from callflow.ami.events import AgentConnect, ChannelEvent, Hangup, Newchannel
 from callflow.lab import LabStatus
 from callflow.lab.sipp import PRESS_EMERGENCY, SPEECH_PCAP, CallerScript, SippOperator, place_call
+from callflow.policies import recording_policy
 from callflow.service import CallEventLogger, Engine
+from callflow.siteconfig import Recording
 from callflow.store import open_database
-from recordings import SCHEMA, Recorder, RecordingIndex, RecordingPolicy, RecordingStatus
+from recordings import SCHEMA, Recorder, RecordFrom, RecordingIndex, RecordingPolicy, RecordingStatus
 from recordings.audio import wav_duration
 from tests.support.pyvoip_operator import PyVoipOperator
 
@@ -65,7 +67,10 @@ async def _next(events: asyncio.Queue[EventItem], kind: type[ChannelEvent],
                 return item
 
 
-@pytest.mark.parametrize("running", [RecordingPolicy(emergency_from="arrival")], indirect=True)
+FROM_ARRIVAL = recording_policy(Recording(emergency_from=RecordFrom.ARRIVAL))
+
+
+@pytest.mark.parametrize("running", [FROM_ARRIVAL], indirect=True)
 async def test_emergency_recorded_from_arrival(
         lab: LabStatus, ami: tuple[AmiConnection, asyncio.Queue[EventItem]], running: RunningEngine) -> None:
     conn, events = ami
@@ -107,7 +112,7 @@ async def test_emergency_recorded_from_arrival(
     assert rec.call_class == "emergency"
 
 
-@pytest.mark.parametrize("running", [RecordingPolicy()], indirect=True)
+@pytest.mark.parametrize("running", [recording_policy()], indirect=True)
 async def test_nonemergency_call_not_recorded_by_default(
         lab: LabStatus, ami: tuple[AmiConnection, asyncio.Queue[EventItem]], running: RunningEngine) -> None:
     conn, events = ami

@@ -18,11 +18,11 @@ from callflow.ami import AmiConnection, EventItem
 from callflow.calls.model import CallClass
 from callflow.lab import LabStatus
 from callflow.lab.sipp import PRESS_EMERGENCY, SPEECH_PCAP, CallerScript, place_call
+from callflow.policies import recording_policy
 from callflow.siteconfig import load_site, pbx_config_dir
 from callflow.store import open_database
 from recordings import SCHEMA, RecordingIndex, RecordingStatus, purge
 from recordings.audio import wav_duration, wav_rms
-from recordings.policy import RecordingPolicy
 from tests.support.engine import EngineProcess
 from tests.support.pyvoip_operator import PyVoipOperator
 from tests.support.tones import tone_prominence
@@ -99,7 +99,7 @@ async def test_emergency_call_recorded_linked_verified_exported_and_purged(
         assert rec.duration_s is not None
         assert abs(rec.duration_s - talk_s) <= 0.5
         # retention as the site file (pbx-config/site.toml, what the lab's engine reads) sets it
-        site_policy = RecordingPolicy.from_site(load_site(pbx_config_dir() / "site.toml").site.recording)
+        site_policy = recording_policy(load_site(pbx_config_dir() / "site.toml").site.recording)
         retention = timedelta(days=site_policy.retention_days[CallClass.EMERGENCY])
         assert rec.retain_until - rec.made_at == retention
     finally:
@@ -144,15 +144,15 @@ async def test_emergency_call_recorded_linked_verified_exported_and_purged(
     try:
         index = RecordingIndex(conn_db)
         after = rec.retain_until + timedelta(seconds=1)
-        kept = await purge(index, after)
+        kept = await purge(index, after, site_policy)
         assert [(r.recording.id, r.purged) for r in kept] == [(rec.id, False)]
         assert path.exists()
         code, out = await cli("--database", str(db), "hold", str(rec.id), "--clear", "--by", "legal",
                               "--reason", "case closed")
         assert code == 0, out
-        assert await purge(index, rec.retain_until - timedelta(seconds=1)) == []
+        assert await purge(index, rec.retain_until - timedelta(seconds=1), site_policy) == []
         assert path.exists()
-        (gone,) = await purge(index, after)
+        (gone,) = await purge(index, after, site_policy)
         assert gone.purged
         assert not path.exists()
         purged = await index.get(rec.id)

@@ -22,8 +22,9 @@ from callflow.ami import (
     LinkEvent,
     OutcomeUnknown,
 )
-from callflow.ami.client import DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT, next_backoff, utc_now
+from callflow.ami.client import DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT, utc_now
 from callflow.ami.events import CoreShowChannel, Hangup, Newchannel
+from callflow.ami.session import next_backoff
 from tests.support.fake_ami import SECRET, FakeAmi, FakeSession
 
 NAME = "Jérôme Ελένη"

@@ -19,12 +19,12 @@ from callflow.calls.model import CallClass, Outcome
 from callflow.calls.records import RECORDS_SCHEMA, store_records
 from callflow.lab import LabPorts
 from callflow.lab._render import lab_site
+from callflow.policies import callback_policy
 from callflow.reports.measures import answer_time_stats
-from callflow.siteconfig import load_site, pbx_config_dir
+from callflow.siteconfig import Callbacks, load_site, pbx_config_dir
 from callflow.store import open_database
 from queues.callbacks import (
     AttemptOutcome,
-    CallbackPolicy,
     CallbackService,
     TaskStatus,
     after_attempt,
@@ -75,7 +75,7 @@ def test_telephone_numbers_are_dialled(number: str) -> None:
 
 
 def test_failures_lead_to_the_supervisor_after_max_attempts() -> None:
-    policy = CallbackPolicy(retry_s=30, max_attempts=3)
+    policy = callback_policy(Callbacks(retry_s=30, max_attempts=3))
     step = after_attempt(AttemptOutcome.NO_ANSWER, 1, T0, policy)
     assert (step.status, step.next_attempt_at) == (TaskStatus.PENDING, T0 + timedelta(seconds=30))
     assert after_attempt(AttemptOutcome.BUSY, 2, T0, policy).status is TaskStatus.PENDING
@@ -105,9 +105,8 @@ class Clock:
 @pytest.fixture
 async def service(tmp_path: Path) -> AsyncIterator[tuple[CallbackService, StubEngine, Clock]]:
     clock = Clock()
-    svc = CallbackService(tmp_path / "siaga112.db", CallbackPolicy(first_attempt_s=0, retry_s=5,
-                                                                   max_attempts=2, ring_timeout_s=10),
-                          clock=clock, interval_s=0.01)
+    policy = callback_policy(Callbacks(first_attempt_s=0, retry_s=5, max_attempts=2, ring_timeout_s=10))
+    svc = CallbackService(tmp_path / "siaga112.db", policy, clock=clock, interval_s=0.01)
     engine = StubEngine()
     runner = asyncio.create_task(svc.run(engine))  # type: ignore[arg-type]
     yield svc, engine, clock
@@ -230,7 +229,7 @@ async def test_unknown_outcome_is_rechecked_not_redialled(
 
 async def test_tasks_survive_a_restart(tmp_path: Path) -> None:
     for _ in range(2):
-        svc = CallbackService(tmp_path / "siaga112.db", CallbackPolicy(), interval_s=0.01)
+        svc = CallbackService(tmp_path / "siaga112.db", callback_policy(), interval_s=0.01)
         runner = asyncio.create_task(svc.run(StubEngine()))  # type: ignore[arg-type]
         await svc.on_call_record(record())
         assert len(await svc.callbacks(open_only=True)) == 1
@@ -249,8 +248,8 @@ async def _status(svc: CallbackService, status: TaskStatus) -> bool:
 
 
 async def test_an_attempt_in_flight_at_a_restart_is_rechecked_not_redialled(tmp_path: Path) -> None:
-    first = CallbackService(tmp_path / "siaga112.db", CallbackPolicy(first_attempt_s=0), interval_s=0.01,
-                            clock=Clock())
+    first = CallbackService(tmp_path / "siaga112.db", callback_policy(Callbacks(first_attempt_s=0)),
+                            interval_s=0.01, clock=Clock())
     engine = StubEngine()
     runner = asyncio.create_task(first.run(engine))  # type: ignore[arg-type]
     await first.on_call_record(record())
@@ -260,8 +259,8 @@ async def test_an_attempt_in_flight_at_a_restart_is_rechecked_not_redialled(tmp_
     runner.cancel()
     with pytest.raises(asyncio.CancelledError):
         await runner
-    second = CallbackService(tmp_path / "siaga112.db", CallbackPolicy(first_attempt_s=0), interval_s=0.01,
-                             clock=Clock())
+    second = CallbackService(tmp_path / "siaga112.db", callback_policy(Callbacks(first_attempt_s=0)),
+                             interval_s=0.01, clock=Clock())
     engine2 = StubEngine()
     runner = asyncio.create_task(second.run(engine2))  # type: ignore[arg-type]
     try:
@@ -299,16 +298,16 @@ def test_callback_calls_are_not_offered_calls_in_answer_time_figures() -> None:
 
 async def test_disabled_callbacks_dial_nothing_not_even_tasks_left_pending(tmp_path: Path) -> None:
     clock = Clock()
-    first = CallbackService(tmp_path / "siaga112.db", CallbackPolicy(first_attempt_s=5), clock=clock,
-                            interval_s=0.01)
+    first = CallbackService(tmp_path / "siaga112.db", callback_policy(Callbacks(first_attempt_s=5)),
+                            clock=clock, interval_s=0.01)
     runner = asyncio.create_task(first.run(StubEngine()))  # type: ignore[arg-type]
     await first.on_call_record(record())
     runner.cancel()
     with pytest.raises(asyncio.CancelledError):
         await runner
     clock.now += timedelta(minutes=5)
-    disabled = CallbackService(tmp_path / "siaga112.db", CallbackPolicy(enabled=False), clock=clock,
-                               interval_s=0.01)
+    disabled = CallbackService(tmp_path / "siaga112.db", callback_policy(Callbacks(enabled=False)),
+                               clock=clock, interval_s=0.01)
     engine = StubEngine()
     runner = asyncio.create_task(disabled.run(engine))  # type: ignore[arg-type]
     try:
@@ -329,7 +328,7 @@ async def test_a_stored_record_the_listener_missed_gets_its_task_once(tmp_path: 
     database = tmp_path / "siaga112.db"
     clock = Clock()
     clock.now = T0 - timedelta(seconds=60)  # callbacks first ran on this database a minute before T0
-    first = CallbackService(database, CallbackPolicy(), clock=clock, interval_s=0.01)
+    first = CallbackService(database, callback_policy(), clock=clock, interval_s=0.01)
     runner = asyncio.create_task(first.run(StubEngine()))  # type: ignore[arg-type]
     await first.callbacks(open_only=False)
     runner.cancel()
@@ -347,7 +346,7 @@ async def test_a_stored_record_the_listener_missed_gets_its_task_once(tmp_path: 
     finally:
         await conn.close()
     clock.now = T0 + timedelta(seconds=10)
-    svc = CallbackService(database, CallbackPolicy(), clock=clock, interval_s=0.01)
+    svc = CallbackService(database, callback_policy(), clock=clock, interval_s=0.01)
     runner = asyncio.create_task(svc.run(StubEngine()))  # type: ignore[arg-type]
     try:
         await svc.callbacks(open_only=False)  # ready

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from callflow.policies import queue_policy
 from callflow.siteconfig import load_site, pbx_config_dir
 from queues.policy import QueuePolicy, UnknownOperator, operator_of
 from queues.states import Membership, MemberSnapshot, OperatorTable, State
@@ -158,7 +159,7 @@ def test_operator_outside_the_site_file_is_tracked() -> None:
 
 @pytest.fixture
 def site_policy() -> QueuePolicy:
-    return QueuePolicy.from_site(load_site(pbx_config_dir() / "site.toml").site)
+    return queue_policy(load_site(pbx_config_dir() / "site.toml").site)
 
 
 def test_policy_from_the_default_site(site_policy: QueuePolicy) -> None:
@@ -178,7 +179,7 @@ def test_policy_puts_nonemergency_only_operators_and_supervisors_in_the_overflow
     text = text.replace('announce_position = true', 'announce_position = true\n', 1)
     (tmp_path / "site.toml").write_text(text)
     (tmp_path / "ivr.toml").write_text((pbx_config_dir() / "ivr.toml").read_text())
-    policy = QueuePolicy.from_site(load_site(tmp_path / "site.toml").site)
+    policy = queue_policy(load_site(tmp_path / "site.toml").site)
     assert policy.memberships("op4") == {"nonemergency": 0, "emergency": 10}
     assert policy.memberships("op6") == {"nonemergency": 0, "emergency": 20}
     assert policy.memberships("op1") == {"emergency": 0, "nonemergency": 0}

@@ -16,8 +16,10 @@ from typing import Any
 import pytest
 
 from callflow.ami import ActionFailed, AmiCodec, AmiMessage, LinkEvent, parse_event
+from callflow.policies import recording_policy
+from callflow.siteconfig import Recording
 from callflow.store import open_database
-from recordings import SCHEMA, Recorder, RecordingIndex, RecordingPolicy, RecordingStatus
+from recordings import SCHEMA, Recorder, RecordFrom, RecordingIndex, RecordingPolicy, RecordingStatus
 
 NOW = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
 TS = "1795334400.250000"  # 2026-11-22 08:00:00.25 UTC
@@ -66,6 +68,9 @@ def caller(linkedid: str = "1795334400.7", **extra: str) -> dict[str, str]:
             "Context": "from-citizens", **extra}
 
 
+FROM_ARRIVAL = recording_policy(Recording(emergency_from=RecordFrom.ARRIVAL))
+
+
 async def started(tmp_path: Path, policy: RecordingPolicy, *, refuse: bool = False
                   ) -> AsyncIterator[tuple[Recorder, AsteriskStandIn]]:
     session = AsteriskStandIn(refuse=refuse)
@@ -89,7 +94,7 @@ async def rows(recorder: Recorder) -> list[Any]:
 
 
 async def test_answered_emergency_is_recorded_and_indexed(tmp_path: Path) -> None:
-    async for recorder, session in started(tmp_path, RecordingPolicy()):
+    async for recorder, session in started(tmp_path, recording_policy()):
         await recorder.handle(ev("UserEvent", UserEvent="SiagaQueueEntry", Class="emergency", **caller()))
         await recorder.handle(ev("Newchannel", **caller()))
         assert session.actions == []  # default policy: from the answer
@@ -108,7 +113,7 @@ async def test_answered_emergency_is_recorded_and_indexed(tmp_path: Path) -> Non
 
 
 async def test_arrival_recording_of_a_call_that_turns_nonemergency_is_discarded(tmp_path: Path) -> None:
-    async for recorder, session in started(tmp_path, RecordingPolicy(emergency_from="arrival")):
+    async for recorder, session in started(tmp_path, FROM_ARRIVAL):
         await recorder.handle(ev("Newchannel", **caller()))
         await recorder.handle(ev("UserEvent", UserEvent="SiagaQueueEntry", Class="nonemergency", **caller()))
         await recorder.handle(ev("AgentConnect", Queue="nonemergency", MemberName="op1", **caller()))
@@ -121,7 +126,7 @@ async def test_arrival_recording_of_a_call_that_turns_nonemergency_is_discarded(
 
 
 async def test_refused_mixmonitor_flags_the_call(tmp_path: Path) -> None:
-    async for recorder, _ in started(tmp_path, RecordingPolicy(), refuse=True):
+    async for recorder, _ in started(tmp_path, recording_policy(), refuse=True):
         await recorder.handle(ev("AgentConnect", Queue="emergency", MemberName="op1", **caller()))
         await recorder.handle(ev("Hangup", **caller()))
         await asyncio.wait_for(recorder.wait_idle(), 10)
@@ -131,7 +136,7 @@ async def test_refused_mixmonitor_flags_the_call(tmp_path: Path) -> None:
 
 
 async def test_hostile_ids_stay_inside_the_root(tmp_path: Path) -> None:
-    async for recorder, session in started(tmp_path, RecordingPolicy()):
+    async for recorder, session in started(tmp_path, recording_policy()):
         bad = caller(linkedid="../../../etc/passwd")
         await recorder.handle(ev("AgentConnect", Queue="emergency", MemberName="op1", **bad))
         await recorder.handle(ev("Hangup", **bad))
@@ -141,7 +146,7 @@ async def test_hostile_ids_stay_inside_the_root(tmp_path: Path) -> None:
 
 
 async def test_hangup_lost_in_an_ami_gap_is_reconciled_on_reconnect(tmp_path: Path) -> None:
-    async for recorder, session in started(tmp_path, RecordingPolicy()):
+    async for recorder, session in started(tmp_path, recording_policy()):
         await recorder.handle(ev("AgentConnect", Queue="emergency", MemberName="op1", **caller()))
         await asyncio.wait_for(recorder.wait_idle(), 10)
         back = datetime(2026, 11, 22, 8, 0, 30, tzinfo=UTC)

@@ -7,14 +7,18 @@ import stat
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from callflow.policies import recording_policy
+from callflow.siteconfig import Recording, Retention
 from callflow.store import open_database
 from recordings import (
     SCHEMA,
     RecordingError,
     RecordingIndex,
+    RecordingPolicy,
     RecordingStatus,
     export,
     purge,
@@ -33,35 +37,45 @@ async def index(tmp_path: Path) -> AsyncIterator[RecordingIndex]:
 
 
 async def _recording(index: RecordingIndex, root: Path, name: str, *, retain_days: int,
-                     linkedid: str = "1.1") -> tuple[int, Path]:
+                     linkedid: str = "1.1", made_at: datetime = T0) -> tuple[int, Path]:
+    """A finished emergency recording; ``retain_days`` is the deadline stored when it was made."""
     path = root / f"{name}.wav"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(name.encode() * 100)
+    retain_until = made_at + timedelta(days=retain_days)
     rid = await index.add(linkedid=linkedid, uniqueid=linkedid, call_class="emergency", path=path, fmt="wav",
-                          made_at=T0, retain_until=T0 + timedelta(days=retain_days),
-                          status=RecordingStatus.RECORDING)
-    await index.finish(rid, ended_at=T0 + timedelta(seconds=30), duration_s=30.0,
+                          made_at=made_at, retain_until=retain_until, status=RecordingStatus.RECORDING)
+    await index.finish(rid, ended_at=made_at + timedelta(seconds=30), duration_s=30.0,
                        size_bytes=path.stat().st_size, sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
-                       call_class="emergency", retain_until=T0 + timedelta(days=retain_days))
+                       call_class="emergency", retain_until=retain_until)
     return rid, path
+
+
+def site_recording(**keys: Any) -> RecordingPolicy:
+    """The policy of a site file whose ``[recording]`` section says ``keys`` (emergency kept 10 days)."""
+    keys.setdefault("retention_days", Retention(emergency=10, nonemergency=5))
+    return recording_policy(Recording(**keys))
 
 
 async def test_purge_removes_only_past_retention_and_not_held(index: RecordingIndex, tmp_path: Path) -> None:
     old, old_path = await _recording(index, tmp_path, "old", retain_days=10)
     held, held_path = await _recording(index, tmp_path, "held", retain_days=10)
-    _young, young_path = await _recording(index, tmp_path, "young", retain_days=100)
+    _young, young_path = await _recording(index, tmp_path, "young", retain_days=10,
+                                          made_at=T0 + timedelta(days=45))
     await set_hold(index, held, True, by_whom="legal", reason="case 5", now=T0)
     now = T0 + timedelta(days=50)
+    policy = site_recording()
 
-    assert await purge(index, T0 + timedelta(days=10) - timedelta(microseconds=1)) == []
-    dry = await purge(index, now, dry_run=True)
+    assert await purge(index, T0 + timedelta(days=10) - timedelta(microseconds=1), policy) == []
+    dry = await purge(index, now, policy, dry_run=True)
     assert {(r.recording.id, r.purged) for r in dry} == {(old, False), (held, False)}
     assert old_path.exists()
-    site_hold = await purge(index, now, legal_hold=True)
+    site_hold = await purge(index, now, site_recording(legal_hold=True))
     assert all(not r.purged for r in site_hold)
+    assert {r.reason for r in site_hold} == {"site-wide legal hold ([recording] legal_hold)"}
     assert old_path.exists()
 
-    done = await purge(index, now, by_whom="nightly")
+    done = await purge(index, now, policy, by_whom="nightly")
     assert {(r.recording.id, r.purged) for r in done} == {(old, True), (held, False)}
     assert not old_path.exists()
     assert held_path.exists()
@@ -72,8 +86,29 @@ async def test_purge_removes_only_past_retention_and_not_held(index: RecordingIn
     assert purged.purged_at == now
     (entry,) = await index.audit_trail(old)
     assert (entry.action, entry.by_whom, entry.at) == ("purge", "nightly", now)
-    again = await purge(index, now)  # idempotent: only the held one is still past retention
+    again = await purge(index, now, policy)  # idempotent: only the held one is still past retention
     assert [(r.recording.id, r.purged) for r in again] == [(held, False)]
+
+
+async def test_purge_follows_the_sites_retention_and_its_held_calls(index: RecordingIndex,
+                                                                    tmp_path: Path) -> None:
+    """The site's retention in force decides, not the deadline stored when the file was made (it was
+    365 days here); a call listed in ``legal_hold_calls`` is kept like a held recording."""
+    short, short_path = await _recording(index, tmp_path, "short", retain_days=365, linkedid="17953.1")
+    listed, listed_path = await _recording(index, tmp_path, "listed", retain_days=365, linkedid="17953.2")
+    now = T0 + timedelta(days=11)
+    policy = site_recording(legal_hold_calls=["17953.2"])
+    done = await purge(index, now, policy)
+    assert {(r.recording.id, r.purged) for r in done} == {(short, True), (listed, False)}
+    assert {r.recording.id: r.reason for r in done}[listed] == (
+        "call on legal hold ([recording] legal_hold_calls)")
+    assert not short_path.exists()
+    assert listed_path.exists()
+    # a retention made longer since keeps a recording whose stored deadline has passed
+    _, longer_path = await _recording(index, tmp_path, "longer", retain_days=1, linkedid="17953.3")
+    longer_retention = site_recording(retention_days=Retention(emergency=30))
+    assert await purge(index, T0 + timedelta(days=5), longer_retention) == []
+    assert longer_path.exists()
 
 
 async def test_verify_flags_altered_and_missing_and_never_reindexes(index: RecordingIndex,

@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from callflow.calls.model import CallClass
+from callflow.policies import recording_policy
+from callflow.siteconfig import Recording, Retention
 from recordings import RecordFrom, RecordingPolicy
 from recordings.audio import file_facts, sha256_of, wav_closed, wav_duration, wav_rms
 from recordings.naming import relative_path, safe_id
@@ -22,29 +24,39 @@ AT = datetime(2026, 11, 22, 8, 30, 15, 123456, tzinfo=UTC)
 
 
 def test_policy_defaults_record_emergency_from_answer_only() -> None:
-    policy = RecordingPolicy()
+    """Without a site file the policy is the site model's defaults: the ones pbx-config/site.toml
+    documents (emergency kept 365 days, non-emergency 90)."""
+    policy = recording_policy()
     assert policy.records(CallClass.EMERGENCY)
     assert policy.records(CallClass.UNKNOWN)  # not yet classified: err on the side of the record
     assert not policy.records(CallClass.NONEMERGENCY)
     assert policy.emergency_from == RecordFrom.ANSWER
     assert not policy.starts_at_arrival
-    assert policy.retention(CallClass.EMERGENCY) == timedelta(days=3650)
+    assert policy.retention(CallClass.EMERGENCY) == timedelta(days=365)
+    assert policy.retention(CallClass.NONEMERGENCY) == timedelta(days=90)
+    assert policy.retention(CallClass.UNKNOWN) == timedelta(days=365)
     assert not policy.legal_hold
+    assert policy.held_calls == frozenset()
 
 
 def test_policy_from_site_config_merges_retention_and_rejects_nonsense() -> None:
-    policy = RecordingPolicy.model_validate({"emergency_from": "arrival", "record_nonemergency": True,
-                                             "retention_days": {"nonemergency": 90}, "legal_hold": True})
+    policy = recording_policy(Recording(emergency_from=RecordFrom.ARRIVAL, nonemergency=True,
+                                        retention_days=Retention(nonemergency=30), legal_hold=True))
     assert policy.starts_at_arrival
     assert policy.records(CallClass.NONEMERGENCY)
-    assert policy.retention(CallClass.NONEMERGENCY) == timedelta(days=90)
-    assert policy.retention(CallClass.EMERGENCY) == timedelta(days=3650)  # left out: default kept
+    assert policy.retention(CallClass.NONEMERGENCY) == timedelta(days=30)
+    assert policy.retention(CallClass.EMERGENCY) == timedelta(days=365)  # left out: the site's default
+    assert policy.hold_reason("1.1") is not None
     with pytest.raises(ValidationError):
-        RecordingPolicy.model_validate({"retention_days": {"emergency": 0}})
+        Retention(emergency=0)
     with pytest.raises(ValidationError):
-        RecordingPolicy.model_validate({"format": "../../x"})
+        RecordingPolicy.model_validate(policy.model_dump() | {"format": "../../x"})
     with pytest.raises(ValidationError):
-        RecordingPolicy.model_validate({"record_emergency": False})  # there is no such switch
+        Recording.model_validate({"record_emergency": False})  # there is no such switch
+    with pytest.raises(ValidationError, match="no entry for unknown"):  # no silent second set of defaults
+        RecordingPolicy(emergency_from=RecordFrom.ANSWER, record_nonemergency=False,
+                        retention_days={CallClass.EMERGENCY: 1, CallClass.NONEMERGENCY: 1},
+                        legal_hold=False, held_calls=frozenset())
 
 
 def test_file_name_is_date_dirs_plus_ids() -> None:

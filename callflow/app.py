@@ -1,0 +1,117 @@
+"""The composition root: the engine assembled in one place.
+
+``build_engine(settings, site, paths, endpoint=...)`` builds every part (call tracker, recorder, operators,
+callbacks, IVR, console) and wires them together. Its inputs are plain values: the engine's settings, the
+loaded site file (or ``None``: the site model's defaults), where the files are (:class:`EnginePaths`) and
+the AMI endpoint. The commands (``serve``, ``demo``, ``ivr serve``) parse their arguments, resolve paths
+and call in here; nothing here knows about a command line. The site file's sections become policies in
+:mod:`callflow.policies`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+
+from callflow.ami import AmiEndpoint
+from callflow.calls.derive import DeriveOptions
+from callflow.calls.recovery import RecoverySources
+from callflow.calls.setup import check_database
+from callflow.calls.tracker import CallTracker
+from callflow.console import ConsoleComponent, HttpAddress
+from callflow.console.wiring import prepare_store, store_providers
+from callflow.incidents import load_registry
+from callflow.policies import SitePolicies
+from callflow.service import CallEventLogger, Component, Engine
+from callflow.settings import EngineSettings
+from callflow.siteconfig import Site
+from ivr import IvrServer
+from ivr.keys import MissedKeys
+from ivr.process import IvrProcess
+from queues import ManagedOperators, OperatorManager
+from queues.callbacks import CallbackService
+from recordings import Recorder
+
+
+@dataclass(frozen=True)
+class EnginePaths:
+    """Where the engine's files and ports are on this host, resolved by the command (from ``--lab``,
+    ``--database`` and the settings): every part uses these, none looks them up again."""
+
+    database: Path  # the one SQLite file every part shares
+    recordings: Path  # recordings root, host side
+    recordings_in_asterisk: str | None = None  # the same folder as Asterisk sees it (a lab's chroot)
+    cdr_file: Path | None = None  # Asterisk's CSV CDR and queue_log: what happened while detached
+    queue_log_file: Path | None = None
+    agencies_file: Path | None = None  # the agency/unit registry dispatch sends to
+    fastagi_port: int | None = None  # the IVR's FastAGI port and prompt folder (default: the settings')
+    sounds_dir: Path | None = None
+    lab: str | None = None  # the lab instance these came from (the IVR child process resolves the same)
+
+
+def build_engine(settings: EngineSettings, site: Site | None, paths: EnginePaths, *, endpoint: AmiEndpoint,
+                 http: HttpAddress | None = None) -> Engine:
+    """The engine with every part, attached to ``endpoint`` when run. ``http``: the operator console's
+    address (None: no console). Raises StoreError, RegistryError or ConsoleError (clear messages) before
+    anything is attached."""
+    ami = settings.ami
+    return Engine(endpoint, build_components(settings, site, paths, http=http),
+                  ping_interval=ami.ping_interval_s, ping_timeout=ami.ping_timeout_s,
+                  action_timeout=ami.action_timeout_s)
+
+
+def build_components(settings: EngineSettings, site: Site | None, paths: EnginePaths, *,
+                     http: HttpAddress | None = None) -> list[Component]:
+    """The engine's parts, in the order each event reaches them."""
+    policies = SitePolicies.of(site, dial_callbacks=settings.callbacks.dial)
+    tracker = call_tracker(settings, paths)
+    operators = OperatorManager(database=paths.database, policy=policies.queues)
+    callbacks = CallbackService(paths.database, policies.callbacks)
+    tracker.listeners.append(callbacks)
+    recorder = Recorder(database=paths.database, root=paths.recordings,
+                        asterisk_root=paths.recordings_in_asterisk, policy=policies.recording)
+    components: list[Component] = [CallEventLogger(), tracker, recorder, operators, callbacks]
+    if settings.ivr.enabled:
+        if settings.ivr.isolation == "process":
+            components.append(IvrProcess(lab=paths.lab, log_format=settings.log_format))
+        else:
+            components.append(ivr_server(settings, paths))
+        if settings.ivr.missed_keys:
+            # first: a menu waiting for a key Asterisk dropped is a caller waiting (ivr/keys.py)
+            components.insert(0, MissedKeys())
+    if http is not None:
+        components.append(_console(settings, paths, http, tracker=tracker, operators=operators,
+                                   callbacks=callbacks))
+    return components
+
+
+def call_tracker(settings: EngineSettings, paths: EnginePaths) -> CallTracker:
+    """The tracker; raises StoreError (clear message, file untouched) for a bad database."""
+    check_database(paths.database)
+    calls = settings.calls
+    return CallTracker(paths.database, sources=RecoverySources(paths.cdr_file, paths.queue_log_file),
+                       options=DeriveOptions(short_abandon_s=calls.short_abandon_s),
+                       max_buffer=calls.buffer_rows)
+
+
+def ivr_server(settings: EngineSettings, paths: EnginePaths) -> IvrServer:
+    """The FastAGI IVR, on the resolved port and prompt folder (a lab's) or the settings' own."""
+    return IvrServer(settings.ivr, port=paths.fastagi_port, sounds_dir=paths.sounds_dir)
+
+
+def _console(settings: EngineSettings, paths: EnginePaths, http: HttpAddress, *, tracker: CallTracker,
+             operators: OperatorManager, callbacks: CallbackService) -> ConsoleComponent:
+    # The console's data sources, all over the one shared database. Queue status comes from the AMI
+    # session (wired by the console itself).
+    asyncio.run(prepare_store(paths.database))
+    registry = load_registry(paths.agencies_file) if paths.agencies_file is not None else None
+    wiring = store_providers(paths.database, recordings_root=paths.recordings,
+                             timezone_name=settings.incidents.timezone, registry=registry)
+    wiring.providers.operators = ManagedOperators(operators)
+    wiring.providers.callbacks = callbacks
+    console = ConsoleComponent(http, paths.database, providers=wiring.providers, resources=wiring.resources)
+    wiring.incidents.notify = console.hub.publish  # incident changes reach every page live
+    tracker.listeners.append(console)  # finished calls refresh the wallboard and the screen pop
+    console.bind()  # a taken port is a start-up error, before the engine attaches
+    return console
