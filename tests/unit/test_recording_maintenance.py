@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import os
+import re
 import stat
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,7 +16,7 @@ from typing import Any
 import pytest
 
 from callflow.policies import recording_policy
-from callflow.siteconfig import Recording, Retention
+from callflow.siteconfig import Recording, Retention, pbx_config_dir
 from callflow.store import open_database
 from recordings import (
     SCHEMA,
@@ -109,6 +113,37 @@ async def test_purge_follows_the_sites_retention_and_its_held_calls(index: Recor
     longer_retention = site_recording(retention_days=Retention(emergency=30))
     assert await purge(index, T0 + timedelta(days=5), longer_retention) == []
     assert longer_path.exists()
+
+
+async def test_recordings_purge_command_follows_the_site_file(index: RecordingIndex, tmp_path: Path) -> None:
+    """``siaga112 recordings purge`` reads retention and legal hold from the site file (here
+    SIAGA112_SITE_FILE): emergency kept 10 days, one call on legal hold. Both recordings were made 50
+    days ago with the 365 days then in force: the unheld one is deleted, the held one kept."""
+    old, old_path = await _recording(index, tmp_path / "rec", "old", retain_days=365, linkedid="17953.1")
+    held, held_path = await _recording(index, tmp_path / "rec", "held", retain_days=365, linkedid="17953.2")
+    shipped = (pbx_config_dir() / "site.toml").read_text(encoding="utf-8")
+    site_text, count = re.subn(r"\[recording\.retention_days\]\nemergency = \d+\nnonemergency = \d+\n",
+                               "[recording.retention_days]\nemergency = 10\nnonemergency = 5\n", shipped)
+    assert count == 1
+    site_text = site_text.replace("legal_hold_calls = []", 'legal_hold_calls = ["17953.2"]')
+    assert 'legal_hold_calls = ["17953.2"]' in site_text
+    site_file = tmp_path / "site.toml"
+    site_file.write_text(site_text, encoding="utf-8")
+    (tmp_path / "ivr.toml").write_text((pbx_config_dir() / "ivr.toml").read_text(encoding="utf-8"))
+    as_of = (T0 + timedelta(days=50)).isoformat()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "callflow.cli", "recordings", "--database", str(tmp_path / "store.db"), "purge",
+        "--as-of", as_of, "--by", "nightly", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "SIAGA112_SITE_FILE": str(site_file)})
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    stdout = out.decode()
+    assert f"retention from site file {site_file}: emergency 10 days" in stdout
+    assert f"PURGED  recording {old} (call 17953.1)" in stdout
+    assert f"KEPT    recording {held} (call 17953.2): call on legal hold" in stdout
+    assert not old_path.exists()
+    assert held_path.exists()
+    assert [r.status for r in await index.find()] == [RecordingStatus.OK, RecordingStatus.PURGED]
 
 
 async def test_verify_flags_altered_and_missing_and_never_reindexes(index: RecordingIndex,
