@@ -80,7 +80,8 @@ class EngineSettings(BaseSettings):
     calls: CallsSettings = CallsSettings()
     callbacks: CallbackSettings = CallbackSettings()
     site_file: Path | None = Field(default=None, description="the site file (siaga112 config); the "
-                                   "engine reads its recording policy. With --lab: pbx-config/site.toml")
+                                   "engine's policies (recording, queues, callbacks) are built from it "
+                                   "(callflow/policies.py). With --lab: pbx-config/site.toml")
     log_format: str = "auto"
     log_level: str = "info"
 

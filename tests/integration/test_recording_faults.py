@@ -18,6 +18,7 @@ from callflow.calls.records import StoredCallRecords
 from callflow.calls.tracker import SCHEMAS, CallTracker
 from callflow.lab import LabStatus
 from callflow.lab.sipp import CallerScript, SippOperator, place_call
+from callflow.policies import recording_policy
 from callflow.service import Engine
 from callflow.store import open_database
 from recordings import SCHEMA, Recorder, RecordingIndex, RecordingStatus
@@ -56,7 +57,7 @@ async def test_unusable_root_flags_the_recording_and_the_call_proceeds(
         fault: str) -> None:
     recorder_options, expected = FAULTS[fault]
     db = tmp_path / "siaga112.db"
-    recorder = Recorder(database=db, **recorder_options(tmp_path))
+    recorder = Recorder(database=db, policy=recording_policy(), **recorder_options(tmp_path))
     tracker = CallTracker(db)
     engine = Engine(lab.ami_endpoint(), [tracker, recorder])
     conn, _ = ami
