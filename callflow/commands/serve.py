@@ -67,8 +67,10 @@ def engine_paths(settings: EngineSettings, lab: str | None, database: Path | Non
     recordings folder, Asterisk's CDR and queue_log, the FastAGI port and the prompt folder are the
     lab's (settings that name a CDR/queue_log file still win). Raises LabError for a lab not running."""
     explicit = database or (settings.database if "database" in settings.model_fields_set else None)
-    paths = EnginePaths(database=resolve_database(explicit, lab, settings.database),
-                        recordings=recordings_root(settings), cdr_file=settings.calls.cdr_file,
+    resolved = resolve_database(explicit, lab, settings.database)
+    paths = EnginePaths(database=resolved,  # recordings default to beside the resolved database
+                        recordings=recordings_root(settings.model_copy(update={"database": resolved})),
+                        cdr_file=settings.calls.cdr_file,
                         queue_log_file=settings.calls.queue_log_file,
                         agencies_file=settings.incidents.agencies_file)
     if lab is None:

@@ -1,4 +1,5 @@
-"""``siaga112 serve --lab``: the lab's AMI address, unless the settings name one explicitly (a proxy)."""
+"""``siaga112 serve``: the lab's AMI address, unless the settings name one explicitly (a proxy); the paths
+it resolves for the composition root."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from callflow.ami import AmiEndpoint
-from callflow.commands.serve import explicit_address
+from callflow.app import EnginePaths
+from callflow.commands.serve import engine_paths, explicit_address
+from callflow.lab import LabError
 from callflow.settings import load_settings
 
 LAB = AmiEndpoint("127.0.0.1", 25038, "siaga112", "lab-secret")
@@ -34,3 +37,23 @@ def test_an_explicit_host_from_the_settings_file_wins(tmp_path: Path,
     config.write_text('[ami]\nhost = "127.0.0.2"\n')
     ep = explicit_address(load_settings(config), LAB)
     assert (ep.host, ep.port, ep.secret) == ("127.0.0.2", 25038, "lab-secret")
+
+
+def test_serve_resolves_paths_recordings_beside_the_database(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """What ``serve`` hands to build_engine: ``--database`` wins, recordings default to beside it, a
+    recordings_dir set in the settings wins; without --lab nothing is a lab's."""
+    monkeypatch.delenv("SIAGA112_DATABASE", raising=False)
+    monkeypatch.delenv("SIAGA112_RECORDINGS_DIR", raising=False)
+    paths = engine_paths(load_settings(), None, tmp_path / "data" / "siaga112.db")
+    assert paths == EnginePaths(database=tmp_path / "data" / "siaga112.db",
+                                recordings=tmp_path / "data" / "recordings")
+    agencies = tmp_path / "a.toml"
+    settings = load_settings(recordings_dir=tmp_path / "rec", incidents={"agencies_file": agencies})
+    paths = engine_paths(settings, None, tmp_path / "db")
+    assert (paths.recordings, paths.agencies_file, paths.lab) == (tmp_path / "rec", agencies, None)
+
+
+def test_a_lab_that_is_not_running_is_refused_before_anything_is_built() -> None:
+    with pytest.raises(LabError, match="is not running: start it with `siaga112 lab up`"):
+        engine_paths(load_settings(), "compose-no-such-lab")
