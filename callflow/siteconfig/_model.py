@@ -2,16 +2,21 @@
 
 Field-level rules (types, ranges, name syntax) live here; rules across sections (an operator a queue
 names must exist, the AMI must not leave loopback without TLS...) are checks in :mod:`._checks`.
+
+Every section validates in strict mode: a value must already have the key's type in TOML. Lax mode let
+``ring_timeout_s = true`` through as 1 (a one-second ring for emergency calls) and ``"8"`` as 8. TOML has
+no address, path or enum type, so those keys take a quoted string and nothing else (:func:`_from_text`).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import json
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from recordings.policy import RecordFrom  # one enum for the site file and the runtime policy
 
@@ -31,8 +36,42 @@ class ServiceClass(StrEnum):
     NONEMERGENCY = "nonemergency"
 
 
+def _text(kind: type[Any]) -> BeforeValidator:
+    """For a key TOML can only write as a string (an address, a path, one of a set of words). Strict mode
+    would refuse the string itself and lax mode also takes a number (``bind = 2130706433`` is an address
+    to pydantic), so such a key is lax (``strict=False``) behind this guard: a string or nothing."""
+
+    def only_text(value: object) -> object:
+        if isinstance(value, str | kind):
+            return value
+        # a ValueError, not a TypeError: pydantic reports only ValueError as a problem with the key
+        raise ValueError(f"expected a quoted string, got {toml_type(value)}")
+
+    return BeforeValidator(only_text)
+
+
+def toml_type(value: object) -> str:
+    """How a TOML value was written, for problems: ``a boolean (true)``, ``a string ("8")``."""
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    kinds = {int: "an integer", float: "a number", str: "a string", list: "a list", dict: "a table"}
+    kind = kinds.get(type(value), type(value).__name__)
+    if isinstance(value, list | dict):
+        return kind
+    shown = json.dumps(value) if isinstance(value, str) else repr(value)
+    return f"{kind} ({shown if len(shown) <= 40 else shown[:36] + ' ...'})"
+
+
+_LAX = Field(strict=False)
+IPv4Address = Annotated[ipaddress.IPv4Address, _LAX, _text(ipaddress.IPv4Address)]
+IPv4Network = Annotated[ipaddress.IPv4Network, _LAX, _text(ipaddress.IPv4Network)]
+FilePath = Annotated[Path, _LAX, _text(Path)]
+ServiceClassName = Annotated[ServiceClass, _LAX, _text(ServiceClass)]
+RecordFromName = Annotated[RecordFrom, _LAX, _text(RecordFrom)]
+
+
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class Centre(_Section):
@@ -50,7 +89,7 @@ class SecretRef(_Section):
 
     secret_env: Annotated[str, Field(pattern=_ENV)] | None = Field(
         default=None, description="name of an environment variable holding the secret")
-    secret_file: Path | None = Field(
+    secret_file: FilePath | None = Field(
         default=None, description="file holding the secret (one line, mode 0600 or stricter)")
 
     @model_validator(mode="after")
@@ -65,7 +104,7 @@ class Operator(SecretRef):
     extension: Annotated[str, Field(pattern=r"^[0-9]{2,6}$")] = Field(
         description="internal extension (operators call each other on it)")
     display_name: str = Field(min_length=1, max_length=60, pattern=r'^[^"<>\r\n]+$')
-    classes: list[ServiceClass] = Field(min_length=1, description="call classes this operator serves")
+    classes: list[ServiceClassName] = Field(min_length=1, description="call classes this operator serves")
     contact: str | None = Field(
         default=None, pattern=r"^sip:[^\s]+$",
         description="static contact (phones that do not register); leave out for registering phones")
@@ -114,7 +153,7 @@ class Categories(_Section):
 
 class Ivr(_Section):
     enabled: bool = True
-    tree: Path = Field(default=Path("ivr.toml"), description="the IVR tree, relative to the site file")
+    tree: FilePath = Field(default=Path("ivr.toml"), description="the IVR tree, relative to the site file")
     fallback: str = Field(default="emergency", description="queue a caller reaches when the IVR times out, "
                                                           "gets invalid input or fails: must be emergency")
 
@@ -125,7 +164,7 @@ class Retention(_Section):
 
 
 class Recording(_Section):
-    emergency_from: RecordFrom = Field(
+    emergency_from: RecordFromName = Field(
         default=RecordFrom.ANSWER, description="emergency calls are always recorded, from answer or arrival")
     nonemergency: bool = Field(default=False, description="record non-emergency calls")
     retention_days: Retention = Field(default_factory=Retention)
@@ -150,22 +189,22 @@ class Callbacks(_Section):
 
 
 class Ami(SecretRef):
-    bind: ipaddress.IPv4Address = Field(default=ipaddress.IPv4Address("127.0.0.1"))
+    bind: IPv4Address = Field(default=ipaddress.IPv4Address("127.0.0.1"))
     port: int = Field(default=5038, ge=1, le=65535)
     username: Annotated[str, Field(pattern=_NAME)] = "siaga112"
-    permit: list[ipaddress.IPv4Network] = Field(
+    permit: list[IPv4Network] = Field(
         default_factory=lambda: [ipaddress.IPv4Network("127.0.0.1/32")],
         description="networks allowed to log in")
     tls: bool = Field(default=False, description="AMI over TLS (required off loopback)")
     tls_port: int = Field(default=5039, ge=1, le=65535)
-    tls_cert_file: Path | None = None
-    tls_key_file: Path | None = None
+    tls_cert_file: FilePath | None = None
+    tls_key_file: FilePath | None = None
 
 
 class Sip(_Section):
-    bind: ipaddress.IPv4Address = Field(default=ipaddress.IPv4Address("127.0.0.1"))
+    bind: IPv4Address = Field(default=ipaddress.IPv4Address("127.0.0.1"))
     port: int = Field(default=5060, ge=1, le=65535)
-    ingress_networks: list[ipaddress.IPv4Network] = Field(
+    ingress_networks: list[IPv4Network] = Field(
         default_factory=lambda: [ipaddress.IPv4Network("127.0.0.0/8")],
         description="where citizens' calls come from (the telco trunk): unauthenticated, entry numbers only")
     rtp_start: int = Field(default=10000, ge=1024, le=65535)
@@ -173,7 +212,7 @@ class Sip(_Section):
 
 
 class FastAgi(_Section):
-    host: ipaddress.IPv4Address = Field(default=ipaddress.IPv4Address("127.0.0.1"))
+    host: IPv4Address = Field(default=ipaddress.IPv4Address("127.0.0.1"))
     port: int = Field(default=4573, ge=1, le=65535)
 
 
