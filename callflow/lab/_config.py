@@ -11,6 +11,7 @@ from callflow.lab._render import load_lab_site
 from callflow.lab.errors import LabError
 from callflow.siteconfig import LoadedSite
 from callflow.siteconfig._apply import ApplyTarget
+from callflow.siteconfig._asterisk_log import MESSAGES_LOG
 
 
 def lab_apply_target(st: LabStatus, site_file: Path, keep: int = 10
@@ -23,7 +24,7 @@ def lab_apply_target(st: LabStatus, site_file: Path, keep: int = 10
     loaded, secrets = load_lab_site(site_file, ports=st.ports(), inner=st.instance_dir_in_root,
                                     ami_user=AMI_USER, secrets=lab_secrets)
     target = ApplyTarget(etc_dir=Path(st.config_dir), state_dir=lab_dir(st.instance) / "config",
-                         ami=st.ami_endpoint(), keep=keep)
+                         ami=st.ami_endpoint(), keep=keep, asterisk_log=Path(st.log_dir) / MESSAGES_LOG)
     return loaded, secrets, target
 
 
