@@ -21,14 +21,21 @@ reads as a literal ``;``. Every value we render follows ``key =`` on its own lin
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterator
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-from callflow.siteconfig._load import LoadedSite
-from callflow.siteconfig._problems import Problem
+if TYPE_CHECKING:  # the model imports this module's patterns; the site is only an argument here
+    from callflow.siteconfig._load import LoadedSite
+    from callflow.siteconfig._problems import Problem
 
-_PATH = re.compile(r"^/[A-Za-z0-9._+/-]*$")
+# Control characters (Unicode Cc: line feed, carriage return, tab, NUL...) and the line and paragraph
+# separators. The model's patterns use these, so the JSON Schema tells editors the same rule.
+CONTROL_CHARACTERS = r"\x00-\x1f\x7f-\x9f\u2028\u2029"
+ONE_LINE = rf"^[^{CONTROL_CHARACTERS}]*$"
+PLAIN_PATH = r"^/[A-Za-z0-9._+/-]*$"
+_CONTROL = re.compile(f"[{CONTROL_CHARACTERS}]")
+_PATH = re.compile(PLAIN_PATH)
 # Keys the renderer writes itself for each operator's endpoint: a second line with one of them would
 # silently replace ours (``auth = x`` would leave the endpoint without its own authentication).
 RENDERED_ENDPOINT_KEYS = frozenset({"type", "auth", "aors", "callerid"})
@@ -46,11 +53,12 @@ def conf_escape(value: str) -> str:
 
 def control_character(value: str) -> str:
     """A description of the first line break or control character in ``value`` ("" when none)."""
-    for char in value:
-        if unicodedata.category(char) in {"Cc", "Zl", "Zp"}:
-            names = {"\n": "a line break (LF)", "\r": "a line break (CR)", "\t": "a tab"}
-            return names.get(char, f"a control character (U+{ord(char):04X})")
-    return ""
+    if (found := _CONTROL.search(value)) is None:
+        return ""
+    char = found.group(0)
+    names = {"\n": "a line break (LF)", "\r": "a line break (CR)", "\t": "a tab",
+             "\u2028": "a line separator (U+2028)", "\u2029": "a paragraph separator (U+2029)"}
+    return names.get(char, f"a control character (U+{ord(char):04X})")
 
 
 def value_problem(value: str, placement: Placement, file: str) -> tuple[str, str]:
@@ -95,7 +103,7 @@ def rendered_value_problems(loaded: LoadedSite) -> list[Problem]:
     for loc, value, placement, file in _site_values(loaded):
         what, hint = value_problem(value, placement, file)
         if what:
-            where = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in loc).replace(".[", "[")
+            where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
             problems.append(loaded.problem(loc, f"`{where}` {what}", hint))
     for i, op in enumerate(loaded.site.operators):
         for key in sorted(RENDERED_ENDPOINT_KEYS & set(op.pjsip_options)):

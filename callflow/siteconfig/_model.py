@@ -18,12 +18,16 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from callflow.siteconfig._conf_text import CONTROL_CHARACTERS, ONE_LINE, PLAIN_PATH
 from recordings.policy import RecordFrom  # one enum for the site file and the runtime policy
 
 _NAME = r"^[a-z][a-z0-9_-]{0,31}$"
 _ENV = r"^[A-Z_][A-Z0-9_]*$"
 _DIGITS = r"^[0-9]{2,15}$"
 _PJSIP_OPTION = r"^[a-z][a-z0-9_]*$"
+# Values rendered into Asterisk's files stay on one line (see _conf_text for why and what is escaped).
+_SIP_URI = rf"^sip:[^\s{CONTROL_CHARACTERS}]+$"
+OneLine = Annotated[str, Field(pattern=ONE_LINE)]
 
 EMERGENCY_CATEGORIES = ("natural_disaster", "public_order", "fire", "accident", "health", "crime", "riot",
                         "other_emergency", "other_complaint")
@@ -75,7 +79,8 @@ class _Section(BaseModel):
 
 
 class Centre(_Section):
-    name: str = Field(min_length=1, max_length=80, description="the centre's name, shown in headers")
+    name: str = Field(min_length=1, max_length=80, pattern=ONE_LINE,
+                      description="the centre's name, shown in headers")
 
 
 class Entry(_Section):
@@ -103,15 +108,15 @@ class Operator(SecretRef):
     name: Annotated[str, Field(pattern=_NAME)] = Field(description="SIP user and endpoint name, e.g. op1")
     extension: Annotated[str, Field(pattern=r"^[0-9]{2,6}$")] = Field(
         description="internal extension (operators call each other on it)")
-    display_name: str = Field(min_length=1, max_length=60, pattern=r'^[^"<>\r\n]+$')
+    display_name: str = Field(min_length=1, max_length=60, pattern=rf'^[^"<>{CONTROL_CHARACTERS}]+$')
     classes: list[ServiceClassName] = Field(min_length=1, description="call classes this operator serves")
     contact: str | None = Field(
-        default=None, pattern=r"^sip:[^\s]+$",
+        default=None, pattern=_SIP_URI,
         description="static contact (phones that do not register); leave out for registering phones")
-    pjsip_options: dict[Annotated[str, Field(pattern=_PJSIP_OPTION)], str] = Field(
+    pjsip_options: dict[Annotated[str, Field(pattern=_PJSIP_OPTION)], OneLine] = Field(
         default_factory=dict,
-        description="advanced: extra PJSIP endpoint options passed to Asterisk as written; `config apply` "
-                    "verifies Asterisk accepted them and rolls back otherwise")
+        description="advanced: extra PJSIP endpoint options, one line each (`;` is escaped for Asterisk); "
+                    "`config apply` verifies in Asterisk's log that it took them and rolls back otherwise")
 
 
 class Queue(_Section):
@@ -184,7 +189,7 @@ class Callbacks(_Section):
     max_parallel: int = Field(default=4, ge=1, le=50, description="callbacks dialled at the same time")
     caller_id: str = Field(default="112", pattern=_DIGITS, description="number the citizen sees")
     trunk_contact: str = Field(
-        default="sip:127.0.0.1:5069", pattern=r"^sip:[^\s]+$",
+        default="sip:127.0.0.1:5069", pattern=_SIP_URI,
         description="where citizens' numbers are dialled (the telco trunk): PJSIP endpoint citizen-callback")
 
 
@@ -217,9 +222,9 @@ class FastAgi(_Section):
 
 
 class Paths(_Section):
-    recordings: str = Field(default="/var/spool/asterisk/siaga112/recordings", pattern=r"^/")
-    sounds: str = Field(default="/var/lib/asterisk/siaga112/sounds", pattern=r"^/")
-    moh: str = Field(default="/var/lib/asterisk/siaga112/moh", pattern=r"^/")
+    recordings: str = Field(default="/var/spool/asterisk/siaga112/recordings", pattern=PLAIN_PATH)
+    sounds: str = Field(default="/var/lib/asterisk/siaga112/sounds", pattern=PLAIN_PATH)
+    moh: str = Field(default="/var/lib/asterisk/siaga112/moh", pattern=PLAIN_PATH)
 
 
 class Site(_Section):

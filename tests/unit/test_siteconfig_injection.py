@@ -7,6 +7,8 @@ applied and verified on the lab, and an anonymous INVITE from it rang op1).
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import shutil
 from pathlib import Path
@@ -25,8 +27,9 @@ from callflow.siteconfig import (
     pbx_config_dir,
     render_site,
     resolve_secrets,
+    site_schema,
 )
-from callflow.siteconfig._conf_text import Placement, conf_escape, value_problem
+from callflow.siteconfig._conf_text import ONE_LINE, Placement, conf_escape, value_problem
 from callflow.siteconfig._diff import unified_diff
 from callflow.siteconfig._expect import Expectation, uncommented
 
@@ -63,11 +66,19 @@ def problems(path: Path) -> list[tuple[int, str, str]]:
     return [(p.line, p.message, p.hint) for p in check_site(loaded, CheckContext())]
 
 
-def render_refused(path: Path) -> SiteConfigError:
-    loaded = load_site(path)
+def test_render_refuses_a_value_that_bypassed_validation(site: Path) -> None:
+    """Code that edits a loaded site (the lab's ports and paths, `model_copy` does not validate) cannot
+    render an unchecked value either."""
+    loaded = load_site(site)
+    paths = loaded.site.paths.model_copy(update={"sounds": "/var/lib/x\n[intruder]"})
+    bad = dataclasses.replace(loaded, site=loaded.site.model_copy(update={"paths": paths}))
     with pytest.raises(SiteConfigError) as caught:
-        render_site(loaded, resolve_secrets(loaded))
-    return caught.value
+        render_site(bad, resolve_secrets(loaded))
+    assert "`paths.sounds` contains a line break (LF)" in str(caught.value)
+    with pytest.raises(SiteConfigError) as caught:
+        render_site(loaded, {**resolve_secrets(loaded), "op1": "Zq7-good-secret\n[intruder]"})
+    assert "secret for op1 contains a line break (LF)" in str(caught.value)
+    assert "intruder" not in str(caught.value)
 
 
 def test_line_break_in_a_pjsip_option_value_is_refused(site: Path) -> None:
@@ -78,7 +89,9 @@ def test_line_break_in_a_pjsip_option_value_is_refused(site: Path) -> None:
         (line, "`operators[1].pjsip_options.direct_media` contains a line break (LF)")]
     assert "new line of pjsip.conf" in found[0][1]
     assert found[0][2]  # a hint
-    assert f"{site}:{line}: `operators[1].pjsip_options.direct_media`" in str(render_refused(site))
+    schema = json.loads(site_schema())  # editors are told the same rule by the JSON Schema
+    options = schema["$defs"]["Operator"]["properties"]["pjsip_options"]["patternProperties"]
+    assert next(iter(options.values()))["pattern"] == ONE_LINE
 
 
 def test_line_break_in_paths_sounds_is_refused(site: Path) -> None:
