@@ -124,7 +124,7 @@ async def _apply_and_verify(files: Mapping[str, str], old: Mapping[str, str | No
     else:
         report.problems = await _reload_and_verify(
             [target.ami], [after], report.modules, Expectation.from_files(files), verify_timeout,
-            log=log_watch)
+            asterisk_log=log_watch)
     if not report.problems:
         report.outcome = ApplyOutcome.APPLIED
         return
@@ -139,7 +139,7 @@ async def _apply_and_verify(files: Mapping[str, str], old: Mapping[str, str | No
     # after it, the restored manager.conf's login must work.
     report.rollback_problems = await _reload_and_verify(
         [after, target.ami], [target.ami], report.modules, Expectation.from_files(old_files), verify_timeout,
-        log=log_watch)
+        asterisk_log=log_watch)
     failed = bool(report.rollback_problems)
     report.outcome = ApplyOutcome.ROLLBACK_FAILED if failed else ApplyOutcome.ROLLED_BACK
 
@@ -150,8 +150,10 @@ class _Log:
     def __init__(self, path: Path | None, secrets: Mapping[str, str]) -> None:
         self.watch = LogWatch(path) if path is not None else None
         self.secrets = secrets
+        self.marked = False
 
     def mark(self) -> list[str]:
+        self.marked = False
         if self.watch is None:
             return []
         try:
@@ -159,10 +161,11 @@ class _Log:
         except OSError as exc:
             return [f"cannot read Asterisk's log {self.watch.path} ({exc.strerror}): what Asterisk refused "
                     f"on reload cannot be seen"]
+        self.marked = True
         return []
 
     async def refused(self) -> list[str]:
-        if self.watch is None:
+        if self.watch is None or not self.marked:  # unmarked: the problem is already reported by mark()
             return []
         try:
             text = await self.watch.read_new()
@@ -172,11 +175,11 @@ class _Log:
 
 
 async def _reload_and_verify(logins: list[AmiEndpoint], verify_logins: list[AmiEndpoint], modules: list[str],
-                             expect: Expectation, timeout: float, *, log: _Log) -> list[str]:
+                             expect: Expectation, timeout: float, *, asterisk_log: _Log) -> list[str]:
     """Reload ``modules`` (logged in with the first of ``logins`` that works), then verify over a new
     login (so a changed manager.conf is proven by logging in with what it now defines), then read what
     Asterisk logged meanwhile: an object it refused or kept in its old form fails verification."""
-    problems = log.mark()
+    problems = asterisk_log.mark()
     try:
         async with _connected(logins) as conn:
             for module in modules:
@@ -188,7 +191,7 @@ async def _reload_and_verify(logins: list[AmiEndpoint], verify_logins: list[AmiE
             problems += await verify(conn, expect, timeout)
     except AmiError as exc:
         problems.append(f"AMI: {exc}")
-    return problems + await log.refused()
+    return problems + await asterisk_log.refused()
 
 
 class _connected:
