@@ -19,9 +19,11 @@ from callflow.siteconfig import (
     ApplyTarget,
     CheckContext,
     LoadedSite,
+    LogWatch,
     SiteConfigError,
     apply_files,
     check_site,
+    default_asterisk_log,
     load_site,
     read_live,
     render_site,
@@ -68,6 +70,10 @@ def register(sub: Any) -> None:
     p_apply.add_argument("file", type=Path)
     with_target(p_apply)
     p_apply.add_argument("--keep", type=int, default=DEFAULT_KEEP, help="applied versions kept")
+    p_apply.add_argument("--asterisk-log", type=Path, metavar="FILE",
+                         help="with --etc: Asterisk's messages.log, read to see what Asterisk refused on "
+                              "reload (default: messages.log in asterisk.conf's astlogdir, else "
+                              "/var/log/asterisk)")
     p_apply.set_defaults(handler=_apply)
     p_hist = cfg.add_parser("history", help="past applies: who, when, the diff's hash, outcome")
     with_target(p_hist)
@@ -148,8 +154,18 @@ def _target(args: argparse.Namespace, *, check: bool
     ami = loaded.site.ami
     host = "127.0.0.1" if ami.bind.is_loopback or ami.bind.is_unspecified else str(ami.bind)
     endpoint = AmiEndpoint(host, ami.port, ami.username, secrets["ami"])
+    asterisk_log = None
+    if check:  # applying: verification must be able to read what Asterisk refuses, or nothing is changed
+        asterisk_log = getattr(args, "asterisk_log", None) or default_asterisk_log(args.etc)
+        try:
+            LogWatch(asterisk_log).mark()
+        except OSError as exc:
+            raise LabError(f"cannot read Asterisk's log {asterisk_log} ({exc.strerror}): `config apply` "
+                           f"reads it to see any object Asterisk refuses or keeps in its old form on reload. "
+                           f"Give --asterisk-log FILE (the messages.log of pbx-config/logger.conf) or run "
+                           f"as a user who may read it. Nothing was changed.") from None
     target = ApplyTarget(etc_dir=args.etc, state_dir=args.state_dir, ami=endpoint,
-                         keep=getattr(args, "keep", DEFAULT_KEEP))
+                         keep=getattr(args, "keep", DEFAULT_KEEP), asterisk_log=asterisk_log)
     return loaded, secrets, target, endpoint
 
 

@@ -9,7 +9,7 @@ from callflow.ami import AmiEndpoint
 from callflow.lab._control import AMI_USER, LabStatus, lab_dir, load_secrets
 from callflow.lab._render import load_lab_site
 from callflow.lab.errors import LabError
-from callflow.siteconfig import ApplyTarget, LoadedSite
+from callflow.siteconfig import MESSAGES_LOG, ApplyTarget, LoadedSite
 
 
 def lab_apply_target(st: LabStatus, site_file: Path, keep: int = 10
@@ -22,7 +22,7 @@ def lab_apply_target(st: LabStatus, site_file: Path, keep: int = 10
     loaded, secrets = load_lab_site(site_file, ports=st.ports(), inner=st.instance_dir_in_root,
                                     ami_user=AMI_USER, secrets=lab_secrets)
     target = ApplyTarget(etc_dir=Path(st.config_dir), state_dir=lab_dir(st.instance) / "config",
-                         ami=st.ami_endpoint(), keep=keep)
+                         ami=st.ami_endpoint(), keep=keep, asterisk_log=Path(st.log_dir) / MESSAGES_LOG)
     return loaded, secrets, target
 
 

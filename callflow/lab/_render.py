@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from callflow.lab.errors import LabError
 from callflow.siteconfig import (
     LoadedSite,
@@ -98,6 +100,10 @@ def load_lab_site(site_file: Path | None, *, ports: LabPorts, inner: str, ami_us
         resolved = resolve_secrets(loaded, secrets)
     except SiteConfigError as exc:
         raise LabError(f"the site file cannot be rendered for the lab:\n{exc}") from None
+    except ValidationError:  # the lab's own paths (from the instance name) break the site file's rules
+        raise LabError(f"the lab's directory {inner} cannot be written into Asterisk's files (paths are "
+                       f"letters, digits and . _ - + / only): choose an instance name of those "
+                       f"characters") from None
     return loaded, resolved
 
 

@@ -2,6 +2,7 @@
 and applied with verification and automatic rollback."""
 
 from callflow.siteconfig._apply import ApplyOutcome, ApplyReport, ApplyTarget, apply_files
+from callflow.siteconfig._asterisk_log import MESSAGES_LOG, LogWatch, default_asterisk_log
 from callflow.siteconfig._checks import CheckContext, check_site, register_check, registered_checks
 from callflow.siteconfig._diff import read_live, unified_diff
 from callflow.siteconfig._history import DEFAULT_KEEP, ApplyHistory
@@ -36,6 +37,7 @@ __all__ = [
     "EMERGENCY_CATEGORIES",
     "HEADER_END",
     "MASK",
+    "MESSAGES_LOG",
     "NONEMERGENCY_CATEGORIES",
     "ApplyHistory",
     "ApplyOutcome",
@@ -44,6 +46,7 @@ __all__ = [
     "Callbacks",
     "CheckContext",
     "LoadedSite",
+    "LogWatch",
     "Operator",
     "Paths",
     "Problem",
@@ -56,6 +59,7 @@ __all__ = [
     "apply_files",
     "body",
     "check_site",
+    "default_asterisk_log",
     "load_site",
     "mask",
     "parse_site",

@@ -1,5 +1,6 @@
-"""Apply a rendered site: write atomically, reload only the affected modules over AMI, verify over AMI,
-and on any failure restore the previous files and reload them, by itself.
+"""Apply a rendered site: write atomically, reload only the affected modules over AMI, verify over AMI
+and in Asterisk's log (what it refused or retained, :mod:`._asterisk_log`), and on any failure restore the
+previous files and reload them, by itself.
 
 Reloads do not touch channels: calls in progress keep their bridges (a test holds a call up through an
 apply). Files that no reload covers (``modules.conf``) are written but reported as needing a restart.
@@ -19,10 +20,12 @@ from pathlib import Path
 import structlog
 
 from callflow.ami import AmiConnection, AmiEndpoint, AmiError, EventItem
+from callflow.siteconfig._asterisk_log import LogWatch, refusals
 from callflow.siteconfig._diff import changed_files, diff_hash, read_live, unified_diff
 from callflow.siteconfig._expect import Expectation, module_for
 from callflow.siteconfig._history import DEFAULT_KEEP, ApplyHistory, ApplyRecord
 from callflow.siteconfig._render import write_files
+from callflow.siteconfig._secrets import mask
 
 log = structlog.get_logger("callflow.siteconfig")
 Clock = Callable[[], datetime]
@@ -41,12 +44,14 @@ class ApplyOutcome(StrEnum):
 @dataclass(frozen=True)
 class ApplyTarget:
     """Where a site is applied: the live Asterisk configuration directory, the AMI to reload and verify
-    with, and where versions and history are kept."""
+    with, Asterisk's log (``messages.log``: what it refused on reload) and where versions and history are
+    kept. Without a log only AMI verifies, which misses an object Asterisk kept in its old form."""
 
     etc_dir: Path
     state_dir: Path
     ami: AmiEndpoint
     keep: int = DEFAULT_KEEP
+    asterisk_log: Path | None = None
 
 
 @dataclass
@@ -92,7 +97,7 @@ async def apply_files(files: Mapping[str, str], target: ApplyTarget, *, site_fil
         report = ApplyReport(ApplyOutcome.UNCHANGED, changed=changed, diff_sha256=diff_hash(diff))
         if changed:
             report.modules, report.restart_needed = _reload_modules(changed)
-            await _apply_and_verify(files, old, target, report, new_ami=new_ami,
+            await _apply_and_verify(files, old, target, report, new_ami=new_ami, secrets=secrets,
                                     verify_timeout=verify_timeout)
         if report.outcome is ApplyOutcome.APPLIED:
             report.version = history.save_version(files, site_text)
@@ -107,17 +112,19 @@ async def apply_files(files: Mapping[str, str], target: ApplyTarget, *, site_fil
 
 
 async def _apply_and_verify(files: Mapping[str, str], old: Mapping[str, str | None], target: ApplyTarget,
-                            report: ApplyReport, *, new_ami: AmiEndpoint | None,
+                            report: ApplyReport, *, new_ami: AmiEndpoint | None, secrets: Mapping[str, str],
                             verify_timeout: float) -> None:
     manager_changed = "manager" in report.modules
     after = new_ami if manager_changed and new_ami else target.ami
+    log_watch = _Log(target.asterisk_log, secrets)
     try:
         write_files({name: files[name] for name in report.changed}, target.etc_dir)
     except OSError as exc:
         report.problems = [f"cannot write {target.etc_dir}: {exc}"]
     else:
         report.problems = await _reload_and_verify(
-            [target.ami], [after], report.modules, Expectation.from_files(files), verify_timeout)
+            [target.ami], [after], report.modules, Expectation.from_files(files), verify_timeout,
+            asterisk_log=log_watch)
     if not report.problems:
         report.outcome = ApplyOutcome.APPLIED
         return
@@ -131,16 +138,48 @@ async def _apply_and_verify(files: Mapping[str, str], old: Mapping[str, str | No
     # Whether Asterisk took the new manager.conf or not, one of the two logins works for the reload;
     # after it, the restored manager.conf's login must work.
     report.rollback_problems = await _reload_and_verify(
-        [after, target.ami], [target.ami], report.modules, Expectation.from_files(old_files), verify_timeout)
+        [after, target.ami], [target.ami], report.modules, Expectation.from_files(old_files), verify_timeout,
+        asterisk_log=log_watch)
     failed = bool(report.rollback_problems)
     report.outcome = ApplyOutcome.ROLLBACK_FAILED if failed else ApplyOutcome.ROLLED_BACK
 
 
+class _Log:
+    """Asterisk's log around one reload and verification, its lines' secrets masked."""
+
+    def __init__(self, path: Path | None, secrets: Mapping[str, str]) -> None:
+        self.watch = LogWatch(path) if path is not None else None
+        self.secrets = secrets
+        self.marked = False
+
+    def mark(self) -> list[str]:
+        self.marked = False
+        if self.watch is None:
+            return []
+        try:
+            self.watch.mark()
+        except OSError as exc:
+            return [f"cannot read Asterisk's log {self.watch.path} ({exc.strerror}): what Asterisk refused "
+                    f"on reload cannot be seen"]
+        self.marked = True
+        return []
+
+    async def refused(self) -> list[str]:
+        if self.watch is None or not self.marked:  # unmarked: the problem is already reported by mark()
+            return []
+        try:
+            text = await self.watch.read_new()
+        except OSError as exc:
+            return [f"cannot read Asterisk's log {self.watch.path} ({exc.strerror})"]
+        return [mask(r.describe(), self.secrets) for r in refusals(text)]
+
+
 async def _reload_and_verify(logins: list[AmiEndpoint], verify_logins: list[AmiEndpoint], modules: list[str],
-                             expect: Expectation, timeout: float) -> list[str]:
+                             expect: Expectation, timeout: float, *, asterisk_log: _Log) -> list[str]:
     """Reload ``modules`` (logged in with the first of ``logins`` that works), then verify over a new
-    login (so a changed manager.conf is proven by logging in with what it now defines)."""
-    problems: list[str] = []
+    login (so a changed manager.conf is proven by logging in with what it now defines), then read what
+    Asterisk logged meanwhile: an object it refused or kept in its old form fails verification."""
+    problems = asterisk_log.mark()
     try:
         async with _connected(logins) as conn:
             for module in modules:
@@ -152,7 +191,7 @@ async def _reload_and_verify(logins: list[AmiEndpoint], verify_logins: list[AmiE
             problems += await verify(conn, expect, timeout)
     except AmiError as exc:
         problems.append(f"AMI: {exc}")
-    return problems
+    return problems + await asterisk_log.refused()
 
 
 class _connected:

@@ -8,6 +8,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from callflow.siteconfig._conf_text import rendered_value_problems
 from callflow.siteconfig._load import LoadedSite
 from callflow.siteconfig._model import EMERGENCY_CATEGORIES, NONEMERGENCY_CATEGORIES, ServiceClass
 from callflow.siteconfig._problems import Problem
@@ -194,3 +195,8 @@ def check_ivr(loaded: LoadedSite, ctx: CheckContext) -> Iterable[Problem]:
 @register_check
 def check_secrets(loaded: LoadedSite, ctx: CheckContext) -> Iterable[Problem]:
     return secret_problems(loaded, ctx.secret_overrides)
+
+
+@register_check
+def check_rendered_values(loaded: LoadedSite, ctx: CheckContext) -> Iterable[Problem]:
+    return rendered_value_problems(loaded)

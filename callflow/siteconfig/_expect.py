@@ -44,10 +44,19 @@ class Section:
     options: dict[str, str] = field(default_factory=dict)
 
 
+_COMMENT = re.compile(r"(?<!\\);")
+
+
+def uncommented(raw: str) -> str:
+    """A line as Asterisk's parser reads it: cut at the first ``;`` not written ``\\;``, which is a
+    literal ``;`` (see :mod:`._conf_text`)."""
+    return _COMMENT.split(raw, maxsplit=1)[0].replace("\\;", ";")
+
+
 def sections(text: str) -> list[Section]:
     out: list[Section] = []
     for raw in text.splitlines():
-        line = raw.split(";", 1)[0].rstrip()
+        line = uncommented(raw).rstrip()
         if not line.strip():
             continue
         if match := _SECTION.match(line.strip()):

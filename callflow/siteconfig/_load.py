@@ -12,7 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from callflow.siteconfig._model import Site
+from callflow.siteconfig._conf_text import PLAIN_PATH, Placement, value_problem
+from callflow.siteconfig._model import Site, toml_type
 from callflow.siteconfig._positions import Positions
 from callflow.siteconfig._problems import Problem, SiteConfigError
 
@@ -83,9 +84,45 @@ def _problem(err: Any, path: Path, positions: Positions) -> Problem:
     if kind == "missing":
         return Problem(str(path), positions.line(loc), f"missing key `{where}`",
                        f"add `{loc[-1]} = ...` here (see {EXAMPLE} for a documented example)")
+    if kind in _TYPES:
+        expected, example = _TYPES[kind]
+        key = next((str(part) for part in reversed(loc) if isinstance(part, str)), "key")
+        return Problem(str(path), positions.line(loc), f"`{where}`: expected {expected}, got "
+                                                       f"{toml_type(err['input'])}",
+                       f"write {example.format(key=key)}")
+    if kind == "string_pattern_mismatch" and isinstance(err["input"], str):
+        placement = Placement.PATH if err["ctx"]["pattern"] == PLAIN_PATH else Placement.OPTION
+        file = _RENDERED_INTO.get(str(loc[0]), "Asterisk's files")
+        what, hint = value_problem(err["input"], placement, file)
+        if what:  # the one-line and plain-path rules: said as config check says them after loading
+            return Problem(str(path), positions.line(loc), f"`{_dotted(loc)}` {what}", hint)
     message = str(err["msg"]).removeprefix("Value error, ")
-    return Problem(str(path), positions.line(loc), f"`{where}`: {message}",
-                   f"see the comment on this key in {EXAMPLE} for what is allowed")
+    hint = f"see the comment on this key in {EXAMPLE} for what is allowed"
+    if message.startswith("expected a quoted string"):
+        hint = f'write the value in double quotes (see {EXAMPLE} for an example of this key)'
+    return Problem(str(path), positions.line(loc), f"`{where}`: {message}", hint)
+
+
+# Which rendered file a section's values land in (for the one-line rule's message).
+_RENDERED_INTO = {"operators": "pjsip.conf", "callbacks": "pjsip.conf", "paths": "extensions.conf",
+                  "centre": "the rendered files"}
+
+
+def _dotted(loc: tuple[str | int, ...]) -> str:
+    """``operators[1].pjsip_options.direct_media``: a site-file key as an admin reads it."""
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+
+
+# pydantic's strict type errors: what the key takes and how to write it in TOML.
+_TYPES = {
+    "int_type": ("an integer", "a whole number without quotes, e.g. `{key} = 10`"),
+    "float_type": ("a number", "a number without quotes, e.g. `{key} = 30` or `{key} = 0.5`"),
+    "bool_type": ("true or false", "true or false without quotes, e.g. `{key} = true`"),
+    "string_type": ("a quoted string", 'the value in double quotes, e.g. `{key} = "..."`'),
+    "list_type": ("a list", 'a list in brackets, e.g. `{key} = ["..."]`'),
+    "dict_type": ("a table", "a table, e.g. `[{key}]` with its keys below it, or `{key} = {{ ... }}`"),
+    "model_type": ("a table", "a table, e.g. `[{key}]` with its keys below it"),
+}
 
 
 def _parent(loc: tuple[str | int, ...]) -> str:

@@ -2,17 +2,23 @@
 
 Field-level rules (types, ranges, name syntax) live here; rules across sections (an operator a queue
 names must exist, the AMI must not leave loopback without TLS...) are checks in :mod:`._checks`.
+
+Every section validates in strict mode: a value must already have the key's type in TOML. Lax mode let
+``ring_timeout_s = true`` through as 1 (a one-second ring for emergency calls) and ``"8"`` as 8. TOML has
+no address, path or enum type, so those keys take a quoted string and nothing else (:func:`_from_text`).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import json
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from callflow.siteconfig._conf_text import CONTROL_CHARACTERS, ONE_LINE, PLAIN_PATH
 from recordings.policy import RecordFrom  # one enum for the site file and the runtime policy
 
 _NAME = r"^[a-z][a-z0-9_-]{0,31}$"
@@ -20,6 +26,9 @@ _ENV = r"^[A-Z_][A-Z0-9_]*$"
 _DIGITS = r"^[0-9]{2,15}$"
 _PJSIP_OPTION = r"^[a-z][a-z0-9_]*$"
 _LINKEDID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+# Values rendered into Asterisk's files stay on one line (see _conf_text for why and what is escaped).
+_SIP_URI = rf"^sip:[^\s{CONTROL_CHARACTERS}]+$"
+OneLine = Annotated[str, Field(pattern=ONE_LINE)]
 
 EMERGENCY_CATEGORIES = ("natural_disaster", "public_order", "fire", "accident", "health", "crime", "riot",
                         "other_emergency", "other_complaint")
@@ -32,12 +41,47 @@ class ServiceClass(StrEnum):
     NONEMERGENCY = "nonemergency"
 
 
+def _text(kind: type[Any]) -> BeforeValidator:
+    """For a key TOML can only write as a string (an address, a path, one of a set of words). Strict mode
+    would refuse the string itself and lax mode also takes a number (``bind = 2130706433`` is an address
+    to pydantic), so such a key is lax (``strict=False``) behind this guard: a string or nothing."""
+
+    def only_text(value: object) -> object:
+        if isinstance(value, str | kind):
+            return value
+        # a ValueError, not a TypeError: pydantic reports only ValueError as a problem with the key
+        raise ValueError(f"expected a quoted string, got {toml_type(value)}")
+
+    return BeforeValidator(only_text)
+
+
+def toml_type(value: object) -> str:
+    """How a TOML value was written, for problems: ``a boolean (true)``, ``a string ("8")``."""
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    kinds = {int: "an integer", float: "a number", str: "a string", list: "a list", dict: "a table"}
+    kind = kinds.get(type(value), type(value).__name__)
+    if isinstance(value, list | dict):
+        return kind
+    shown = json.dumps(value) if isinstance(value, str) else repr(value)
+    return f"{kind} ({shown if len(shown) <= 40 else shown[:36] + ' ...'})"
+
+
+_LAX = Field(strict=False)
+IPv4Address = Annotated[ipaddress.IPv4Address, _LAX, _text(ipaddress.IPv4Address)]
+IPv4Network = Annotated[ipaddress.IPv4Network, _LAX, _text(ipaddress.IPv4Network)]
+FilePath = Annotated[Path, _LAX, _text(Path)]
+ServiceClassName = Annotated[ServiceClass, _LAX, _text(ServiceClass)]
+RecordFromName = Annotated[RecordFrom, _LAX, _text(RecordFrom)]
+
+
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class Centre(_Section):
-    name: str = Field(min_length=1, max_length=80, description="the centre's name, shown in headers")
+    name: str = Field(min_length=1, max_length=80, pattern=ONE_LINE,
+                      description="the centre's name, shown in headers")
 
 
 class Entry(_Section):
@@ -51,7 +95,7 @@ class SecretRef(_Section):
 
     secret_env: Annotated[str, Field(pattern=_ENV)] | None = Field(
         default=None, description="name of an environment variable holding the secret")
-    secret_file: Path | None = Field(
+    secret_file: FilePath | None = Field(
         default=None, description="file holding the secret (one line, mode 0600 or stricter)")
 
     @model_validator(mode="after")
@@ -65,15 +109,15 @@ class Operator(SecretRef):
     name: Annotated[str, Field(pattern=_NAME)] = Field(description="SIP user and endpoint name, e.g. op1")
     extension: Annotated[str, Field(pattern=r"^[0-9]{2,6}$")] = Field(
         description="internal extension (operators call each other on it)")
-    display_name: str = Field(min_length=1, max_length=60, pattern=r'^[^"<>\r\n]+$')
-    classes: list[ServiceClass] = Field(min_length=1, description="call classes this operator serves")
+    display_name: str = Field(min_length=1, max_length=60, pattern=rf'^[^"<>{CONTROL_CHARACTERS}]+$')
+    classes: list[ServiceClassName] = Field(min_length=1, description="call classes this operator serves")
     contact: str | None = Field(
-        default=None, pattern=r"^sip:[^\s]+$",
+        default=None, pattern=_SIP_URI,
         description="static contact (phones that do not register); leave out for registering phones")
-    pjsip_options: dict[Annotated[str, Field(pattern=_PJSIP_OPTION)], str] = Field(
+    pjsip_options: dict[Annotated[str, Field(pattern=_PJSIP_OPTION)], OneLine] = Field(
         default_factory=dict,
-        description="advanced: extra PJSIP endpoint options passed to Asterisk as written; `config apply` "
-                    "verifies Asterisk accepted them and rolls back otherwise")
+        description="advanced: extra PJSIP endpoint options, one line each (`;` is escaped for Asterisk); "
+                    "`config apply` verifies in Asterisk's log that it took them and rolls back otherwise")
 
 
 class Queue(_Section):
@@ -115,7 +159,7 @@ class Categories(_Section):
 
 class Ivr(_Section):
     enabled: bool = True
-    tree: Path = Field(default=Path("ivr.toml"), description="the IVR tree, relative to the site file")
+    tree: FilePath = Field(default=Path("ivr.toml"), description="the IVR tree, relative to the site file")
     fallback: str = Field(default="emergency", description="queue a caller reaches when the IVR times out, "
                                                           "gets invalid input or fails: must be emergency")
 
@@ -132,7 +176,7 @@ class Retention(_Section):
 
 
 class Recording(_Section):
-    emergency_from: RecordFrom = Field(
+    emergency_from: RecordFromName = Field(
         default=RecordFrom.ANSWER, description="emergency calls are always recorded, from answer or arrival")
     nonemergency: bool = Field(default=False, description="record non-emergency calls")
     retention_days: Retention = Field(default_factory=Retention)
@@ -158,27 +202,27 @@ class Callbacks(_Section):
     max_parallel: int = Field(default=4, ge=1, le=50, description="callbacks dialled at the same time")
     caller_id: str = Field(default="112", pattern=_DIGITS, description="number the citizen sees")
     trunk_contact: str = Field(
-        default="sip:127.0.0.1:5069", pattern=r"^sip:[^\s]+$",
+        default="sip:127.0.0.1:5069", pattern=_SIP_URI,
         description="where citizens' numbers are dialled (the telco trunk): PJSIP endpoint citizen-callback")
 
 
 class Ami(SecretRef):
-    bind: ipaddress.IPv4Address = Field(default=ipaddress.IPv4Address("127.0.0.1"))
+    bind: IPv4Address = Field(default=ipaddress.IPv4Address("127.0.0.1"))
     port: int = Field(default=5038, ge=1, le=65535)
     username: Annotated[str, Field(pattern=_NAME)] = "siaga112"
-    permit: list[ipaddress.IPv4Network] = Field(
+    permit: list[IPv4Network] = Field(
         default_factory=lambda: [ipaddress.IPv4Network("127.0.0.1/32")],
         description="networks allowed to log in")
     tls: bool = Field(default=False, description="AMI over TLS (required off loopback)")
     tls_port: int = Field(default=5039, ge=1, le=65535)
-    tls_cert_file: Path | None = None
-    tls_key_file: Path | None = None
+    tls_cert_file: FilePath | None = None
+    tls_key_file: FilePath | None = None
 
 
 class Sip(_Section):
-    bind: ipaddress.IPv4Address = Field(default=ipaddress.IPv4Address("127.0.0.1"))
+    bind: IPv4Address = Field(default=ipaddress.IPv4Address("127.0.0.1"))
     port: int = Field(default=5060, ge=1, le=65535)
-    ingress_networks: list[ipaddress.IPv4Network] = Field(
+    ingress_networks: list[IPv4Network] = Field(
         default_factory=lambda: [ipaddress.IPv4Network("127.0.0.0/8")],
         description="where citizens' calls come from (the telco trunk): unauthenticated, entry numbers only")
     rtp_start: int = Field(default=10000, ge=1024, le=65535)
@@ -186,14 +230,14 @@ class Sip(_Section):
 
 
 class FastAgi(_Section):
-    host: ipaddress.IPv4Address = Field(default=ipaddress.IPv4Address("127.0.0.1"))
+    host: IPv4Address = Field(default=ipaddress.IPv4Address("127.0.0.1"))
     port: int = Field(default=4573, ge=1, le=65535)
 
 
 class Paths(_Section):
-    recordings: str = Field(default="/var/spool/asterisk/siaga112/recordings", pattern=r"^/")
-    sounds: str = Field(default="/var/lib/asterisk/siaga112/sounds", pattern=r"^/")
-    moh: str = Field(default="/var/lib/asterisk/siaga112/moh", pattern=r"^/")
+    recordings: str = Field(default="/var/spool/asterisk/siaga112/recordings", pattern=PLAIN_PATH)
+    sounds: str = Field(default="/var/lib/asterisk/siaga112/sounds", pattern=PLAIN_PATH)
+    moh: str = Field(default="/var/lib/asterisk/siaga112/moh", pattern=PLAIN_PATH)
 
 
 class Site(_Section):

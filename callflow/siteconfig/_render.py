@@ -13,9 +13,11 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
+from callflow.siteconfig._conf_text import conf_escape, control_character, rendered_value_problems
 from callflow.siteconfig._load import LoadedSite
 from callflow.siteconfig._model import Queue, Site
 from callflow.siteconfig._problems import Problem, SiteConfigError
+from callflow.siteconfig._secrets import secret_slots
 from queues.policy import PENALTY_OVERFLOW, PENALTY_SUPERVISOR  # the tiers queuerules.conf widens to
 
 _PLACEHOLDER = re.compile(r"\{\{([A-Z0-9_]+)\}\}")
@@ -44,14 +46,18 @@ def substitute(text: str, values: Mapping[str, str], source: str) -> str:
 
 
 def operators_block(site: Site, secrets: Mapping[str, str]) -> str:
+    """Each operator's endpoint, auth and aor. Free text is escaped for pjsip.conf (:func:`conf_escape`);
+    names and extensions are safe by their patterns (:mod:`._model`)."""
     parts = []
     for op in site.operators:
-        options = "".join(f"{key} = {value}\n" for key, value in sorted(op.pjsip_options.items()))
-        contact = f"contact = {op.contact}\n" if op.contact else ""
+        options = "".join(f"{key} = {conf_escape(value)}\n"
+                          for key, value in sorted(op.pjsip_options.items()))
+        contact = f"contact = {conf_escape(op.contact)}\n" if op.contact else ""
+        password = conf_escape(secrets[op.name])
         parts.append(
             f"[{op.name}](operator-endpoint)\nauth = {op.name}\naors = {op.name}\n"
-            f'callerid = "{op.display_name}" <{op.extension}>\n{options}\n'
-            f"[{op.name}](operator-auth)\nusername = {op.name}\npassword = {secrets[op.name]}\n\n"
+            f'callerid = "{conf_escape(op.display_name)}" <{op.extension}>\n{options}\n'
+            f"[{op.name}](operator-auth)\nusername = {op.name}\npassword = {password}\n\n"
             f"[{op.name}](operator-aor)\n{contact}"
         )
     return "\n".join(parts)
@@ -103,13 +109,14 @@ def _ami_tls(site: Site) -> str:
 
 
 def template_values(site: Site, secrets: Mapping[str, str]) -> dict[str, str]:
-    """Every placeholder a template may use. Add new ones here (and document them in site.toml)."""
+    """Every placeholder a template may use. Add new ones here (and document them in site.toml), with the
+    value checked in :mod:`._conf_text` and escaped for where it lands."""
     return {
-        "CENTRE_NAME": site.centre.name,
+        "CENTRE_NAME": conf_escape(site.centre.name),
         "AMI_BIND": str(site.ami.bind),
         "AMI_PORT": str(site.ami.port),
         "AMI_USER": site.ami.username,
-        "AMI_SECRET": secrets["ami"],
+        "AMI_SECRET": conf_escape(secrets["ami"]),
         "AMI_PERMIT": "\n".join(f"permit = {net.with_netmask}" for net in site.ami.permit),
         "AMI_TLS": _ami_tls(site),
         "SIP_BIND": str(site.sip.bind),
@@ -124,7 +131,7 @@ def template_values(site: Site, secrets: Mapping[str, str]) -> dict[str, str]:
         "RECORDINGS_DIR": site.paths.recordings,
         "RECORD_EMERGENCY_FROM": site.recording.emergency_from.value,
         "RECORD_NONEMERGENCY": "yes" if site.recording.nonemergency else "no",
-        "CALLBACK_TRUNK_CONTACT": site.callbacks.trunk_contact,
+        "CALLBACK_TRUNK_CONTACT": conf_escape(site.callbacks.trunk_contact),
         "CALLBACK_CALLER_ID": site.callbacks.caller_id,
         "OPERATORS_PJSIP": operators_block(site, secrets),
         "ENTRY_NUMBERS": entry_numbers_block(site),
@@ -159,12 +166,25 @@ def render_site(loaded: LoadedSite, secrets: Mapping[str, str], template_dir: Pa
     if not templates:
         raise SiteConfigError([Problem(str(source_dir), 1, f"no *.conf templates in {source_dir}",
                                        "is SIAGA112_PBX_CONFIG right?")])
+    _refuse_unsafe_values(loaded, secrets)
     values = template_values(loaded.site, secrets)
     out: dict[str, str] = {}
     for template in templates:
         text = substitute(template.read_text(encoding="utf-8"), values, str(template))
         out[template.name] = header(loaded.path.name, f"{source_dir.name}/{template.name}") + text
     return out
+
+
+def _refuse_unsafe_values(loaded: LoadedSite, secrets: Mapping[str, str]) -> None:
+    """The same rules as ``config check``, again here: no caller renders a value unchecked (the lab
+    renders without running the checks)."""
+    problems = rendered_value_problems(loaded)
+    for slot in secret_slots(loaded):
+        if (found := control_character(secrets.get(slot.key, ""))):
+            problems.append(loaded.problem(slot.loc, f"secret for {slot.key} contains {found}",
+                                           "a secret is one line of printable characters"))
+    if problems:
+        raise SiteConfigError(problems)
 
 
 def write_files(files: Mapping[str, str], out_dir: Path) -> list[Path]:

@@ -10,7 +10,9 @@ import os
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
+from callflow.siteconfig._conf_text import conf_escape, control_character
 from callflow.siteconfig._load import LoadedSite
 from callflow.siteconfig._model import SecretRef
 from callflow.siteconfig._problems import Problem, SiteConfigError
@@ -96,10 +98,23 @@ def _resolve(loaded: LoadedSite, overrides: Mapping[str, str]) -> tuple[dict[str
                 problems.append(problem)
                 continue
         assert value is not None  # noqa: S101 - set on every path that reaches here
+        source = slot.ref.secret_env or str(slot.ref.secret_file)
+        field = "secret_env" if slot.ref.secret_env else "secret_file"
+        if found := control_character(value):
+            # Never the value: only which secret, where it comes from, and what is wrong with it.
+            origin = ("supplied by the deployment" if slot.key in overrides else
+                      f"environment variable {source}" if slot.ref.secret_env else
+                      f"secret file {loaded.resolve(Path(source))}")
+            what = ("has more than one line" if found.startswith("a line break") else f"contains {found}")
+            where = "pjsip.conf" if slot.key != "ami" else "manager.conf"
+            problems.append(loaded.problem(
+                (*slot.loc, field), f"secret for {slot.key} ({origin}) {what}: Asterisk would read the rest "
+                                    f"as new lines of {where}",
+                "a secret is one line of printable characters; rewrite it (e.g. `python3 -c 'import secrets; "
+                "print(secrets.token_urlsafe(24))'`)"))
+            continue
         weakness = _weakness(value)
         if weakness:
-            source = slot.ref.secret_env or str(slot.ref.secret_file)
-            field = "secret_env" if slot.ref.secret_env else "secret_file"
             problems.append(loaded.problem((*slot.loc, field), f"secret for {slot.key} ({source}) is weak: "
                                                                f"{weakness}",
                                            "generate one, e.g. `python3 -c 'import secrets; "
@@ -110,7 +125,9 @@ def _resolve(loaded: LoadedSite, overrides: Mapping[str, str]) -> tuple[dict[str
 
 
 def mask(text: str, secrets: Mapping[str, str]) -> str:
-    """``text`` with every secret value replaced by a mask (longest first, so no partial leaks)."""
-    for value in sorted({v for v in secrets.values() if v}, key=len, reverse=True):
+    """``text`` with every secret value replaced by a mask (longest first, so no partial leaks), also as
+    written in a ``.conf`` file (``;`` escaped)."""
+    values = {v for v in secrets.values() if v} | {conf_escape(v) for v in secrets.values() if v}
+    for value in sorted(values, key=len, reverse=True):
         text = text.replace(value, MASK)
     return text

@@ -158,6 +158,71 @@ async def test_rejected_change_is_rolled_back_and_calls_still_work(
     await answered_112_call(config_lab, conn, events)
 
 
+async def config_cli(*args: str) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "callflow.cli", "config", *args, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT, cwd=REPO)
+    out, _ = await proc.communicate()
+    return proc.returncode or 0, out.decode()
+
+
+async def test_option_asterisk_refuses_on_an_existing_endpoint_is_rolled_back(
+        config_lab: LabStatus, lab_ami: LabAmi, tmp_path: Path) -> None:
+    """Issue 15: a misspelt option was "applied and verified" while Asterisk kept op7's old definition
+    (AMI shows the endpoint, with the same caller id); only Asterisk's log said so."""
+    conn, _ = lab_ami
+    (tmp_path / "reset").mkdir()
+    assert (await apply_site(config_lab, site_variant(tmp_path / "reset"))).ok  # only the option differs
+    before = (Path(config_lab.config_dir) / "pjsip.conf").read_bytes()
+    path = site_variant(tmp_path, ('display_name = "Operator 2"',
+                                   'display_name = "Operator 2"\npjsip_options = { direct_meda = "no" }'))
+    code, out = await config_cli("apply", str(path), "--lab", config_lab.instance)
+    assert code == 2, out
+    assert "Asterisk refused endpoint op2 (option direct_meda); it keeps running its previous" in out
+    assert "config_options.c: Could not find option suitable for category 'op2' named 'direct_meda'" in out
+    assert "Retaining existing configuration for object of type 'endpoint' with id 'op2'" in out
+    assert "previous configuration was restored" in out
+    assert (Path(config_lab.config_dir) / "pjsip.conf").read_bytes() == before
+    assert ApplyHistory(lab_dir(config_lab.instance) / "config").records()[-1].outcome == "rolled_back"
+    _, detail = await conn.list_action("PJSIPShowEndpoint", {"Endpoint": "op2"})
+    assert any(d.message.get("Callerid") == '"Operator 2" <202>' for d in detail)
+
+
+async def test_intruder_section_injected_by_a_value_is_refused_and_nothing_changes(
+        config_lab: LabStatus, lab_ami: LabAmi, tmp_path: Path) -> None:
+    """Issue 17 item 4: a line break in a pjsip_options value added an [intruder] endpoint without auth."""
+    conn, _ = lab_ami
+    etc = Path(config_lab.config_dir)
+    before = {p.name: p.read_bytes() for p in sorted(etc.glob("*.conf"))}
+    records = len(ApplyHistory(lab_dir(config_lab.instance) / "config").records())
+    intruder = "no\\n\\n[intruder]\\ntype = endpoint\\ncontext = from-operators\\nallow = ulaw"
+    option = f'pjsip_options = {{ direct_media = "{intruder}" }}'
+    path = site_variant(tmp_path, ('display_name = "Operator 2"', f'display_name = "Operator 2"\n{option}'))
+    code, out = await config_cli("apply", str(path), "--lab", config_lab.instance)
+    assert code == 1, out
+    assert "`operators[1].pjsip_options.direct_media` contains a line break" in out
+    assert "nothing was changed" in out
+    assert {p.name: p.read_bytes() for p in sorted(etc.glob("*.conf"))} == before
+    assert len(ApplyHistory(lab_dir(config_lab.instance) / "config").records()) == records
+    _, items = await conn.list_action("PJSIPShowEndpoints")
+    names = {i.message.get("ObjectName") for i in items if i.message.get("Event") == "EndpointList"}
+    assert "op2" in names
+    assert "intruder" not in names
+
+
+async def test_semicolon_in_a_value_reaches_asterisk_whole(config_lab: LabStatus, lab_ami: LabAmi,
+                                                           tmp_path: Path) -> None:
+    """`;` is written `\\;`: Asterisk reads the value whole (unescaped, it kept "Ab" of a secret "Ab;...")."""
+    conn, _ = lab_ami
+    path = site_variant(tmp_path, ('display_name = "Operator 3"', 'display_name = "Operator; Tiga"\n'
+                                   'pjsip_options = { set_var = "SIAGA_PROBE=Ab;cd;--x" }'))
+    report = await apply_site(config_lab, path)
+    assert report.outcome is ApplyOutcome.APPLIED, report
+    _, detail = await conn.list_action("PJSIPShowEndpoint", {"Endpoint": "op3"})
+    shown = next(d.message for d in detail if d.message.get("Event") == "EndpointDetail")
+    assert (shown.get("SetVar"), shown.get("Callerid")) == ("SIAGA_PROBE=Ab;cd;--x", '"Operator; Tiga" <203>')
+
+
 async def test_call_in_progress_survives_an_apply(
         config_lab: LabStatus, lab_ami: LabAmi, tmp_path: Path) -> None:
     conn, events = lab_ami
@@ -235,15 +300,21 @@ async def test_production_apply_with_etc_and_a_manager_change(config_lab: LabSta
     env = {**os.environ, "SIAGA112_AMI_SECRET": lab_secrets["ami"],
            **{f"SIAGA112_SECRET_OP{i}": lab_secrets[f"op{i}"] for i in range(1, 7)}}
     state = tmp_path / "state"
+    messages_log = str(Path(config_lab.log_dir) / "messages.log")
 
-    async def cli(*args: str) -> tuple[int, str]:
+    async def cli(*args: str, asterisk_log: str = messages_log) -> tuple[int, str]:
+        log = ["--asterisk-log", asterisk_log] if args[0] == "apply" else []
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "callflow.cli", "config", *args, "--etc", config_lab.config_dir,
-            "--state-dir", str(state), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            "--state-dir", str(state), *log, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
             cwd=REPO, env=env)
         out, _ = await proc.communicate()
         return proc.returncode or 0, out.decode()
 
+    # Without Asterisk's log an apply cannot see what Asterisk refuses: refused before anything changes.
+    code, out = await cli("apply", str(same), asterisk_log=str(tmp_path / "unreadable.log"))
+    assert code == 1
+    assert f"cannot read Asterisk's log {tmp_path / 'unreadable.log'}" in out
     # The site file written with the lab's values renders exactly what the lab runs.
     code, out = await cli("diff", str(same))
     assert (code, out.strip().startswith("no changes")) == (0, True), out

@@ -85,3 +85,13 @@ def test_a_state_file_from_another_version_is_still_read(monkeypatch: pytest.Mon
     assert st.instance == "other-version"
     assert st.pid is None  # not an Asterisk of ours: reported as not running, never signalled
     assert st.running is False
+
+
+@pytest.mark.parametrize("instance", ["my lab", "x,Hangup()", "a;b"])
+def test_instance_name_that_would_reach_the_dial_plan_is_refused(instance: str) -> None:
+    """The lab's paths (sounds, recordings) come from the instance name and reach the dial plan."""
+    from callflow.lab import LabPorts, load_lab_site  # noqa: PLC0415 - beside the test that needs it
+
+    with pytest.raises(LabError, match="choose an instance name"):
+        load_lab_site(None, ports=LabPorts(), inner=f"/srv/siaga112/{instance}", ami_user="siaga112",
+                      secrets={})

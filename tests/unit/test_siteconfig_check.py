@@ -125,3 +125,16 @@ def test_plugged_in_check_runs(site_dir: Path) -> None:
     assert [(p.line, p.message) for p in problems] == [
         (load_site(target).positions.line(("ivr", "tree")),
          "node root: no-input does not lead to the emergency queue")]
+
+
+@pytest.mark.parametrize("case", ["ring_timeout_bool", "ring_timeout_string"])
+def test_apply_refuses_a_coerced_number_before_touching_asterisk(
+        case: str, site_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Lax validation once rendered `ring_timeout_s = true` as `timeout = 1` (a one-second ring)."""
+    target = site_dir / "site.toml"
+    shutil.copy(HERE / "broken" / f"{case}.toml", target)
+    etc = site_dir / "etc"
+    code = main(["config", "apply", str(target), "--etc", str(etc), "--state-dir", str(site_dir / "state")])
+    assert code == EXIT_PROBLEMS
+    assert f"{target}:26: `queues.emergency.ring_timeout_s`: expected an integer" in capsys.readouterr().err
+    assert not etc.exists()
