@@ -112,6 +112,7 @@ def _console(settings: EngineSettings, paths: EnginePaths, http: HttpAddress, *,
     wiring.providers.callbacks = callbacks
     console = ConsoleComponent(http, paths.database, providers=wiring.providers, resources=wiring.resources)
     wiring.incidents.notify = console.hub.publish  # incident changes reach every page live
+    callbacks.notify = console.hub.publish  # so do callback tasks opened, answered or closed
     tracker.listeners.append(console)  # finished calls refresh the wallboard and the screen pop
     console.bind()  # a taken port is a start-up error, before the engine attaches
     return console

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import html
 from importlib.resources import files
 from pathlib import Path
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from callflow.console import routes_auth, routes_floor, routes_stream, routes_supervision
+from callflow.console import routes_auth, routes_floor, routes_stream, routes_supervision, routes_wallboard
 from callflow.console.context import ConsoleContext
 from callflow.console.providers import NotFound, ProviderUnavailable, Refused
-from callflow.console.security import csrf_guard
+from callflow.console.roles import WATCHERS
+from callflow.console.security import csrf_guard, optional_session
 
 STATIC_DIR = Path(str(files("callflow.console") / "static"))
 
@@ -97,6 +99,17 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
                         status_code=exc.status_code, headers=exc.headers)
 
 
+def forbidden_page(role: str, page: str, allowed: str, back: str, back_name: str) -> str:
+    """The 403 page a logged-in user sees for a page their role may not open: what, why, and a way back."""
+    return ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Not allowed — Siaga 112"
+            "</title><link rel=\"stylesheet\" href=\"/static/style.css\"></head><body class=\"forbidden\">"
+            "<section id=\"forbidden\" class=\"panel\"><h2>403: not allowed</h2>"
+            f"<p id=\"forbidden-msg\">You are logged in as {html.escape(role)}: {html.escape(page)} is for "
+            f"{html.escape(allowed)} only. Ask a supervisor if you need it.</p>"
+            f"<p><a id=\"forbidden-back\" href=\"{html.escape(back)}\">Back to {html.escape(back_name)}</a>"
+            "</p></section></body></html>")
+
+
 def create_app(ctx: ConsoleContext) -> FastAPI:
     app = FastAPI(
         title="siaga112 console", version="1",
@@ -111,7 +124,7 @@ def create_app(ctx: ConsoleContext) -> FastAPI:
     app.add_exception_handler(NotFound, _not_found)
     app.add_exception_handler(Refused, _refused)
     app.add_exception_handler(HTTPException, _http_error)
-    for module in (routes_auth, routes_floor, routes_supervision, routes_stream):
+    for module in (routes_auth, routes_floor, routes_supervision, routes_wallboard, routes_stream):
         app.include_router(module.router)
 
     @app.get("/", include_in_schema=False)
@@ -122,8 +135,13 @@ def create_app(ctx: ConsoleContext) -> FastAPI:
     async def console_page() -> FileResponse:
         return FileResponse(STATIC_DIR / "console.html", media_type="text/html")
 
-    @app.get("/wallboard", include_in_schema=False)
-    async def wallboard_page() -> FileResponse:
+    @app.get("/wallboard", include_in_schema=False, response_model=None)
+    async def wallboard_page(request: Request) -> FileResponse | HTMLResponse:
+        session = await optional_session(request)
+        if session is not None and session.user.role not in WATCHERS:
+            return HTMLResponse(forbidden_page(session.user.role.value, "the wallboard",
+                                               "supervisors and admins", "/console", "the operator console"),
+                                status_code=403)
         return FileResponse(STATIC_DIR / "wallboard.html", media_type="text/html")
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -19,6 +19,7 @@ class AuditAction(StrEnum):
     RECORDING_DOWNLOAD = "recording.download"
     USER_ADD = "user.add"
     USER_DISABLE = "user.disable"
+    THRESHOLD_ACK = "threshold.ack"  # a supervisor acknowledged a wallboard alert
 
 
 class AuditOutcome(StrEnum):

@@ -28,10 +28,11 @@ from callflow.console.app import create_app
 from callflow.console.audit import AuditLog
 from callflow.console.context import ConsoleContext
 from callflow.console.hub import EventHub
-from callflow.console.messages import to_message
+from callflow.console.messages import Arrivals, to_message
 from callflow.console.providers import Providers, UnavailableQueues
 from callflow.console.queue_status import AsteriskQueues
 from callflow.console.schema import CONSOLE_SCHEMA
+from callflow.console.thresholds import THRESHOLDS_SCHEMA, ThresholdPolicy, ThresholdWatch
 from callflow.console.throttle import LoginThrottle
 from callflow.console.wiring import Resource
 from callflow.store import open_database
@@ -99,7 +100,9 @@ class ConsoleComponent:
 
     def __init__(self, address: HttpAddress, database: Path, *, providers: Providers | None = None,
                  clock: Clock = utc_now, session_ttl: timedelta = timedelta(hours=12),
-                 per_client_limit: int = 256, resources: Sequence[Resource] = ()) -> None:
+                 per_client_limit: int = 256, resources: Sequence[Resource] = (),
+                 thresholds: ThresholdPolicy | None = None) -> None:
+        self.thresholds = thresholds or ThresholdPolicy()
         self.address = address
         self.resources = list(resources)  # the providers' connections: opened in run, closed after
         self.database = database
@@ -107,6 +110,7 @@ class ConsoleComponent:
         self.clock = clock
         self.session_ttl = session_ttl
         self.hub = EventHub(per_client_limit)
+        self.arrivals = Arrivals()
         self._sock: socket.socket | None = None
         self.started = asyncio.Event()
 
@@ -116,7 +120,8 @@ class ConsoleComponent:
             self.address = HttpAddress(self.address.host, self._sock.getsockname()[1])
 
     async def handle(self, item: EventItem) -> None:
-        message = to_message(item)
+        self.arrivals.see(item)
+        message = to_message(item, self.arrivals)
         if message is not None:
             self.hub.publish(message)
 
@@ -133,19 +138,28 @@ class ConsoleComponent:
         assert self._sock is not None  # noqa: S101 -- bound just above
         if isinstance(self.providers.queues, UnavailableQueues):  # not replaced by the wiring
             self.providers.queues = AsteriskQueues(engine.session, self.clock)
-        db = await open_database(self.database, [CONSOLE_SCHEMA])
+        db = await open_database(self.database, [CONSOLE_SCHEMA, THRESHOLDS_SCHEMA])
         started: list[Resource] = []
         try:
             for resource in self.resources:
                 await resource.start()
                 started.append(resource)
+            audit = AuditLog(db, self.clock)
             ctx = ConsoleContext(accounts=AccountStore(db, self.clock, self.session_ttl),
-                                 audit=AuditLog(db, self.clock), hub=self.hub, providers=self.providers,
+                                 audit=audit, hub=self.hub, providers=self.providers,
                                  throttle=LoginThrottle(self.clock), clock=self.clock)
+            ctx.thresholds = ThresholdWatch(db, self.providers, audit, clock=self.clock,
+                                            timezone=ctx.timezone, policy=self.thresholds,
+                                            publish=self.hub.publish)
             config = uvicorn.Config(create_app(ctx), lifespan="off", log_config=None, access_log=False,
                                     proxy_headers=False, server_header=False, timeout_graceful_shutdown=3)
             server = _EmbeddedServer(config)
-            await self._serve(server, engine)
+            watching = asyncio.ensure_future(ctx.thresholds.run())
+            try:
+                await self._serve(server, engine)
+            finally:
+                watching.cancel()
+                await asyncio.gather(watching, return_exceptions=True)
         finally:
             for resource in reversed(started):
                 await resource.stop()

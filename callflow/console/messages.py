@@ -7,6 +7,8 @@ gives None and is not sent.
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from datetime import datetime
 from typing import Any
 
 from callflow.ami import EventItem, LinkEvent
@@ -17,6 +19,7 @@ from callflow.ami.events import (
     AgentRingNoAnswer,
     AmiEvent,
     ChannelEvent,
+    Newchannel,
     QueueCallerAbandon,
     QueueCallerJoin,
     QueueCallerLeave,
@@ -58,7 +61,26 @@ def _call_fields(event: ChannelEvent) -> Message:
     }
 
 
-def to_message(item: EventItem) -> Message | None:
+class Arrivals:
+    """When each call reached the PBX: the caller's channel's ``Newchannel`` time, the call record's
+    ``arrival`` (answer time counts from it). The pop's "waited" uses it, so it is the record's answer time
+    while the call is live. The newest ``limit`` calls are kept (a call is done long before that)."""
+
+    def __init__(self, limit: int = 2000) -> None:
+        self.limit = limit
+        self._at: OrderedDict[str, datetime] = OrderedDict()
+
+    def see(self, item: EventItem) -> None:
+        if isinstance(item, Newchannel) and item.chan is not None and item.chan.uniqueid == item.linkedid:
+            self._at[item.linkedid] = item.time
+            while len(self._at) > self.limit:
+                self._at.popitem(last=False)
+
+    def of(self, linkedid: str) -> datetime | None:
+        return self._at.get(linkedid)
+
+
+def to_message(item: EventItem, arrivals: Arrivals | None = None) -> Message | None:
     """The stream message for one engine item, or None when the console does not show it."""
     if isinstance(item, LinkEvent):
         return {"type": "link", "state": item.state, "at": item.at.isoformat()}
@@ -73,6 +95,9 @@ def to_message(item: EventItem) -> Message | None:
     if isinstance(item, _AGENT):
         msg = {"type": _AGENT_TYPES[kind], **base, **_call_fields(item), "queue": item.queue,
                "operator": item.member_name, "interface": item.interface}
+        arrival = arrivals.of(item.linkedid) if arrivals is not None else None
+        if arrival is not None:
+            msg["arrival"] = arrival.isoformat()
         if isinstance(item, AgentConnect):
             msg.update(hold_time=item.hold_time, ring_time=item.ring_time)
         elif isinstance(item, AgentComplete):

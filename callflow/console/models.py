@@ -165,6 +165,8 @@ class UnitView(BaseModel):
     district: str
     busy: bool = Field(description="on an open dispatch")
     example_data: bool
+    serves: list[Category] = Field(default=[], description="the categories this unit answers (its agency "
+                                                           "type and the agency's own narrowing)")
 
 
 class Incident(BaseModel):
@@ -181,6 +183,9 @@ class Incident(BaseModel):
     dispatched_to: list[str] = Field(default=[], description="unit ids, in dispatch order")
     dispatches: list[DispatchView] = []
     linkedids: list[str] = Field(default=[], description="the calls about this incident")
+    suggested_unit: str | None = Field(default=None, description="a free unit of the category's preferred "
+                                                                 "agency type, in the incident's district "
+                                                                 "if one is free (None: no free unit)")
 
 
 class DispatchRequest(_In):

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, status
 
 from callflow.console.accounts import Session
 from callflow.console.catalog import IncidentStatus, catalog_view
+from callflow.console.context import start_of_day
 from callflow.console.models import (
     NUMBER_PATTERN,
     AnswerStats,
@@ -34,12 +35,6 @@ FloorUser = Annotated[Session, Depends(require(FLOOR))]
 Operator = Annotated[Session, Depends(require(OPERATORS))]
 IncidentId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z_\-]+$")]
 DispatchId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z_\-]+$")]
-
-
-def start_of_day(at: datetime, zone: tzinfo) -> datetime:
-    """Midnight of ``at``'s day on the centre's clock (Manado: Asia/Makassar, UTC+8), as a UTC instant."""
-    local = at.astimezone(zone)
-    return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
 
 
 @router.get("/catalog")

@@ -41,7 +41,8 @@ async def _sse(hub: EventHub, user: str, keepalive: float) -> AsyncIterator[byte
                                             "agent.connect, agent.complete, agent.noanswer, member.status, "
                                             "member.added, member.removed, member.pause, call.queue_entry, "
                                             "call.ivr, call.record (a finished call was stored), "
-                                            "incident.changed, link, gap)"}})
+                                            "incident.changed, callback.changed, threshold.changed, "
+                                            "listen.changed, link, gap)"}})
 async def events(request: Request, session: AnyUser) -> StreamingResponse:
     """The engine's live events. A slow client loses the oldest messages and gets a ``gap`` message."""
     ctx = context(request)

@@ -57,7 +57,7 @@ from callflow.console.providers import (
 from callflow.incidents import SCHEMA as INCIDENTS_SCHEMA
 from callflow.incidents import model as incident_model
 from callflow.incidents.errors import DispatchError, IllegalTransition, IncidentError, IncidentNotFound
-from callflow.incidents.registry import AgencyRegistry
+from callflow.incidents.registry import AgencyRegistry, Unit, suggest_unit
 from callflow.incidents.service import IncidentService
 from callflow.reports.render import as_dict
 from callflow.reports.summary import Period, SummaryConfig, build_summary
@@ -225,7 +225,16 @@ class ServiceIncidents:
         found = await self.service.list(
             status=incident_model.IncidentStatus(status.value) if status is not None else None,
             since=since, caller_number=caller_number, linkedids=linkedids)
-        return [incident_view(i) for i in reversed(found)]
+        units, busy = await self.service.units(), await self.service.busy_units()
+        return [self._suggesting(incident_view(i), i, units, busy) for i in reversed(found)]
+
+    @staticmethod
+    def _suggesting(view: Incident, incident: incident_model.Incident, units: Sequence[Unit],
+                    busy: set[str]) -> Incident:
+        if incident.status is incident_model.IncidentStatus.DONE:
+            return view
+        unit = suggest_unit(list(units), incident.category, incident.district, busy)
+        return view.model_copy(update={"suggested_unit": unit.id if unit is not None else None})
 
     async def create(self, draft: IncidentDraft, by: str) -> Incident:
         try:
@@ -294,7 +303,8 @@ class ServiceIncidents:
     async def units(self) -> Sequence[UnitView]:
         busy = await self.service.busy_units()
         return [UnitView(id=u.id, name=u.name, agency_name=u.agency_name, type=u.agency_type.value,
-                         district=u.district.value, busy=u.id in busy, example_data=u.example)
+                         district=u.district.value, busy=u.id in busy, example_data=u.example,
+                         serves=[c for c in catalog.Category if u.serves(c)])
                 for u in await self.service.units()]
 
 

@@ -15,10 +15,10 @@ import asyncio
 import contextlib
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import aiosqlite
 import structlog
@@ -82,6 +82,7 @@ class CallbackService:
         self._since: datetime | None = None
         self.passes = 0  # scheduler passes completed: a caller can wait for "it looked and did nothing"
         self._passed = asyncio.Condition()
+        self.notify: Callable[[dict[str, Any]], None] | None = None  # the console's live stream
 
     # -- component protocol ------------------------------------------------------------------------
     async def run(self, engine: Engine) -> None:
@@ -128,6 +129,7 @@ class CallbackService:
                                            next_attempt_at=due, flag=flag)
         if task is None:
             return  # this call already has its task (record derived again)
+        self._changed(task.id, status)
         log.info("callback.task_created", task=task.id, linkedid=record.linkedid, reason=reason,
                  caller=mask_number(record.caller_number), status=str(status), flag=flag,
                  first_attempt_at=due.isoformat() if due else None)
@@ -145,10 +147,21 @@ class CallbackService:
         assert self._conn is not None  # noqa: S101 - set in run() before _ready
         return self._conn
 
+    async def _update_task(self, task_id: int, *, now: datetime, status: TaskStatus,
+                           **changes: Any) -> None:
+        await store.update_task(self._db, task_id, now=now, status=status, **changes)
+        self._changed(task_id, status)
+
+    def _changed(self, task_id: int, status: TaskStatus) -> None:
+        """Pages showing callbacks re-read them now (the console's live stream), not at their next poll."""
+        if self.notify is not None:
+            self.notify({"type": "callback.changed", "at": self.clock().isoformat(), "id": str(task_id),
+                         "status": str(status)})
+
     async def _restore(self) -> None:
         """Attempts the previous run left in flight: their outcome is unknown until re-checked."""
         for attempt in await store.attempts_in(self._db, frozenset({AttemptOutcome.DIALLING})):
-            await store.update_task(self._db, attempt.task_id, now=self.clock(), status=TaskStatus.CHECKING)
+            await self._update_task(attempt.task_id, now=self.clock(), status=TaskStatus.CHECKING)
             log.warning("callback.attempt_outcome_unknown", task=attempt.task_id, attempt=attempt.n,
                         channel_id=attempt.channel_id, action="re-checked against Asterisk at link-up")
 
@@ -265,14 +278,14 @@ class CallbackService:
         except ConnectionLost as exc:  # never sent: the task waits for the link, no attempt is spent
             async with self._lock:
                 await self._db.execute("DELETE FROM callbacks_attempts WHERE channel_id = ?", (chan,))
-                await store.update_task(self._db, task.id, now=self.clock(), status=TaskStatus.PENDING,
+                await self._update_task(task.id, now=self.clock(), status=TaskStatus.PENDING,
                                         next_attempt_at=task.next_attempt_at, attempts=task.attempts)
             log.warning("callback.not_sent", task=task.id, error=str(exc), action="dialled when AMI is back")
         except ActionFailed as exc:
             await self._finish(chan, AttemptOutcome.FAILED, self.clock(), f"Asterisk refused: {exc.message}")
         except AmiError as exc:  # OutcomeUnknown, ActionTimeout: the Originate may have run
             async with self._lock:
-                await store.update_task(self._db, task.id, now=self.clock(), status=TaskStatus.CHECKING)
+                await self._update_task(task.id, now=self.clock(), status=TaskStatus.CHECKING)
             log.warning("callback.attempt_outcome_unknown", task=task.id, attempt=n, channel_id=chan,
                         error=str(exc), action="re-checked against Asterisk, never redialled blind")
         else:
@@ -313,7 +326,7 @@ class CallbackService:
             if task is None or task.status not in (TaskStatus.DIALLING, TaskStatus.CHECKING):
                 return
             step = after_attempt(outcome, attempt.n, at, self.policy)
-            await store.update_task(self._db, task.id, now=self.clock(), status=step.status,
+            await self._update_task(task.id, now=self.clock(), status=step.status,
                                     next_attempt_at=step.next_attempt_at, flag=step.flag or None)
             if step.status is TaskStatus.ANSWERED:
                 await self._close_same_number(task, f"citizen reached by callback task {task.id}")
@@ -328,7 +341,7 @@ class CallbackService:
         """The citizen is reached: the other waiting tasks for the same number are done too."""
         for other in await store.list_tasks(self._db, statuses=frozenset({TaskStatus.PENDING})):
             if other.number == task.number and other.id != task.id:
-                await store.update_task(self._db, other.id, now=self.clock(), status=TaskStatus.SUPERSEDED,
+                await self._update_task(other.id, now=self.clock(), status=TaskStatus.SUPERSEDED,
                                         flag=why)
 
     async def _supersede(self, record: CallRecord) -> None:
@@ -338,7 +351,7 @@ class CallbackService:
             for task in await store.list_tasks(self._db, statuses=frozenset({TaskStatus.PENDING})):
                 if task.number != record.caller_number or record.arrival < task.arrival:
                     continue
-                await store.update_task(self._db, task.id, now=self.clock(), status=TaskStatus.SUPERSEDED,
+                await self._update_task(task.id, now=self.clock(), status=TaskStatus.SUPERSEDED,
                                         flag=f"called again; answered by {who} (call {record.linkedid})")
                 log.info("callback.superseded", task=task.id, by_call=record.linkedid)
 
@@ -360,14 +373,14 @@ class CallbackService:
             if task is None or task.status is not TaskStatus.ANSWERED:
                 return
             if record.operator and record.answered is not None:
-                await store.update_task(self._db, task.id, now=self.clock(), status=TaskStatus.ANSWERED,
+                await self._update_task(task.id, now=self.clock(), status=TaskStatus.ANSWERED,
                                         operator=record.operator)
                 log.info("callback.connected", task=task.id, operator=record.operator,
                          channel_id=record.linkedid, answered=record.answered.isoformat())
             else:
                 flag = ("the citizen answered the callback but the call ended before an operator took it "
                         f"(outcome {record.outcome})")
-                await store.update_task(self._db, task.id, now=self.clock(), status=TaskStatus.SUPERVISOR,
+                await self._update_task(task.id, now=self.clock(), status=TaskStatus.SUPERVISOR,
                                         flag=flag)
                 log.warning("callback.flagged_for_supervisor", task=task.id, flag=flag)
 

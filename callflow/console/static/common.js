@@ -48,7 +48,19 @@ const Siaga = (() => {
 
   const STREAM_TYPES = ["queue.join", "queue.leave", "queue.abandon", "agent.called", "agent.connect",
     "agent.complete", "agent.noanswer", "member.status", "member.added", "member.removed",
-    "member.pause", "call.queue_entry", "call.ivr", "call.record", "incident.changed", "link", "gap"];
+    "member.pause", "call.queue_entry", "call.ivr", "call.record", "incident.changed", "callback.changed",
+    "threshold.changed", "listen.changed", "link", "gap"];
+
+  // operator states as people say them (the API's values are queues.states.State)
+  const STATE_LABELS = { offline: "offline", ready: "ready", ringing: "ringing", on_call: "on a call",
+    wrapup: "wrap-up", paused: "paused" };
+
+  /* A message line: kind "ok" (success colour), "error" (warning colour), or "" to clear it. */
+  function say(node, text, kind) {
+    node.textContent = text || "";
+    node.classList.toggle("ok", Boolean(text) && kind === "ok");
+    node.classList.toggle("error", Boolean(text) && kind !== "ok");
+  }
 
   function stream(onMessage, onState) {
     const es = new EventSource("/api/events");
@@ -92,6 +104,19 @@ const Siaga = (() => {
       : `Error: ${err.message}`;
   }
 
+  /* A logged-in user whose role may not use this page: say so and offer the way back (as the server's
+     403 page does when the page is opened with a session). */
+  function forbidden(user, allowedRoles) {
+    document.getElementById("login").hidden = true;
+    document.getElementById("app").hidden = true;
+    const back = user.role === "operator" ? ["/console", "the operator console"] : ["/wallboard", "the wallboard"];
+    const box = el("section", { id: "forbidden", class: "panel" }, el("h2", { text: "403: not allowed" }),
+      el("p", { id: "forbidden-msg", text: `You are logged in as ${user.role}: this page is for `
+        + `${allowedRoles.join(" and ")} only. Ask a supervisor if you need it.` }),
+      el("p", {}, el("a", { id: "forbidden-back", href: back[0], text: `Back to ${back[1]}` })));
+    document.body.append(box);
+  }
+
   /* Log-in form handling shared by both pages; calls start(user) once logged in. */
   function setupLogin(allowedRoles, start) {
     const loginBox = document.getElementById("login");
@@ -100,7 +125,7 @@ const Siaga = (() => {
     const msg = document.getElementById("login-msg");
     const show = (user) => {
       if (!allowedRoles.includes(user.role)) {
-        msg.textContent = `Role ${user.role} cannot use this page.`;
+        forbidden(user, allowedRoles);
         return;
       }
       loginBox.hidden = true;
@@ -125,5 +150,5 @@ const Siaga = (() => {
     resume().then((user) => { if (user) show(user); else loginBox.hidden = false; });
   }
 
-  return { api, stream, el, duration, unavailable, setupLogin, me: () => me };
+  return { api, stream, el, duration, unavailable, setupLogin, say, STATE_LABELS, me: () => me };
 })();

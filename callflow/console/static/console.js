@@ -2,13 +2,15 @@
 "use strict";
 
 (() => {
-  const { api, stream, el, duration, unavailable, setupLogin } = Siaga;
+  const { api, stream, el, duration, unavailable, setupLogin, say, STATE_LABELS } = Siaga;
   const $ = (id) => document.getElementById(id);
   let me = null;
   let catalog = null;
   const calls = new Map(); // linkedid -> what the stream told about the call so far (display only)
   let current = null;      // linkedid on this operator's screen
   let units = [];          // the agency units a dispatch can go to (GET /api/units)
+  let mine = null;         // this operator's own state (GET /api/operators), and when it was read
+  let mineAt = 0;
 
   function callFor(m) {
     if (!calls.has(m.linkedid)) calls.set(m.linkedid, { ivr: [], caller: m.caller, name: m.caller_name });
@@ -19,14 +21,41 @@
   }
 
   async function setState(state, reason) {
-    $("state-msg").textContent = "";
+    say($("state-msg"), "");
     try {
       const s = await api("POST", "/api/operators/me/state", { state, reason: reason || "" });
       unavailable($("panel-state"), null);
-      $("state-msg").textContent = `Now ${s.state}${s.reason ? " (" + s.reason + ")" : ""}`;
+      showMine(s);
+      say($("state-msg"), `Now ${STATE_LABELS[s.state] || s.state}${s.reason ? " (" + s.reason + ")" : ""}`, "ok");
     } catch (e) {
-      unavailable($("panel-state"), e);
+      if (e.status === 404 || e.status === 422) say($("state-msg"), e.message, "error");
+      else unavailable($("panel-state"), e);
     }
+  }
+
+  function myId() { return me.operator_id || me.name; }
+
+  /* "My state": read when the page loads (and after a reload), again whenever the stream says this
+     operator's queue membership or calls changed; the time in state ticks on the page. */
+  async function loadMyState() {
+    try {
+      const list = await api("GET", "/api/operators");
+      unavailable($("panel-state"), null);
+      const found = list.find((o) => o.operator === myId());
+      if (found) showMine(found);
+      else { mine = null; renderMine(); say($("state-msg"), `operator ${myId()} is not in the site's operator list: ask a supervisor`, "error"); }
+    } catch (e) { unavailable($("panel-state"), e); }
+  }
+
+  function showMine(s) { mine = s; mineAt = Date.now(); renderMine(); }
+
+  function renderMine() {
+    const badge = $("my-state");
+    if (!mine) { badge.textContent = "unknown"; badge.className = "state-badge"; $("my-state-time").textContent = ""; return; }
+    badge.textContent = (STATE_LABELS[mine.state] || mine.state) + (mine.reason ? ` (${mine.reason})` : "");
+    badge.className = `state-badge state-${mine.state}`;
+    badge.dataset.state = mine.state;
+    $("my-state-time").textContent = `for ${duration(mine.seconds_in_state + (Date.now() - mineAt) / 1000)}`;
   }
 
   async function loadCatalog() {
@@ -51,12 +80,43 @@
     }
   }
 
+  // menu names as callers hear them: root is the first menu, *_en its English variant
+  function menuName(node) {
+    const english = node.endsWith("_en");
+    const base = english ? node.slice(0, -3) : node;
+    const name = base === "root" ? "main menu" : `${base.replace(/_/g, " ")} menu`;
+    return english ? `${name} (English)` : name;
+  }
+
+  function categoryLabel(id) {
+    const c = catalog && catalog.categories.find((x) => x.id === id);
+    return c ? `${c.label_en} (${c.label_id})` : id.replace(/_/g, " ");
+  }
+
   function ivrText(c) {
-    const parts = c.ivr.map((s) => [s.step, s.node, s.digit && `key ${s.digit}`, s.action].filter(Boolean).join(" "));
-    const route = c.route ? `route ${c.route}` : "";
-    const choice = [c.cls, c.category].filter(Boolean).join(" / ");
-    return [parts.join(" → "), route, choice && `choice: ${choice}`].filter(Boolean).join("; ")
-      || "not seen by this page (direct to queue, or before the page connected)";
+    const words = [];
+    for (const s of c.ivr) {
+      if (s.step === "digit") words.push(`pressed ${s.digit} in the ${menuName(s.node)}`);
+      else if (s.step === "timeout") words.push(`pressed nothing in the ${menuName(s.node)}`);
+      else if (s.step === "invalid") words.push(`pressed ${s.digit || "a wrong key"} (not on the ${menuName(s.node)})`);
+      else if (s.step === "decision") {
+        const to = s.action === "nonemergency" ? `complaint queue${s.category ? ": " + categoryLabel(s.category) : ""}`
+          : s.action === "emergency" ? "emergency queue" : s.action;
+        words.push(`sent to the ${to}`);
+      }
+    }
+    if (!words.length && c.cls) {
+      words.push(c.route === "failsafe" ? "IVR failed: sent to the emergency queue (fail-safe)"
+        : `went straight to the ${c.cls === "emergency" ? "emergency" : "complaint"} queue`);
+    }
+    return words.length ? `${words.join(", then ")}.` : "not seen by this page (the call came before the page connected)";
+  }
+
+  function queueText(c) {
+    const cls = c.cls || c.queue;
+    if (!cls) return "";
+    const name = cls === "emergency" ? "Emergency" : cls === "nonemergency" ? "Complaint (non-emergency)" : cls;
+    return c.queue && c.queue !== cls ? `${name} (queue ${c.queue})` : name;
   }
 
   function renderPop() {
@@ -68,10 +128,18 @@
     $("pop-number").textContent = c.caller || "(no number)";
     $("pop-name").textContent = c.name && c.name !== c.caller ? c.name : "";
     $("pop-state").textContent = c.state || "";
-    $("pop-waited").textContent = c.waited === undefined ? "–"
-      : duration(c.waited) + (c.queueWait === undefined ? "" : ` (${duration(c.queueWait)} in queue)`);
-    $("pop-queue").textContent = [c.queue, c.cls].filter(Boolean).join(" / ");
+    const waited = c.waited !== undefined ? c.waited
+      : c.arrival && c.state === "ringing" ? (Date.now() - c.ringingLocal) / 1000 + c.waitedAtRing : undefined;
+    $("pop-waited").textContent = waited === undefined ? "–"
+      : duration(waited) + (c.queueWait === undefined ? "" : ` (${duration(c.queueWait)} in queue)`);
+    $("pop-queue").textContent = queueText(c);
     $("pop-ivr").textContent = ivrText(c);
+    const timer = $("pop-timer");
+    if (c.connectedLocal !== undefined) {
+      const end = c.endedLocal !== undefined ? c.endedLocal : Date.now();
+      timer.textContent = duration((end - c.connectedLocal) / 1000);
+      timer.classList.toggle("live", c.endedLocal === undefined);
+    } else timer.textContent = "–";
   }
 
   async function loadHistory(number) {
@@ -100,32 +168,48 @@
   function onMessage(m) {
     if (m.type.startsWith("queue.") || m.type === "gap") loadQueues();
     if (m.type === "incident.changed" || m.type === "gap") loadIncidents();
+    if (m.type === "call.record" || m.type === "callback.changed" || m.type === "gap") loadCallbacks();
+    if (m.type === "gap" || ((m.type.startsWith("member.") || m.type.startsWith("agent."))
+      && m.operator === myId())) loadMyState();
     if (m.type === "call.record") {
       const c = current && calls.get(current);
       if (c && c.caller && c.caller === m.caller) loadHistory(c.caller);
       return;
     }
-    if (m.type === "incident.changed") return;
+    if (m.type === "incident.changed" || m.type === "callback.changed") return;
     if (!m.linkedid) return;
     const c = callFor(m);
     if (m.type === "queue.join") { c.joinedAt = m.at; c.queue = m.queue; }
-    if (m.type === "call.queue_entry") { c.cls = m.class; c.route = m.route; c.category = m.category; }
-    if (m.type === "call.ivr") c.ivr.push(m);
-    const mine = me && m.operator && m.operator === me.operator_id;
-    if (!mine) return;
+    if (m.type === "call.queue_entry") {
+      c.cls = m.class; c.route = m.route; if (m.category) c.category = m.category;
+      if (current === m.linkedid) prefillCategory(c);
+    }
+    if (m.type === "call.ivr") {
+      c.ivr.push(m);
+      if (m.step === "decision" && m.category) { c.category = m.category; if (current === m.linkedid) prefillCategory(c); }
+    }
+    if (m.arrival) c.arrival = m.arrival;
+    const forMe = me && m.operator && m.operator === myId();
+    if (!forMe) return;
     if (m.type === "agent.called") {
       c.state = "ringing";
       c.queue = m.queue;
-      if (c.firstAt) c.waited = (Date.parse(m.at) - Date.parse(c.firstAt)) / 1000;
+      // waited: from the call's arrival at the PBX (the record's answer time starts there), ticking
+      c.waitedAtRing = c.arrival ? (Date.parse(m.at) - Date.parse(c.arrival)) / 1000 : 0;
+      c.ringingLocal = Date.now();
       if (current !== m.linkedid) { current = m.linkedid; loadHistory(c.caller); prefill(c); }
     } else if (m.type === "agent.connect") {
       c.state = "connected";
-      // since the page first saw the call (the IVR answering it), and the queue's own hold time
-      c.waited = c.firstAt ? (Date.parse(m.at) - Date.parse(c.firstAt)) / 1000 : m.hold_time;
+      // arrival at the PBX -> answer: the stored record's answer time; the queue's own hold time apart
+      c.waited = c.arrival ? (Date.parse(m.at) - Date.parse(c.arrival)) / 1000 : m.hold_time;
       c.queueWait = m.hold_time;
+      c.connectedLocal = Date.now();
+      c.endedLocal = undefined;
       if (current !== m.linkedid) { current = m.linkedid; loadHistory(c.caller); prefill(c); }
     } else if (m.type === "agent.complete" && current === m.linkedid) {
-      c.state = `ended (${m.reason || "hang-up"}), talk ${duration(m.talk_time)}`;
+      c.state = `ended (${m.reason === "caller" ? "the caller hung up" : m.reason === "agent" ? "you hung up" : m.reason || "hang-up"})`;
+      c.endedLocal = Date.now();
+      if (c.connectedLocal !== undefined && m.talk_time !== undefined) c.endedLocal = c.connectedLocal + m.talk_time * 1000;
     } else if (m.type === "agent.noanswer" && current === m.linkedid) {
       c.state = "missed (not answered)";
     }
@@ -133,8 +217,20 @@
   }
 
   function prefill(c) {
+    delete $("inc-category").dataset.touched; // a new call: the IVR's choice may fill the form again
+    $("inc-category-hint").textContent = "";
     $("inc-number").value = c.caller || "";
     $("inc-linkedid").value = current || "";
+    prefillCategory(c);
+  }
+
+  // the complaint type the caller chose in the IVR; the operator can still change it
+  function prefillCategory(c) {
+    const select = $("inc-category");
+    if (c.category && [...select.options].some((o) => o.value === c.category) && !select.dataset.touched) {
+      select.value = c.category;
+      $("inc-category-hint").textContent = "chosen by the caller in the IVR";
+    }
   }
 
   async function loadIncidents() {
@@ -148,39 +244,53 @@
     } catch (e) { unavailable($("panel-incidents"), e); }
   }
 
+  function districtName(id) {
+    const d = catalog.districts.find((x) => x.id === id);
+    return d ? d.name : id;
+  }
+
   function incidentRow(i) {
-    const status = el("select", {});
+    const status = el("select", { class: "status", "aria-label": `status of incident ${i.id}` });
     for (const s of catalog.statuses) {
-      const o = el("option", { value: s.id, text: `${s.label_id} / ${s.label_en}` });
+      const o = el("option", { value: s.id, text: `${s.label_en} (${s.label_id})` });
       if (s.id === i.status) o.selected = true;
       status.append(o);
     }
     status.addEventListener("change", async () => {
-      try { await api("POST", `/api/incidents/${i.id}/status`, { status: status.value }); loadIncidents(); }
-      catch (e) {
-        if (e.status === 409 || e.status === 422) { status.value = i.status; alertRow(e.message); }
+      try {
+        await api("POST", `/api/incidents/${i.id}/status`, { status: status.value });
+        alertRow(""); loadIncidents();
+      } catch (e) {
+        if (e.status === 409 || e.status === 422) { status.value = i.status; alertRow(e.message, "error"); }
         else unavailable($("panel-incidents"), e);
       }
     });
-    // free units, those of the incident's district first
+    // free units that answer this category: the engine's suggestion first (chosen), then the
+    // incident's district, then the rest
     const unit = el("select", { class: "unit", "aria-label": `unit for incident ${i.id}` });
-    unit.append(el("option", { value: "", text: units.length ? "— unit —" : "no units in the registry" }));
-    const free = units.filter((u) => !u.busy)
-      .sort((a, b) => (a.district === i.district ? 0 : 1) - (b.district === i.district ? 0 : 1));
+    const free = units.filter((u) => !u.busy && u.serves.includes(i.category))
+      .sort((a, b) => (a.id === i.suggested_unit ? 0 : 1) - (b.id === i.suggested_unit ? 0 : 1)
+        || (a.district === i.district ? 0 : 1) - (b.district === i.district ? 0 : 1) || a.id.localeCompare(b.id));
+    unit.append(el("option", { value: "", text: !units.length ? "no units in the registry"
+      : free.length ? "— unit —" : `no free unit for ${categoryLabel(i.category)}` }));
     for (const u of free) {
-      unit.append(el("option", { value: u.id, text: `${u.name} (${u.type}, ${u.district})${u.example_data ? " [example]" : ""}` }));
+      const o = el("option", { value: u.id, text: `${u.id === i.suggested_unit ? "★ suggested: " : ""}${u.name} `
+        + `(${u.type.replace(/_/g, " ")}, ${districtName(u.district)})${u.example_data ? " [example]" : ""}` });
+      if (u.id === i.suggested_unit) o.selected = true;
+      unit.append(o);
     }
     const send = el("button", { type: "button", text: "Dispatch" });
     const msg = el("div", { class: "msg" });
     send.addEventListener("click", async () => {
       msg.textContent = "";
-      if (!unit.value) { msg.textContent = "unit: choose a unit to dispatch"; return; }
-      try { await api("POST", `/api/incidents/${i.id}/dispatch`, { unit: unit.value }); loadIncidents(); }
-      catch (e) { if (e.status === 409 || e.status === 422) msg.textContent = e.message; else unavailable($("panel-incidents"), e); }
+      if (!unit.value) { say(msg, "unit: choose a unit to dispatch", "error"); return; }
+      try { await api("POST", `/api/incidents/${i.id}/dispatch`, { unit: unit.value }); alertRow(""); loadIncidents(); }
+      catch (e) { if (e.status === 409 || e.status === 422) say(msg, e.message, "error"); else unavailable($("panel-incidents"), e); }
     });
     status.addEventListener("change", () => { msg.textContent = ""; });
     const sent = el("div", { class: "sub dispatched" }, ...i.dispatches.map((d) => dispatchLine(i, d, msg)));
-    return el("tr", { "data-incident": i.id }, el("td", { text: `#${i.id} ${i.category}` }), el("td", { text: i.district }),
+    return el("tr", { "data-incident": i.id }, el("td", { text: `#${i.id} ${categoryLabel(i.category)}` }),
+      el("td", { text: districtName(i.district) }),
       el("td", {}, status),
       el("td", {}, i.status === "done" ? "" : el("div", { class: "row" }, unit, send), sent, msg));
   }
@@ -200,9 +310,9 @@
         "aria-label": `${label}: ${d.unit_name}, incident ${i.id}` });
       b.addEventListener("click", async () => {
         msg.textContent = "";
-        try { await api("POST", `/api/incidents/${i.id}/dispatches/${d.id}/step`, { state }); loadIncidents(); }
+        try { await api("POST", `/api/incidents/${i.id}/dispatches/${d.id}/step`, { state }); alertRow(""); loadIncidents(); }
         catch (e) {
-          if (e.status === 404 || e.status === 409 || e.status === 422) msg.textContent = e.message;
+          if (e.status === 404 || e.status === 409 || e.status === 422) say(msg, e.message, "error");
           else unavailable($("panel-incidents"), e);
         }
       });
@@ -211,20 +321,14 @@
     return line;
   }
 
-  async function probeOperators() {
-    // says at once (not only on the first click) when operator state is not wired into this engine
-    try { await api("GET", "/api/operators"); unavailable($("panel-state"), null); }
-    catch (e) { unavailable($("panel-state"), e); }
-  }
-
-  function alertRow(text) { $("incidents-msg").textContent = text; }
+  function alertRow(text, kind) { say($("incidents-msg"), text, kind); }
 
   async function loadCallbacks() {
     try {
       const list = await api("GET", "/api/callbacks?open_only=true");
       unavailable($("panel-callbacks"), null);
-      $("callbacks").replaceChildren(...(list.length ? list.map((c) => el("li", {
-        text: `${c.number} — ${c.reason} (${c.status}, since ${new Date(c.created_at).toLocaleTimeString()})` }))
+      $("callbacks").replaceChildren(...(list.length ? list.map((c) => el("li", { "data-callback": c.id,
+        text: `${c.number} — ${c.reason.replace(/_/g, " ")} (${c.status.replace(/_/g, " ")}, since ${new Date(c.created_at).toLocaleTimeString()})` }))
         : [el("li", { text: "no open callbacks" })]));
     } catch (e) { unavailable($("panel-callbacks"), e); }
   }
@@ -233,7 +337,7 @@
     const form = $("incident-form");
     form.addEventListener("submit", async (ev) => {
       ev.preventDefault();
-      $("incident-msg").textContent = "";
+      say($("incident-msg"), "");
       const f = form.elements;
       const body = { category: f.category.value, district: f.district.value, notes: f.notes.value,
         address: f.address.value };
@@ -242,31 +346,33 @@
       try {
         const inc = await api("POST", "/api/incidents", body);
         unavailable($("panel-incident"), null);
-        $("incident-msg").textContent = `Incident ${inc.id} created`;
+        say($("incident-msg"), `Incident ${inc.id} created`, "ok");
         form.reset();
+        delete $("inc-category").dataset.touched;
+        $("inc-category-hint").textContent = "";
         loadIncidents();
       } catch (e) {
-        if (e.status === 422) $("incident-msg").textContent = e.message;
+        if (e.status === 422) say($("incident-msg"), e.message, "error");
         else unavailable($("panel-incident"), e);
       }
     });
     $("btn-ready").addEventListener("click", () => setState("ready"));
     $("btn-wrapup").addEventListener("click", () => setState("wrapup"));
     $("btn-pause").addEventListener("click", () => setState("paused", $("pause-reason").value));
+    $("inc-category").addEventListener("change", () => {
+      $("inc-category").dataset.touched = "1"; $("inc-category-hint").textContent = "";
+    });
   }
 
   setupLogin(["operator", "supervisor"], async (user) => {
     me = user;
     setupForm();
     await loadCatalog();
-    loadQueues(); loadIncidents(); loadCallbacks(); probeOperators();
+    loadQueues(); loadIncidents(); loadCallbacks(); loadMyState();
     stream(onMessage, (state) => {
       $("link").textContent = state;
       $("link").classList.toggle("live", state === "live");
     });
-    setInterval(() => {
-      const c = current && calls.get(current);
-      if (c && c.state === "ringing" && c.waited !== undefined) { c.waited += 1; renderPop(); }
-    }, 1000);
+    setInterval(() => { if (current) renderPop(); renderMine(); }, 1000); // waiting/talk timers, time in state
   });
 })();

@@ -2,7 +2,7 @@
 "use strict";
 
 (() => {
-  const { api, stream, el, duration, unavailable, setupLogin } = Siaga;
+  const { api, stream, el, duration, unavailable, setupLogin, say, STATE_LABELS } = Siaga;
   const $ = (id) => document.getElementById(id);
   let board = null;        // last /api/queues answer, and when it came
   let boardAt = 0;
@@ -43,6 +43,7 @@
       $("stat-15").textContent = s.within_15s + pct(s.within_15s);
       $("stat-20").textContent = s.within_20s + pct(s.within_20s);
       $("stat-abandoned").textContent = s.abandoned;
+      $("stat-short").textContent = s.short_abandons_excluded;
     } catch (e) {
       unavailable($("panel-stats"), e);
     }
@@ -73,8 +74,41 @@
   function renderOperators() {
     const elapsed = (Date.now() - operatorsAt) / 1000;
     $("operators").replaceChildren(...operators.map((o) => el("tr", {},
-      el("td", { text: o.operator }), el("td", {}, el("span", { class: "state-badge", text: o.state })),
+      el("td", { text: o.operator }),
+      el("td", {}, el("span", { class: `state-badge state-${o.state}`, "data-state": o.state, text: STATE_LABELS[o.state] || o.state })),
       el("td", { text: o.reason || "" }), el("td", { text: duration(o.seconds_in_state + elapsed) }))));
+  }
+
+  const ALERT_TITLES = { service_level: "Service level below target", emergency_wait: "Emergency caller waiting",
+    callback_overdue: "Callback overdue" };
+
+  async function loadAlerts() {
+    try {
+      const list = await api("GET", "/api/thresholds");
+      unavailable($("panel-alerts"), null);
+      $("panel-alerts").classList.toggle("alarm", list.some((a) => a.active && !a.acknowledged_at));
+      $("alerts").replaceChildren(...(list.length ? list.map(alertItem) : [el("li", { class: "sub", text: "all within limits" })]));
+    } catch (e) { unavailable($("panel-alerts"), e); }
+  }
+
+  function alertItem(a) {
+    const when = (t) => new Date(t).toLocaleTimeString();
+    const state = !a.active ? "cleared" : a.acknowledged_at ? "acknowledged" : "raised";
+    const status = !a.active ? `cleared ${when(a.cleared_at)}`
+      : a.acknowledged_at ? `acknowledged by ${a.acknowledged_by} at ${when(a.acknowledged_at)}` : `since ${when(a.raised_at)}`;
+    const li = el("li", { class: `alert-item ${state}`, "data-alert": a.id, "data-kind": a.kind },
+      el("strong", { text: ALERT_TITLES[a.kind] || a.kind }), " — ", el("span", { text: a.detail }), " ",
+      el("span", { class: "sub alert-status", text: `(${status})` }));
+    if (state === "raised" && me && me.role === "supervisor") {
+      const b = el("button", { type: "button", class: "ack", text: "Acknowledge" });
+      b.addEventListener("click", async () => {
+        say($("alerts-msg"), "");
+        try { await api("POST", `/api/thresholds/${a.id}/ack`); loadAlerts(); }
+        catch (e) { if (e.status === 409 || e.status === 403) say($("alerts-msg"), e.message, "error"); else unavailable($("panel-alerts"), e); }
+      });
+      li.append(" ", b);
+    }
+    return li;
   }
 
   function refreshSoon() {
@@ -87,15 +121,19 @@
     if (m.type.startsWith("queue.") || m.type.startsWith("agent.")) refreshSoon();
     if (m.type === "queue.abandon" || m.type === "agent.complete" || m.type === "call.record") loadStats();
     if (m.type.startsWith("member.") || m.type.startsWith("agent.")) loadOperators();
-    if (m.type === "call.record") loadCallbacks(); // a stored abandoned emergency call opens a callback
+    if (m.type === "call.record" || m.type === "callback.changed") loadCallbacks(); // open/answered/closed
+    if (m.type === "threshold.changed") loadAlerts();
     if (m.type === "gap" || (m.type === "link" && m.state === "up")) loadAll();
   }
 
   function loadAll() {
-    loadQueues(); loadStats(); loadCallbacks(); loadOperators();
+    loadQueues(); loadStats(); loadCallbacks(); loadOperators(); loadAlerts();
   }
 
-  setupLogin(["supervisor", "admin"], () => {
+  let me = null;
+
+  setupLogin(["supervisor", "admin"], (user) => {
+    me = user;
     loadAll();
     stream(onMessage, (state) => {
       $("link").textContent = state;
