@@ -1,9 +1,13 @@
 """End to end in headless Chromium: the real engine (with its console) on the lab, real SIPp calls.
 
-A supervisor's wallboard shows an emergency caller waiting, live, and 0 once the caller gives up. A
-repeat caller's call pops on the operator's console with the number, time waited, IVR choice and the
-earlier call; the operator classifies, dispatches, marks the unit en route and on scene, and closes it
-on the page; the wallboard counts the call answered within 10 s. Screenshots go to ``artifacts/``.
+A supervisor's wallboard shows an emergency caller waiting, live, raises the "emergency caller waiting"
+threshold after 10 s (the supervisor acknowledges it: who and when, audited), clears it and shows 0 once
+the caller gives up. A repeat caller's call pops on the operator's console with the number, the time
+waited (the record's answer time), a ticking talk timer, the IVR path in words and the earlier call; the
+operator's own state shows from the start; the callbacks panel follows the stream; the operator
+classifies, dispatches the suggested unit, marks it en route and on scene, and closes it on the page; the
+wallboard counts the call answered within 10 s. A complaint call's IVR category fills the incident form.
+An operator who opens the wallboard gets a 403 page with a way back. Screenshots go to ``artifacts/``.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import asyncio
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -40,7 +45,7 @@ ARTIFACTS = REPO / "artifacts"
 PASSWORD = "Manado-112-test"
 BROWSER_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--window-size=1400,1300")
+                 "--window-size=1400,1700")
 
 
 def _add_user(database: Path, name: str, role: str) -> None:
@@ -79,7 +84,10 @@ async def console_engine(lab: LabStatus, tmp_path: Path) -> AsyncIterator[tuple[
     database = tmp_path / "siaga112.db"
     for name, role in (("sup", "supervisor"), ("op1", "operator")):
         await asyncio.to_thread(_add_user, database, name, role)
-    proc = EngineProcess(lab.instance, "--http", "127.0.0.1:0", env={"SIAGA112_DATABASE": str(database)})
+    # this test's own database: callbacks on (first attempt after 60 s: none is dialled during a test), so
+    # an abandoned call's task is pending and an answered repeat call supersedes it
+    proc = EngineProcess(lab.instance, "--http", "127.0.0.1:0",
+                         env={"SIAGA112_DATABASE": str(database), "SIAGA112_CALLBACKS__DIAL": "true"})
     await proc.start()
     try:
         listening = await proc.wait_for(lambda r: r.get("event") == "console.listening")
@@ -163,6 +171,35 @@ def _screenshot(driver: object, name: str) -> Path:
     return path
 
 
+def _style(driver: object, css: str, prop: str) -> str:
+    return str(driver.execute_script(  # type: ignore[attr-defined]
+        "return getComputedStyle(document.querySelector(arguments[0]))[arguments[1]]", css, prop))
+
+
+def _fits(driver: object, css: str) -> bool:
+    """The select's chosen option is shown whole (its text and the arrow fit the box: nothing cut off)."""
+    return bool(driver.execute_script(  # type: ignore[attr-defined]
+        "const s = document.querySelector(arguments[0]); const st = getComputedStyle(s);"
+        "const g = document.createElement('canvas').getContext('2d');"
+        "g.font = `${st.fontWeight} ${st.fontSize} ${st.fontFamily}`;"
+        "return g.measureText(s.options[s.selectedIndex].text).width + 28 <= s.clientWidth;", css))
+
+
+GREEN = "rgb(34, 197, 94)"  # --green in style.css: success
+GREY = "rgb(51, 65, 85)"  # the badge's neutral background (#334155)
+
+
+def _audit(database: Path, action: str) -> list[tuple[str, str, str, str]]:
+    """The console_audit rows of ``action`` (read-only: the engine holds the file)."""
+    conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5)
+    try:
+        return [tuple(r) for r in conn.execute(
+            "SELECT actor, target, outcome, detail FROM console_audit WHERE action = ? ORDER BY id",
+            (action,))]
+    finally:
+        conn.close()
+
+
 async def test_wallboard_shows_an_emergency_caller_waiting_live(
         lab: LabStatus, console_engine: tuple[EngineProcess, str], browser: object) -> None:
     engine, url = console_engine
@@ -175,22 +212,42 @@ async def test_wallboard_shows_an_emergency_caller_waiting_live(
     assert not await asyncio.to_thread(_displayed, browser, "#panel-callbacks .panel-status")
     await asyncio.to_thread(_wait_text, browser, "#stat-offered", "0")  # call records are wired
     assert not await asyncio.to_thread(_displayed, browser, "#panel-stats .panel-status")
+    assert await asyncio.to_thread(_text, browser, "#stat-short") == "0"  # short abandons, counted apart
+    await asyncio.to_thread(_wait_text, browser, "#alerts", "all within limits")
+    # each operator state has its own colour: offline is not the neutral grey
+    assert await asyncio.to_thread(_style, browser, "#operators .state-badge", "backgroundColor") != GREY
 
-    # nobody logged in to the queue: the caller rings in the emergency queue, then gives up after 8 s
+    # nobody logged in to the queue: the caller rings in the emergency queue, then gives up after 16 s
     call = asyncio.create_task(place_call(lab.sip["host"], lab.sip["port"],
                                           CallerScript(
                                               dtmf=PRESS_EMERGENCY, number="081299990112",
-                                              cancel_after_ms=8000)))
+                                              cancel_after_ms=16000)))
+    alert = "#alerts li[data-kind='emergency_wait']"
     try:
         await engine.wait_for(lambda r: r.get("ami_event") == "QueueCallerJoin")
         await asyncio.to_thread(_wait_text, browser, "#emergency-waiting", "1", 10)
         assert await asyncio.to_thread(_text, browser, "#nonemergency-waiting") == "0"
         await asyncio.to_thread(_screenshot, browser, "wallboard.png")
+        # waiting longer than 10 s: the threshold is raised, in red, until a supervisor acknowledges it
+        await asyncio.to_thread(_wait_visible, browser, f"{alert}.raised button.ack", 12)
+        assert await asyncio.to_thread(_style, browser, f"{alert}.raised", "color") == "rgb(239, 68, 68)"
+        await asyncio.to_thread(_screenshot, browser, "wallboard-threshold.png")
+        await asyncio.to_thread(_click, browser, f"{alert} button.ack")
+        await asyncio.to_thread(_wait_contains, browser, f"{alert}.acknowledged", "acknowledged by sup at", 5)
+        await asyncio.to_thread(_screenshot, browser, "wallboard-threshold-acknowledged.png")
+        rows = _audit(Path(engine.env["SIAGA112_DATABASE"]), "threshold.ack")
+        assert [(r[0], r[2]) for r in rows] == [("sup", "ok")], rows
+        assert rows[0][3] == "emergency_wait: 1 emergency caller(s) waiting longer than 10 s", rows
         result = await call
         assert result.ok, result.output
         await asyncio.to_thread(_wait_text, browser, "#emergency-waiting", "0", 10)
+        # the condition ended: the alert is cleared (and kept, greyed, with who acknowledged it)
+        await asyncio.to_thread(_wait_contains, browser, f"{alert}.cleared", "cleared", 10)
         # the abandoned emergency call becomes an open callback task, shown live once its record is stored
         await asyncio.to_thread(_wait_text, browser, "#callbacks-open", "1", 15)
+        # and today's service level (0 of 1 answered within 10 s) is below its 90 % target
+        await asyncio.to_thread(_wait_visible, browser, "#alerts li[data-kind='service_level'].raised", 10)
+        await asyncio.to_thread(_screenshot, browser, "wallboard-after-abandon.png")
     finally:
         if not call.done():
             call.cancel()
@@ -213,6 +270,9 @@ async def test_repeat_call_pops_is_classified_dispatched_closed_and_counted_on_t
     await asyncio.to_thread(browser.switch_to.new_window, "tab")  # type: ignore[attr-defined]
     await asyncio.to_thread(_log_in, browser, f"{url}/console", "op1")
     console = browser.current_window_handle  # type: ignore[attr-defined]
+    # the operator's own state, shown as the page loads (op1 is not in any queue yet: offline)
+    await asyncio.to_thread(_wait_text, browser, "#my-state", "offline", 10)
+    await asyncio.to_thread(_wait_text, browser, "#callbacks", "no open callbacks", 10)
 
     # an earlier call from the same number: nobody in the queue, the caller gives up after 6 s
     earlier = await place_call(lab.sip["host"], lab.sip["port"], CallerScript(
@@ -220,16 +280,23 @@ async def test_repeat_call_pops_is_classified_dispatched_closed_and_counted_on_t
     assert earlier.ok, earlier.output
     first = await engine.wait_for(lambda r: r.get("event") == "call.record", timeout=30)
     assert first["outcome"] == "abandoned_in_queue", first
+    # its callback task shows on the console from the live stream (no reload)
+    await asyncio.to_thread(_wait_contains, browser, "#callbacks", NUMBER, 15)
 
     await conn.action("QueueAdd", {"Queue": "emergency", "Interface": "PJSIP/op1", "MemberName": "op1"})
     try:
+        await asyncio.to_thread(_wait_text, browser, "#my-state", "ready", 10)
+        # and after a reload, the state is there again at once
+        await asyncio.to_thread(browser.refresh)  # type: ignore[attr-defined]
+        await asyncio.to_thread(_wait_text, browser, "#my-state", "ready", 10)
+        await asyncio.to_thread(_wait_text, browser, "#link", "live", 10)
         async with SippOperator(lab.operators["op1"]["port"]):
             call = asyncio.create_task(place_call(lab.sip["host"], lab.sip["port"], CallerScript(
-                dtmf=PRESS_EMERGENCY, number=NUMBER, hold_ms=6000)))
+                dtmf=PRESS_EMERGENCY, number=NUMBER, hold_ms=8000)))
             try:
                 connect = await engine.wait_for(lambda r: r.get("ami_event") == "AgentConnect"
                                                 and r.get("member_name") == "op1")
-                await asyncio.to_thread(_operator_takes_the_call, browser)
+                waited = await asyncio.to_thread(_operator_takes_the_call, browser)
                 result = await call
                 assert result.ok, result.output
                 await asyncio.to_thread(_wait_contains, browser, "#pop-state", "ended", 15)
@@ -243,6 +310,11 @@ async def test_repeat_call_pops_is_classified_dispatched_closed_and_counted_on_t
                                    and r.get("linkedid") == connect["linkedid"], timeout=30)
     assert record["outcome"] == "answered", record
     assert record["answer_s"] <= 10, f"answered after {record['answer_s']} s: the lab is too slow for this"
+    # the pop's "waited" is the stored answer time (arrival at the PBX -> answer), to the second shown
+    assert abs(waited - record["answer_s"]) <= 0.15, (waited, record["answer_s"])
+    # answered: the earlier call's callback is superseded, and the console's panel follows
+    await asyncio.to_thread(_wait_text, browser, "#callbacks", "no open callbacks", 15)
+    await asyncio.to_thread(_incident_steps, browser)
     await asyncio.to_thread(browser.switch_to.window, board)  # type: ignore[attr-defined]
     await asyncio.to_thread(_wait_text, browser, "#stat-offered", "2", 15)
     await asyncio.to_thread(_wait_contains, browser, "#stat-10", "1 (50 %)", 5)
@@ -250,36 +322,101 @@ async def test_repeat_call_pops_is_classified_dispatched_closed_and_counted_on_t
     await asyncio.to_thread(_screenshot, browser, "wallboard-answered.png")
     await asyncio.to_thread(browser.switch_to.window, console)  # type: ignore[attr-defined]
 
+    # a complaint: 2 (complaints), then 6 (clean water); the IVR's category fills the incident form
+    await conn.action("QueueAdd", {"Queue": "nonemergency", "Interface": "PJSIP/op1", "MemberName": "op1"})
+    try:
+        async with SippOperator(lab.operators["op1"]["port"]):
+            result = await place_call(lab.sip["host"], lab.sip["port"], CallerScript(
+                dtmf=((600, "2"), (2600, "6")), number="081277770112", hold_ms=5000))
+            assert result.ok, result.output
+        await asyncio.to_thread(_complaint_popped, browser)
+    finally:
+        await conn.action("QueueRemove", {"Queue": "nonemergency", "Interface": "PJSIP/op1"})
 
-def _operator_takes_the_call(driver: object) -> None:
-    """On the console page: the pop, then classify, dispatch (en route, on scene) and close the incident."""
+    # an operator opening the wallboard: a 403 page that says why, and a link back to the console
+    await asyncio.to_thread(browser.get, f"{url}/wallboard")  # type: ignore[attr-defined]
+    await asyncio.to_thread(_wait_contains, browser, "#forbidden-msg", "logged in as operator", 10)
+    await asyncio.to_thread(_screenshot, browser, "wallboard-403.png")
+    await asyncio.to_thread(_click, browser, "#forbidden-back")
+    await asyncio.to_thread(_wait_text, browser, "#link", "live", 10)
+    await asyncio.to_thread(_wait_text, browser, "#my-state", "offline", 10)
+
+
+def _complaint_popped(driver: object) -> None:
+    _wait_text(driver, "#pop-number", "081277770112", 15)
+    _wait_text(driver, "#pop-queue", "Complaint (non-emergency)", 5)
+    _wait_contains(driver, "#pop-ivr", "pressed 6 in the complaints menu", 5)
+    assert _text(driver, "#pop-ivr") == ("pressed 2 in the main menu, then pressed 6 in the complaints menu, "
+                                         "then sent to the complaint queue: Clean water (air bersih).")
+    assert _selected(driver, "#inc-category") == "clean_water"
+    assert _text(driver, "#inc-category-hint") == "chosen by the caller in the IVR"
+    _screenshot(driver, "console-complaint.png")
+
+
+def _talk_seconds(driver: object) -> int:
+    minutes, _, seconds = _text(driver, "#pop-timer").partition(":")
+    return int(minutes) * 60 + int(seconds)
+
+
+def _operator_takes_the_call(driver: object) -> float:
+    """On the console page: the pop (number, waited, ticking talk timer, IVR path in words, history); gives
+    the waited time shown, in seconds."""
     _wait_text(driver, "#pop-number", NUMBER, 10)
     _wait_text(driver, "#pop-state", "connected", 5)
-    assert "emergency" in _text(driver, "#pop-queue")
+    assert _text(driver, "#pop-queue") == "Emergency"  # once, not "emergency / emergency"
     waited = _text(driver, "#pop-waited")
-    assert re.fullmatch(r"0:\d\d \(0:\d\d in queue\)", waited), waited  # since the IVR answered; in queue
+    found = re.fullmatch(r"(\d+\.\d) s \(\d+ s in queue\)", waited)  # from arrival at the PBX; in queue
+    assert found, waited
+    _wait_text(driver, "#my-state", "on a call", 10)
     assert not _displayed(driver, "#panel-state .panel-status")  # operator state is wired (issue 6)
+    assert _style(driver, "#my-state", "backgroundColor") != GREY
+    # the talk timer ticks while connected
+    first = _talk_seconds(driver)
+    WebDriverWait(driver, 5, poll_frequency=0.2).until(lambda d: _talk_seconds(d) >= first + 2)
+    assert "live" in str(driver.find_element(By.ID, "pop-timer").get_attribute("class"))  # type: ignore[attr-defined]
     ivr = _text(driver, "#pop-ivr")
-    assert "route ivr" in ivr
-    assert "key 1" in ivr
-    assert "choice: emergency" in ivr
-    _wait_contains(driver, "#pop-calls", "abandoned_in_queue", 10)  # the earlier call from this number
+    assert ivr == "pressed 1 in the main menu, then sent to the emergency queue.", ivr
+    # the earlier call from this number, in words
+    _wait_contains(driver, "#pop-calls", "hung up waiting in the queue — pressed 1 in the main menu", 10)
     assert "repeat caller: 1 earlier call" in _text(driver, "#pop-repeat")
     _wait_contains(driver, "#pop-incidents", "no earlier incidents", 5)
     assert driver.find_element(By.ID, "inc-number").get_attribute("value") == NUMBER  # type: ignore[attr-defined]
+    _screenshot(driver, "console-pop.png")
+    return float(found.group(1))
 
+
+def _incident_steps(driver: object) -> None:
+    """Classify, dispatch the suggested unit (en route, on scene) and close the incident."""
     _fill_incident(driver)
     _wait_contains(driver, "#incident-msg", "created", 10)
+    assert _style(driver, "#incident-msg", "color") == GREEN  # success in the success colour
     incident_id = _text(driver, "#incident-msg").split()[1]
     row = f"#incidents tr[data-incident='{incident_id}']"
     _wait_visible(driver, f"{row} select.unit")
+    # labels, not ids; the status select shows its whole label
+    _wait_contains(driver, row, "Fire (kebakaran)", 5)
+    assert "Wenang" in _text(driver, row)
+    assert _fits(driver, f"{row} select.status")
+    # the suggested unit (a free fire unit in Wenang) first and chosen; only fire units offered
+    options = _on_fresh(driver, f"{row} select.unit",
+                        lambda e: [(o.get_attribute("value"), o.text) for o in Select(e).options])
+    assert options[1][0] == "fire-wenang-1", options
+    assert options[1][1].startswith("★ suggested:"), options
+    assert _selected(driver, f"{row} select.unit") == "fire-wenang-1"
+    assert all("(fire," in text for _, text in options[1:]), options
+    assert _fits(driver, f"{row} select.unit")
     _dispatch(driver, row, "fire-wenang-1")
     assert _selected(driver, f"{row} select:not(.unit)") == "handling"  # dispatch moved it on
+    # a backward move is refused, and the refusal goes once a later step succeeds
+    _choose(driver, f"{row} select:not(.unit)", "wait")
+    _wait_contains(driver, "#incidents-msg", "status", 10)
+    _screenshot(driver, "console-refused.png")
     # the unit's later steps, each stamped by the engine (they feed "dispatch -> on scene")
     line = f"{row} .dispatched .dispatch"
     _click(driver, f"{line} button[data-step='en_route']")
     _wait_contains(driver, f"{row} .dispatched", "(en_route)", 10)
     _wait_contains(driver, line, "en route ", 5)  # the engine's time, shown
+    _wait_text(driver, "#incidents-msg", "", 5)
     _click(driver, f"{line} button[data-step='on_scene']")
     _wait_contains(driver, f"{row} .dispatched", "(on_scene)", 10)
     _wait_contains(driver, line, "on scene ", 5)

@@ -90,7 +90,8 @@
 
   function categoryLabel(id) {
     const c = catalog && catalog.categories.find((x) => x.id === id);
-    return c ? `${c.label_en} (${c.label_id})` : id.replace(/_/g, " ");
+    const text = c ? `${c.label_en} (${c.label_id})` : id.replace(/_/g, " ");
+    return text.charAt(0).toUpperCase() + text.slice(1);
   }
 
   function ivrText(c) {
@@ -112,6 +113,23 @@
     return words.length ? `${words.join(", then ")}.` : "not seen by this page (the call came before the page connected)";
   }
 
+  // a wait as the call record states it: tenths of a second once answered, whole seconds while it runs
+  function seconds(s, exact) {
+    if (s >= 60) return duration(s);
+    return exact ? `${s.toFixed(1)} s` : `${Math.floor(s)} s`;
+  }
+
+  const OUTCOMES = { answered: "answered", abandoned_in_queue: "hung up waiting in the queue",
+    abandoned_in_ivr: "hung up in the IVR", short_abandon: "hung up at once (short abandon)" };
+
+  function ivrPathText(path) {
+    // the record's IVR path: "node:digit" per key pressed
+    return path.map((step) => {
+      const [node, digit] = step.split(":");
+      return digit ? `pressed ${digit} in the ${menuName(node)}` : menuName(node);
+    }).join(", then ");
+  }
+
   function queueText(c) {
     const cls = c.cls || c.queue;
     if (!cls) return "";
@@ -131,7 +149,7 @@
     const waited = c.waited !== undefined ? c.waited
       : c.arrival && c.state === "ringing" ? (Date.now() - c.ringingLocal) / 1000 + c.waitedAtRing : undefined;
     $("pop-waited").textContent = waited === undefined ? "–"
-      : duration(waited) + (c.queueWait === undefined ? "" : ` (${duration(c.queueWait)} in queue)`);
+      : seconds(waited, c.waited !== undefined) + (c.queueWait === undefined ? "" : ` (${c.queueWait} s in queue)`);
     $("pop-queue").textContent = queueText(c);
     $("pop-ivr").textContent = ivrText(c);
     const timer = $("pop-timer");
@@ -152,8 +170,8 @@
       unavailable($("panel-history"), null);
       $("pop-repeat").textContent = list.length ? `repeat caller: ${list.length} earlier call(s) in 30 days` : "";
       $("pop-calls").replaceChildren(...(list.length ? list.map((r) => el("li", {
-        text: `${new Date(r.arrival).toLocaleString()} — ${r.outcome}${r.operator ? " (" + r.operator + ")" : ""}`
-          + (r.ivr_path.length ? ` — IVR ${r.ivr_path.join(" → ")}` : "") }))
+        text: `${new Date(r.arrival).toLocaleString()} — ${OUTCOMES[r.outcome] || r.outcome.replace(/_/g, " ")}`
+          + `${r.operator ? " (" + r.operator + ")" : ""}` + (r.ivr_path.length ? ` — ${ivrPathText(r.ivr_path)}` : "") }))
         : [el("li", { text: "no earlier calls" })]));
     } catch (e) { unavailable($("panel-history"), e); }
     try {
@@ -219,6 +237,7 @@
   function prefill(c) {
     delete $("inc-category").dataset.touched; // a new call: the IVR's choice may fill the form again
     $("inc-category-hint").textContent = "";
+    say($("incident-msg"), "");
     $("inc-number").value = c.caller || "";
     $("inc-linkedid").value = current || "";
     prefillCategory(c);
@@ -270,7 +289,7 @@
     const unit = el("select", { class: "unit", "aria-label": `unit for incident ${i.id}` });
     const free = units.filter((u) => !u.busy && u.serves.includes(i.category))
       .sort((a, b) => (a.id === i.suggested_unit ? 0 : 1) - (b.id === i.suggested_unit ? 0 : 1)
-        || (a.district === i.district ? 0 : 1) - (b.district === i.district ? 0 : 1) || a.id.localeCompare(b.id));
+        || (a.district === i.district ? 0 : 1) - (b.district === i.district ? 0 : 1) || a.name.localeCompare(b.name));
     unit.append(el("option", { value: "", text: !units.length ? "no units in the registry"
       : free.length ? "— unit —" : `no free unit for ${categoryLabel(i.category)}` }));
     for (const u of free) {

@@ -67,11 +67,10 @@ class ThresholdWatch:
                 self.policy.service_level_s, stats.within_10s)
         except ProviderUnavailable:
             unknown.add(ThresholdKind.SERVICE_LEVEL)
-        longest: float | None = None
+        waits: list[float] = []
         try:
             board = await self.providers.queues.board()
-            waits = [c.wait_s for q in board.queues if q.call_class == "emergency" for c in q.callers]
-            longest = float(max(waits)) if waits else None
+            waits = [float(c.wait_s) for q in board.queues if q.call_class == "emergency" for c in q.callers]
         except ProviderUnavailable:
             unknown.add(ThresholdKind.EMERGENCY_WAIT)
         ages: list[float] = []
@@ -80,7 +79,7 @@ class ThresholdWatch:
                     for c in await self.providers.callbacks.callbacks(open_only=True)]
         except ProviderUnavailable:
             unknown.add(ThresholdKind.CALLBACK_OVERDUE)
-        return Figures(offered, within, longest, ages), unknown
+        return Figures(offered, within, waits, ages), unknown
 
     async def evaluate(self) -> None:
         now = self.clock()
