@@ -342,6 +342,25 @@ class MixMonitorStop(ChannelEvent):
     event_name: ClassVar[str] = "MixMonitorStop"
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _ChanSpyEvent(AmiEvent):
+    """app_chanspy: ``spyer`` is the listening channel (a supervisor's phone), ``spyee`` the channel
+    listened to (an operator's leg of a call)."""
+
+    spyer: ChannelSnapshot | None = channel("Spyer")
+    spyee: ChannelSnapshot | None = channel("Spyee")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChanSpyStart(_ChanSpyEvent):
+    event_name: ClassVar[str] = "ChanSpyStart"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChanSpyStop(_ChanSpyEvent):
+    event_name: ClassVar[str] = "ChanSpyStop"
+
+
 EVENT_TYPES: dict[str, type[AmiEvent]] = {
     cls.event_name: cls
     for cls in (
@@ -351,7 +370,7 @@ EVENT_TYPES: dict[str, type[AmiEvent]] = {
         AgentDump, QueueMemberStatus, QueueMemberAdded, QueueMemberRemoved, QueueMemberPause, QueueMember,
         BridgeCreate, BridgeDestroy, BridgeEnter, BridgeLeave, BlindTransfer, AttendedTransfer, Cdr,
         MixMonitorStart, MixMonitorStop, CoreShowChannel, QueueParams, QueueEntry, QueueSummary,
-        EndpointList, DialState, NewConnectedLine,
+        EndpointList, DialState, NewConnectedLine, ChanSpyStart, ChanSpyStop,
     )
 }
 

@@ -244,6 +244,13 @@ class CallFold:
                               f"({ev.get_field('Operator') or 'unknown operator'} rung)")
             self._instant("overflow", at, src, tier)
             return None
+        if ev.user_event == "SiagaListen":
+            # a supervisor listening in on the call (the console's listen-in, ChanSpy): sent by the engine at
+            # each ChanSpyStart (the session's start, and each mode switch); console_listen has the end
+            self.notes.append(f"supervisor {ev.get_field('Supervisor') or '?'} listened in on "
+                              f"{ev.get_field('Operator') or '?'} ({ev.get_field('Mode') or '?'}) from "
+                              f"{at.strftime('%H:%M:%S')} UTC (listen-in session {ev.get_field('Session')})")
+            return None
         if ev.user_event == "SiagaIvr":
             step, node, digit = ev.get_field("Step"), ev.get_field("Node"), ev.get_field("Digit")
             if not any(i.name == "ivr_entered" for i in self.instants):

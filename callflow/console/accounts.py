@@ -74,8 +74,9 @@ class AccountStore:
             raise AccountError(f"invalid operator id {operator_id!r}: the queue member name, e.g. op1")
         if role is Role.OPERATOR and operator_id is None:
             operator_id = name
-        if role is not Role.OPERATOR and operator_id is not None:
-            raise AccountError("only operator accounts have an operator id")
+        if role is Role.ADMIN and operator_id is not None:
+            # a supervisor's operator id is their own phone (the endpoint they listen in with)
+            raise AccountError("only operator and supervisor accounts have an operator id (phone)")
         check_policy(password)
         if await self.find(name) is not None:
             raise AccountError(f"an account named {name!r} already exists")

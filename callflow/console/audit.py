@@ -20,6 +20,7 @@ class AuditAction(StrEnum):
     USER_ADD = "user.add"
     USER_DISABLE = "user.disable"
     THRESHOLD_ACK = "threshold.ack"  # a supervisor acknowledged a wallboard alert
+    LISTEN = "listen"  # a supervisor listening in on a call: requested, started, switched, ended
 
 
 class AuditOutcome(StrEnum):

@@ -28,6 +28,7 @@ from callflow.console.app import create_app
 from callflow.console.audit import AuditLog
 from callflow.console.context import ConsoleContext
 from callflow.console.hub import EventHub
+from callflow.console.listen import LISTEN_SCHEMA, ListenService
 from callflow.console.messages import Arrivals, to_message
 from callflow.console.providers import Providers, UnavailableQueues
 from callflow.console.queue_status import AsteriskQueues
@@ -111,6 +112,7 @@ class ConsoleComponent:
         self.session_ttl = session_ttl
         self.hub = EventHub(per_client_limit)
         self.arrivals = Arrivals()
+        self.listen: ListenService | None = None  # while the console runs
         self._sock: socket.socket | None = None
         self.started = asyncio.Event()
 
@@ -121,6 +123,8 @@ class ConsoleComponent:
 
     async def handle(self, item: EventItem) -> None:
         self.arrivals.see(item)
+        if self.listen is not None:
+            await self.listen.handle(item)
         message = to_message(item, self.arrivals)
         if message is not None:
             self.hub.publish(message)
@@ -138,7 +142,7 @@ class ConsoleComponent:
         assert self._sock is not None  # noqa: S101 -- bound just above
         if isinstance(self.providers.queues, UnavailableQueues):  # not replaced by the wiring
             self.providers.queues = AsteriskQueues(engine.session, self.clock)
-        db = await open_database(self.database, [CONSOLE_SCHEMA, THRESHOLDS_SCHEMA])
+        db = await open_database(self.database, [CONSOLE_SCHEMA, THRESHOLDS_SCHEMA, LISTEN_SCHEMA])
         started: list[Resource] = []
         try:
             for resource in self.resources:
@@ -151,6 +155,8 @@ class ConsoleComponent:
             ctx.thresholds = ThresholdWatch(db, self.providers, audit, clock=self.clock,
                                             timezone=ctx.timezone, policy=self.thresholds,
                                             publish=self.hub.publish)
+            self.listen = ctx.listen = ListenService(db, audit, clock=self.clock, publish=self.hub.publish)
+            ctx.listen.session = engine.session
             config = uvicorn.Config(create_app(ctx), lifespan="off", log_config=None, access_log=False,
                                     proxy_headers=False, server_header=False, timeout_graceful_shutdown=3)
             server = _EmbeddedServer(config)

@@ -15,6 +15,7 @@ from callflow.console.providers import Providers
 from callflow.console.throttle import LoginThrottle
 
 if TYPE_CHECKING:
+    from callflow.console.listen import ListenService
     from callflow.console.thresholds import ThresholdWatch
 
 
@@ -27,6 +28,7 @@ class ConsoleContext:
     throttle: LoginThrottle
     clock: Clock
     thresholds: ThresholdWatch | None = None  # set once the console's store is open
+    listen: ListenService | None = None  # likewise
     keepalive_s: float = 15.0
     timezone: tzinfo = field(default_factory=lambda: ZoneInfo("Asia/Makassar"))  # the centre's "today"
 

@@ -1,4 +1,5 @@
-"""The wallboard's thresholds: the alerts raised (watchers), and a supervisor's acknowledgement (audited)."""
+"""The wallboard's thresholds (the alerts raised; a supervisor's acknowledgement, audited) and supervisors
+listening in on an operator's live call with their own phone (listen, whisper, barge; every step audited)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,12 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from callflow.console.accounts import Session
+from callflow.console.audit import AuditAction
+from callflow.console.listen import ListenMode, ListenService
+from callflow.console.listen import Session as ListenSession
 from callflow.console.providers import ProviderUnavailable
 from callflow.console.roles import SUPERVISORS, WATCHERS
 from callflow.console.security import client_address, context, require
@@ -18,6 +22,7 @@ router = APIRouter(prefix="/api", tags=["wallboard"])
 
 Watcher = Annotated[Session, Depends(require(WATCHERS))]
 Supervisor = Annotated[Session, Depends(require(SUPERVISORS))]
+Listener = Annotated[Session, Depends(require(SUPERVISORS, audited=AuditAction.LISTEN))]
 THRESHOLDS = "wallboard thresholds"
 
 
@@ -59,3 +64,76 @@ async def acknowledge(alert_id: Annotated[int, Path(ge=1)], request: Request,
     was acknowledged already."""
     acked = await _watch(request).acknowledge(alert_id, session.user.name, client_address(request))
     return AlertView.of(acked)
+
+
+# -- listening in --------------------------------------------------------------------------------------
+LISTEN = "listen-in"
+
+
+class ListenRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    operator: str = Field(pattern=r"^[A-Za-z0-9_-]{1,40}$", description="the operator (queue member name)")
+    mode: ListenMode = Field(default=ListenMode.LISTEN, description="listen | whisper (the operator alone "
+                                                                    "hears you) | barge (both hear you)")
+
+
+class ModeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    mode: ListenMode
+
+
+class ListenView(BaseModel):
+    id: int
+    supervisor: str
+    operator: str
+    linkedid: str
+    mode: str
+    modes: list[str] = Field(description="every mode the session was in, in order")
+    state: str = Field(description="ringing (your phone) | active | ended")
+    requested_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    end_reason: str
+
+    @classmethod
+    def of(cls, s: ListenSession, modes: str = "") -> ListenView:
+        return cls(id=s.id, supervisor=s.supervisor, operator=s.operator, linkedid=s.linkedid,
+                   mode=s.mode.value, modes=(modes or s.mode.value).split(","), state=s.state.value,
+                   requested_at=s.requested_at,
+                   started_at=s.started_at, ended_at=s.ended_at, end_reason=s.end_reason)
+
+
+def _listen(request: Request) -> ListenService:
+    service = context(request).listen
+    if service is None:
+        raise ProviderUnavailable(LISTEN, f"{LISTEN}: not running (the console is starting)")
+    return service
+
+
+@router.get("/listen", response_model=list[ListenView])
+async def listen_sessions(request: Request, _: Supervisor) -> list[ListenView]:
+    """The newest listen-in sessions (who, whom, which call, modes, start, end)."""
+    return [ListenView.of(s, modes) for s, modes in await _listen(request).sessions()]
+
+
+@router.post("/listen", response_model=ListenView, status_code=201)
+async def listen_in(body: ListenRequest, request: Request, session: Listener) -> ListenView:
+    """Ring the supervisor's own phone (the account's operator id) into ChanSpy on the operator's live call.
+    409 when the operator is on no call or the account has no phone; every request is audited."""
+    started = await _listen(request).start(session.user.name, session.user.operator_id, body.operator,
+                                           body.mode, client_address(request))
+    return ListenView.of(started)
+
+
+@router.post("/listen/{session_id}/mode", response_model=ListenView)
+async def listen_mode(session_id: Annotated[int, Path(ge=1)], body: ModeRequest, request: Request,
+                      session: Listener) -> ListenView:
+    """Switch an active session to listen, whisper or barge (the phone does not ring again)."""
+    changed = await _listen(request).change(session_id, session.user.name, body.mode, client_address(request))
+    return ListenView.of(changed)
+
+
+@router.post("/listen/{session_id}/stop", status_code=204)
+async def listen_stop(session_id: Annotated[int, Path(ge=1)], request: Request, session: Listener) -> None:
+    """Hang up the supervisor's phone: the session ends (ChanSpyStop)."""
+    await _listen(request).stop(session_id, session.user.name, client_address(request))

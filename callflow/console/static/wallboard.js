@@ -71,12 +71,53 @@
     renderOperators();
   }
 
+  let sessions = [];       // listen-in sessions (GET /api/listen), supervisors only
+  const MODES = [["listen", "Listen"], ["whisper", "Whisper"], ["barge", "Barge"]];
+
+  async function loadSessions() {
+    if (!me || me.role !== "supervisor") return;
+    try { sessions = await api("GET", "/api/listen"); } catch (e) { sessions = []; say($("listen-msg"), e.message, "error"); }
+    renderOperators();
+  }
+
+  async function listenAction(path, body) {
+    say($("listen-msg"), "");
+    try { await api("POST", path, body); loadSessions(); }
+    catch (e) { say($("listen-msg"), e.message, "error"); }
+  }
+
+  function listenCell(o) {
+    if (!me || me.role !== "supervisor") return el("td", {});
+    const mine = sessions.find((s) => s.operator === o.operator && s.state !== "ended" && s.supervisor === me.name);
+    const cell = el("td", { class: "listen", "data-operator": o.operator });
+    if (mine) {
+      cell.append(el("span", { class: `listen-state ${mine.state}`, text: mine.state === "ringing"
+        ? "your phone is ringing…" : `${mine.mode} since ${new Date(mine.started_at).toLocaleTimeString()}` }), " ");
+      for (const [mode, label] of MODES.filter(([m]) => m !== mine.mode && mine.state === "active")) {
+        const b = el("button", { type: "button", class: "listen-mode", "data-mode": mode, text: label });
+        b.addEventListener("click", () => listenAction(`/api/listen/${mine.id}/mode`, { mode }));
+        cell.append(b, " ");
+      }
+      const stop = el("button", { type: "button", class: "listen-stop", text: "Stop" });
+      stop.addEventListener("click", () => listenAction(`/api/listen/${mine.id}/stop`));
+      cell.append(stop);
+    } else if (o.state === "on_call") {
+      for (const [mode, label] of MODES) {
+        const b = el("button", { type: "button", class: "listen-start", "data-mode": mode, text: label });
+        b.addEventListener("click", () => listenAction("/api/listen", { operator: o.operator, mode }));
+        cell.append(b, " ");
+      }
+    }
+    return cell;
+  }
+
   function renderOperators() {
     const elapsed = (Date.now() - operatorsAt) / 1000;
-    $("operators").replaceChildren(...operators.map((o) => el("tr", {},
+    $("operators").replaceChildren(...operators.map((o) => el("tr", { "data-operator": o.operator },
       el("td", { text: o.operator }),
       el("td", {}, el("span", { class: `state-badge state-${o.state}`, "data-state": o.state, text: STATE_LABELS[o.state] || o.state })),
-      el("td", { text: o.reason || "" }), el("td", { text: duration(o.seconds_in_state + elapsed) }))));
+      el("td", { text: o.reason || "" }), el("td", { text: duration(o.seconds_in_state + elapsed) }),
+      listenCell(o))));
   }
 
   const ALERT_TITLES = { service_level: "Service level below target", emergency_wait: "Emergency caller waiting",
@@ -123,11 +164,12 @@
     if (m.type.startsWith("member.") || m.type.startsWith("agent.")) loadOperators();
     if (m.type === "call.record" || m.type === "callback.changed") loadCallbacks(); // open/answered/closed
     if (m.type === "threshold.changed") loadAlerts();
+    if (m.type === "listen.changed") loadSessions();
     if (m.type === "gap" || (m.type === "link" && m.state === "up")) loadAll();
   }
 
   function loadAll() {
-    loadQueues(); loadStats(); loadCallbacks(); loadOperators(); loadAlerts();
+    loadQueues(); loadStats(); loadCallbacks(); loadOperators(); loadAlerts(); loadSessions();
   }
 
   let me = null;
