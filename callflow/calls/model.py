@@ -11,6 +11,10 @@ from typing import Protocol
 # The Linkedid (= ChannelId of the Originate) of a call the centre placed to call a citizen back
 # (queues/callbacks): an outbound call, never offered to the centre, never itself called back.
 CALLBACK_LINKEDID_PREFIX = "siaga-cb-"
+# The Linkedid (= ChannelId of the Originate) of a supervisor's phone ringing to listen in on a call
+# (callflow/console/listen): not a call to or from the centre; the tracker follows no such call (the call
+# listened to gets a note instead).
+LISTEN_LINKEDID_PREFIX = "siaga-listen-"
 
 
 class Outcome(StrEnum):

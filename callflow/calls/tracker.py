@@ -29,7 +29,7 @@ from callflow.ami import AmiError, EventItem, LinkEvent
 from callflow.ami.client import Clock, utc_now
 from callflow.calls.derive import CallFold, DeriveOptions, derive
 from callflow.calls.journal import JOURNAL_SCHEMA, Journal, JournalEntry, Kind, read_entries
-from callflow.calls.model import CallRecord, CallRecordListener
+from callflow.calls.model import LISTEN_LINKEDID_PREFIX, CallRecord, CallRecordListener
 from callflow.calls.records import RECORDS_SCHEMA, recorded_linkedids, store_records
 from callflow.calls.recovery import RecoveredCall, RecoverySources, calls_since, read_recovered
 from callflow.calls.states import CallState
@@ -114,7 +114,7 @@ class CallTracker:
     # -- following calls ---------------------------------------------------------------------------
     def _take(self, entry: JournalEntry) -> None:
         lid = entry.linkedid
-        if not lid or lid in self._done:
+        if not lid or lid in self._done or lid.startswith(LISTEN_LINKEDID_PREFIX):
             return
         call = self.open.get(lid)
         if call is None:
@@ -221,7 +221,8 @@ class CallTracker:
         done = await recorded_linkedids(self._conn)
         async with self._conn.execute("SELECT DISTINCT linkedid FROM calls_journal WHERE linkedid != ''") \
                 as cur:
-            open_ids = [str(r[0]) for r in await cur.fetchall() if str(r[0]) not in done]
+            open_ids = [str(r[0]) for r in await cur.fetchall()
+                        if str(r[0]) not in done and not str(r[0]).startswith(LISTEN_LINKEDID_PREFIX)]
         for lid in open_ids:
             call = _OpenCall(CallFold(lid), gap=True)
             for entry in await read_entries(self._conn, lid):
@@ -268,7 +269,8 @@ class CallTracker:
             return
         assert self._conn is not None  # noqa: S101
         for lid, call in calls_since(recovered, gap_from).items():
-            if lid in self.open or lid in self._done or lid in live or not call.has_caller_end:
+            if lid in self.open or lid in self._done or lid in live or not call.has_caller_end \
+                    or lid.startswith(LISTEN_LINKEDID_PREFIX):
                 continue
             async with self._conn.execute("SELECT 1 FROM calls_journal WHERE linkedid = ? LIMIT 1",
                                           (lid,)) as cur:

@@ -48,10 +48,10 @@ BROWSER_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--window-size=1400,1700")
 
 
-def _add_user(database: Path, name: str, role: str) -> None:
+def _add_user(database: Path, name: str, role: str, *extra: str) -> None:
     """Through the real CLI, password on stdin (never an argument)."""
     done = subprocess.run([sys.executable, "-m", "callflow.cli", "console", "--database", str(database),
-                           "user", "add", name, "--role", role, "--password-stdin"],
+                           "user", "add", name, "--role", role, *extra, "--password-stdin"],
                           input=PASSWORD + "\n", capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     assert PASSWORD not in done.stdout + done.stderr
@@ -82,8 +82,8 @@ def browser() -> Iterator[object]:
 @pytest.fixture
 async def console_engine(lab: LabStatus, tmp_path: Path) -> AsyncIterator[tuple[EngineProcess, str]]:
     database = tmp_path / "siaga112.db"
-    for name, role in (("sup", "supervisor"), ("op1", "operator")):
-        await asyncio.to_thread(_add_user, database, name, role)
+    await asyncio.to_thread(_add_user, database, "sup", "supervisor", "--operator-id", "op2")  # sup's phone
+    await asyncio.to_thread(_add_user, database, "op1", "operator")
     # this test's own database: callbacks on (first attempt after 60 s: none is dialled during a test), so
     # an abandoned call's task is pending and an answered repeat call supersedes it
     proc = EngineProcess(lab.instance, "--http", "127.0.0.1:0",
@@ -290,13 +290,19 @@ async def test_repeat_call_pops_is_classified_dispatched_closed_and_counted_on_t
         await asyncio.to_thread(browser.refresh)  # type: ignore[attr-defined]
         await asyncio.to_thread(_wait_text, browser, "#my-state", "ready", 10)
         await asyncio.to_thread(_wait_text, browser, "#link", "live", 10)
-        async with SippOperator(lab.operators["op1"]["port"]):
+        async with SippOperator(lab.operators["op1"]["port"]), SippOperator(lab.operators["op2"]["port"]):
             call = asyncio.create_task(place_call(lab.sip["host"], lab.sip["port"], CallerScript(
-                dtmf=PRESS_EMERGENCY, number=NUMBER, hold_ms=8000)))
+                dtmf=PRESS_EMERGENCY, number=NUMBER, hold_ms=16000)))
             try:
                 connect = await engine.wait_for(lambda r: r.get("ami_event") == "AgentConnect"
                                                 and r.get("member_name") == "op1")
                 waited = await asyncio.to_thread(_operator_takes_the_call, browser)
+                # the supervisor listens in from the wallboard (sup's phone: op2's SIPp), then whispers
+                await asyncio.to_thread(browser.switch_to.window, board)  # type: ignore[attr-defined]
+                await asyncio.to_thread(_wallboard_listens_in, browser)
+                await engine.wait_for(lambda r: r.get("event") == "listen.switched"
+                                      and r.get("mode") == "whisper")
+                await asyncio.to_thread(browser.switch_to.window, console)  # type: ignore[attr-defined]
                 result = await call
                 assert result.ok, result.output
                 await asyncio.to_thread(_wait_contains, browser, "#pop-state", "ended", 15)
@@ -340,6 +346,17 @@ async def test_repeat_call_pops_is_classified_dispatched_closed_and_counted_on_t
     await asyncio.to_thread(_click, browser, "#forbidden-back")
     await asyncio.to_thread(_wait_text, browser, "#link", "live", 10)
     await asyncio.to_thread(_wait_text, browser, "#my-state", "offline", 10)
+
+
+def _wallboard_listens_in(driver: object) -> None:
+    cell = "td.listen[data-operator='op1']"
+    _wait_visible(driver, f"{cell} button.listen-start[data-mode='listen']", 10)
+    _click(driver, f"{cell} button.listen-start[data-mode='listen']")
+    _wait_contains(driver, f"{cell} .listen-state.active", "listen since", 15)
+    _screenshot(driver, "wallboard-listening.png")
+    _click(driver, f"{cell} button.listen-mode[data-mode='whisper']")
+    _wait_contains(driver, f"{cell} .listen-state.active", "whisper since", 10)
+    assert _text(driver, "#listen-msg") == ""
 
 
 def _complaint_popped(driver: object) -> None:

@@ -118,6 +118,8 @@ async def test_a_supervisor_listens_whispers_and_barges_on_an_operators_call(
                                  and r.get("linkedid") == connect["linkedid"], timeout=30)
     notes = [n for n in record["notes"] if n.startswith("supervisor sup listened in on op1")]
     assert [n.split("(")[1].split(")")[0] for n in notes] == ["listen", "whisper", "barge"], record["notes"]
+    # the supervisor's phone leg is no call to the centre: no record of its own (never counted as offered)
+    assert _rows(database, "SELECT linkedid FROM calls_records WHERE linkedid LIKE 'siaga-listen-%'") == []
     [row] = _rows(database, "SELECT supervisor, operator, linkedid, modes, state, started_at IS NOT NULL, "
                             "ended_at IS NOT NULL, started_at < ended_at FROM console_listen")
     assert row == ("sup", "op1", connect["linkedid"], "listen,whisper,barge", "ended", 1, 1, 1), row

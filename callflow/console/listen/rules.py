@@ -19,8 +19,10 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
+from callflow.calls.model import LISTEN_LINKEDID_PREFIX
+
 LISTEN_CONTEXT = "siaga-listen"  # contract with pbx-config/extensions.conf
-LISTEN_ID_PREFIX = "siaga-listen-"  # the Originate's ChannelId: the phone's channel's Uniqueid
+LISTEN_ID_PREFIX = LISTEN_LINKEDID_PREFIX  # the Originate's ChannelId: the phone's channel's Uniqueid
 BASE_OPTIONS = "uqESd"
 
 
