@@ -125,8 +125,11 @@ async def test_account_rules(console: Console) -> None:
         await console.ctx.accounts.add_user("new1", Role.OPERATOR, "short")
     with pytest.raises(AccountError, match="invalid name"):
         await console.ctx.accounts.add_user("bad name", Role.OPERATOR, PASSWORD)
-    with pytest.raises(AccountError, match="only operator accounts"):
-        await console.ctx.accounts.add_user("sup2", Role.SUPERVISOR, PASSWORD, operator_id="op2")
+    with pytest.raises(AccountError, match="only operator and supervisor accounts"):
+        await console.ctx.accounts.add_user("adm2", Role.ADMIN, PASSWORD, operator_id="op2")
+    # a supervisor's operator id is their own phone (listening in)
+    assert (await console.ctx.accounts.add_user("sup2", Role.SUPERVISOR, PASSWORD,
+                                                operator_id="op2")).operator_id == "op2"
     user = await console.ctx.accounts.add_user("rina", Role.OPERATOR, PASSWORD, operator_id="op5")
     assert user.operator_id == "op5"
     assert console.ctx.accounts.session_ttl == timedelta(hours=12)
