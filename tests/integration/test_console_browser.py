@@ -431,11 +431,11 @@ def _incident_steps(driver: object) -> None:
     # the unit's later steps, each stamped by the engine (they feed "dispatch -> on scene")
     line = f"{row} .dispatched .dispatch"
     _click(driver, f"{line} button[data-step='en_route']")
-    _wait_contains(driver, f"{row} .dispatched", "(en_route)", 10)
+    _wait_contains(driver, f"{row} .dispatched", "(en route)", 10)
     _wait_contains(driver, line, "en route ", 5)  # the engine's time, shown
     _wait_text(driver, "#incidents-msg", "", 5)
     _click(driver, f"{line} button[data-step='on_scene']")
-    _wait_contains(driver, f"{row} .dispatched", "(on_scene)", 10)
+    _wait_contains(driver, f"{row} .dispatched", "(on scene)", 10)
     _wait_contains(driver, line, "on scene ", 5)
     WebDriverWait(driver, 5, poll_frequency=0.1, ignored_exceptions=_STALE).until(  # only the next step
         lambda d: [b.get_attribute("data-step") for b in d.find_elements(By.CSS_SELECTOR, f"{line} button")]

@@ -322,7 +322,7 @@
     const times = [["dispatched", d.dispatched_at], ["en route", d.en_route_at], ["on scene", d.on_scene_at],
       ["closed", d.closed_at]].filter(([, at]) => at).map(([what, at]) => `${what} ${new Date(at).toLocaleTimeString()}`);
     const line = el("div", { class: "dispatch", "data-dispatch": d.id },
-      el("span", { text: `${d.unit_name} (${d.state})${d.example_data ? " [example]" : ""} — ${times.join(", ")}` }));
+      el("span", { text: `${d.unit_name} (${d.state.replace(/_/g, " ")})${d.example_data ? " [example]" : ""} — ${times.join(", ")}` }));
     if (d.state === "closed" || i.status === "done") return line;
     for (const [state, label] of STEPS.filter(([s]) => RANK[s] > RANK[d.state])) {
       const b = el("button", { type: "button", class: "step", "data-step": state, text: label,
