@@ -63,7 +63,9 @@ _LOOPBACK_TRUNK = re.compile(r"^sip:(?:[^@]+@)?(?:127\.\d+\.\d+\.\d+|localhost)(
 
 def lab_site(site: Site, *, ports: LabPorts, inner: str, ami_user: str) -> Site:
     """The site with the lab's ports, directories and AMI user. Static loopback contacts keep their offset
-    from the SIP port (``op1`` at SIP port + 1), so the lab's SIPp answerers are found."""
+    from the SIP port (``op1`` at SIP port + 1), so the lab's SIPp answerers are found. Citizens' calls
+    come from 127.0.0.1 only (the lab's SIPp callers): another loopback address (127.0.0.2) stands for a
+    stranger outside the telco's trunk."""
     operators = []
     for op in site.operators:
         match = _LOOPBACK_CONTACT.match(op.contact or "")
@@ -82,7 +84,8 @@ def lab_site(site: Site, *, ports: LabPorts, inner: str, ami_user: str) -> Site:
         "ami": site.ami.model_copy(update={"bind": loopback, "port": ports.ami, "username": ami_user,
                                            "permit": [ipaddress.IPv4Network("127.0.0.1/32")], "tls": False}),
         "sip": site.sip.model_copy(update={"bind": loopback, "port": ports.sip, "rtp_start": ports.rtp_start,
-                                           "rtp_end": ports.rtp_end}),
+                                           "rtp_end": ports.rtp_end,
+                                           "ingress_networks": [ipaddress.IPv4Network("127.0.0.1/32")]}),
         "fastagi": site.fastagi.model_copy(update={"host": loopback, "port": ports.agi}),
         "paths": Paths(recordings=f"{inner}/recordings", sounds=f"{inner}/sounds", moh=f"{inner}/moh"),
     })

@@ -289,8 +289,10 @@ def free_media_port() -> int:
 
 
 async def place_call(sip_host: str, sip_port: int, script: CallerScript, *, number: str = "112",
-                     timeout: float = 90.0, workdir: Path | None = None) -> CallerResult:
+                     timeout: float = 90.0, workdir: Path | None = None,
+                     local_ip: str = "127.0.0.1") -> CallerResult:
     """Place one call with SIPp and wait for it to finish. SIPp exit 0 = the script ran as written.
+    ``local_ip``: the caller's address (the lab's ingress network is 127.0.0.1; 127.0.0.2 is a stranger).
 
     If SIPp could not bind its local ports (another process took them between our check and its bind:
     many callers start at once), it sent nothing; the same call is started again on new ports, at most
@@ -303,8 +305,8 @@ async def place_call(sip_host: str, sip_port: int, script: CallerScript, *, numb
     scenario.write_text(script.scenario_xml(), encoding="utf-8")
     for attempt in range(3):
         sip_local, media = free_udp_port(), free_media_port()
-        cmd = [binary, "-sf", str(scenario), "-s", number, f"{sip_host}:{sip_port}", "-i", "127.0.0.1",
-               "-p", str(sip_local), "-mi", "127.0.0.1", "-mp", str(media), "-m", "1", "-nostdin",
+        cmd = [binary, "-sf", str(scenario), "-s", number, f"{sip_host}:{sip_port}", "-i", local_ip,
+               "-p", str(sip_local), "-mi", local_ip, "-mp", str(media), "-m", "1", "-nostdin",
                "-timeout", f"{int(timeout)}s", "-timeout_error"]
         proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE,
                                                     stderr=asyncio.subprocess.STDOUT, cwd=directory)

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from callflow.ami import AmiCodec, AmiEndpoint, AmiMessage
+from callflow.ami.client import login_key
 
 BANNER = b"Asterisk Call Manager/9.0.0\r\n"
 USERNAME = "siaga112"
@@ -34,6 +36,7 @@ class FakeSession:
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
     logged_in: bool = False
+    challenge: str = ""
     actions: list[AmiMessage] = field(default_factory=list)
 
     async def send(self, data: bytes, *, split_every: int | None = None) -> None:
@@ -158,8 +161,13 @@ class FakeAmi:
             return
         if name in self.no_reply:
             return
+        if name == "Challenge":  # as Asterisk: a random challenge per session, MD5(challenge + secret)
+            session.challenge = f"{random.randrange(10**8, 10**9)}"  # noqa: S311 - a fake's challenge
+            await session.respond(action, "Success", ("Challenge", session.challenge))
+            return
         if name == "Login":
-            if self.refuse_login or action.get("Username") != USERNAME or action.get("Secret") != SECRET:
+            expected = login_key(session.challenge, SECRET) if session.challenge else None
+            if self.refuse_login or action.get("Username") != USERNAME or action.get("Key") != expected:
                 await session.respond(action, "Error", ("Message", "Authentication failed"))
                 return
             await session.respond(action, "Success", ("Message", "Authentication accepted"))

@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from callflow.ami import AmiCodec, ProtocolError, encode_action, parse_message
+from callflow.ami.client import login_key
 
 BANNER = b"Asterisk Call Manager/11.0.0\r\n"
 STREAM = (
@@ -175,3 +176,10 @@ def test_oversized_message_inside_a_run_is_refused() -> None:
     with pytest.raises(ProtocolError, match="exceeds the limit"):
         codec.feed(b"Event: A\r\n\r\nEvent: B\r\nX: " + b"y" * 200 + b"\r\n\r\nEvent: C\r\n\r\n")
     assert codec.buffered == 0
+
+
+def test_md5_login_key_is_asterisks_scheme() -> None:
+    """AuthType MD5: hex MD5 of the challenge then the secret (vector from md5sum of the concatenation)."""
+    assert login_key("123456789", "s3cret-value") == "cd536cbf1636376fc6a2dad6754e72f9"
+    with pytest.raises(ProtocolError, match="no Challenge"):
+        login_key("", "s3cret-value")

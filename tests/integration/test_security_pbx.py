@@ -1,0 +1,75 @@
+"""Hostile input at the PBX's edges, on the real lab Asterisk (issue 17): the SIP ingress, the AMI login,
+the FastAGI port and caller text."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import pytest
+
+from callflow.ami import AmiConnection, AmiEndpoint, EventItem, LoginFailed
+from callflow.lab import LabStatus
+from callflow.lab.sipp import CallerScript, place_call
+
+pytestmark = pytest.mark.integration
+
+
+async def test_citizen_endpoints_are_identified_by_address_only(lab: LabStatus) -> None:
+    """The lab's ingress network is 127.0.0.1/32: an INVITE from 127.0.0.2 naming a citizen endpoint as its
+    From user is a stranger's (challenged, never answered); a citizen from 127.0.0.1 is answered."""
+    host, port = lab.sip["host"], lab.sip["port"]
+    for user in ("citizen-ingress", "citizen-callback"):
+        script = CallerScript(number=user, hold_ms=200, answer_timeout_ms=5000)
+        stranger = await place_call(host, port, script, local_ip="127.0.0.2", timeout=20)
+        assert not stranger.ok, f"an INVITE from 127.0.0.2 as {user} was answered"
+        assert "401" in stranger.output or "403" in stranger.output, stranger.output
+    citizen = await place_call(host, port, CallerScript(number="081200001111", hold_ms=300), timeout=30)
+    assert citizen.ok, citizen.output
+
+
+async def _recording_proxy(target: tuple[str, int], sent: bytearray) -> asyncio.Server:
+    """A TCP relay to the lab's AMI that keeps every byte the client sends."""
+    async def pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                   keep: bytearray | None) -> None:
+        with contextlib.suppress(ConnectionError, OSError):
+            while data := await reader.read(65536):
+                if keep is not None:
+                    keep.extend(data)
+                writer.write(data)
+                await writer.drain()
+        writer.close()
+
+    async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*target)
+        await asyncio.gather(pump(reader, up_writer, sent), pump(up_reader, writer, None))
+
+    return await asyncio.start_server(relay, "127.0.0.1", 0)
+
+
+async def test_ami_login_keeps_the_secret_off_the_wire(lab: LabStatus) -> None:
+    """MD5 challenge login: the lab accepts it, the secret never crosses the socket, and a wrong secret is
+    refused with a message that says what to check."""
+    real = lab.ami_endpoint()
+    sent = bytearray()
+    proxy = await _recording_proxy((real.host, real.port), sent)
+    port = proxy.sockets[0].getsockname()[1]
+    events: asyncio.Queue[EventItem] = asyncio.Queue()
+    try:
+        conn = AmiConnection(AmiEndpoint("127.0.0.1", port, real.username, real.secret), events)
+        await conn.connect()
+        pong = await conn.action("Ping")
+        await conn.close()
+    finally:
+        proxy.close()
+        await proxy.wait_closed()
+    assert pong.get("Ping") == "Pong"
+    assert b"Action: Challenge" in sent
+    assert b"AuthType: MD5" in sent
+    assert b"Key: " in sent
+    assert real.secret.encode() not in sent
+    assert b"Secret:" not in sent
+
+    wrong = AmiConnection(AmiEndpoint(real.host, real.port, real.username, real.secret + "x"), events)
+    with pytest.raises(LoginFailed, match=r"refused for user 'siaga112'.*check the AMI user and secret"):
+        await wrong.connect()
