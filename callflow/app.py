@@ -27,6 +27,7 @@ from callflow.service import CallEventLogger, Component, Engine
 from callflow.settings import EngineSettings
 from callflow.siteconfig import Site
 from ivr import IvrServer
+from ivr.gate import IvrGate
 from ivr.keys import MissedKeys
 from ivr.process import IvrProcess
 from queues import ManagedOperators, OperatorManager
@@ -73,10 +74,12 @@ def build_components(settings: EngineSettings, site: Site | None, paths: EngineP
                         asterisk_root=paths.recordings_in_asterisk, policy=policies.recording)
     components: list[Component] = [CallEventLogger(), tracker, recorder, operators, callbacks]
     if settings.ivr.enabled:
+        gate = IvrGate()  # the dial plan reaches the IVR only while it holds the FastAGI port
         if settings.ivr.isolation == "process":
-            components.append(IvrProcess(lab=paths.lab, log_format=settings.log_format))
+            components.append(IvrProcess(lab=paths.lab, log_format=settings.log_format, gate=gate))
         else:
-            components.append(ivr_server(settings, paths))
+            components.append(gated(ivr_server(settings, paths), gate))
+        components.append(gate)
         if settings.ivr.missed_keys:
             # first: a menu waiting for a key Asterisk dropped is a caller waiting (ivr/keys.py)
             components.insert(0, MissedKeys())
@@ -93,6 +96,12 @@ def call_tracker(settings: EngineSettings, paths: EnginePaths) -> CallTracker:
     return CallTracker(paths.database, sources=RecoverySources(paths.cdr_file, paths.queue_log_file),
                        options=DeriveOptions(short_abandon_s=calls.short_abandon_s),
                        max_buffer=calls.buffer_rows)
+
+
+def gated(server: IvrServer, gate: IvrGate) -> IvrServer:
+    """Tell ``gate`` what ``server`` reports (the server may serve from a thread of its own)."""
+    server.on_state = gate.report_threadsafe
+    return server
 
 
 def ivr_server(settings: EngineSettings, paths: EnginePaths) -> IvrServer:

@@ -86,6 +86,7 @@ class Engine:
             consumer = tg.create_task(self._consume(), name="event-consumer")
             workers = [tg.create_task(c.run(self), name=f"component-{c.name}") for c in self.components]
             await self.stopping.wait()
+            await self._before_stop()
             self.session.stop()
             await session_task
             await self._drain()
@@ -93,6 +94,19 @@ class Engine:
             for worker in workers:
                 worker.cancel()
         log.info("engine.stopped")
+
+    async def _before_stop(self) -> None:
+        """Components with a ``before_stop`` (e.g. the IVR gate, which closes while AMI is still up) get
+        their last word before the AMI session stops."""
+        for component in self.components:
+            hook = getattr(component, "before_stop", None)
+            if hook is None:
+                continue
+            try:
+                await hook()
+            except Exception:  # never blocks the stop
+                with contextlib.suppress(Exception):
+                    log.exception("engine.before_stop_failed", component=component.name)
 
     async def _consume(self) -> None:
         while True:

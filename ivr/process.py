@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from callflow.ami import EventItem
+from ivr.gate import IvrGate, IvrState
 
 if TYPE_CHECKING:
     from callflow.service import Engine
@@ -42,16 +43,51 @@ class IvrProcess:
 
     name = "ivr"
 
-    def __init__(self, *, lab: str | None, log_format: str, restart_max_s: float = 10.0) -> None:
+    def __init__(self, *, lab: str | None, log_format: str, restart_max_s: float = 10.0,
+                 gate: IvrGate | None = None) -> None:
         self.lab, self.log_format, self.restart_max_s = lab, log_format, restart_max_s
+        self.gate = gate  # told what the child reports over its status pipe (bound/failed/stopped)
         self.proc: asyncio.subprocess.Process | None = None
 
-    def command(self) -> list[str]:
+    def command(self, status_fd: int | None = None) -> list[str]:
         cmd = [sys.executable, "-m", "callflow.cli", "ivr", "serve", "--log-format", self.log_format,
                "--parent-pid", str(os.getpid())]
+        if status_fd is not None:
+            cmd += ["--status-fd", str(status_fd)]
         if self.lab is not None:
             cmd += ["--lab", self.lab]
         return cmd
+
+    async def _spawn(self) -> tuple[asyncio.subprocess.Process, asyncio.Task[None] | None]:
+        if self.gate is None:
+            proc = await asyncio.create_subprocess_exec(*self.command(), stdin=asyncio.subprocess.DEVNULL)
+            return proc, None
+        read_fd, write_fd = os.pipe()
+        try:
+            # stdout/stderr inherited: the child's JSON log lines join the engine's
+            proc = await asyncio.create_subprocess_exec(*self.command(write_fd), pass_fds=(write_fd,),
+                                                        stdin=asyncio.subprocess.DEVNULL)
+        except BaseException:
+            os.close(read_fd)
+            raise
+        finally:
+            os.close(write_fd)
+        return proc, asyncio.create_task(self._status(read_fd), name="ivr-status")
+
+    async def _status(self, read_fd: int) -> None:
+        """Lines ``<state> <port>`` from the child, handed to the gate; EOF = the child is gone."""
+        assert self.gate is not None  # noqa: S101 - only started with a gate
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader()
+        transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader),
+                                                    os.fdopen(read_fd, "rb", buffering=0))
+        try:
+            while line := await reader.readline():
+                state, _, port = line.decode(errors="replace").strip().partition(" ")
+                self.gate.report(state, int(port) if port.isdigit() else None)
+        finally:
+            transport.close()
+            self.gate.report(IvrState.STOPPED)
 
     async def handle(self, item: EventItem) -> None:
         return None
@@ -61,10 +97,11 @@ class IvrProcess:
         backoff = 0.5
         try:
             while True:
-                # stdout/stderr inherited: the child's JSON log lines join the engine's
-                self.proc = await asyncio.create_subprocess_exec(*self.command(),
-                                                                 stdin=asyncio.subprocess.DEVNULL)
+                self.proc, status = await self._spawn()
                 code = await self.proc.wait()
+                if status is not None:
+                    with contextlib.suppress(Exception):
+                        await status
                 if code == 3:  # the tree was refused: restarting cannot help until an admin fixes it
                     log.error("ivr.process_stopped", exit=code, hint="fix the tree (siaga112 ivr check) and "
                               "restart the engine; calls go to the emergency queue meanwhile")

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -66,6 +67,9 @@ class IvrServer:
         self.idle.set()
         self._tasks: set[asyncio.Task[None]] = set()
         self.refused: str | None = None  # why the tree was refused (then nothing listens)
+        # Told "bound" / "failed" / "stopped" (ivr/gate.py opens the dial plan's gate only while bound).
+        # Called from the thread that serves: the wiring hands it to the engine's loop.
+        self.on_state: Callable[[str, int | None], None] | None = None
 
     async def handle(self, item: EventItem) -> None:
         return None
@@ -124,16 +128,21 @@ class IvrServer:
                 server = await asyncio.start_server(self._connection, self.settings.host, self.port,
                                                     reuse_address=True)
                 break
-            except OSError as exc:  # port taken: keep the engine up; calls fail safe until we listen
+            except OSError as exc:  # port taken: keep the engine up and retry
+                # Whether calls then fail safe is the gate's to say (ivr.gate_closed): this process cannot
+                # stop Asterisk from connecting to whatever holds the port.
                 log.error(  # noqa: TRY400 - an expected condition, said in full; no traceback
                     "ivr.listen_failed", host=self.settings.host, port=self.port, error=str(exc),
                           retry_in_s=retry_s, hint="another process holds the FastAGI port "
-                          f"(`ss -lntp sport = :{self.port}`); calls go to the emergency queue meanwhile")
+                          f"(`ss -lntp sport = :{self.port}`); the engine closes the dial plan's gate to it")
+                self._tell("failed", self.port)
                 self.listen_failed.set()
                 await asyncio.sleep(retry_s)
         self.listen_failed.clear()
         self.bound_port = server.sockets[0].getsockname()[1]
-        log.info("ivr.listening", host=self.settings.host, port=self.bound_port, tree=self.checked.source,
+        self._tell("bound", self.bound_port)
+        # The port is ours; calls reach us once the engine opened the gate (ivr.listening, ivr/gate.py).
+        log.info("ivr.bound", host=self.settings.host, port=self.bound_port, tree=self.checked.source,
                  worst_path_s=round(self.checked.max_seconds, 1),
                  estimated_prompts=sorted(self.checked.estimated),
                  prompts_installed_in=str(self.sounds_dir) if self.sounds_dir else None)
@@ -146,8 +155,14 @@ class IvrServer:
                 await server.serve_forever()
         finally:
             self.listening.clear()
+            self._tell("stopped", self.bound_port)
             for task in list(self._tasks):
                 task.cancel()
+
+    def _tell(self, state: str, port: int | None) -> None:
+        if self.on_state is not None:
+            with contextlib.suppress(Exception):  # a broken listener never stops the IVR
+                self.on_state(state, port)
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from callflow.ami import AmiError
-from callflow.app import call_tracker, ivr_server
+from callflow.app import call_tracker, gated, ivr_server
 from callflow.calls.model import CallRecord
 from callflow.calls.tracker import CallTracker
 from callflow.commands.serve import engine_paths
@@ -28,6 +28,7 @@ from callflow.service import Engine
 from callflow.settings import EngineSettings
 from callflow.store import StoreError
 from ivr import IvrServer
+from ivr.gate import IvrGate
 
 
 @dataclass(frozen=True)
@@ -100,11 +101,12 @@ def _demo(args: argparse.Namespace) -> int:
 async def _run(lab: LabStatus, tracker: CallTracker, ivr: IvrServer, database: Path) -> int:
     collector = RecordCollector()
     tracker.listeners.append(collector)
-    engine = Engine(lab.ami_endpoint(), [tracker, ivr])
+    gate = IvrGate()
+    engine = Engine(lab.ami_endpoint(), [tracker, gated(ivr, gate), gate])
     engine_task = asyncio.create_task(engine.run())
     async with asyncio.timeout(60):
         await engine.session.connected.wait()
-        await ivr.listening.wait()  # prompts generated and installed, FastAGI listening
+        await gate.opened.wait()  # prompts installed, FastAGI listening, the dial plan's gate open
     print(f"engine: attached; IVR listening on {lab.fastagi['port']}; records in {database}")
     operators = ["op1", "op2"]
     for op in operators:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 from pathlib import Path
@@ -44,6 +45,7 @@ def register(sub: Any) -> None:
                          help="listen on a lab's FastAGI port and install prompts into its sounds dir")
     p_serve.add_argument("--log-format", choices=["auto", "json", "console"])
     p_serve.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)  # set by the engine
+    p_serve.add_argument("--status-fd", type=int, help=argparse.SUPPRESS)  # the engine's gate reads it
     p_serve.set_defaults(handler=_serve)
 
 
@@ -108,6 +110,13 @@ def _serve(args: argparse.Namespace) -> int:
     except (LabError, OSError) as exc:
         print(f"siaga112 ivr serve: {exc}", file=sys.stderr)
         return 2
+    if args.status_fd is not None:
+        status_fd = args.status_fd
+
+        def tell(state: str, port: int | None) -> None:
+            os.write(status_fd, f"{state} {port or ''}\n".encode())
+
+        server.on_state = tell
     asyncio.run(_run_until_signal(server))
     return 3 if server.refused else 0
 

@@ -11,6 +11,8 @@ import pytest
 from callflow.ami import AmiConnection, AmiEndpoint, EventItem, LoginFailed
 from callflow.lab import LabStatus
 from callflow.lab.sipp import CallerScript, place_call
+from tests.support.ami_waits import named, next_event
+from tests.support.engine import EngineProcess
 
 pytestmark = pytest.mark.integration
 
@@ -73,3 +75,48 @@ async def test_ami_login_keeps_the_secret_off_the_wire(lab: LabStatus) -> None:
     wrong = AmiConnection(AmiEndpoint(real.host, real.port, real.username, real.secret + "x"), events)
     with pytest.raises(LoginFailed, match=r"refused for user 'siaga112'.*check the AMI user and secret"):
         await wrong.connect()
+
+
+class FakeFastAgi:
+    """A hostile FastAGI server: takes every call it is given and routes it to the non-emergency queue."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.calls += 1
+        with contextlib.suppress(ConnectionError, OSError, TimeoutError):
+            async with asyncio.timeout(5):
+                while (await reader.readline()).strip():
+                    pass  # agi_* environment, caller number included
+                writer.write(b"SET VARIABLE SIAGA_IVR_ACTION nonemergency\n")
+                await writer.drain()
+                await reader.readline()
+        writer.close()
+
+
+async def test_a_fake_fastagi_server_bound_first_gets_no_call(
+        lab: LabStatus, ami: tuple[AmiConnection, asyncio.Queue[EventItem]]) -> None:
+    """Another process holds the FastAGI port before the engine: the engine says so, closes the dial plan's
+    gate, and a 112 call reaches the emergency queue by the fail-safe route; the fake never sees it."""
+    _, events = ami
+    fake = FakeFastAgi()
+    server = await asyncio.start_server(fake.serve, "127.0.0.1", lab.fastagi["port"])
+    engine = EngineProcess(lab.instance)
+    try:
+        await engine.start(wait_ivr=False)
+        await engine.wait_for(lambda r: r.get("event") == "ivr.listen_failed", timeout=60)
+        closed = await engine.wait_for(lambda r: r.get("event") == "ivr.gate_closed", timeout=20)
+        assert "calls go to the emergency queue" in closed["hint"]
+        call = asyncio.create_task(place_call(lab.sip["host"], lab.sip["port"],
+                                              CallerScript(number="081200002222", hold_ms=1500), timeout=30))
+        entry = await next_event(events, named("UserEvent", UserEvent="SiagaQueueEntry"), timeout=20)
+        result = await call
+    finally:
+        await engine.stop()
+        server.close()
+        await server.wait_closed()
+    assert result.ok, result.output
+    assert (entry.message.get("Queue"), entry.message.get("Route")) == ("emergency", "failsafe")
+    assert fake.calls == 0
+    assert not any(r.get("event") == "ivr.listening" for r in engine.records)

@@ -57,7 +57,7 @@ class EngineProcess:
         self._reader: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
 
-    async def start(self) -> EngineProcess:
+    async def start(self, *, wait_ivr: bool = True) -> EngineProcess:
         # no console unless a test asks for one (--http HOST:PORT): parallel runs would share its port
         http = () if "--http" in self.extra_args else ("--http", "off")
         self.proc = await asyncio.create_subprocess_exec(
@@ -66,8 +66,9 @@ class EngineProcess:
             env=self.env, cwd=self.cwd)
         self._reader = asyncio.create_task(self._read())
         await self.wait_for(lambda r: r.get("event") == "ami.connected", timeout=20)
-        if self.env.get("SIAGA112_IVR__ENABLED", "true").lower() not in {"0", "false", "no"}:
-            # the IVR (a child process) installs prompts, then listens; a call before that fails safe
+        if wait_ivr and self.env.get("SIAGA112_IVR__ENABLED", "true").lower() not in {"0", "false", "no"}:
+            # the IVR (a child process) installs prompts, then listens and the engine opens the dial plan's
+            # gate to it (ivr.listening); a call before that fails safe
             await self.wait_for(lambda r: r.get("event") == "ivr.listening", timeout=60)
         return self
 

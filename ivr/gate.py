@@ -1,0 +1,123 @@
+"""The dial plan's gate to the FastAGI IVR: open only while this engine's IVR holds the FastAGI port.
+
+Asterisk cannot authenticate a FastAGI server: whatever process listens on the port gets every 112 caller
+(number, channel) and may run any dial plan application on the call (Dial out included). So the dial plan
+connects to the IVR only while the global ``SIAGA_IVR_GATE`` is ``open``, and only this component sets it,
+over the engine's authenticated AMI session: ``open`` once the IVR has bound the port (so no other process
+can hold it), ``closed`` when binding failed (another process holds the port: calls go straight to the
+emergency queue, never to it) and when the IVR or the engine stops. The global starts ``closed`` on every
+Asterisk start and dial plan reload (``clearglobalvars``): the gate is set again on every AMI (re)connect and
+every ``Reload`` event.
+
+``ivr.listening`` is logged here, once the gate is open: from then on calls reach the IVR.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING
+
+import structlog
+
+from callflow.ami import AmiError, EventItem, LinkEvent
+
+if TYPE_CHECKING:
+    from callflow.service import Engine
+
+log = structlog.get_logger("ivr.gate")
+
+GATE_VARIABLE = "SIAGA_IVR_GATE"
+
+
+class IvrState:
+    """What the IVR reports: ``bound`` (it holds the port), ``failed`` (another process holds it),
+    ``stopped``."""
+
+    BOUND = "bound"
+    FAILED = "failed"
+    STOPPED = "stopped"
+
+
+class IvrGate:
+    """Engine component. ``report(state)`` is called (on the engine's loop) as the IVR binds or fails."""
+
+    name = "ivr-gate"
+
+    def __init__(self, *, port: int | None = None) -> None:
+        self.port = port
+        self.state = IvrState.STOPPED
+        self.opened = asyncio.Event()  # the gate is open as far as Asterisk last confirmed
+        self._dirty = asyncio.Event()
+        self._engine: Engine | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def report_threadsafe(self, state: str, port: int | None = None) -> None:
+        """``report`` from any thread (an IVR serving from its own thread)."""
+        loop = self._loop
+        if loop is None:
+            self.report(state, port)
+        else:
+            loop.call_soon_threadsafe(self.report, state, port)
+
+    def report(self, state: str, port: int | None = None) -> None:
+        if port is not None:
+            self.port = port
+        if state != self.state:
+            self.state = state
+            self._dirty.set()
+
+    async def handle(self, item: EventItem) -> None:
+        if isinstance(item, LinkEvent):
+            if item.state == "up":
+                self._dirty.set()
+            else:
+                self.opened.clear()
+        elif item.name == "Reload":  # a dial plan reload resets globals to extensions.conf's (closed)
+            self._dirty.set()
+
+    async def run(self, engine: Engine) -> None:
+        self._engine = engine
+        self._loop = asyncio.get_running_loop()
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            await self._apply()
+
+    async def _apply(self) -> None:
+        assert self._engine is not None  # noqa: S101 - set by run() before any apply
+        want = "open" if self.state == IvrState.BOUND else "closed"
+        try:
+            await self._engine.session.action("Setvar", {"Variable": GATE_VARIABLE, "Value": want})
+        except AmiError as exc:
+            self.opened.clear()
+            if want == "closed":
+                log.error(  # noqa: TRY400 - AMI down is said in full; no traceback
+                    "ivr.gate_not_closed", error=str(exc), ivr=self.state, port=self.port,
+                          hint="AMI is down: the dial plan keeps its last gate setting (closed after an "
+                               "Asterisk restart); retried when AMI is back")
+            else:
+                log.warning("ivr.gate_not_opened", error=str(exc), port=self.port,
+                            hint="calls go to the emergency queue until AMI is back")
+            return
+        if want == "open":
+            self.opened.set()
+            log.info("ivr.listening", port=self.port, gate="open")
+            return
+        self.opened.clear()
+        if self.state == IvrState.FAILED:
+            log.error("ivr.gate_closed", port=self.port, ivr=self.state,
+                      hint=f"another process holds the FastAGI port (`ss -lntp sport = :{self.port}`); the "
+                           "dial plan no longer connects to it: calls go to the emergency queue meanwhile")
+        else:
+            log.info("ivr.gate_closed", port=self.port, ivr=self.state,
+                     hint="the IVR is not running: calls go to the emergency queue")
+
+    async def before_stop(self) -> None:
+        """The engine is stopping: close the gate while AMI is still up."""
+        if self._engine is None:
+            return
+        self.state = IvrState.STOPPED
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(2.0):
+                await self._apply()
