@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import operator
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -55,6 +56,40 @@ def _to_bool(value: str) -> bool:
     return value.strip().lower() in _TRUE
 
 
+# Asterisk writes a channel's caller and connected-line names C-escaped (ast_escape_c: D'Souza arrives as
+# D\'Souza, a line break as \n), numbers as they are. Undone here, exactly: an unknown escape is kept.
+_C_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", "\\": "\\",
+              "'": "'", '"': '"', "?": "?"}
+_BACKSLASH_PAIR = re.compile(r"\\(.)", re.DOTALL)
+
+
+def unescape_c(value: str) -> str:
+    """Undo Asterisk's ``ast_escape_c`` (the escaping AMI applies to CallerIDName/ConnectedLineName)."""
+    if "\\" not in value:
+        return value
+    return _BACKSLASH_PAIR.sub(lambda m: _C_ESCAPES.get(m.group(1), m.group(0)), value)
+
+
+def caller_name(value: str, channel: str) -> str:
+    """A channel's caller (or connected-line) name as its caller sent it. After AMI's escaping, a PJSIP
+    channel's name still holds the SIP quoted-string's escapes (pjsip keeps ``\"`` and ``\\`` of the
+    display name as written): those are undone too (RFC 3261 quoted-pair: backslash + any character)."""
+    if "\\" not in value:
+        return value
+    name = unescape_c(value)
+    if channel.startswith("PJSIP/"):
+        name = _BACKSLASH_PAIR.sub(r"\1", name)
+    return name
+
+
+def _readable_names(values: tuple[str, ...]) -> tuple[str, ...]:
+    """Snapshot values (in _SNAPSHOT_HEADERS order) with the two names made readable."""
+    items = list(values)
+    items[4] = caller_name(items[4], items[0])
+    items[6] = caller_name(items[6], items[0])
+    return tuple(items)
+
+
 _SNAPSHOT_HEADERS = ("Channel", "Uniqueid", "Linkedid", "CallerIDNum", "CallerIDName", "ConnectedLineNum",
                      "ConnectedLineName", "ChannelState", "ChannelStateDesc", "Context", "Exten", "Language")
 
@@ -87,7 +122,7 @@ class ChannelSnapshot(NamedTuple):
         values = [h.get(prefix + key, "") for key in _SNAPSHOT_HEADERS]
         values[1] = uniqueid
         values[2] = h.get(prefix + "Linkedid", uniqueid)
-        return cls(*values)
+        return cls(*_readable_names(tuple(values)))
 
 
 class _Channel:
@@ -169,7 +204,7 @@ def compile_builder(cls: type, index: Mapping[str, int]) -> _Builder:
     """Generate ``build(msg, received_at)`` for ``cls`` and messages whose shape has ``index`` (header
     name -> position of its first value in the message's flat list)."""
     env: dict[str, Any] = {"_new": object.__new__, "_cls": cls, "_ts": parse_timestamp,
-                           "_tnew": tuple.__new__, "_Snap": ChannelSnapshot,
+                           "_tnew": tuple.__new__, "_Snap": ChannelSnapshot, "_names": _readable_names,
                            "_fromts": datetime.fromtimestamp, "_float": float, "_UTC": UTC,
                            "_int": int, "_TRUE": _TRUE}
     lines = ["", " p = msg._parts", " self = _new(_cls)"]
@@ -205,7 +240,7 @@ def _field_source(cls: type, f: dataclasses.Field[Any], index: Mapping[str, int]
                   " except (ValueError, OverflowError, OSError):", "  v = _ts(t)"]
         return "v"
     if isinstance(conv, _Channel):
-        return _snapshot_source(conv.prefix, index, env, i)
+        return _snapshot_source(conv.prefix, index, env, lines, i)
     if conv is None:  # a plain field: its declared default
         env[f"_default{i}"] = (f.default_factory if f.default is dataclasses.MISSING
                                else (lambda d=f.default: d))
@@ -225,18 +260,23 @@ def _field_source(cls: type, f: dataclasses.Field[Any], index: Mapping[str, int]
     return f"_c{i}(p[{at}])"
 
 
-def _snapshot_source(prefix: str, index: Mapping[str, int], env: dict[str, Any], i: int) -> str:
+def _snapshot_source(prefix: str, index: Mapping[str, int], env: dict[str, Any], lines: list[str],
+                     i: int) -> str:
     """Source building the ChannelSnapshot under ``prefix``, as ``ChannelSnapshot.from_headers``."""
     where = [index.get(prefix + key) for key in _SNAPSHOT_HEADERS]
     if where[1] is None:  # no Uniqueid: no snapshot
         return "None"
     if all(w is not None for w in where):  # what Asterisk sends: one itemgetter call takes it all
         env[f"_snap{i}"] = operator.itemgetter(*where)
-        return f"_tnew(_Snap, _snap{i}(p))"
-    items = [f"p[{w}]" if w is not None else "''" for w in where]
-    if where[2] is None:
-        items[2] = items[1]  # no Linkedid: the channel's own Uniqueid
-    return f"_tnew(_Snap, ({', '.join(items)},))"
+        lines.append(f" s = _snap{i}(p)")
+    else:
+        items = [f"p[{w}]" if w is not None else "''" for w in where]
+        if where[2] is None:
+            items[2] = items[1]  # no Linkedid: the channel's own Uniqueid
+        lines.append(f" s = ({', '.join(items)},)")
+    # names are C-escaped by Asterisk: rare (a backslash in either), so test before the call
+    lines.append(" if '\\\\' in s[4] or '\\\\' in s[6]:\n  s = _names(s)")
+    return "_tnew(_Snap, s)"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

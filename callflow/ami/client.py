@@ -36,6 +36,7 @@ from callflow.ami.errors import (
 from callflow.ami.events import (
     AmiEvent,
     CoreShowChannel,
+    DamagedEvent,
     QueueEntry,
     QueueMember,
     QueueParams,
@@ -102,6 +103,11 @@ class _Pending:
     done_event: asyncio.Future[None] | None = None
 
 
+# Parts of one split event that are taken as injected before the split is given up (a line break in a
+# number makes two parts; each further CR/LF CR/LF one more).
+MAX_SPLIT_PARTS = 16
+
+
 def login_key(challenge: str, secret: str) -> str:
     """AMI's ``AuthType: MD5`` answer: hex MD5 of the challenge followed by the secret (Asterisk's own
     scheme, not ours to choose; it keeps the secret off the wire)."""
@@ -161,6 +167,8 @@ class AmiConnection:
         # Held events wait (in order) until release_events(): the session re-reads state first.
         self._holding = hold_events
         self._held: list[AmiEvent] = []
+        # Inside an event that a line break in caller text split (see _route): messages until its tail.
+        self._split_left = 0
 
     async def connect(self) -> None:
         ep = self.endpoint
@@ -287,9 +295,30 @@ class AmiConnection:
                 pending.future.set_result(msg)
             return
         if msg.kind != "event":
-            log.warning("ami.unframed_message", headers=msg.as_dict())
-            return
-        event = parse_event(msg, received_at)
+            # The tail of an event split by a line break in caller text: no values logged (caller data),
+            # only which call lost an event; the call layer completes that call from Asterisk's records.
+            self._split_left = 0
+            damaged = DamagedEvent.from_ami(msg, received_at)
+            log.warning("ami.unframed_message", header_names=list(damaged.header_names)[:40],
+                        linkedid=damaged.linkedid or None, uniqueid=damaged.uniqueid or None)
+            if damaged.chan is None:
+                return
+            event: AmiEvent = damaged
+        else:
+            if self._split_left:
+                # Asterisk writes each event whole: an event between a split event's head and its tail was
+                # written by the caller (a CR/LF CR/LF in the number, then "Event: ..."): never trusted.
+                self._split_left -= 1
+                log.warning("ami.injected_event_dropped", ami_event=msg.name[:40],
+                            header_names=[name[:40] for name, _ in msg.headers][:40])
+                return
+            if msg.split_head:
+                self._split_left = MAX_SPLIT_PARTS
+                log.warning("ami.split_event", ami_event=msg.name,
+                            hint="a caller's number held a line break (Asterisk passes it to AMI as it is); "
+                                 "that call's record is completed from Asterisk's own files")
+                return
+            event = parse_event(msg, received_at)
         if pending is not None and pending.collect is not None:
             if (msg.get("EventList") or "").lower() == "complete" or msg.name.endswith("Complete"):
                 if pending.done_event is not None and not pending.done_event.done():

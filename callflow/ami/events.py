@@ -361,6 +361,20 @@ class ChanSpyStop(_ChanSpyEvent):
     event_name: ClassVar[str] = "ChanSpyStop"
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DamagedEvent(ChannelEvent):
+    """What is left of an event that a line break in caller text (a CR/LF in a caller's number, which
+    Asterisk writes to AMI as it is) split in two: the part after the break, with no ``Event`` header. It
+    still names the call (``Uniqueid``/``Linkedid`` come late in Asterisk's channel headers) when it has
+    them; the call layer treats that call as having a gap that Asterisk's own records fill."""
+
+    event_name: ClassVar[str] = "DamagedEvent"
+
+    @property
+    def header_names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.message.headers)
+
+
 EVENT_TYPES: dict[str, type[AmiEvent]] = {
     cls.event_name: cls
     for cls in (

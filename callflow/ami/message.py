@@ -34,7 +34,7 @@ class Shape:
     typed-event builder for this shape, generated on first use (only for cached shapes).
     """
 
-    __slots__ = ("builder", "cached", "first", "index", "keys", "kind", "names")
+    __slots__ = ("builder", "cached", "first", "index", "keys", "kind", "names", "split_head")
 
     def __init__(self, names: list[str], first: str, cached: bool) -> None:
         self.names = names
@@ -48,6 +48,17 @@ class Shape:
         head = names[0] if names else ""
         self.kind = "event" if head == "Event" else "response" if head == "Response" else "unknown"
         self.builder: Callable[[AmiMessage, Any], Any] | None = None
+        self.split_head = _is_split_head(first, index)
+
+
+def _is_split_head(first: str, index: Mapping[str, int]) -> bool:
+    """Does a message of these headers look like the head of an event that a line break in a caller's
+    number cut short? A channel snapshot's ``CallerIDNum`` (Asterisk writes numbers unescaped) without the
+    ``Uniqueid`` that always follows it, or a ``Cdr`` whose ``CallerID`` came without its ``UniqueID``.
+    Decided once per shape (the engine's hot path)."""
+    if first == "Cdr":
+        return "CallerID" in index and "UniqueID" not in index
+    return any(name.endswith("CallerIDNum") and f"{name[:-11]}Uniqueid" not in index for name in index)
 
 
 # Shapes seen, by their first header's value: the latest one first (a dict lookup and a list compare
@@ -150,6 +161,11 @@ class AmiMessage:
     @property
     def name(self) -> str:
         return self.get("Event") or self.get("Response") or ""
+
+    @property
+    def split_head(self) -> bool:
+        """See :func:`_is_split_head`."""
+        return self._shape.split_head
 
     @property
     def action_id(self) -> str | None:

@@ -21,6 +21,8 @@ from callflow.ami.events import (
     AttendedTransfer,
     BlindTransfer,
     ChannelEvent,
+    ChannelSnapshot,
+    DamagedEvent,
     Hangup,
     HangupRequest,
     Newchannel,
@@ -76,6 +78,7 @@ class CallFold:
     transitions: list[Transition] = field(default_factory=list)
     caller_number: str = ""
     caller_name: str = ""
+    caller_seen: bool = False  # the caller's number and name were taken from a readable event
     dialed: str = ""
     call_class: CallClass = CallClass.UNKNOWN
     queues: list[str] = field(default_factory=list)
@@ -155,6 +158,16 @@ class CallFold:
             return transition
         return None
 
+    def _caller_from(self, chan: ChannelSnapshot) -> None:
+        self.caller_number, self.caller_name = chan.caller_id_num, chan.caller_id_name
+        self.caller_seen = True
+
+    def _first_readable_caller(self, ev: AmiEvent, caller: ChannelSnapshot | None) -> None:
+        """The caller's Newchannel could not be read (caller text split it): the first readable event of
+        the caller's channel says who called (after the dial plan filtered the number)."""
+        if caller is not None and not self.caller_seen and not isinstance(ev, DamagedEvent):
+            self._caller_from(caller)
+
     def _feed_event(self, ev: AmiEvent) -> Transition | None:
         at = ev.time
         src = AMI if ev.timestamp is not None else InstantSource.ENGINE_CLOCK
@@ -164,13 +177,14 @@ class CallFold:
             leg = self._leg(chan.uniqueid, chan.channel)
             leg.created = at
             if is_caller:
-                self.caller_number, self.caller_name = chan.caller_id_num, chan.caller_id_name
+                self._caller_from(chan)
                 self.dialed = chan.exten
                 self._instant("arrival", at, src, chan.channel)
                 return self._signal(Signal.CALLER_NEW)
             return self._signal(Signal.NEUTRAL)
         if chan is not None:
             self._leg(chan.uniqueid, chan.channel)
+        self._first_readable_caller(ev, chan if is_caller else None)
         if isinstance(ev, Newstate) and chan is not None and chan.state_desc == "Up":
             leg = self._leg(chan.uniqueid)
             leg.answered = leg.answered or at

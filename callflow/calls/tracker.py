@@ -27,6 +27,7 @@ import structlog
 
 from callflow.ami import AmiError, EventItem, LinkEvent
 from callflow.ami.client import Clock, utc_now
+from callflow.ami.events import DamagedEvent
 from callflow.calls.derive import CallFold, DeriveOptions, derive
 from callflow.calls.journal import JOURNAL_SCHEMA, Journal, JournalEntry, Kind, read_entries
 from callflow.calls.model import LISTEN_LINKEDID_PREFIX, CallRecord, CallRecordListener
@@ -52,6 +53,7 @@ def spill_path_for(database: Path) -> Path:
 class _OpenCall:
     fold: CallFold
     gap: bool = False
+    damaged: bool = False  # an event of it could not be read (DamagedEvent)
     last_seen: datetime | None = None
 
 
@@ -109,7 +111,15 @@ class CallTracker:
             else:
                 self._link_q.put_nowait(item)
             return
-        self._take(self.journal.append_event(item))
+        entry = self.journal.append_event(item)
+        self._take(entry)
+        if isinstance(item, DamagedEvent) and entry.linkedid in self.open:
+            # An event of this call could not be read (caller text split it): what it said is Asterisk's
+            # records' to tell. Completed like a call that crossed an AMI gap (_settler, _recover).
+            self.open[entry.linkedid].gap = True
+            self.open[entry.linkedid].damaged = True
+            log.warning("call.event_damaged", linkedid=entry.linkedid,
+                        action="completed from Asterisk's records when the call ends")
 
     # -- following calls ---------------------------------------------------------------------------
     def _take(self, entry: JournalEntry) -> None:
@@ -302,3 +312,12 @@ class CallTracker:
                 if call.fold.state is CallState.ENDED and call.last_seen is not None \
                         and (now - call.last_seen).total_seconds() >= self.settle_s:
                     self._close(lid, f"legs {', '.join(call.fold.live_legs)} never reported a hang-up")
+            damaged = [lid for lid, call in self.open.items() if call.damaged and call.last_seen is not None
+                       and (now - call.last_seen).total_seconds() >= self.settle_s]
+            if damaged:
+                # Its Hangup may be the event that could not be read: once its channels are gone,
+                # recovery completes it from Asterisk's files (a live call is left alone).
+                try:
+                    await self._recover(None)
+                except AmiError as exc:
+                    log.warning("calls.recovery_failed", error=str(exc), action="retried")

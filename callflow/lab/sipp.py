@@ -201,7 +201,8 @@ class CallerScript:
         return parts
 
     def scenario_xml(self) -> str:
-        number, name = escape(self.number), escape(self.name).replace('"', "")
+        # the display name as a SIP quoted-string: " and \ escaped with a backslash (RFC 3261 quoted-pair)
+        number, name = escape(self.number), escape(self.name.replace("\\", "\\\\").replace('"', '\\"'))
         # A PCMA recording (the one sip-tester ships) is only understood if PCMA is offered first.
         alaw = self.audio_pcap is not None and "711a" in self.audio_pcap.name
         payloads = "8 0" if alaw else "0"

@@ -64,7 +64,9 @@ def operators_block(site: Site, secrets: Mapping[str, str]) -> str:
 
 
 def entry_numbers_block(site: Site) -> str:
-    return "\n".join(f"exten => {number},1,Set(__SIAGA_DIALED=${{EXTEN}})\n same => n,Goto(siaga-entry,s,1)"
+    # First the caller id, which the caller wrote (siaga-untrusted-caller in extensions.conf).
+    return "\n".join(f"exten => {number},1,Gosub(siaga-untrusted-caller,s,1)\n"
+                     f" same => n,Set(__SIAGA_DIALED=${{EXTEN}})\n same => n,Goto(siaga-entry,s,1)"
                      for number in site.entry.numbers)
 
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import sqlite3
+from pathlib import Path
 
 import pytest
 
 from callflow.ami import AmiConnection, AmiEndpoint, EventItem, LoginFailed
 from callflow.lab import LabStatus
-from callflow.lab.sipp import CallerScript, place_call
+from callflow.lab.sipp import PRESS_EMERGENCY, CallerScript, SippOperator, place_call
 from tests.support.ami_waits import named, next_event
 from tests.support.engine import EngineProcess
 
@@ -120,3 +123,39 @@ async def test_a_fake_fastagi_server_bound_first_gets_no_call(
     assert (entry.message.get("Queue"), entry.message.get("Route")) == ("emergency", "failsafe")
     assert fake.calls == 0
     assert not any(r.get("event") == "ivr.listening" for r in engine.records)
+
+
+async def test_a_line_break_in_the_callers_number_loses_no_record(
+        lab: LabStatus, ami: tuple[AmiConnection, asyncio.Queue[EventItem]], tmp_path: Path) -> None:
+    """The From user carries CR LF CR LF (percent-escaped, as a SIP URI allows) and a forged event: the
+    answered emergency call still gets its record (caller number filtered, name as sent) and recording."""
+    conn, _ = ami
+    db = tmp_path / "siaga112.db"
+    engine = EngineProcess(lab.instance, env={"SIAGA112_DATABASE": str(db)})
+    await engine.start()
+    number = "0812%0D%0A%0D%0AEvent%3A%20Hangup%0D%0AUniqueid%3A%20forged%0D%0A%0D%0A3456"
+    await conn.action("QueueAdd", {"Queue": "emergency", "Interface": "PJSIP/op1", "MemberName": "op1"})
+    try:
+        async with SippOperator(lab.operators["op1"]["port"]):
+            result = await place_call(lab.sip["host"], lab.sip["port"],
+                                      CallerScript(number=number, name="D'Souza", dtmf=PRESS_EMERGENCY,
+                                                   hold_ms=4000), timeout=40)
+        assert result.ok, result.output
+        connect = await engine.wait_for(lambda r: r.get("ami_event") == "AgentConnect"
+                                        and r.get("member_name") == "op1")
+        linkedid = connect["linkedid"]
+        record = await engine.wait_for(lambda r: r.get("event") == "call.record"
+                                       and r.get("linkedid") == linkedid, timeout=30)
+        await engine.wait_for(lambda r: r.get("event") == "recording.indexed"
+                              and r.get("linkedid") == linkedid, timeout=20)
+    finally:
+        await conn.action("QueueRemove", {"Queue": "emergency", "Interface": "PJSIP/op1"})
+        await engine.stop()
+    assert record["outcome"] == "answered"
+    assert any(r.get("event") == "ami.split_event" for r in engine.records)
+    assert not any(r.get("event") == "engine.handler_failed" for r in engine.records)
+    with contextlib.closing(sqlite3.connect(db)) as sql:
+        (row,) = sql.execute("SELECT record FROM calls_records WHERE linkedid = ?", (linkedid,)).fetchall()
+    stored = json.loads(row[0])
+    assert stored["caller_number"] == "08123456"
+    assert stored["caller_name"] == "D'Souza"

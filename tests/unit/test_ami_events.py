@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from callflow.ami import AmiCodec, UnknownEvent, parse_event
-from callflow.ami._event_base import build_generic, compile_builder
+from callflow.ami._event_base import build_generic, compile_builder, unescape_c
 from callflow.ami.events import EVENT_TYPES, AgentConnect, Hangup, QueueCallerJoin, parse_timestamp
 
 NOW = datetime(2026, 11, 22, 6, 0, tzinfo=UTC)
@@ -161,3 +161,30 @@ def test_a_peer_sending_ever_new_headers_is_still_typed_exactly() -> None:
         assert (ev.uniqueid, ev.cause, msg[f"X{i}"]) == (f"9.{i}", 16, "1")
     assert not msg._shape.cached
     assert len(message._BY_FIRST["Hangup"]) == message.MAX_SHAPES_PER_NAME
+
+
+# Newchannel as the lab's Asterisk 22 wrote it for a SIPp caller whose From display name was the SIP
+# quoted-string "D'Souza \"Q\" \\ x é" (pjsip keeps its quoted-pairs; AMI C-escapes ' " and \).
+_ESCAPED_NAME = (b"Event: Newchannel\r\nChannel: PJSIP/citizen-ingress-00000003\r\nChannelState: 4\r\n"
+                 b"CallerIDNum: 0812555\r\nCallerIDName: D\\'Souza \\\\\\\"Q\\\\\\\" \\\\\\\\ x \xc3\xa9\r\n"
+                 b"ConnectedLineNum: <unknown>\r\nConnectedLineName: O\\'Brien\r\nUniqueid: 1796416552.6\r\n"
+                 b"Linkedid: 1796416552.6\r\n\r\n")
+
+
+def test_caller_names_lose_amis_escaping_exactly() -> None:
+    ev = event(_ESCAPED_NAME)
+    assert ev.chan.caller_id_name == "D'Souza \"Q\" \\ x é"
+    assert ev.chan.connected_line_name == "O'Brien"
+    assert ev.chan.caller_id_num == "0812555"
+    # the generic reader (messages of shapes not cached) agrees with the generated builder
+    assert build_generic(type(ev), ev.message, NOW).chan == ev.chan
+    # a line break in a name arrives as \r\n text and is given back as the line break the caller sent
+    broken = event(_ESCAPED_NAME.replace(b"O\\'Brien", b"A\\r\\nB"))
+    assert broken.chan.connected_line_name == "A\r\nB"
+
+
+@pytest.mark.parametrize(("sent", "kept"), [
+    ("plain", "plain"), ("a\\\\b", "a\\b"), ("\\'\\\"\\?\\a\\b\\f\\n\\r\\t\\v", "'\"?\a\b\f\n\r\t\v"),
+    ("ends with \\", "ends with \\"), ("unknown \\q", "unknown \\q")])
+def test_unescape_c_is_the_inverse_of_asterisks_escape(sent: str, kept: str) -> None:
+    assert unescape_c(sent) == kept

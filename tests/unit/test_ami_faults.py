@@ -23,7 +23,7 @@ from callflow.ami import (
     OutcomeUnknown,
 )
 from callflow.ami.client import DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT, utc_now
-from callflow.ami.events import CoreShowChannel, Hangup, Newchannel
+from callflow.ami.events import CoreShowChannel, DamagedEvent, Hangup, Newchannel
 from callflow.ami.session import next_backoff
 from tests.support.fake_ami import SECRET, FakeAmi, FakeSession
 
@@ -303,3 +303,36 @@ async def test_every_connect_resyncs_before_later_events_and_reports_the_gap(pee
         assert again.gap_started is not None
         assert again.at >= again.gap_started
         assert len(again.channels) == 1
+
+
+# A Newchannel as the lab's Asterisk 22 writes it for a SIP From user "0812%0D%0A%0D%0A<text>3456": the
+# number goes to AMI unescaped, so the caller's text becomes whole AMI messages of its own. Here the text
+# forges a Hangup of another call (Uniqueid 1796416400.0) between the event's head and its tail.
+_SPLIT_NEWCHANNEL = (
+    b"Event: Newchannel\r\nPrivilege: call,all\r\nTimestamp: 1796416446.847066\r\n"
+    b"Channel: PJSIP/citizen-ingress-00000001\r\nChannelState: 4\r\nChannelStateDesc: Ring\r\n"
+    b"CallerIDNum: 0812\r\n\r\n"
+    b"Event: Hangup\r\nUniqueid: 1796416400.0\r\nLinkedid: 1796416400.0\r\nCause: 16\r\n\r\n"
+    b"3456\r\nCallerIDName: Warga\r\nConnectedLineNum: <unknown>\r\nConnectedLineName: <unknown>\r\n"
+    b"Language: id\r\nAccountCode: \r\nContext: from-citizens\r\nExten: 112\r\nPriority: 1\r\n"
+    b"Uniqueid: 1796416446.2\r\nLinkedid: 1796416446.2\r\n\r\n")
+
+
+async def test_an_event_split_by_caller_text_names_its_call_and_forges_nothing(peer: FakeAmi) -> None:
+    conn, events = await connect(peer)
+    with capture_logs() as logs:
+        await peer.session.send(_SPLIT_NEWCHANNEL)
+        await peer.session.event("Hangup", ("Uniqueid", "7.1"), ("Linkedid", "7.1"), ("Cause", "16"))
+        damaged = await next_of(events, DamagedEvent)
+        after = await next_of(events, Hangup)
+    assert isinstance(damaged, DamagedEvent)
+    assert (damaged.linkedid, damaged.uniqueid) == ("1796416446.2", "1796416446.2")
+    assert isinstance(after, Hangup)
+    assert after.uniqueid == "7.1"  # the forged Hangup of 1796416400.0 never reached the queue
+    assert events.empty()
+    dropped = [e for e in logs if e["event"] == "ami.injected_event_dropped"]
+    assert [e["ami_event"] for e in dropped] == ["Hangup"]
+    assert "0812" not in str(logs)
+    assert "3456" not in str(logs)
+    assert not conn.closed.done()
+    await conn.close()

@@ -87,9 +87,10 @@ def test_every_file_has_a_header_naming_its_sources(site_path: Path) -> None:
 def test_site_values_reach_the_files(site_path: Path) -> None:
     files = rendered(site_path)
     ext = files["extensions.conf"]
-    assert "exten => 0431112,1,Set(__SIAGA_DIALED=${EXTEN})" in ext
+    entry = "1,Gosub(siaga-untrusted-caller,s,1)\n same => n,Set(__SIAGA_DIALED=${EXTEN})"
+    assert f"exten => 0431112,{entry}" in ext
     assert "exten => 202,1,Dial(PJSIP/op2,30)" in ext
-    assert "exten => 112,1,Set(__SIAGA_DIALED=${EXTEN})" in ext
+    assert f"exten => 112,{entry}" in ext
     assert "${STRFTIME(,UTC,%s.%3q)}" in ext  # Asterisk's own syntax untouched
     assert f"password = {SECRET}" in files["pjsip.conf"]
     assert f"password = {FILE_SECRET}" in files["pjsip.conf"]
