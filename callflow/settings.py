@@ -29,6 +29,10 @@ class AmiSettings(BaseModel):
     username: str = "siaga112"
     secret: SecretStr | None = None
     secret_file: Path | None = Field(default=None, description="JSON file with an 'ami' key, or a plain file")
+    tls: bool = Field(default=False, description="AMI over TLS (the port is then Asterisk's tlsbindaddr "
+                                                 "port; with --lab the lab's TLS listener)")
+    tls_ca_file: Path | None = Field(default=None, description="certificate (self-signed) or CA to trust "
+                                     "for Asterisk's TLS certificate; default: the system's CAs")
     ping_interval_s: float = 1.5  # with ping_timeout_s: a half-open AMI link is noticed within 4 s
     ping_timeout_s: float = 2.5
     action_timeout_s: float = 10.0

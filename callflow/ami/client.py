@@ -17,6 +17,7 @@ import contextlib
 import hashlib
 import itertools
 import random
+import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -118,13 +119,30 @@ def login_key(challenge: str, secret: str) -> str:
 
 @dataclass
 class AmiEndpoint:
+    """Where and as whom to log in. ``tls_ca_file``: connect over TLS, trusting that certificate (a
+    self-signed one, or the CA that signed Asterisk's); ``tls``: over TLS with the system's CAs."""
+
     host: str
     port: int
     username: str
     secret: str = field(repr=False)
+    tls: bool = False
+    tls_ca_file: str | None = None
 
     def where(self) -> str:
-        return f"{self.username}@{self.host}:{self.port}"
+        scheme = "tls://" if self.uses_tls else ""
+        return f"{scheme}{self.username}@{self.host}:{self.port}"
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.tls or self.tls_ca_file is not None
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """Certificate and host name verified (the name or address we connect to must be in the
+        certificate); None for plain TCP."""
+        if not self.uses_tls:
+            return None
+        return ssl.create_default_context(cafile=self.tls_ca_file)
 
 
 class AmiConnection:
@@ -173,8 +191,15 @@ class AmiConnection:
     async def connect(self) -> None:
         ep = self.endpoint
         try:
+            context = ep.ssl_context()
             async with asyncio.timeout(self._connect_timeout):
-                reader, writer = await asyncio.open_connection(ep.host, ep.port)
+                reader, writer = await asyncio.open_connection(
+                    ep.host, ep.port, ssl=context, server_hostname=ep.host if context else None)
+        except ssl.SSLError as exc:
+            trusted = ep.tls_ca_file or "the system CA store"
+            raise ConnectionLost(f"AMI TLS handshake with {ep.host}:{ep.port} failed: {exc.reason or exc} "
+                                 f"(is it Asterisk's TLS port, and does {trusted} hold its certificate or "
+                                 "CA?)") from exc
         except (OSError, TimeoutError) as exc:
             raise ConnectionLost(f"cannot reach AMI at {ep.host}:{ep.port}: {exc or 'timed out'}") from exc
         self._writer = writer
@@ -191,6 +216,12 @@ class AmiConnection:
         del response
         self.banner = self._codec.banner
         self._tasks.append(asyncio.create_task(self._heartbeat(), name="ami-heartbeat"))
+
+    @property
+    def tls_version(self) -> str | None:
+        """The TLS version of the link (``TLSv1.3``...), None over plain TCP."""
+        ssl_object = self._writer.get_extra_info("ssl_object") if self._writer is not None else None
+        return ssl_object.version() if ssl_object is not None else None
 
     async def _login(self) -> AmiMessage:
         """Log in with AMI's MD5 challenge: Asterisk sends a random challenge, we answer with

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -46,9 +47,10 @@ def endpoint_for(settings: EngineSettings, lab: str | None) -> AmiEndpoint:
         st = status(lab)
         if not st.running:
             raise LabError(f"lab {lab!r} is not running: start it with `siaga112 lab up`")
-        return explicit_address(settings, st.ami_endpoint())
+        return explicit_address(settings, st.ami_endpoint(tls=settings.ami.tls))
     ami = settings.ami
-    return AmiEndpoint(ami.host, ami.port, ami.username, ami.resolved_secret())
+    return AmiEndpoint(ami.host, ami.port, ami.username, ami.resolved_secret(), tls=ami.tls,
+                       tls_ca_file=str(ami.tls_ca_file) if ami.tls_ca_file else None)
 
 
 def explicit_address(settings: EngineSettings, endpoint: AmiEndpoint) -> AmiEndpoint:
@@ -56,9 +58,8 @@ def explicit_address(settings: EngineSettings, endpoint: AmiEndpoint) -> AmiEndp
     tunnel in front of the lab's AMI, e.g. ``bench/faults.py --scenario ami-blackhole``); the user and
     secret stay the lab's."""
     explicit = settings.ami.model_fields_set if "ami" in settings.model_fields_set else set()
-    return AmiEndpoint(settings.ami.host if "host" in explicit else endpoint.host,
-                       settings.ami.port if "port" in explicit else endpoint.port,
-                       endpoint.username, endpoint.secret)
+    return dataclasses.replace(endpoint, host=settings.ami.host if "host" in explicit else endpoint.host,
+                               port=settings.ami.port if "port" in explicit else endpoint.port)
 
 
 def engine_paths(settings: EngineSettings, lab: str | None, database: Path | None = None) -> EnginePaths:

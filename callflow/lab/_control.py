@@ -21,6 +21,7 @@ from callflow.ami import AmiConnection, AmiEndpoint, AmiError, EventItem
 from callflow.ami.events import FullyBooted
 from callflow.lab._render import REGISTERING_OPERATORS, STATIC_OPERATORS, LabPorts, render_config
 from callflow.lab._root import AsteriskRuntime, cache_dir, find_runtime
+from callflow.lab._tls import TLS_CERT, ensure_certificate
 from callflow.lab.errors import LabError
 
 AMI_USER = "siaga112"
@@ -60,14 +61,22 @@ class LabStatus:
     def as_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
 
-    def ami_endpoint(self) -> AmiEndpoint:
-        return AmiEndpoint(self.ami["host"], int(self.ami["port"]), self.ami["username"],
-                           load_secrets(Path(self.secrets_file))["ami"])
+    def ami_endpoint(self, *, tls: bool = False) -> AmiEndpoint:
+        """The engine's AMI login; ``tls``: over the lab's TLS listener, trusting its certificate."""
+        secret = load_secrets(Path(self.secrets_file))["ami"]
+        if tls:
+            if not self.ami.get("tls_port"):
+                raise LabError(f"lab {self.instance!r} has no AMI TLS listener (started by an older "
+                               f"siaga112): restart it (`siaga112 lab down/up --instance {self.instance}`)")
+            return AmiEndpoint(self.ami["host"], int(self.ami["tls_port"]), self.ami["username"], secret,
+                               tls_ca_file=self.ami["tls_ca_file"])
+        return AmiEndpoint(self.ami["host"], int(self.ami["port"]), self.ami["username"], secret)
 
     def ports(self) -> LabPorts:
         """The ports this lab was started with (what ``config apply --lab`` renders with)."""
         defaults = LabPorts()
-        return LabPorts(ami=int(self.ami["port"]), sip=int(self.sip["port"]), agi=int(self.fastagi["port"]),
+        return LabPorts(ami=int(self.ami["port"]), ami_tls=int(self.ami.get("tls_port", defaults.ami_tls)),
+                        sip=int(self.sip["port"]), agi=int(self.fastagi["port"]),
                         rtp_start=int(self.rtp.get("start", defaults.rtp_start)),
                         rtp_end=int(self.rtp.get("end", defaults.rtp_end)))
 
@@ -167,7 +176,8 @@ def free_ports() -> LabPorts:
             base = s.getsockname()[1]
         if base > 60000 or base < 20000:
             continue
-        ports = LabPorts(ami=base, sip=base + 10, agi=base + 1, rtp_start=base + 100, rtp_end=base + 999)
+        ports = LabPorts(ami=base, ami_tls=base + 2, sip=base + 10, agi=base + 1, rtp_start=base + 100,
+                         rtp_end=base + 999)
         try:
             for label, proto, port in ports.all_checked():
                 _check_port_free(label, proto, port)
@@ -190,6 +200,7 @@ def up(instance: str = "default", ports: LabPorts | None = None, *,
     runtime = find_runtime()
     inner, host_inner = _instance_dirs(runtime, instance)
     secrets_path, lab_secrets = _secrets_for(instance)
+    ensure_certificate(host_inner / "keys")
     render_config(host_inner=host_inner, inner=inner, module_dir=runtime.module_dir, ports=ports,
                   ami_user=AMI_USER, secrets=lab_secrets, site_file=site_file)
     st = _status_for(instance, runtime=runtime, inner=inner, host_inner=host_inner, ports=ports,
@@ -237,7 +248,8 @@ def _status_for(instance: str, *, runtime: AsteriskRuntime, inner: str, host_inn
         sounds_dir_in_root=f"{inner}/sounds",
         cdr_file=str(host_inner / "log" / "cdr-custom" / "siaga112-cdr.csv"),
         queue_log_file=str(host_inner / "log" / "queue_log"),
-        ami={"host": "127.0.0.1", "port": ports.ami, "username": AMI_USER},
+        ami={"host": "127.0.0.1", "port": ports.ami, "username": AMI_USER, "tls_port": ports.ami_tls,
+             "tls_ca_file": str(host_inner / "keys" / TLS_CERT)},
         sip={"host": "127.0.0.1", "port": ports.sip, "transport": "udp"},
         fastagi={"host": "127.0.0.1", "port": ports.agi},
         rtp={"start": ports.rtp_start, "end": ports.rtp_end},

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from callflow.lab._tls import TLS_CERT, TLS_KEY
 from callflow.lab.errors import LabError
 from callflow.siteconfig import (
     LoadedSite,
@@ -35,6 +36,7 @@ CALLBACK_TRUNK_OFFSET = 9  # the site file's callback trunk (5069) keeps its off
 @dataclass(frozen=True)
 class LabPorts:
     ami: int = 15038
+    ami_tls: int = 15039
     sip: int = 15060
     agi: int = 15073
     rtp_start: int = 31000
@@ -50,7 +52,8 @@ class LabPorts:
         return self.sip + CALLBACK_TRUNK_OFFSET
 
     def all_checked(self) -> list[tuple[str, str, int]]:
-        ports = [("AMI", "tcp", self.ami), ("SIP", "udp", self.sip), ("FastAGI", "tcp", self.agi),
+        ports = [("AMI", "tcp", self.ami), ("AMI TLS", "tcp", self.ami_tls), ("SIP", "udp", self.sip),
+                 ("FastAGI", "tcp", self.agi),
                  ("callback trunk SIP", "udp", self.callback_trunk)]
         ports += [(f"operator op{i} SIP", "udp", self.operator_port(i))
                   for i in range(1, STATIC_OPERATORS + 1)]
@@ -81,8 +84,13 @@ def lab_site(site: Site, *, ports: LabPorts, inner: str, ami_user: str) -> Site:
     return site.model_copy(update={
         "operators": operators,
         "callbacks": callbacks,
+        # AMI over TLS beside plain AMI: the lab's self-signed certificate (made by `lab up`, see
+        # callflow/lab/_tls.py) under the instance's keys/ directory
         "ami": site.ami.model_copy(update={"bind": loopback, "port": ports.ami, "username": ami_user,
-                                           "permit": [ipaddress.IPv4Network("127.0.0.1/32")], "tls": False}),
+                                           "permit": [ipaddress.IPv4Network("127.0.0.1/32")], "tls": True,
+                                           "tls_port": ports.ami_tls,
+                                           "tls_cert_file": Path(f"{inner}/keys/{TLS_CERT}"),
+                                           "tls_key_file": Path(f"{inner}/keys/{TLS_KEY}")}),
         "sip": site.sip.model_copy(update={"bind": loopback, "port": ports.sip, "rtp_start": ports.rtp_start,
                                            "rtp_end": ports.rtp_end,
                                            "ingress_networks": [ipaddress.IPv4Network("127.0.0.1/32")]}),
@@ -140,7 +148,7 @@ def render_config(*, host_inner: Path, inner: str, module_dir: str, ports: LabPo
     """Write asterisk.conf and the rendering of the site file (default ``pbx-config/site.toml``) into
     ``host_inner/etc``. Returns the files."""
     etc = host_inner / "etc"
-    for sub in ("etc", "log", "run", "spool", "db", "lib", "agi-bin", "recordings", "moh", "sounds"):
+    for sub in ("etc", "log", "run", "spool", "db", "lib", "agi-bin", "recordings", "moh", "sounds", "keys"):
         (host_inner / sub).mkdir(parents=True, exist_ok=True)
     (host_inner / "log" / "cdr-custom").mkdir(parents=True, exist_ok=True)  # cdr_custom does not create it
     os.chmod(etc, 0o700)  # holds secrets

@@ -295,6 +295,11 @@ async def test_production_apply_with_etc_and_a_manager_change(config_lab: LabSta
              ('moh = "/var/lib/asterisk/siaga112/moh"', f'moh = "{inner}/moh"')]
     edits += [(f"127.0.0.1:{5060 + i}", f"127.0.0.1:{ports.sip + i}") for i in range(1, 5)]
     edits += [("sip:127.0.0.1:5069", f"sip:127.0.0.1:{ports.callback_trunk}")]
+    # the lab's AMI TLS listener (certificate made at `lab up`) and its ingress network (127.0.0.1 only)
+    edits += [("tls = false", f'tls = true\ntls_port = {ports.ami_tls}\n'
+                              f'tls_cert_file = "{inner}/keys/ami-cert.pem"\n'
+                              f'tls_key_file = "{inner}/keys/ami-key.pem"'),
+              ('ingress_networks = ["127.0.0.0/8"]', 'ingress_networks = ["127.0.0.1/32"]')]
     same = site_variant(tmp_path, *edits)
     lab_secrets = load_secrets(Path(config_lab.secrets_file))
     env = {**os.environ, "SIAGA112_AMI_SECRET": lab_secrets["ami"],

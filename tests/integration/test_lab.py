@@ -25,7 +25,9 @@ def test_status_json_says_what_runs_where(lab: LabStatus) -> None:
     data = json.loads(result.stdout)
     assert data["running"] is True
     assert data["pid"] == lab.pid
-    assert data["ami"] == {"host": "127.0.0.1", "port": lab.ami["port"], "username": "siaga112"}
+    assert data["ami"] == {"host": "127.0.0.1", "port": lab.ami["port"], "username": "siaga112",
+                           "tls_port": lab.ami["tls_port"], "tls_ca_file": lab.ami["tls_ca_file"]}
+    assert data["ami"]["tls_ca_file"].startswith(data["instance_dir"])  # made at `lab up`, not in the repo
     assert data["sip"]["port"] == lab.sip["port"]
     assert data["fastagi"]["port"] == lab.fastagi["port"]
     assert data["config_dir"].endswith("/etc")

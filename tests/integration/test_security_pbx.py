@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import sqlite3
 from pathlib import Path
 
 import pytest
 
-from callflow.ami import AmiConnection, AmiEndpoint, EventItem, LoginFailed
+from callflow.ami import AmiConnection, AmiEndpoint, ConnectionLost, EventItem, LoginFailed
 from callflow.lab import LabStatus
 from callflow.lab.sipp import PRESS_EMERGENCY, CallerScript, SippOperator, place_call
 from tests.support.ami_waits import named, next_event
@@ -159,3 +160,30 @@ async def test_a_line_break_in_the_callers_number_loses_no_record(
     stored = json.loads(row[0])
     assert stored["caller_number"] == "08123456"
     assert stored["caller_name"] == "D'Souza"
+
+
+async def test_ami_over_tls_on_the_labs_asterisk(lab: LabStatus) -> None:
+    """The lab's Asterisk listens for AMI over TLS with a certificate made at `lab up`: the engine's client
+    verifies it, logs in and works; a client that does not trust it never gets as far as logging in; the
+    engine itself connects over TLS when its settings say so."""
+    events: asyncio.Queue[EventItem] = asyncio.Queue()
+    endpoint = lab.ami_endpoint(tls=True)
+    assert endpoint.port != lab.ami["port"]
+    conn = AmiConnection(endpoint, events)
+    await conn.connect()
+    try:
+        assert (await conn.action("Ping")).get("Ping") == "Pong"
+        assert conn.tls_version in {"TLSv1.2", "TLSv1.3"}
+    finally:
+        await conn.close()
+    untrusting = AmiConnection(dataclasses.replace(endpoint, tls_ca_file=None, tls=True), events)
+    with pytest.raises(ConnectionLost, match=r"TLS handshake .* failed"):
+        await untrusting.connect()
+
+    engine = EngineProcess(lab.instance, env={"SIAGA112_AMI__TLS": "true", "SIAGA112_IVR__ENABLED": "false"})
+    try:
+        await engine.start()
+    finally:
+        await engine.stop()
+    connected = next(r for r in engine.records if r.get("event") == "ami.connected")
+    assert connected["where"] == f"tls://siaga112@127.0.0.1:{endpoint.port}"
