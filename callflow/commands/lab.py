@@ -20,6 +20,8 @@ def register(sub: Any) -> None:
     p_up = lab_sub.add_parser("up", parents=[common], help="provision (once) and start the lab's Asterisk")
     defaults = LabPorts()
     p_up.add_argument("--ami-port", type=int, default=defaults.ami)
+    p_up.add_argument("--ami-tls-port", type=int, default=defaults.ami_tls,
+                      help="AMI over TLS (self-signed certificate made at `lab up`)")
     p_up.add_argument("--sip-port", type=int, default=defaults.sip,
                       help="SIP/UDP port; static operators op1..op4 answer on the next four ports, the "
                            "callback trunk dials citizens at SIP port + 9")
@@ -41,8 +43,8 @@ def register(sub: Any) -> None:
 def _up(args: argparse.Namespace) -> int:
     already = status(args.instance)
     ports = free_ports() if args.free_ports else LabPorts(
-        ami=args.ami_port, sip=args.sip_port, agi=args.agi_port, rtp_start=args.rtp_start,
-        rtp_end=args.rtp_end)
+        ami=args.ami_port, ami_tls=args.ami_tls_port, sip=args.sip_port, agi=args.agi_port,
+        rtp_start=args.rtp_start, rtp_end=args.rtp_end)
     try:
         st = up(args.instance, ports)
     except LabError as exc:
@@ -52,6 +54,8 @@ def _up(args: argparse.Namespace) -> int:
     print(f"lab {st.instance!r} {word}: {st.asterisk_version} ({st.mode}, pid {st.pid})")
     print(f"  AMI      {st.ami['host']}:{st.ami['port']} (user {st.ami['username']}, secret in "
           f"{st.secrets_file})")
+    if st.ami.get("tls_port"):
+        print(f"  AMI TLS  {st.ami['host']}:{st.ami['tls_port']} (certificate {st.ami['tls_ca_file']})")
     print(f"  SIP      {st.sip['host']}:{st.sip['port']}/udp  (dial 112)")
     print(f"  FastAGI  expected at {st.fastagi['host']}:{st.fastagi['port']}")
     if st.callbacks:
