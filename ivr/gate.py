@@ -107,8 +107,9 @@ class IvrGate:
         self.opened.clear()
         if self.state == IvrState.FAILED:
             log.error("ivr.gate_closed", port=self.port, ivr=self.state,
-                      hint=f"another process holds the FastAGI port (`ss -lntp sport = :{self.port}`); the "
-                           "dial plan no longer connects to it: calls go to the emergency queue meanwhile")
+                      hint="another process (a stranger, or a second engine) holds the FastAGI port "
+                           f"(`ss -lntp sport = :{self.port}`); the dial plan no longer connects to it: "
+                           "calls go to the emergency queue meanwhile")
         else:
             log.info("ivr.gate_closed", port=self.port, ivr=self.state,
                      hint="the IVR is not running: calls go to the emergency queue")
