@@ -66,7 +66,7 @@ def build_components(settings: EngineSettings, site: Site | None, paths: EngineP
                      http: HttpAddress | None = None) -> list[Component]:
     """The engine's parts, in the order each event reaches them."""
     policies = SitePolicies.of(site, dial_callbacks=settings.callbacks.dial)
-    tracker = call_tracker(settings, paths)
+    tracker = call_tracker(settings, paths, policies.derive)
     operators = OperatorManager(database=paths.database, policy=policies.queues)
     callbacks = CallbackService(paths.database, policies.callbacks)
     tracker.listeners.append(callbacks)
@@ -89,12 +89,13 @@ def build_components(settings: EngineSettings, site: Site | None, paths: EngineP
     return components
 
 
-def call_tracker(settings: EngineSettings, paths: EnginePaths) -> CallTracker:
-    """The tracker; raises StoreError (clear message, file untouched) for a bad database."""
+def call_tracker(settings: EngineSettings, paths: EnginePaths, derive: DeriveOptions) -> CallTracker:
+    """The tracker, deriving records as the site's ``[calls]`` says (``derive``); raises StoreError (clear
+    message, file untouched) for a bad database."""
     check_database(paths.database)
     calls = settings.calls
     return CallTracker(paths.database, sources=RecoverySources(paths.cdr_file, paths.queue_log_file),
-                       options=DeriveOptions(short_abandon_s=calls.short_abandon_s),
+                       options=derive,
                        max_buffer=calls.buffer_rows)
 
 

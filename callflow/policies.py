@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from callflow.calls.derive import DeriveOptions
 from callflow.calls.model import CallClass
-from callflow.siteconfig import Callbacks, Recording, Site
+from callflow.siteconfig import Callbacks, Calls, Recording, Site
 from queues.callbacks import CallbackPolicy
 from queues.policy import EMERGENCY, PENALTY_OVERFLOW, PENALTY_OWN, PENALTY_SUPERVISOR, QueuePolicy
 from recordings import RecordingPolicy
@@ -41,6 +42,13 @@ def callback_policy(section: Callbacks | None = None, *, dial: bool = True) -> C
                           max_parallel=cb.max_parallel, caller_id=cb.caller_id)
 
 
+def derive_options(section: Calls | None = None) -> DeriveOptions:
+    """``[calls]``: how a call's record is derived from the journal (``short_abandon_s``: an unanswered
+    caller gone within it is a short abandon, counted apart from offered calls)."""
+    calls = section if section is not None else Calls()
+    return DeriveOptions(short_abandon_s=calls.short_abandon_s)
+
+
 def queue_policy(site: Site | None) -> QueuePolicy:
     """``[[operators]]`` and ``[queues]``: who joins which queue with which penalty (queues/policy.py says
     how the emergency queue's overflow tiers work); no operators without a site file."""
@@ -68,12 +76,14 @@ class SitePolicies:
     recording: RecordingPolicy
     queues: QueuePolicy
     callbacks: CallbackPolicy
+    derive: DeriveOptions
 
     @classmethod
     def of(cls, site: Site | None, *, dial_callbacks: bool = True) -> SitePolicies:
         """The policies of ``site``; ``None`` (no site file) gives the site model's defaults and no
         operators."""
         if site is None:
-            return cls(recording_policy(), queue_policy(None), callback_policy(dial=dial_callbacks))
+            return cls(recording_policy(), queue_policy(None), callback_policy(dial=dial_callbacks),
+                       derive_options())
         return cls(recording_policy(site.recording), queue_policy(site),
-                   callback_policy(site.callbacks, dial=dial_callbacks))
+                   callback_policy(site.callbacks, dial=dial_callbacks), derive_options(site.calls))

@@ -58,7 +58,6 @@ class IncidentSettings(BaseModel):
     agencies_file: Path | None = None  # the agency/unit registry (TOML)
     response_target_min: float = 30.0  # dispatch -> on scene target
     timezone: str = "Asia/Makassar"  # the centre's local time (WITA) for dates, hours and months
-    short_abandon_s: float = 0.0  # unanswered calls shorter than this are left out of answer times
 
 
 class CallbackSettings(BaseModel):

@@ -1,10 +1,10 @@
 """Calls: the record of one 112 call (keyed by Linkedid), its outcome and instants; the journal it is
-derived from, the tracker that keeps it, gap recovery, export and answer-time metrics."""
+derived from, the tracker that keeps it, gap recovery and export (the measures over
+records: callflow/reports/measures.py)."""
 
 from callflow.calls.derive import DeriveOptions, derive
 from callflow.calls.export import export_csv, export_json
 from callflow.calls.journal import Journal, JournalEntry
-from callflow.calls.metrics import AnswerTimeReport, answer_time_report
 from callflow.calls.model import (
     CallClass,
     CallRecord,
@@ -19,7 +19,6 @@ from callflow.calls.states import CallState
 from callflow.calls.tracker import CallTracker
 
 __all__ = [
-    "AnswerTimeReport",
     "CallClass",
     "CallRecord",
     "CallRecordListener",
@@ -33,7 +32,6 @@ __all__ = [
     "Leg",
     "Outcome",
     "RecoverySources",
-    "answer_time_report",
     "derive",
     "export_csv",
     "export_json",

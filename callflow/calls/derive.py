@@ -13,14 +13,14 @@ from datetime import datetime
 
 from callflow.calls.fold import CallFold, LegEvidence, epoch_time, fold
 from callflow.calls.journal import JournalEntry, Kind
-from callflow.calls.model import CallRecord, Leg, Outcome
+from callflow.calls.model import DEFAULT_SHORT_ABANDON_S, CallRecord, Leg, Outcome
 
 __all__ = ["CallFold", "DeriveOptions", "derive", "epoch_time", "fold", "outcome_of", "record_of"]
 
 
 @dataclass(frozen=True, slots=True)
 class DeriveOptions:
-    short_abandon_s: float = 3.0
+    short_abandon_s: float = DEFAULT_SHORT_ABANDON_S  # the site file's [calls] short_abandon_s
 
 
 def outcome_of(call: CallFold, options: DeriveOptions) -> Outcome:

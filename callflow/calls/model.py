@@ -15,6 +15,11 @@ CALLBACK_LINKEDID_PREFIX = "siaga-cb-"
 # (callflow/console/listen): not a call to or from the centre; the tracker follows no such call (the call
 # listened to gets a note instead).
 LISTEN_LINKEDID_PREFIX = "siaga-listen-"
+# Contract with pjsip.conf: citizens' calls arrive on the citizen-ingress endpoint.
+CITIZEN_INGRESS_PREFIX = "PJSIP/citizen-ingress-"
+# An unanswered caller who left within this many seconds of arrival is a short abandon: the default of the
+# site file's ``[calls] short_abandon_s`` (callflow/reports/measures.py defines what it means for reports).
+DEFAULT_SHORT_ABANDON_S = 3.0
 
 
 class Outcome(StrEnum):
@@ -93,6 +98,17 @@ class CallRecord:
     def is_callback(self) -> bool:
         """A call the centre placed to call a citizen back (not a call offered to the centre)."""
         return self.linkedid.startswith(CALLBACK_LINKEDID_PREFIX)
+
+    @property
+    def is_citizen_call(self) -> bool:
+        """Came in on the citizen ingress (never a callback the centre placed, nor an operator's own call).
+        A record recovered from Asterisk's files without legs counts when it dialled a number."""
+        if self.is_callback:
+            return False
+        caller = next((leg for leg in self.legs if leg.role == "caller"), None)
+        if caller is not None:
+            return caller.channel.startswith(CITIZEN_INGRESS_PREFIX)
+        return bool(self.dialed)
 
     @property
     def answer_seconds(self) -> float | None:

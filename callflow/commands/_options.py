@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from callflow.calls.setup import resolve_database
+from callflow.commands.serve import site_of
+from callflow.policies import derive_options
 from callflow.settings import EngineSettings, load_settings
 from callflow.store import StoreError
 
@@ -25,9 +27,10 @@ def settings_of(args: argparse.Namespace) -> EngineSettings:
 
 
 def short_abandon_of(args: argparse.Namespace) -> float:
-    """``--short-abandon-s`` if given, else the settings' ``calls.short_abandon_s`` (default 3)."""
-    given: float | None = getattr(args, "short_abandon_s", None)
-    return given if given is not None else settings_of(args).calls.short_abandon_s
+    """The short-abandon threshold records are derived with: the site file's ``[calls] short_abandon_s``
+    (the site file the engine runs by, as ``serve`` finds it). Raises SiteConfigError for a bad file."""
+    site = site_of(settings_of(args), getattr(args, "lab", None))
+    return derive_options(site.calls if site is not None else None).short_abandon_s
 
 
 def database_of(args: argparse.Namespace) -> Path:

@@ -15,6 +15,7 @@ from callflow.calls.model import CallRecord
 from callflow.calls.records import load_records, record_row, record_rows, store_records
 from callflow.calls.tracker import SCHEMAS
 from callflow.commands._options import add_database_options, database_of, parse_when, short_abandon_of
+from callflow.siteconfig import SiteConfigError
 from callflow.store import StoreError, open_database
 
 
@@ -22,10 +23,9 @@ def register(sub: Any) -> None:
     p = sub.add_parser("calls", help="call records: rebuild from the journal, export, list, show")
     actions = p.add_subparsers(dest="calls_action", metavar="ACTION", required=True)
 
-    rebuild = actions.add_parser("rebuild", help="re-derive every record from the journal")
+    rebuild = actions.add_parser("rebuild", help="re-derive every record from the journal (short abandons: "
+                                                 "the site file's [calls] short_abandon_s)")
     rebuild.add_argument("--check", action="store_true", help="compare only; exit 1 if a row would change")
-    rebuild.add_argument("--short-abandon-s", type=float,
-                         help="short-abandon threshold (default: settings calls.short_abandon_s, 3)")
 
     export = actions.add_parser("export", help="records as JSON or CSV, one per call")
     export.add_argument("--format", choices=["json", "csv"], default="json")
@@ -46,7 +46,7 @@ def _calls(args: argparse.Namespace) -> int:
     try:
         path = database_of(args)
         return asyncio.run(_run(args, path))
-    except StoreError as exc:
+    except (StoreError, SiteConfigError) as exc:
         print(f"siaga112 calls: {exc}", file=sys.stderr)
         return 2
 

@@ -20,12 +20,14 @@ from callflow.ami import AmiError
 from callflow.app import call_tracker, gated, ivr_server
 from callflow.calls.model import CallRecord
 from callflow.calls.tracker import CallTracker
-from callflow.commands.serve import engine_paths
+from callflow.commands.serve import engine_paths, site_of
 from callflow.lab import LabError, LabPorts, LabStatus, down, free_ports, lab_dir, status, up
 from callflow.lab.sipp import PRESS_EMERGENCY, CallerScript, SippOperator, place_call
 from callflow.logs import configure_logging, mask_number
+from callflow.policies import derive_options
 from callflow.service import Engine
 from callflow.settings import EngineSettings
+from callflow.siteconfig import SiteConfigError
 from callflow.store import StoreError
 from ivr import IvrServer
 from ivr.gate import IvrGate
@@ -86,10 +88,11 @@ def _demo(args: argparse.Namespace) -> int:
         settings = EngineSettings()
         paths = engine_paths(settings, lab.instance, lab_dir(lab.instance) / "siaga112.db")
         # built before the loop starts: the tracker checks (creates, migrates) its database synchronously
-        tracker = call_tracker(settings, paths)
+        site = site_of(settings, lab.instance)
+        tracker = call_tracker(settings, paths, derive_options(site.calls if site is not None else None))
         ivr = ivr_server(settings, paths)
         return asyncio.run(_run(lab, tracker, ivr, paths.database))
-    except (AmiError, LabError, RuntimeError, TimeoutError, StoreError) as exc:
+    except (AmiError, LabError, RuntimeError, TimeoutError, StoreError, SiteConfigError) as exc:
         print(f"siaga112 demo: {exc or 'timed out'}", file=sys.stderr)
         return 1
     finally:

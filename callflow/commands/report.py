@@ -13,12 +13,19 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from callflow.calls.metrics import AnswerTimes, answer_time_report
 from callflow.calls.records import load_records
-from callflow.calls.tracker import SCHEMAS
-from callflow.commands._options import add_database_options, database_of, parse_when, short_abandon_of
+from callflow.commands._options import add_database_options, database_of, parse_when, settings_of
 from callflow.commands.report_summary import register_summary
+from callflow.reports.measures import (
+    ANSWER_TIME_RULE,
+    AnswerTimes,
+    answer_times,
+    answer_times_by,
+    callback_measures,
+)
+from callflow.reports.sources import REPORT_SCHEMAS, callback_facts
 from callflow.store import StoreError, open_database
 from queues.occupancy import OperatorTime, TransitionRow, operator_time_report
 from queues.operators import SCHEMA as OPERATORS_SCHEMA
@@ -26,10 +33,8 @@ from queues.states import State
 
 
 def _answer_times_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--short-abandon-s", type=float,
-                   help="threshold the records were derived with, stated in the report (default: settings)")
-    p.add_argument("--utc-offset", type=float, default=0.0, metavar="HOURS",
-                   help="group by hour of day at this offset (Manado, WITA: 8); default UTC")
+    p.add_argument("--timezone", help="group by the local hour of arrival in this IANA time zone "
+                                      "(default: settings incidents.timezone, Asia/Makassar)")
 
 
 def _fmt(value: float | None, pct: bool = False) -> str:
@@ -40,30 +45,50 @@ def _fmt(value: float | None, pct: bool = False) -> str:
 
 def _table_row(label: str, a: AnswerTimes) -> str:
     p = a.percentiles_s
-    w = a.answered_within
-    return (f"{label:<16} {a.offered:>7} {a.answered:>8} {_fmt(a.abandon_rate, True):>8} "
-            f"{_fmt(p['p50']):>7} {_fmt(p['p90']):>7} {_fmt(p['p95']):>7} {_fmt(p['p99']):>7} "
-            f"{_fmt(w['10s'], True):>7} {_fmt(w['15s'], True):>7} {_fmt(w['20s'], True):>7} "
-            f"{_fmt(a.ivr_time_p50_s):>8} {a.short_abandons_excluded:>6}")
+    w = a.service_levels
+    return (f"{label:<16} {a.offered:>7} {a.answered:>8} {a.abandoned:>9} {_fmt(a.abandon_rate, True):>8} "
+            f"{_fmt(p[50]):>7} {_fmt(p[90]):>7} {_fmt(p[95]):>7} {_fmt(p[99]):>7} "
+            f"{_fmt(w[10], True):>7} {_fmt(w[15], True):>7} {_fmt(w[20], True):>7} "
+            f"{_fmt(a.ivr.median):>8} {a.short_abandons:>6}")
 
 
 async def _answer_times(args: argparse.Namespace, conn: Any) -> int:
+    settings = settings_of(args)
+    name = args.timezone or settings.incidents.timezone
+    try:
+        zone = ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        print(f"siaga112 report answer-times: unknown time zone {name!r}; give an IANA name such as "
+              "Asia/Makassar", file=sys.stderr)
+        return 2
     records = await load_records(conn, since=args.since, until=args.until)
-    report = answer_time_report(records, short_abandon_s=short_abandon_of(args), utc_offset_h=args.utc_offset)
+    overall = answer_times(records)
+    by_class = answer_times_by(records, lambda r: str(r.call_class))
+    by_hour = answer_times_by(records, lambda r: f"{r.arrival.astimezone(zone).hour:02d}")
+    callbacks = callback_measures(await callback_facts(conn, args.since, args.until))
     if args.format == "json":
-        print(json.dumps(report.as_dict(), indent=2))
+        print(json.dumps({"rule": ANSWER_TIME_RULE, "timezone": name, "overall": overall.as_dict(),
+                          "by_class": {k: v.as_dict() for k, v in by_class.items()},
+                          "by_hour": {k: v.as_dict() for k, v in by_hour.items()},
+                          "callbacks": callbacks.as_dict()}, indent=2))
         return 0
-    print(f"Answer times: {len(records)} calls. Rule: {report.rule}.")
+    print(f"Answer times: {overall.citizen_calls} citizen calls, {overall.short_abandons} short abandons "
+          f"(counted apart), {overall.offered} offered. Rule: {ANSWER_TIME_RULE}.")
     print("Percentiles in seconds ('-': not reached, more calls unanswered than the percentile allows).")
-    header = (f"{'':<16} {'offered':>7} {'answered':>8} {'abandon':>8} {'p50':>7} {'p90':>7} {'p95':>7} "
-              f"{'p99':>7} {'<=10s':>7} {'<=15s':>7} {'<=20s':>7} {'ivr p50':>8} {'short':>6}")
+    header = (f"{'':<16} {'offered':>7} {'answered':>8} {'abandoned':>9} {'abandon':>8} {'p50':>7} "
+              f"{'p90':>7} {'p95':>7} {'p99':>7} {'<=10s':>7} {'<=15s':>7} {'<=20s':>7} {'ivr p50':>8} "
+              f"{'short':>6}")
     print(header)
-    print(_table_row("all calls", report.overall))
-    for name, stats in report.by_class.items():
-        print(_table_row(f"class {name}", stats))
-    for hour, stats in report.by_hour.items():
-        print(_table_row(f"hour {hour}", stats))
-    print(f"outcomes: {', '.join(f'{k} {v}' for k, v in report.overall.outcomes.items()) or 'none'}")
+    print(_table_row("all calls", overall))
+    for key, stats in by_class.items():
+        print(_table_row(f"class {key}", stats))
+    for hour, stats in by_hour.items():
+        print(_table_row(f"hour {hour}:00", stats))
+    print(f"outcomes: {', '.join(f'{k} {v}' for k, v in overall.outcomes.items()) or 'none'}")
+    print(f"Callbacks (placed by the centre; not offered calls): tasks {callbacks.tasks}, attempts "
+          f"{callbacks.attempts} ({callbacks.unanswered_attempts} unanswered), citizens reached "
+          f"{callbacks.citizens_reached} (taken by an operator {callbacks.taken_by_operator}), hang-up -> "
+          f"reached median {_fmt(callbacks.hangup_to_reached.median)} s")
     return 0
 
 
@@ -115,7 +140,7 @@ def _operator_row(o: OperatorTime, states: list[State]) -> str:
 # name -> (help, add options, run)
 REPORTS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None],
                          Callable[[argparse.Namespace, Any], Any]]] = {
-    "answer-times": ("answer-time percentiles, service levels, abandon rate, time in IVR",
+    "answer-times": ("answer-time percentiles, service levels, abandon rate, time in the IVR, callbacks",
                      _answer_times_options, _answer_times),
     "operators": ("each operator's time logged in, ready, ringing, on call, wrap-up, paused (by reason) "
                   "and occupancy", _operators_options, _operators),
@@ -144,7 +169,7 @@ def _report(args: argparse.Namespace) -> int:
         return 2
 
     async def run() -> int:
-        conn = await open_database(path, (*SCHEMAS, OPERATORS_SCHEMA))
+        conn = await open_database(path, (*REPORT_SCHEMAS, OPERATORS_SCHEMA))
         try:
             code: int = await REPORTS[args.report_name][2](args, conn)
             return code

@@ -36,8 +36,6 @@ def register_summary(report_subparsers: Any) -> None:
     p.add_argument("--plot", type=Path, metavar="DIR", help="also write PNG charts into DIR")
     p.add_argument("--response-target-min", type=float,
                    help="dispatch -> on scene target in minutes (default: settings, 30)")
-    p.add_argument("--short-abandon", type=float, metavar="SECONDS",
-                   help="leave unanswered calls shorter than this out of answer times (default: settings, 0)")
     p.add_argument("--timezone", help="the centre's time zone (default: settings, Asia/Makassar)")
     p.set_defaults(handler=_summary)
 
@@ -55,16 +53,14 @@ def _summary(args: argparse.Namespace) -> int:
         config = SummaryConfig(
             timezone=tz,
             response_target_min=args.response_target_min if args.response_target_min is not None
-            else inc.response_target_min,
-            short_abandon_s=args.short_abandon if args.short_abandon is not None else inc.short_abandon_s)
+            else inc.response_target_min)
         database = database_for(args, settings)
         async with IncidentService.open(database) as service, open_call_source(database) as source:
             report = await summarize(service, source, period, config)
-            calls = await source.between(period.since, period.until) if source is not None else []
         render = {"text": render_text, "json": render_json, "csv": render_csv}[args.format]
         sys.stdout.write(render(report))
         if args.plot is not None:
-            for path in write_plots(report, calls, args.plot):
+            for path in write_plots(report, args.plot):
                 print(f"chart: {path}", file=sys.stderr)
         return 0
 

@@ -122,14 +122,24 @@ class CallSummary(BaseModel):
 
 
 class AnswerStats(BaseModel):
+    """Today's figures on the wallboard: the definitions of callflow/reports/measures.py."""
+
     since: datetime
-    offered: int
+    citizen_calls: int = Field(description="calls from citizens (the citizen ingress)")
+    short_abandons: int = Field(description="citizen calls left unanswered within the site's "
+                                            "short_abandon_s: counted apart, not offered")
+    offered: int = Field(description="citizen calls less short abandons")
     answered: int
-    within_10s: int
+    within_10s: int = Field(description="offered calls answered within 10 s of arrival at the PBX")
     within_15s: int
     within_20s: int
-    abandoned: int
-    short_abandons_excluded: int = 0
+    abandoned: int = Field(description="offered calls the caller left before an answer (IVR or queue)")
+    unanswered: int = Field(description="offered calls no operator answered (abandoned included)")
+    p50_s: float | None = Field(description="median answer time over offered calls; null: not reached")
+    p90_s: float | None = Field(description="90th percentile over offered calls; null: not reached")
+    callback_tasks: int = Field(description="callback tasks of today's calls (not offered calls)")
+    callback_attempts: int
+    callback_citizens_reached: int
 
 
 # -- incidents ---------------------------------------------------------------------------------------

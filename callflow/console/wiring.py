@@ -29,8 +29,8 @@ import structlog
 
 from callflow.ami.client import Clock, utc_now
 from callflow.calls.export import export_csv
-from callflow.calls.model import CallRecord, Outcome
-from callflow.calls.records import StoredCallRecords, load_records, record_from_dict
+from callflow.calls.model import CallRecord
+from callflow.calls.records import load_records, record_from_dict
 from callflow.calls.tracker import SCHEMAS as CALL_SCHEMAS
 from callflow.console import catalog
 from callflow.console.models import (
@@ -59,7 +59,9 @@ from callflow.incidents import model as incident_model
 from callflow.incidents.errors import DispatchError, IllegalTransition, IncidentError, IncidentNotFound
 from callflow.incidents.registry import AgencyRegistry, Unit, suggest_unit
 from callflow.incidents.service import IncidentService
+from callflow.reports.measures import CallbackTaskFacts, answer_times, callback_measures
 from callflow.reports.render import as_dict
+from callflow.reports.sources import REPORT_SCHEMAS, StoredCentre, callback_facts
 from callflow.reports.summary import Period, SummaryConfig, build_summary
 from callflow.store import Schema, open_database
 from recordings.index import SCHEMA as RECORDING_SCHEMA
@@ -67,8 +69,6 @@ from recordings.index import Recording, RecordingIndex, RecordingStatus
 
 log = structlog.get_logger("callflow.console.wiring")
 
-ABANDONED = (Outcome.ABANDONED_IN_IVR, Outcome.ABANDONED_IN_QUEUE)
-THRESHOLDS_S = (10, 15, 20)
 MEDIA_TYPES = {"wav": "audio/wav", "gsm": "audio/x-gsm", "ogg": "audio/ogg", "mp3": "audio/mpeg"}
 DOWNLOADABLE = (RecordingStatus.OK, RecordingStatus.ALTERED)
 
@@ -108,17 +108,17 @@ class StoreConnection:
 
 
 # -- calls -------------------------------------------------------------------------------------------
-def answer_stats(records: Sequence[CallRecord], since: datetime) -> AnswerStats:
-    """Offered calls (short abandons excluded and counted apart), answered within 10/15/20 s of arrival
-    at the PBX (IVR time counts), and calls the caller abandoned (in the IVR or the queue)."""
-    short = [r for r in records if r.outcome is Outcome.SHORT_ABANDON]
-    offered = [r for r in records if r.outcome is not Outcome.SHORT_ABANDON]
-    waits = [r.answer_seconds for r in offered if r.answer_seconds is not None]
-    within = {t: sum(1 for w in waits if w <= t) for t in THRESHOLDS_S}
-    return AnswerStats(since=since, offered=len(offered), answered=len(waits), within_10s=within[10],
-                       within_15s=within[15], within_20s=within[20],
-                       abandoned=sum(1 for r in offered if r.outcome in ABANDONED),
-                       short_abandons_excluded=len(short))
+def answer_stats(records: Sequence[CallRecord], callbacks: Sequence[CallbackTaskFacts],
+                 since: datetime) -> AnswerStats:
+    """The wallboard's figures since ``since``, as callflow/reports/measures.py defines them."""
+    a = answer_times(records)
+    c = callback_measures(callbacks)
+    return AnswerStats(since=since, citizen_calls=a.citizen_calls, short_abandons=a.short_abandons,
+                       offered=a.offered, answered=a.answered, within_10s=a.answered_within[10],
+                       within_15s=a.answered_within[15], within_20s=a.answered_within[20],
+                       abandoned=a.abandoned, unanswered=a.unanswered, p50_s=a.percentiles_s[50],
+                       p90_s=a.percentiles_s[90], callback_tasks=c.tasks, callback_attempts=c.attempts,
+                       callback_citizens_reached=c.citizens_reached)
 
 
 class StoredCalls:
@@ -143,7 +143,9 @@ class StoredCalls:
             (since.astimezone(UTC).isoformat(timespec="microseconds"), number))
 
     async def answer_stats(self, since: datetime) -> AnswerStats:
-        return answer_stats(await load_records(self.store.conn, since=since), since)
+        conn = self.store.conn
+        return answer_stats(await load_records(conn, since=since), await callback_facts(conn, since, None),
+                            since)
 
 
 # -- incidents and dispatch --------------------------------------------------------------------------
@@ -342,7 +344,7 @@ class StoreReports:
 
     async def summary(self, start: datetime, end: datetime) -> ReportSummary:
         incidents = await self.incidents.service.list(since=start, until=end)
-        source = StoredCallRecords(self.store.conn)
+        source = StoredCentre(self.store.conn)
         calls = await source.between(start, end)
         linked = {c.linkedid: c for c in calls}
         for incident in incidents:
@@ -351,11 +353,12 @@ class StoreReports:
                     linked[lid] = record
         period = Period(start.astimezone(self.zone).date(),
                         (end - timedelta(microseconds=1)).astimezone(self.zone).date(), self.timezone_name)
-        report = build_summary(period, incidents, calls, linked, SummaryConfig(timezone=self.timezone_name))
+        report = build_summary(period, incidents, calls, linked, SummaryConfig(timezone=self.timezone_name),
+                               callbacks=await source.callbacks(start, end))
         figures: dict[str, float] = {}
         data = as_dict(report)
         for key in ("total", "classes", "categories", "status", "completion", "answer_time",
-                    "answer_to_dispatch", "response"):
+                    "answer_to_dispatch", "response", "callbacks"):
             _numbers(key, data[key], figures)
         figures["calls"] = float(len(calls))
         return ReportSummary(start=start, end=end, figures=figures, notes=list(report.notes))
@@ -422,7 +425,7 @@ class IndexedRecordings:
 
 
 # -- all of them -------------------------------------------------------------------------------------
-STORE_SCHEMAS: tuple[Schema, ...] = (*CALL_SCHEMAS, INCIDENTS_SCHEMA, RECORDING_SCHEMA)
+STORE_SCHEMAS: tuple[Schema, ...] = (*REPORT_SCHEMAS, INCIDENTS_SCHEMA, RECORDING_SCHEMA)
 
 
 async def prepare_store(database: Path) -> None:
@@ -457,7 +460,6 @@ def store_providers(database: Path, *, recordings_root: Path, clock: Clock = utc
 
 
 __all__ = [
-    "ABANDONED",
     "DOWNLOADABLE",
     "INCIDENTS",
     "RECORDINGS",

@@ -1,15 +1,21 @@
-"""PNG charts of the summary report (matplotlib, Agg canvas: no display, no global pyplot state)."""
+"""PNG charts of the summary report (matplotlib, Agg canvas: no display, no global pyplot state).
+
+Each chart plots the figures of the report's text (callflow/reports/measures.py), never its own. Counts
+get whole-number ticks; a pie leaves zero slices out and names them in its legend. "[EXAMPLE DATA]" marks
+only a chart built from example data (units from an example agency registry): none of the four charts
+here is, since calls, categories and statuses are the centre's own records."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from matplotlib.axes import Axes
+from matplotlib.axis import Axis
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 
-from callflow.calls.model import CallRecord
 from callflow.incidents.categories import CATEGORIES, CategoryClass
 from callflow.incidents.model import IncidentStatus
 from callflow.reports.measures import SERVICE_LEVEL_THRESHOLDS_S
@@ -27,9 +33,15 @@ def _figure(width: float = 8, height: float = 4.5) -> tuple[Figure, Axes]:
     return fig, fig.add_subplot()
 
 
-def _title(r: SummaryReport, what: str) -> str:
-    mark = "  [EXAMPLE DATA]" if r.example_units else ""
+def _title(r: SummaryReport, what: str, *, example: bool = False) -> str:
+    """``example``: the chart's figures come from example data (say so on the chart itself)."""
+    mark = "  [EXAMPLE DATA]" if example else ""
     return f"{what}\n{r.period.first} .. {r.period.last}{mark}"
+
+
+def _counts(axis: Axis) -> None:
+    """Whole-number ticks on an axis of counts."""
+    axis.set_major_locator(MaxNLocator(integer=True))
 
 
 def _empty(ax: Axes, text: str) -> None:
@@ -38,9 +50,9 @@ def _empty(ax: Axes, text: str) -> None:
     ax.set_yticks([])
 
 
-def answer_time_distribution(r: SummaryReport, calls: list[CallRecord], path: Path) -> Path:
+def answer_time_distribution(r: SummaryReport, path: Path) -> Path:
     fig, ax = _figure()
-    values = [c.answer_seconds for c in calls if c.answer_seconds is not None]
+    values = list(r.answer_seconds)  # the answered offered calls of the text, not every record
     if not values:
         _empty(ax, "no answered calls in the period" if r.answer is not None else "no call records available")
     else:
@@ -51,8 +63,10 @@ def answer_time_distribution(r: SummaryReport, calls: list[CallRecord], path: Pa
             ax.axvline(t, color="#c0392b", linestyle=style, label=f"{t} s: {pct(level)} of offered")
         ax.set_xlabel("answer time (s, from arrival at the PBX)")
         ax.set_ylabel("answered calls")
+        _counts(ax.yaxis)
         ax.legend()
-    ax.set_title(_title(r, "Answer-time distribution"))
+    n = f" (answered {r.answer.answered} of {r.answer.offered} offered)" if r.answer is not None else ""
+    ax.set_title(_title(r, f"Answer-time distribution{n}"))
     fig.tight_layout()
     fig.savefig(path)
     return path
@@ -87,6 +101,7 @@ def reports_per_category(r: SummaryReport, path: Path) -> Path:
                    color=[_COLOURS[c.category.category_class] for c in counts])
     ax.bar_label(bars, padding=2)
     ax.set_xlabel("reports")
+    _counts(ax.xaxis)
     handles = [Patch(color=col, label=f"{cls.value} ({r.by_class[cls]})") for cls, col in _COLOURS.items()]
     ax.legend(handles=handles, loc="lower right")
     ax.set_title(_title(r, f"Reports per category (total {r.total})"))
@@ -100,10 +115,15 @@ def status_shares(r: SummaryReport, path: Path) -> Path:
     if r.total == 0:
         _empty(ax, "no reports in the period")
     else:
-        statuses = list(IncidentStatus)
-        labels = [f"{s.value} ({s.label_id})\n{r.by_status[s]}, {pct(r.status_share(s))}" for s in statuses]
-        ax.pie([r.by_status[s] for s in statuses], labels=labels,
-               colors=[_STATUS_COLOURS[s] for s in statuses], startangle=90, counterclock=False)
+        shown = [s for s in IncidentStatus if r.by_status[s] > 0]  # a zero slice has no room for its label
+        wedges, _ = ax.pie([r.by_status[s] for s in shown], colors=[_STATUS_COLOURS[s] for s in shown],
+                           startangle=90, counterclock=False,
+                           labels=[f"{r.by_status[s]}, {pct(r.status_share(s))}" for s in shown])
+        handles = [Patch(color=_STATUS_COLOURS[s],
+                         label=f"{s.value} ({s.label_id}): {r.by_status[s]}, {pct(r.status_share(s))}")
+                   for s in IncidentStatus]
+        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.0, -0.02), ncols=1, frameon=False)
+        del wedges
         ax.set_xlabel(f"completion {pct(r.completion_rate)} (goal: above {pct(r.completion_goal)})")
     ax.set_title(_title(r, "Report status"))
     fig.tight_layout()
@@ -111,11 +131,11 @@ def status_shares(r: SummaryReport, path: Path) -> Path:
     return path
 
 
-def write_plots(r: SummaryReport, calls: list[CallRecord], directory: Path) -> list[Path]:
+def write_plots(r: SummaryReport, directory: Path) -> list[Path]:
     """The four charts, as PNG files in ``directory`` (created if needed)."""
     directory.mkdir(parents=True, exist_ok=True)
     return [
-        answer_time_distribution(r, calls, directory / "answer-time-distribution.png"),
+        answer_time_distribution(r, directory / "answer-time-distribution.png"),
         service_level_per_hour(r, directory / "service-level-per-hour.png"),
         reports_per_category(r, directory / "reports-per-category.png"),
         status_shares(r, directory / "status-shares.png"),

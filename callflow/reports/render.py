@@ -12,7 +12,13 @@ from typing import Any
 
 from callflow.incidents.categories import CATEGORIES, CategoryClass
 from callflow.incidents.model import IncidentStatus
-from callflow.reports.measures import AnswerTimeStats, DurationStats, GroupMeasures, whole_percent
+from callflow.reports.measures import (
+    AnswerTimes,
+    CallbackMeasures,
+    DurationStats,
+    GroupMeasures,
+    whole_percent,
+)
 from callflow.reports.summary import SummaryReport
 
 _CLASS_LABEL = {CategoryClass.EMERGENCY: "emergency (kedaruratan)",
@@ -33,8 +39,36 @@ def _secs(value: float | None) -> str:
 def _duration_line(d: DurationStats) -> str:
     if d.count == 0:
         return "no data"
-    return (f"n={d.count}  within {_secs(d.target_s)}: {pct(d.share_within)}  mean {_secs(d.mean)}  "
-            f"median {_secs(d.median)}  p90 {_secs(d.p90)}  max {_secs(d.max)}")
+    within = f"within {_secs(d.target_s)}: {pct(d.share_within)}  " if d.target_s is not None else ""
+    return (f"n={d.count}  {within}mean {_secs(d.mean)}  median {_secs(d.median)}  p90 {_secs(d.p90)}  "
+            f"max {_secs(d.max)}")
+
+
+def _reached(value: float | None) -> str:
+    return "-" if value is None else _secs(value)
+
+
+def answer_lines(a: AnswerTimes) -> list[str]:
+    """The answer-time figures as text (``report summary``)."""
+    p = a.percentiles_s
+    return [
+        f"  citizen calls {a.citizen_calls}  short abandons {a.short_abandons} (counted apart)  offered "
+        f"{a.offered}  answered {a.answered}  abandoned {a.abandoned}  unanswered {a.unanswered}",
+        "  service level: " + "  ".join(f"<= {t} s {pct(v)}" for t, v in a.service_levels.items())
+        + "   (NFPA 90 % <= 10 s; NENA 90 % <= 15 s, 95 % <= 20 s)",
+        "  over offered calls: " + "  ".join(f"p{k} {_reached(v)}" for k, v in p.items())
+        + f"  ('-': not reached);  mean of answered calls {_secs(a.mean_answer_s)}",
+        f"  time in the IVR: median {_secs(a.ivr.median)}  mean {_secs(a.ivr.mean)}  (n={a.ivr.count})",
+    ]
+
+
+def callback_lines(c: CallbackMeasures) -> list[str]:
+    d = c.hangup_to_reached
+    return [
+        f"  tasks {c.tasks}  attempts {c.attempts} ({c.unanswered_attempts} unanswered)  citizens reached "
+        f"{c.citizens_reached} (taken by an operator {c.taken_by_operator})",
+        f"  hang-up -> citizen reached: {_duration_line(d)}",
+    ]
 
 
 def render_text(r: SummaryReport) -> str:
@@ -69,17 +103,16 @@ def render_text(r: SummaryReport) -> str:
     add(f"Completion rate (done): {pct(r.completion_rate)}  ({verdict} the goal of above "
         f"{pct(r.completion_goal)})")
     add("")
-    add("Answer time (arrival at the PBX -> answered)")
+    add("Answer time (arrival at the PBX -> answered by an operator; time in the IVR included)")
     if r.answer is None:
         add("  n/a: no call records available")
     else:
-        a = r.answer
-        add(f"  offered {a.offered}  answered {a.answered}  abandoned {a.abandoned}"
-            + (f"  short abandons excluded {a.short_abandons_excluded} (< {a.short_abandon_s:g} s)"
-               if a.short_abandon_s > 0 else ""))
-        add("  service level: " + "  ".join(f"<= {t} s {pct(v)}" for t, v in a.service_levels.items())
-            + "   (NFPA 90 % <= 10 s; NENA 90 % <= 15 s, 95 % <= 20 s)")
-        add(f"  answered calls: {_duration_line(a.answer)}")
+        out.extend(answer_lines(r.answer))
+    add("Callbacks (placed by the centre; not offered calls)")
+    if r.callbacks is None:
+        add("  n/a: no call records available")
+    else:
+        out.extend(callback_lines(r.callbacks))
     add("Answer -> dispatch (NFPA 1225: 90 % within 60 s)")
     add(f"  {_duration_line(r.answer_to_dispatch)}")
     add(f"Dispatch -> on scene (target {r.config.response_target_min:g} min)")
@@ -102,13 +135,6 @@ def _duration_dict(d: DurationStats) -> dict[str, Any]:
     return {"count": d.count, "target_s": d.target_s, "within_target": d.within_target,
             "share_within": d.share_within, "percent_within": whole_percent(d.share_within),
             "mean_s": d.mean, "median_s": d.median, "p90_s": d.p90, "max_s": d.max}
-
-
-def _answer_dict(a: AnswerTimeStats) -> dict[str, Any]:
-    return {"offered": a.offered, "answered": a.answered, "abandoned": a.abandoned,
-            "short_abandon_s": a.short_abandon_s, "short_abandons_excluded": a.short_abandons_excluded,
-            "service_levels": {str(t): v for t, v in a.service_levels.items()},
-            "answer": _duration_dict(a.answer)}
 
 
 def _group_dict(g: GroupMeasures) -> dict[str, Any]:
@@ -138,8 +164,9 @@ def as_dict(r: SummaryReport) -> dict[str, Any]:
                              "percent": whole_percent(r.status_share(s))} for s in IncidentStatus},
         "completion": {"rate": r.completion_rate, "percent": whole_percent(r.completion_rate),
                        "goal": r.completion_goal, "meets_goal": r.completion_meets_goal},
-        "answer_time": _answer_dict(r.answer) if r.answer is not None else None,
-        "answer_time_by_hour": {f"{h:02d}": _answer_dict(a) for h, a in r.answer_by_hour.items()},
+        "answer_time": r.answer.as_dict() if r.answer is not None else None,
+        "answer_time_by_hour": {f"{h:02d}": a.as_dict() for h, a in r.answer_by_hour.items()},
+        "callbacks": r.callbacks.as_dict() if r.callbacks is not None else None,
         "answer_to_dispatch": _duration_dict(r.answer_to_dispatch),
         "response": {**_duration_dict(r.response), "target_min": r.config.response_target_min},
         "groups": {name: {k: _group_dict(g) for k, g in groups.items()} for name, groups in r.groups.items()},

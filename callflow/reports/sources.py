@@ -1,8 +1,9 @@
-"""Where reports read call records from.
+"""Where reports read call records (and the callback tasks that follow them up) from.
 
-:class:`CallRecordSource` is the one thing reports need of call tracking: a record by Linkedid and the
-records of calls that arrived in a period. The tracker's store implements it; :class:`InMemoryCallRecords`
-is a plain implementation (tests, fixtures, imports)."""
+:class:`CallRecordSource` is the one thing reports need of call tracking: a record by Linkedid, the
+records of calls that arrived in a period, and the callback tasks of those calls.
+:class:`StoredCentre` reads the engine's store; :class:`InMemoryCallRecords` is a plain implementation
+(tests, fixtures, imports)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+import aiosqlite
+
 from callflow.calls.model import CallRecord
 from callflow.calls.records import StoredCallRecords
 from callflow.calls.tracker import SCHEMAS
-from callflow.store import open_database
+from callflow.reports.measures import CallbackAttemptFacts, CallbackTaskFacts
+from callflow.store import Schema, open_database
+from queues.callbacks import store as callbacks_store
+from queues.callbacks.rules import AttemptOutcome
+
+# What reports read: the call tracker's tables and the callback service's.
+REPORT_SCHEMAS: tuple[Schema, ...] = (*SCHEMAS, callbacks_store.CALLBACKS_SCHEMA)
 
 
 @runtime_checkable
@@ -28,12 +37,18 @@ class CallRecordSource(Protocol):
         """Records of calls that arrived at the PBX in ``[since, until)``, oldest first."""
         ...
 
+    async def callbacks(self, since: datetime | None, until: datetime | None) -> list[CallbackTaskFacts]:
+        """The callback tasks of citizen calls that arrived in ``[since, until)`` (None: unbounded)."""
+        ...
+
 
 class InMemoryCallRecords:
     """Call records held in a dict; also a ``CallRecordListener`` (``on_call_record``)."""
 
-    def __init__(self, records: Iterable[CallRecord] = ()) -> None:
+    def __init__(self, records: Iterable[CallRecord] = (), callbacks: Iterable[CallbackTaskFacts] = ()
+                 ) -> None:
         self._records: dict[str, CallRecord] = {}
+        self._callbacks = list(callbacks)
         for record in records:
             self.add(record)
 
@@ -50,8 +65,42 @@ class InMemoryCallRecords:
         return sorted((r for r in self._records.values() if since <= r.arrival < until),
                       key=lambda r: (r.arrival, r.linkedid))
 
+    async def callbacks(self, since: datetime | None, until: datetime | None) -> list[CallbackTaskFacts]:
+        return [t for t in self._callbacks if _within(t.arrival, since, until)]
+
     def __len__(self) -> int:
         return len(self._records)
+
+
+def _within(at: datetime, since: datetime | None, until: datetime | None) -> bool:
+    return (since is None or at >= since) and (until is None or at < until)
+
+
+async def callback_facts(conn: aiosqlite.Connection, since: datetime | None, until: datetime | None
+                         ) -> list[CallbackTaskFacts]:
+    """The callback tasks (the callback service's tables) of calls that arrived in ``[since, until)``,
+    each with its attempts and the hang-up of the citizen's call (from that call's record)."""
+    calls = StoredCallRecords(conn)
+    out: list[CallbackTaskFacts] = []
+    for task in await callbacks_store.list_tasks(conn):
+        if not _within(task.arrival, since, until):
+            continue
+        original = await calls.get(task.linkedid)
+        attempts = tuple(CallbackAttemptFacts(
+            n=a.n, started_at=a.started_at,
+            answered_at=a.ended_at if a.outcome is AttemptOutcome.ANSWERED else None)
+            for a in await callbacks_store.attempts_of(conn, task.id))
+        out.append(CallbackTaskFacts(linkedid=task.linkedid, arrival=task.arrival,
+                                     hung_up=original.ended if original is not None else None,
+                                     attempts=attempts, operator=task.operator))
+    return out
+
+
+class StoredCentre(StoredCallRecords):
+    """The engine's store as a :class:`CallRecordSource`: call records and callback tasks."""
+
+    async def callbacks(self, since: datetime | None, until: datetime | None) -> list[CallbackTaskFacts]:
+        return await callback_facts(self._conn, since, until)
 
 
 @asynccontextmanager
@@ -60,8 +109,8 @@ async def open_call_source(database: Path) -> AsyncIterator[CallRecordSource | N
 
     This is the one place where the call tracker's store is plugged in: the records the engine stored
     (``calls_records``) in the same database file as the incidents."""
-    conn = await open_database(database, SCHEMAS)
+    conn = await open_database(database, REPORT_SCHEMAS)
     try:
-        yield StoredCallRecords(conn)
+        yield StoredCentre(conn)
     finally:
         await conn.close()

@@ -15,14 +15,21 @@ from callflow.incidents.categories import CATEGORIES, Category, CategoryClass
 from callflow.incidents.model import Incident, IncidentStatus
 from callflow.incidents.service import IncidentService
 from callflow.reports.measures import (
+    ANSWER_TIME_RULE,
     COMPLETION_GOAL,
-    AnswerTimeStats,
+    NFPA_DISPATCH_TARGET_S,
+    AnswerTimes,
+    CallbackMeasures,
+    CallbackTaskFacts,
     DurationStats,
     GroupMeasures,
-    answer_time_stats,
+    answer_times,
+    answer_times_by,
     answer_to_dispatch_seconds,
+    callback_measures,
     duration_stats,
     grouped,
+    offered_answer_seconds,
     response_seconds,
     share,
 )
@@ -36,7 +43,6 @@ DEFAULT_RESPONSE_TARGET_MIN = 30.0  # the centre's arrival target (2018 article)
 class SummaryConfig:
     timezone: str = DEFAULT_TIMEZONE
     response_target_min: float = DEFAULT_RESPONSE_TARGET_MIN
-    short_abandon_s: float = 0.0
     top: int = 3  # top categories listed per class
 
     @property
@@ -83,8 +89,10 @@ class SummaryReport:
     by_category: tuple[CategoryCount, ...]  # all 16 categories, in the published order
     top: dict[CategoryClass, tuple[CategoryCount, ...]]
     by_status: dict[IncidentStatus, int]
-    answer: AnswerTimeStats | None  # None: no call records available
-    answer_by_hour: dict[int, AnswerTimeStats]  # local hour of arrival
+    answer: AnswerTimes | None  # None: no call records available
+    answer_by_hour: dict[int, AnswerTimes]  # local hour of arrival
+    answer_seconds: tuple[float, ...]  # answer times of the answered offered calls (the chart's values)
+    callbacks: CallbackMeasures | None  # None: no call records available
     answer_to_dispatch: DurationStats
     response: DurationStats
     groups: dict[str, dict[str, GroupMeasures]]  # category, district, operator, hour, month
@@ -115,9 +123,11 @@ class SummaryReport:
 
 
 def build_summary(period: Period, incidents: Sequence[Incident], calls: Sequence[CallRecord] | None,
-                  linked_calls: dict[str, CallRecord], config: SummaryConfig | None = None) -> SummaryReport:
-    """Pure: the report from the period's incidents, the period's calls (None: no call records at all)
-    and the calls linked to those incidents (which may have arrived just before the period)."""
+                  linked_calls: dict[str, CallRecord], config: SummaryConfig | None = None, *,
+                  callbacks: Sequence[CallbackTaskFacts] = ()) -> SummaryReport:
+    """Pure: the report from the period's incidents, the period's calls (None: no call records at all),
+    the calls linked to those incidents (which may have arrived just before the period) and the callback
+    tasks of the period's calls."""
     config = config or SummaryConfig(timezone=period.timezone)
     tz = config.tz
     total = len(incidents)
@@ -130,25 +140,18 @@ def build_summary(period: Period, incidents: Sequence[Incident], calls: Sequence
     statuses = Counter(i.status for i in incidents)
     target_s = config.response_target_min * 60
     notes: list[str] = []
-    answer: AnswerTimeStats | None = None
-    by_hour: dict[int, AnswerTimeStats] = {}
+    answer: AnswerTimes | None = None
+    by_hour: dict[int, AnswerTimes] = {}
+    callback: CallbackMeasures | None = None
     if calls is None:
         notes.append("no call records available: answer-time measures are not shown")
     elif not calls:
         notes.append("no call records in this period: answer-time measures are not shown")
     else:
-        answer = answer_time_stats(calls, short_abandon_s=config.short_abandon_s)
-        hours: dict[int, list[CallRecord]] = {}
-        for record in calls:
-            hours.setdefault(record.arrival.astimezone(tz).hour, []).append(record)
-        by_hour = {h: answer_time_stats(v, short_abandon_s=config.short_abandon_s)
-                   for h, v in sorted(hours.items())}
-        if config.short_abandon_s > 0:
-            notes.append(f"answer times: unanswered calls shorter than {config.short_abandon_s:g} s "
-                         f"(short abandons) are excluded ({answer.short_abandons_excluded} calls)")
-        else:
-            notes.append("answer times count every offered call, answered or abandoned, from arrival at "
-                         "the PBX (IVR time included)")
+        answer = answer_times(calls)
+        by_hour = answer_times_by(calls, lambda r: r.arrival.astimezone(tz).hour)
+        callback = callback_measures(callbacks)
+        notes.append(f"answer times: {ANSWER_TIME_RULE}")
     to_dispatch = [s for i in incidents if (s := answer_to_dispatch_seconds(i, linked_calls)) is not None]
 
     def operator(i: Incident) -> str:
@@ -169,7 +172,8 @@ def build_summary(period: Period, incidents: Sequence[Incident], calls: Sequence
     return SummaryReport(
         period=period, config=config, total=total, by_class=by_class, by_category=counts, top=top,
         by_status={s: statuses[s] for s in IncidentStatus}, answer=answer, answer_by_hour=by_hour,
-        answer_to_dispatch=duration_stats(to_dispatch, 60.0),
+        answer_seconds=tuple(offered_answer_seconds(calls or ())), callbacks=callback,
+        answer_to_dispatch=duration_stats(to_dispatch, NFPA_DISPATCH_TARGET_S),
         response=duration_stats(response_seconds(incidents), target_s), groups=groups,
         example_units=example, notes=tuple(notes))
 
@@ -180,9 +184,11 @@ async def summarize(service: IncidentService, source: CallRecordSource | None, p
     incidents = await service.list(since=period.since, until=period.until)
     calls = await source.between(period.since, period.until) if source is not None else None
     linked: dict[str, CallRecord] = {c.linkedid: c for c in calls or ()}
+    callbacks: list[CallbackTaskFacts] = []
     if source is not None:
         for incident in incidents:
             for lid in incident.linkedids:
                 if lid not in linked and (record := await source.get(lid)) is not None:
                     linked[lid] = record
-    return build_summary(period, incidents, calls, linked, config)
+        callbacks = await source.callbacks(period.since, period.until)
+    return build_summary(period, incidents, calls, linked, config, callbacks=callbacks)

@@ -18,6 +18,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from callflow.calls.model import DEFAULT_SHORT_ABANDON_S
 from callflow.siteconfig._conf_text import CONTROL_CHARACTERS, ONE_LINE, PLAIN_PATH
 from recordings.policy import RecordFrom  # one enum for the site file and the runtime policy
 
@@ -206,6 +207,15 @@ class Callbacks(_Section):
         description="where citizens' numbers are dialled (the telco trunk): PJSIP endpoint citizen-callback")
 
 
+class Calls(_Section):
+    """How calls are recorded and counted (callflow/reports/measures.py defines every measure)."""
+
+    short_abandon_s: float = Field(
+        default=DEFAULT_SHORT_ABANDON_S, ge=0, le=60,
+        description="an unanswered caller who hangs up within this many seconds of arrival is a short "
+                    "abandon: recorded as such and counted apart from offered calls (0 = none)")
+
+
 class Ami(SecretRef):
     bind: IPv4Address = Field(default=ipaddress.IPv4Address("127.0.0.1"))
     port: int = Field(default=5038, ge=1, le=65535)
@@ -251,6 +261,7 @@ class Site(_Section):
     ivr: Ivr = Field(default_factory=Ivr)
     recording: Recording = Field(default_factory=Recording)
     callbacks: Callbacks = Field(default_factory=Callbacks)
+    calls: Calls = Field(default_factory=Calls)
     ami: Ami
     sip: Sip = Field(default_factory=Sip)
     fastagi: FastAgi = Field(default_factory=FastAgi)

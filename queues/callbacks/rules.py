@@ -11,7 +11,6 @@ from enum import StrEnum
 from callflow.calls.model import CALLBACK_LINKEDID_PREFIX, CallClass, CallRecord, Outcome
 
 CALLBACK_ID_PREFIX = CALLBACK_LINKEDID_PREFIX  # the Originate's ChannelId: the callback call's Uniqueid
-INGRESS_PREFIX = "PJSIP/citizen-ingress-"  # contract: citizens' calls arrive on the citizen-ingress endpoint
 
 
 class TaskStatus(StrEnum):
@@ -86,10 +85,7 @@ def is_callback_call(record: CallRecord) -> bool:
 
 def from_citizen(record: CallRecord) -> bool:
     """Came in on the citizen ingress (operators' own 112 calls and internal calls do not)."""
-    caller = next((leg for leg in record.legs if leg.role == "caller"), None)
-    if caller is not None:
-        return caller.channel.startswith(INGRESS_PREFIX)
-    return bool(record.dialed)  # recovered from Asterisk's files without legs: trust the entry number
+    return record.is_citizen_call
 
 
 def callback_reason(record: CallRecord) -> str | None:

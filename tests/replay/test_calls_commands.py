@@ -69,13 +69,14 @@ def test_list_show_export_rebuild_and_report(database: Path, capsys: pytest.Capt
     assert main(["report", "answer-times", "--format", "json", *db]) == 0
     report = json.loads(capsys.readouterr().out)
     overall = report["overall"]
-    assert overall["calls"] == len(SESSION_NAMES)
-    assert overall["short_abandons_excluded"] == 1
+    assert overall["citizen_calls"] == len(SESSION_NAMES)
+    assert overall["short_abandons"] == 1
     assert overall["offered"] == len(SESSION_NAMES) - 1
     assert overall["answered"] == 4
     assert set(report["by_class"]) == {"emergency"}
+    assert report["callbacks"]["tasks"] == 0
     assert main(["report", "answer-times", *db]) == 0
-    assert "short abandons" in capsys.readouterr().out
+    assert "short abandons (counted apart)" in capsys.readouterr().out
 
 
 def test_commands_say_when_there_is_no_database(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,16 +1,17 @@
-"""Unit: answer-time metrics and the export formats, from records built by hand."""
+"""Unit: answer-time measures (callflow/reports/measures.py) and the export formats, from records built by
+hand."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 from callflow.calls.export import CSV_COLUMNS, export_csv, export_json
-from callflow.calls.metrics import answer_time_report, nearest_rank
 from callflow.calls.model import CallClass, CallRecord, Instant, InstantSource, Leg, Outcome
 from callflow.calls.records import record_from_dict, record_to_dict
+from callflow.reports.measures import answer_times, answer_times_by, percentile
 
 T0 = datetime(2026, 11, 22, 1, 0, tzinfo=UTC)
 
@@ -35,31 +36,31 @@ def rec(n: int, outcome: Outcome, answer_s: float | None, *, klass: CallClass = 
 def test_percentiles_count_unanswered_calls_and_exclude_short_abandons() -> None:
     records = [rec(i, Outcome.ANSWERED, float(i + 1)) for i in range(8)]  # 1..8 s
     records += [rec(20, Outcome.ABANDONED_IN_QUEUE, None), rec(21, Outcome.SHORT_ABANDON, None)]
-    report = answer_time_report(records)
-    o = report.overall
-    assert (o.calls, o.offered, o.answered, o.short_abandons_excluded) == (10, 9, 8, 1)
-    assert o.percentiles_s["p50"] == 5.0
-    assert o.percentiles_s["p90"] is None  # the 9th of 9 offered calls was never answered
-    assert o.answered_within["10s"] == round(8 / 9, 6)
-    assert o.abandon_rate == round(1 / 9, 6)
-    assert "short abandons" in report.rule
+    o = answer_times(records)
+    assert (o.citizen_calls, o.offered, o.answered, o.short_abandons) == (10, 9, 8, 1)
+    assert o.percentiles_s[50] == 5.0
+    assert o.percentiles_s[90] is None  # the 9th of 9 offered calls was never answered
+    assert o.service_levels[10] == 8 / 9
+    assert o.abandon_rate == 1 / 9
 
 
 def test_by_class_and_hour_and_ivr_time() -> None:
     records = [rec(1, Outcome.ANSWERED, 12.0, klass=CallClass.EMERGENCY, hour=1, ivr_s=4.0),
                rec(2, Outcome.ANSWERED, 25.0, klass=CallClass.NONEMERGENCY, hour=2, ivr_s=6.0)]
-    report = answer_time_report(records, utc_offset_h=8)
-    assert report.by_class["emergency"].answered_within == {"10s": 0.0, "15s": 1.0, "20s": 1.0}
-    assert report.by_class["nonemergency"].answered_within["20s"] == 0.0
-    assert set(report.by_hour) == {"09:00", "10:00"}
-    assert report.overall.ivr_time_p50_s == 4.0
-    assert report.overall.ivr_time_mean_s == 5.0
-    json.dumps(report.as_dict())
+    by_class = answer_times_by(records, lambda r: str(r.call_class))
+    assert by_class["emergency"].service_levels == {10: 0.0, 15: 1.0, 20: 1.0}
+    assert by_class["nonemergency"].service_levels[20] == 0.0
+    wita = timezone(timedelta(hours=8))
+    assert set(answer_times_by(records, lambda r: r.arrival.astimezone(wita).hour)) == {9, 10}
+    overall = answer_times(records)
+    assert overall.ivr.median == 4.0
+    assert overall.ivr.mean == 5.0
+    json.dumps(overall.as_dict())
 
 
 def test_nearest_rank() -> None:
-    assert nearest_rank([1.0, 2.0, 3.0, 4.0], 50) == 2.0
-    assert nearest_rank([1.0, 2.0, 3.0, 4.0], 99) == 4.0
+    assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.0
+    assert percentile([1.0, 2.0, 3.0, 4.0], 99) == 4.0
 
 
 def test_json_export_round_trips_and_csv_has_one_row_per_call() -> None:
