@@ -20,11 +20,11 @@ from callflow.calls.records import StoredCallRecords
 from callflow.calls.tracker import SCHEMAS
 from callflow.reports.measures import CallbackAttemptFacts, CallbackTaskFacts
 from callflow.store import Schema, open_database
-from queues.callbacks import store as callbacks_store
-from queues.callbacks.rules import AttemptOutcome
 
-# What reports read: the call tracker's tables and the callback service's.
-REPORT_SCHEMAS: tuple[Schema, ...] = (*SCHEMAS, callbacks_store.CALLBACKS_SCHEMA)
+# What reports read and may create: the call tracker's tables. The callback service's tables
+# (queues/callbacks/store.py) are read when they exist; importing that package here would be a cycle
+# (queues -> console -> reports), so the two queries below name its columns.
+REPORT_SCHEMAS: tuple[Schema, ...] = SCHEMAS
 
 
 @runtime_checkable
@@ -80,19 +80,29 @@ async def callback_facts(conn: aiosqlite.Connection, since: datetime | None, unt
                          ) -> list[CallbackTaskFacts]:
     """The callback tasks (the callback service's tables) of calls that arrived in ``[since, until)``,
     each with its attempts and the hang-up of the citizen's call (from that call's record)."""
+    async with conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'callbacks_tasks'"
+                            ) as cur:
+        if await cur.fetchone() is None:
+            return []  # the callback service never ran on this database
     calls = StoredCallRecords(conn)
+    attempts: dict[int, list[CallbackAttemptFacts]] = {}
+    async with conn.execute("SELECT task_id, n, started_at, ended_at, outcome FROM callbacks_attempts "
+                            "ORDER BY task_id, n") as cur:
+        for task_id, n, started, ended, outcome in await cur.fetchall():
+            answered = datetime.fromisoformat(ended) if outcome == "answered" and ended else None
+            attempts.setdefault(int(task_id), []).append(CallbackAttemptFacts(
+                n=int(n), started_at=datetime.fromisoformat(started), answered_at=answered))
     out: list[CallbackTaskFacts] = []
-    for task in await callbacks_store.list_tasks(conn):
-        if not _within(task.arrival, since, until):
+    async with conn.execute("SELECT id, linkedid, arrival, operator FROM callbacks_tasks ORDER BY id") as cur:
+        rows = await cur.fetchall()
+    for task_id, linkedid, arrival_text, operator in rows:
+        arrival = datetime.fromisoformat(arrival_text)
+        if not _within(arrival, since, until):
             continue
-        original = await calls.get(task.linkedid)
-        attempts = tuple(CallbackAttemptFacts(
-            n=a.n, started_at=a.started_at,
-            answered_at=a.ended_at if a.outcome is AttemptOutcome.ANSWERED else None)
-            for a in await callbacks_store.attempts_of(conn, task.id))
-        out.append(CallbackTaskFacts(linkedid=task.linkedid, arrival=task.arrival,
+        original = await calls.get(linkedid)
+        out.append(CallbackTaskFacts(linkedid=linkedid, arrival=arrival,
                                      hung_up=original.ended if original is not None else None,
-                                     attempts=attempts, operator=task.operator))
+                                     attempts=tuple(attempts.get(int(task_id), ())), operator=operator))
     return out
 
 
