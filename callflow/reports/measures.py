@@ -2,7 +2,7 @@
 
 Every surface calls these functions: ``siaga112 report answer-times`` and ``report summary`` (text, JSON,
 CSV and charts), the console's ``/api/reports/summary``, the wallboard's ``/api/calls/stats/today`` and the
-derived fields of ``calls export`` (``answer_seconds``). ``tests/unit/test_one_set_of_numbers.py`` holds
+derived fields of ``calls export`` (``answer_seconds``). ``tests/console/test_one_set_of_numbers.py`` holds
 them all to the same figures for one fixture.
 
 Calls offered to the centre
