@@ -7,6 +7,7 @@ here is, since calls, categories and statuses are the centre's own records."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from matplotlib.axes import Axes
@@ -51,20 +52,21 @@ def _empty(ax: Axes, text: str) -> None:
 
 
 def answer_time_distribution(r: SummaryReport, path: Path) -> Path:
-    fig, ax = _figure()
+    fig, ax = _figure(10, 4.5)
     values = list(r.answer_seconds)  # the answered offered calls of the text, not every record
     if not values:
         _empty(ax, "no answered calls in the period" if r.answer is not None else "no call records available")
     else:
-        top = max(*values, SERVICE_LEVEL_THRESHOLDS_S[-1] + 5)
-        ax.hist(values, bins=min(40, max(5, len(values) // 3)), range=(0, top), color="#34495e")
+        top = math.ceil(max(*values, SERVICE_LEVEL_THRESHOLDS_S[-1] + 5))
+        width = max(1, math.ceil(top / 40))  # whole seconds per bar, at most 40 bars
+        ax.hist(values, bins=range(0, top + 2 * width, width), color="#34495e")  # [a, a + width)
         for t, style in zip(SERVICE_LEVEL_THRESHOLDS_S, ("--", "-.", ":"), strict=True):
             level = r.answer.service_levels.get(t) if r.answer else None
             ax.axvline(t, color="#c0392b", linestyle=style, label=f"{t} s: {pct(level)} of offered")
-        ax.set_xlabel("answer time (s, from arrival at the PBX)")
+        ax.set_xlabel(f"answer time (s, from arrival at the PBX; {width} s per bar)")
         ax.set_ylabel("answered calls")
         _counts(ax.yaxis)
-        ax.legend()
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)  # never over a bar
     n = f" (answered {r.answer.answered} of {r.answer.offered} offered)" if r.answer is not None else ""
     ax.set_title(_title(r, f"Answer-time distribution{n}"))
     fig.tight_layout()
@@ -73,20 +75,24 @@ def answer_time_distribution(r: SummaryReport, path: Path) -> Path:
 
 
 def service_level_per_hour(r: SummaryReport, path: Path, threshold_s: int = 15) -> Path:
-    fig, ax = _figure()
+    fig, ax = _figure(11, 4.5)
     if not r.answer_by_hour:
         _empty(ax, "no call records in the period")
     else:
         hours = list(range(24))
         levels = [(r.answer_by_hour[h].service_levels.get(threshold_s) or 0.0) * 100
                   if h in r.answer_by_hour else 0.0 for h in hours]
-        ax.bar(hours, levels, color="#16a085")
+        bars = ax.bar(hours, levels, color="#16a085")
+        # the offered calls of each hour above its bar: a 0 % hour is told apart from an hour without calls
+        ax.bar_label(bars, labels=[str(r.answer_by_hour[h].offered) if h in r.answer_by_hour else ""
+                                   for h in hours], padding=2, fontsize=8)
         ax.axhline(90, color="#c0392b", linestyle="--", label="NENA goal: 90 %")
+        ax.plot([], [], " ", label="number above a bar: offered calls")
         ax.set_xticks(hours)
-        ax.set_ylim(0, 105)
+        ax.set_ylim(0, 110)
         ax.set_xlabel(f"hour of arrival ({r.period.timezone})")
         ax.set_ylabel(f"% of offered calls answered within {threshold_s} s")
-        ax.legend(loc="lower right")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     ax.set_title(_title(r, f"Service level per hour (answered within {threshold_s} s)"))
     fig.tight_layout()
     fig.savefig(path)
@@ -111,7 +117,7 @@ def reports_per_category(r: SummaryReport, path: Path) -> Path:
 
 
 def status_shares(r: SummaryReport, path: Path) -> Path:
-    fig, ax = _figure(6, 5)
+    fig, ax = _figure(8, 5)
     if r.total == 0:
         _empty(ax, "no reports in the period")
     else:
@@ -122,7 +128,7 @@ def status_shares(r: SummaryReport, path: Path) -> Path:
         handles = [Patch(color=_STATUS_COLOURS[s],
                          label=f"{s.value} ({s.label_id}): {r.by_status[s]}, {pct(r.status_share(s))}")
                    for s in IncidentStatus]
-        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.0, -0.02), ncols=1, frameon=False)
+        ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
         del wedges
         ax.set_xlabel(f"completion {pct(r.completion_rate)} (goal: above {pct(r.completion_goal)})")
     ax.set_title(_title(r, "Report status"))
