@@ -122,7 +122,10 @@ def render_text(r: SummaryReport) -> str:
         add(f"Per {name}: reports  done  completion  answer median  answer->dispatch <=60s  "
             "on scene within target")
         for key, g in groups.items():
-            add(f"  {key:<18} {g.reports:>6} {g.done:>5}  {pct(g.completion_rate):>10}  "
+            label = key
+            if name == "operator" and (names := [a for a in r.operator_accounts.get(key, ()) if a != key]):
+                label = f"{key} ({', '.join(names)})"  # the operator's id, the account names beside it
+            add(f"  {label:<18} {g.reports:>6} {g.done:>5}  {pct(g.completion_rate):>10}  "
                 f"{_secs(g.answer_time.median):>13}  {pct(g.answer_to_dispatch.share_within):>22}  "
                 f"{pct(g.response.share_within):>10}")
     if r.notes:
@@ -170,6 +173,7 @@ def as_dict(r: SummaryReport) -> dict[str, Any]:
         "answer_to_dispatch": _duration_dict(r.answer_to_dispatch),
         "response": {**_duration_dict(r.response), "target_min": r.config.response_target_min},
         "groups": {name: {k: _group_dict(g) for k, g in groups.items()} for name, groups in r.groups.items()},
+        "operator_accounts": {k: list(v) for k, v in r.operator_accounts.items()},
         "notes": list(r.notes),
     }
 

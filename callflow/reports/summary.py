@@ -28,6 +28,7 @@ from callflow.reports.measures import (
     answer_to_dispatch_seconds,
     callback_measures,
     duration_stats,
+    first_answered,
     grouped,
     offered_answer_seconds,
     response_seconds,
@@ -97,6 +98,7 @@ class SummaryReport:
     response: DurationStats
     groups: dict[str, dict[str, GroupMeasures]]  # category, district, operator, hour, month
     example_units: bool  # some dispatch went to a unit from example data
+    operator_accounts: dict[str, tuple[str, ...]] = field(default_factory=dict)  # id -> accounts that wrote
     notes: tuple[str, ...] = field(default=())
 
     def class_share(self, cls: CategoryClass) -> float | None:
@@ -155,7 +157,14 @@ def build_summary(period: Period, incidents: Sequence[Incident], calls: Sequence
     to_dispatch = [s for i in incidents if (s := answer_to_dispatch_seconds(i, linked_calls)) is not None]
 
     def operator(i: Incident) -> str:
-        return i.created_by
+        """The operator's id (queue member name) who answered the incident's first answered call, as the
+        call records and ``report operators`` name operators; the account that created it otherwise."""
+        call = first_answered(i, linked_calls)
+        return call.operator if call is not None and call.operator else i.created_by
+
+    accounts: dict[str, set[str]] = {}
+    for incident in incidents:
+        accounts.setdefault(operator(incident), set()).add(incident.created_by)
 
     keys = {
         "category": lambda i: i.category.value,
@@ -175,7 +184,8 @@ def build_summary(period: Period, incidents: Sequence[Incident], calls: Sequence
         answer_seconds=tuple(offered_answer_seconds(calls or ())), callbacks=callback,
         answer_to_dispatch=duration_stats(to_dispatch, NFPA_DISPATCH_TARGET_S),
         response=duration_stats(response_seconds(incidents), target_s), groups=groups,
-        example_units=example, notes=tuple(notes))
+        example_units=example, operator_accounts={k: tuple(sorted(v)) for k, v in sorted(accounts.items())},
+        notes=tuple(notes))
 
 
 async def summarize(service: IncidentService, source: CallRecordSource | None, period: Period,

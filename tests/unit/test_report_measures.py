@@ -30,6 +30,7 @@ from callflow.reports import (
     whole_percent,
 )
 from callflow.reports.measures import answer_to_dispatch_seconds, group_measures, response_seconds
+from callflow.reports.render import render_text
 
 T0 = datetime(2026, 3, 1, 0, 0, tzinfo=UTC)  # 08:00 WITA
 
@@ -207,3 +208,19 @@ def test_service_levels_are_monotone_and_bounded(answers: list[float | None]) ->
         assert levels[0] <= levels[1] <= levels[2]  # type: ignore[operator]
     else:
         assert levels == [None, None, None]
+
+
+def test_per_operator_figures_use_the_operator_id_with_the_account_beside_it() -> None:
+    """The console writes incidents with the account name (``dewi``); calls name the operator by its id
+    (the queue member, ``op2``): the per-operator group is the id, the account name beside it."""
+    calls = [call("x", 0, 5.0, operator="op2"), call("y", 100, 7.0, operator="op1")]
+    incidents = [incident(1, calls=("x",), by="dewi"), incident(2, calls=("y",), by="op1"),
+                 incident(3, by="sup-budi")]  # no answered call: the account is all there is
+    r = build_summary(Period(date(2026, 3, 1), date(2026, 3, 1)), incidents, calls,
+                      {c.linkedid: c for c in calls})
+    assert sorted(r.groups["operator"]) == ["op1", "op2", "sup-budi"]
+    assert r.groups["operator"]["op2"].answer_time.median == 5.0
+    assert r.operator_accounts == {"op1": ("op1",), "op2": ("dewi",), "sup-budi": ("sup-budi",)}
+    text = render_text(r)
+    assert "  op2 (dewi) " in text
+    assert "  op1  " in text
