@@ -39,6 +39,14 @@ from callflow.calls.states import CallState, Signal, Transition, apply
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 AMI = InstantSource.AMI_TIMESTAMP
+_WHOLE_SECOND = timedelta(seconds=1)
+# Instants a queue_log event cannot precede (the call's own order): its whole second is bounded by them.
+_COMES_BEFORE: dict[str, tuple[str, ...]] = {
+    "ENTERQUEUE": ("arrival", "ivr_entered", "ivr_left", "routed"),
+    "RINGNOANSWER": ("arrival", "ivr_left", "routed", "queue_joined", "rung"),
+    "CONNECT": ("arrival", "ivr_left", "routed", "queue_joined", "rung", "ring_no_answer"),
+    "ABANDON": ("arrival", "ivr_left", "routed", "queue_joined", "rung", "ring_no_answer"),
+}
 
 
 def epoch_time(value: str) -> datetime | None:
@@ -119,10 +127,18 @@ class CallFold:
         return leg
 
     def _instant(self, name: str, at: datetime, source: InstantSource, detail: str = "",
-                 *, fill_only: bool = False) -> None:
+                 *, fill_only: bool = False, precision_s: float | None = None) -> None:
         if fill_only and any(i.name == name for i in self.instants):
             return
-        self.instants.append(Instant(name, at, source, detail))
+        self.instants.append(Instant(name, at, source, detail, precision_s))
+
+    def _whole_second(self, at: datetime, event: str) -> datetime:
+        """queue_log's whole second ``at`` stands for [at, at + 1 s): never earlier than an instant of this
+        call known (to the microsecond) to come before ``event`` within that second."""
+        names = _COMES_BEFORE.get(event, ("arrival",))
+        known = [i.at for i in self.instants
+                 if i.name in names and i.precision_s is None and at <= i.at < at + _WHOLE_SECOND]
+        return max([at, *known])
 
     def _signal(self, signal: Signal, *, lenient: bool = False) -> Transition | None:
         transition = apply(self.state, signal)
@@ -314,6 +330,10 @@ class CallFold:
             return None
         if not self.caller_number:
             self.caller_number, self.dialed = str(row.get("src", "")), str(row.get("dst", ""))
+        route = _cdr_route(str(row.get("userfield", "")))
+        if route and not self.route:  # the dial plan's route (fail-safe...), left where recovery reads it
+            self.route = route
+            self.notes.append(f"route {route} taken from Asterisk's CDR file (userfield)")
         if start is not None:
             self._instant("arrival", start, src, leg.channel, fill_only=True)
         if leg.ended is None and end is not None:
@@ -327,32 +347,44 @@ class CallFold:
     def _feed_queue_log(self, row: dict[str, Any], at: datetime) -> Transition | None:
         src, event = InstantSource.QUEUE_LOG, str(row.get("event", ""))
         queue, agent = str(row.get("queue", "")), str(row.get("agent", ""))
+        at = self._whole_second(at, event)
+        whole = 1.0
         if event == "ENTERQUEUE":
             if queue not in self.queues:
                 self.queues.append(queue)
             if self.call_class is CallClass.UNKNOWN:
                 self.call_class = _class_of_queue(queue)
-            self._instant("queue_joined", at, src, queue, fill_only=True)
+            self._instant("queue_joined", at, src, queue, fill_only=True, precision_s=whole)
             return self._signal(Signal.QUEUE_JOIN, lenient=True)
         if event == "RINGNOANSWER":
-            self._instant("ring_no_answer", at, src, agent, fill_only=True)
+            self._instant("ring_no_answer", at, src, agent, fill_only=True, precision_s=whole)
         elif event == "CONNECT" and self.answered is None:
             self.answered, self.operator = at, agent
-            self._instant("answered", at, src, agent)
+            self._instant("answered", at, src, agent, precision_s=whole)
             return self._signal(Signal.AGENT_CONNECT, lenient=True)
         elif event in {"COMPLETECALLER", "COMPLETEAGENT"} and not self.hangup_by:
             self.hangup_by = "caller" if event == "COMPLETECALLER" else "operator"
         elif event == "ABANDON":
             self.abandoned = True
             self.hangup_by = self.hangup_by or "caller"
-            self._instant("abandoned", at, src, queue, fill_only=True)
+            self._instant("abandoned", at, src, queue, fill_only=True, precision_s=whole)
         elif event in {"EXITWITHTIMEOUT", "EXITEMPTY"}:
             self.queue_timeout = True
             self.left_queue = True
         elif event in {"BLINDTRANSFER", "ATTENDEDTRANSFER"} and self.transfers == 0:
             self.transfers = 1
-            self._instant("transferred", at, src, f"{event.lower()} {'/'.join(row.get('data', [])[:2])}")
+            self._instant("transferred", at, src, f"{event.lower()} {'/'.join(row.get('data', [])[:2])}",
+                          precision_s=whole)
         return None
+
+
+def _cdr_route(userfield: str) -> str:
+    """``siaga_route=failsafe`` (pbx-config/extensions.conf sets the caller's CDR userfield) -> failsafe."""
+    for part in userfield.split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == "siaga_route":
+            return value.strip()
+    return ""
 
 
 def _class_of_queue(queue: str) -> CallClass:

@@ -51,12 +51,15 @@ class InstantSource(StrEnum):
 @dataclass(frozen=True, slots=True)
 class Instant:
     """One named moment of a call: ``name`` (arrival, ivr_entered, ivr_left, queue_joined, rung, answered,
-    transferred, overflowed, hangup...), a UTC-aware time and where it came from."""
+    transferred, overflowed, hangup...), a UTC-aware time, where it came from and how precise it is."""
 
     name: str
     at: datetime
     source: InstantSource
     detail: str = ""  # e.g. the operator rung, the queue joined, the IVR choice
+    # None: microseconds (Asterisk's event times, the CDR file). 1.0: queue_log's whole second T, which
+    # stands for [T, T + 1 s); ``at`` is then T moved after any instant of the call known to come first.
+    precision_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

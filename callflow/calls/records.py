@@ -61,6 +61,7 @@ def record_to_dict(record: CallRecord) -> dict[str, Any]:
         "ivr_path": list(record.ivr_path),
         "hangup_by": record.hangup_by,
         "instants": [{"name": i.name, "at": _t(i.at), "source": str(i.source), "detail": i.detail}
+                     | ({"precision_s": i.precision_s} if i.precision_s is not None else {})
                      for i in record.instants],
         "legs": [{"uniqueid": leg.uniqueid, "channel": leg.channel, "role": leg.role,
                   "created": _t(leg.created), "answered": _t(leg.answered), "ended": _t(leg.ended),
@@ -78,8 +79,8 @@ def record_from_dict(d: dict[str, Any]) -> CallRecord:
         dialed=d["dialed"], call_class=CallClass(d["call_class"]), outcome=Outcome(d["outcome"]),
         arrival=arrival, ended=_dt(d["ended"]), answered=_dt(d["answered"]), operator=d["operator"],
         queue=d["queue"], category=d["category"], ivr_path=tuple(d["ivr_path"]), hangup_by=d["hangup_by"],
-        instants=tuple(Instant(i["name"], _dt(i["at"]) or arrival, InstantSource(i["source"]), i["detail"])
-                       for i in d["instants"]),
+        instants=tuple(Instant(i["name"], _dt(i["at"]) or arrival, InstantSource(i["source"]), i["detail"],
+                               i.get("precision_s")) for i in d["instants"]),
         legs=tuple(Leg(g["uniqueid"], g["channel"], g["role"], _dt(g["created"]), _dt(g["answered"]),
                        _dt(g["ended"]), g["hangup_cause"]) for g in d["legs"]),
         sources=tuple(d["sources"]), notes=tuple(d["notes"]),

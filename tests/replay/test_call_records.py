@@ -6,6 +6,7 @@ records written as readable tables (*.expected.txt). Then the same sessions go t
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -14,9 +15,9 @@ import pytest
 
 from callflow.ami import LinkEvent
 from callflow.calls.derive import derive
-from callflow.calls.journal import Kind, read_entries
+from callflow.calls.journal import JournalEntry, Kind, read_entries
 from callflow.calls.model import CallRecord, InstantSource, Outcome
-from callflow.calls.records import load_records, record_row, record_rows
+from callflow.calls.records import load_records, record_from_dict, record_json, record_row, record_rows
 from callflow.calls.recovery import RecoverySources, group_calls, parse_cdr_file, parse_queue_log
 from callflow.calls.tracker import SCHEMAS, CallTracker
 from callflow.store import open_database
@@ -229,3 +230,48 @@ async def test_call_first_seen_mid_way_takes_its_arrival_from_the_cdr_file(tmp_p
     assert abs((r.arrival - full.arrival).total_seconds()) < 0.001
     assert r.outcome is Outcome.ANSWERED
     assert r.sources == ("ami", "asterisk_cdr")
+
+
+def _recovered_only(cdr_text: str, queue_log_text: str) -> CallRecord:
+    """The call as recovery derives it when the engine saw nothing of it (killed, then restarted)."""
+    [(linkedid, call)] = group_calls(parse_cdr_file(cdr_text), parse_queue_log(queue_log_text)).items()
+    rows = [JournalEntry(seq, row.kind, row.name, linkedid, row.uniqueid, row.ts,
+                         "asterisk_cdr" if row.kind == Kind.CDR_FILE else "queue_log", row.ts, row.data)
+            for seq, row in enumerate(call.rows, start=1)]
+    record = derive(linkedid, rows, force=True)
+    assert record is not None
+    return record
+
+
+def test_a_fail_safe_call_recovered_from_asterisks_files_stays_failsafe() -> None:
+    """The dial plan writes the route into the caller's CDR userfield (pbx-config/extensions.conf); a call
+    the fail-safe routed while the engine was down is ``failsafe`` after recovery, not ``answered``."""
+    cdr = (SESSIONS / "answered.cdr.csv").read_text()
+    queue_log = (SESSIONS / "answered.queue_log").read_text()
+    assert cdr.rstrip().endswith(',""')
+    plain = _recovered_only(cdr, queue_log)
+    assert plain.outcome is Outcome.ANSWERED
+    failsafe = _recovered_only(cdr.rstrip()[:-2] + '"siaga_route=failsafe"\n', queue_log)
+    assert failsafe.outcome is Outcome.FAILSAFE
+    assert failsafe.answered == plain.answered  # the answer is still recorded
+    assert "route failsafe taken from Asterisk's CDR file (userfield)" in failsafe.notes
+    routed = _recovered_only(cdr.rstrip()[:-2] + '"siaga_route=ivr"\n', queue_log)
+    assert routed.outcome is Outcome.ANSWERED
+
+
+def test_a_queue_log_whole_second_never_sorts_before_the_microsecond_arrival() -> None:
+    """queue_log says ENTERQUEUE and CONNECT at 1795334848 (whole second); the CDR's arrival is
+    1795334848.558615. The queue_log instants are bounded by it: the answer time is never negative, the
+    instants keep the call's order, and each states its source and precision."""
+    record = _recovered_only((SESSIONS / "answered.cdr.csv").read_text(),
+                             (SESSIONS / "answered.queue_log").read_text())
+    names = [i.name for i in record.instants]
+    assert names.index("arrival") < names.index("queue_joined") < names.index("answered")
+    assert [i.at for i in record.instants] == sorted(i.at for i in record.instants)
+    joined = next(i for i in record.instants if i.name == "queue_joined")
+    assert joined.at == record.arrival  # 848.000 would be 0.56 s before the arrival
+    assert (joined.source, joined.precision_s) == (InstantSource.QUEUE_LOG, 1.0)
+    arrival = next(i for i in record.instants if i.name == "arrival")
+    assert (arrival.source, arrival.precision_s) == (InstantSource.ASTERISK_CDR, None)
+    assert record.answer_seconds == 0.0  # within the same second: at least 0, never -0.56 s
+    assert record_from_dict(json.loads(record_json(record))) == record  # precision survives the store
