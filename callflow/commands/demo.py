@@ -25,6 +25,7 @@ from callflow.lab import LabError, LabPorts, LabStatus, down, free_ports, lab_di
 from callflow.lab.sipp import PRESS_EMERGENCY, CallerScript, SippOperator, place_call
 from callflow.logs import configure_logging, mask_number
 from callflow.policies import derive_options
+from callflow.reports.measures import answer_times
 from callflow.service import Engine
 from callflow.settings import EngineSettings
 from callflow.siteconfig import SiteConfigError
@@ -160,7 +161,7 @@ def _print_summary(records: list[CallRecord], database: Path) -> None:
         answer = "-" if r.answer_seconds is None else f"{r.answer_seconds:.3f}"
         print(f"  {mask_number(r.caller_number):<14} {r.call_class.value:<13} {choice[:24]:<24} "
               f"{r.outcome.value:<10} {r.operator or '-':<8} {answer:>8}")
-    answered = sum(1 for r in records if r.answered is not None)
-    print(f"\n{len(records)} calls offered, {answered} answered by an operator")
+    figures = answer_times(records)  # the centre's definitions (callflow/reports/measures.py)
+    print(f"\n{figures.offered} calls offered, {figures.answered} answered by an operator")
     print(f"more: siaga112 calls list --database {database}; "
           f"siaga112 report answer-times --database {database}")

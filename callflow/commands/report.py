@@ -43,6 +43,10 @@ def _fmt(value: float | None, pct: bool = False) -> str:
     return f"{value * 100:.1f}%" if pct else f"{value:.2f}"
 
 
+def _secs(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} s"
+
+
 def _table_row(label: str, a: AnswerTimes) -> str:
     p = a.percentiles_s
     w = a.service_levels
@@ -88,7 +92,7 @@ async def _answer_times(args: argparse.Namespace, conn: Any) -> int:
     print(f"Callbacks (placed by the centre; not offered calls): tasks {callbacks.tasks}, attempts "
           f"{callbacks.attempts} ({callbacks.unanswered_attempts} unanswered), citizens reached "
           f"{callbacks.citizens_reached} (taken by an operator {callbacks.taken_by_operator}), hang-up -> "
-          f"reached median {_fmt(callbacks.hangup_to_reached.median)} s")
+          f"reached median {_secs(callbacks.hangup_to_reached.median)}")
     return 0
 
 
