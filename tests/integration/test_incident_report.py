@@ -96,7 +96,8 @@ async def test_real_call_incident_dispatch_and_report(
     assert d["total"] == 1
     assert d["answer_time"]["offered"] == 1
     assert d["answer_time"]["answered"] == 1
-    assert d["answer_time"]["answer"]["mean_s"] == pytest.approx(expected_answer_s, abs=1e-6)
+    assert d["answer_time"]["mean_answer_s"] == pytest.approx(expected_answer_s, abs=1e-6)
+    assert d["answer_time"]["percentiles_s"]["p50"] == pytest.approx(expected_answer_s, abs=1e-6)
     assert d["answer_to_dispatch"]["count"] == 1
     assert d["response"]["count"] == 1
     assert d["groups"]["operator"]["op1"]["answer_time"]["median_s"] == pytest.approx(expected_answer_s,
@@ -105,5 +106,5 @@ async def test_real_call_incident_dispatch_and_report(
     code, text, err = await siaga112("report", "summary", "--database", str(db), "--from", day_from,
                                      "--to", day_to)
     assert code == 0, err
-    assert "offered 1  answered 1  abandoned 0" in text
+    assert "offered 1  answered 1  abandoned 0  unanswered 0" in text
     assert "EXAMPLE DATA" in text
