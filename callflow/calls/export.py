@@ -19,7 +19,7 @@ _CSV_INSTANTS = (("ivr_entered", "ivr_entered", 0), ("ivr_left", "ivr_left", 0),
 CSV_COLUMNS = ("linkedid", "caller_number", "caller_name", "dialed", "call_class", "outcome", "arrival",
                "ivr_entered", "ivr_left", "queue_joined", "first_rung", "answered", "transferred", "hangup",
                "ended", "answer_seconds", "operator", "operators_rung", "queue", "category", "ivr_path",
-               "hangup_by", "sources", "notes")
+               "hangup_by", "sources", "notes", "follows_up")
 
 
 def export_json(records: Sequence[CallRecord]) -> str:

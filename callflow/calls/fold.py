@@ -94,6 +94,7 @@ class CallFold:
     category: str = ""
     ivr_path: list[str] = field(default_factory=list)
     operator: str = ""
+    follows_up: str = ""  # a callback call: the citizen's call it follows up (SiagaCallback Original)
     answered: datetime | None = None
     transfers: int = 0
     abandoned: bool = False
@@ -262,6 +263,16 @@ class CallFold:
             self.category = ev.get_field("Category") or self.category
             self._instant("routed", at, src, f"{ev.get_field('Queue')} ({self.route or 'unknown route'})")
             return self._signal(Signal.QUEUE_ENTRY)
+        if ev.user_event == "SiagaCallback":
+            # the citizen answered the engine's callback (pbx-config/extensions.conf [siaga-callback]): the
+            # record is theirs (their number, digits only: the engine dials nothing else) and names the
+            # call it follows up
+            self.follows_up = ev.get_field("Original") or self.follows_up
+            number = ev.get_field("Number")
+            if number.lstrip("+").isdigit():
+                self.caller_number = number
+            self._instant("callback_answered", at, src, f"task {ev.get_field('Task')}")
+            return None
         if ev.user_event == "SiagaRecording" and ev.get_field("Status") == "failed":
             # the recorder could not record this call (recordings root full/unwritable, MixMonitor refused)
             self.notes.append(f"recording failed: {ev.get_field('Problem') or 'no reason given'}")

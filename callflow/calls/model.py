@@ -96,6 +96,7 @@ class CallRecord:
     legs: tuple[Leg, ...] = ()
     sources: tuple[str, ...] = ()  # which sources contributed: "ami", "asterisk_cdr", "queue_log"
     notes: tuple[str, ...] = field(default=())
+    follows_up: str = ""  # a callback call: the Linkedid of the citizen's call it follows up
 
     @property
     def is_callback(self) -> bool:

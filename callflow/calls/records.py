@@ -68,7 +68,7 @@ def record_to_dict(record: CallRecord) -> dict[str, Any]:
                   "hangup_cause": leg.hangup_cause} for leg in record.legs],
         "sources": list(record.sources),
         "notes": list(record.notes),
-    }
+    } | ({"follows_up": record.follows_up} if record.follows_up else {})
 
 
 def record_from_dict(d: dict[str, Any]) -> CallRecord:
@@ -83,7 +83,7 @@ def record_from_dict(d: dict[str, Any]) -> CallRecord:
                                i.get("precision_s")) for i in d["instants"]),
         legs=tuple(Leg(g["uniqueid"], g["channel"], g["role"], _dt(g["created"]), _dt(g["answered"]),
                        _dt(g["ended"]), g["hangup_cause"]) for g in d["legs"]),
-        sources=tuple(d["sources"]), notes=tuple(d["notes"]),
+        sources=tuple(d["sources"]), notes=tuple(d["notes"]), follows_up=d.get("follows_up", ""),
     )
 
 

@@ -270,7 +270,8 @@ class CallbackService:
             "Priority": 1, "Timeout": int(p.ring_timeout_s * 1000), "CallerID": f'"112" <{p.caller_id}>',
             "Async": "true", "ChannelId": chan}
         variables = {"SIAGA_ARRIVAL": f"{task.arrival.timestamp():.6f}", "SIAGA_ROUTE": "callback",
-                     "SIAGA_CALLBACK": str(task.id), "SIAGA_CALLBACK_OF": task.linkedid}
+                     "SIAGA_CALLBACK": str(task.id), "SIAGA_CALLBACK_OF": task.linkedid,
+                     "SIAGA_CALLBACK_NUMBER": task.number}  # diallable digits only (number_problem)
         log.info("callback.dialling", task=task.id, attempt=n, channel_id=chan,
                  caller=mask_number(task.number), original_arrival=task.arrival.isoformat())
         try:

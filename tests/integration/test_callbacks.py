@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from callflow.ami import AmiConnection, EventItem
+from callflow.calls.records import load_records
+from callflow.calls.tracker import SCHEMAS as CALL_SCHEMAS
 from callflow.lab import LabStatus
 from callflow.lab.sipp import PRESS_EMERGENCY, CallerScript, SippCitizen, SippOperator, place_call
 from callflow.store import open_database
@@ -79,7 +81,17 @@ async def test_abandoned_emergency_call_is_called_back_and_taken_by_an_operator(
         # An operator logs in; the citizen answers the callback and the operator takes it.
         async with member(ami[0], "op1"):
             await engine.wait_for(event("callback.connected", operator="op1"), timeout=40)
+            await engine.wait_for(lambda r: r.get("event") == "call.record"  # the citizen hung up
+                                  and str(r.get("linkedid", "")).startswith("siaga-cb-"), timeout=20)
     [(task, attempts)] = await tasks_and_attempts(database)
+    # the callback call's record is the citizen's follow-up: their number, the call it follows up
+    store = await open_database(database, CALL_SCHEMAS)
+    try:
+        [callback] = [r for r in await load_records(store) if r.is_callback]
+    finally:
+        await store.close()
+    assert (callback.follows_up, callback.caller_number) == (task.linkedid, "081277771001")
+    assert callback.operator == "op1"
     assert task.status is TaskStatus.ANSWERED
     assert task.operator == "op1"
     assert task.attempts == 1

@@ -17,6 +17,7 @@ from callflow.ami import AmiMessage, parse_event
 from callflow.calls.derive import DeriveOptions, derive
 from callflow.calls.journal import JournalEntry, Kind, event_ids
 from callflow.calls.model import CallClass, CallRecord, Outcome
+from callflow.calls.records import record_from_dict, record_to_dict
 from callflow.calls.states import TRANSITIONS, CallState, Effect, Signal, apply
 from callflow.calls.tracker import CallTracker
 
@@ -241,3 +242,30 @@ def test_attended_transfer_is_recorded() -> None:
     assert r.outcome is Outcome.TRANSFERRED
     [t] = [i for i in r.instants if i.name == "transferred"]
     assert t.detail == "attended to PJSIP/op2-00000003 by PJSIP/op1-00000002"
+
+
+def test_an_answered_callback_is_recorded_as_the_citizens_follow_up() -> None:
+    """The engine's callback: the citizen answered, the dial plan's SiagaCallback UserEvent names the call it
+    follows up and the citizen's number; the record carries both (the channel's caller id is the "112" the
+    citizen saw), and the callback is never an offered call."""
+    lid = "siaga-cb-7-1-1795300100000"
+    cb = {"Channel": "PJSIP/citizen-callback-00000009", "Uniqueid": lid, "Linkedid": lid,
+          "CallerIDNum": "112", "CallerIDName": "112", "Exten": "s"}
+    op = {"DestChannel": "PJSIP/op1-0000000a", "DestUniqueid": "1795300101.10", "DestLinkedid": lid}
+    c = (Call().at(0, "Newchannel", cb).at(20, "Newstate", cb, ChannelStateDesc="Up")
+         .at(20.1, "UserEvent", cb, UserEvent="SiagaCallback", Task="7", Original=CALLER["Linkedid"],
+             Number="081299990000", Arrival="1795300000.123456", Status="answered")
+         .at(20.2, "UserEvent", cb, UserEvent="SiagaQueueEntry", Class="emergency", Queue="emergency",
+             Route="callback")
+         .at(20.3, "QueueCallerJoin", cb, Queue="emergency")
+         .at(21.0, "QueueCallerLeave", cb, Queue="emergency")
+         .at(21.0, "AgentConnect", cb, Queue="emergency", MemberName="op1", Interface="PJSIP/op1", **op)
+         .at(60, "HangupRequest", cb, Cause="16").at(60.001, "Hangup", cb, Cause="16"))
+    r = derive(lid, c.rows, DeriveOptions())
+    assert r is not None
+    assert (r.follows_up, r.caller_number, r.operator) == (CALLER["Linkedid"], "081299990000", "op1")
+    assert r.is_callback
+    assert not r.is_citizen_call
+    assert any(i.name == "callback_answered" and i.detail == "task 7" for i in r.instants)
+    assert record_from_dict(record_to_dict(r)) == r
+    assert "follows_up" not in record_to_dict(record(Call().at(0, "Newchannel", CALLER).caller_hangs_up(9)))
