@@ -13,9 +13,10 @@ from datetime import datetime
 
 from callflow.calls.fold import CallFold, LegEvidence, epoch_time, fold
 from callflow.calls.journal import JournalEntry, Kind
-from callflow.calls.model import DEFAULT_SHORT_ABANDON_S, CallRecord, Leg, Outcome
+from callflow.calls.model import CALLBACK_LINKEDID_PREFIX, DEFAULT_SHORT_ABANDON_S, CallRecord, Leg, Outcome
 
-__all__ = ["CallFold", "DeriveOptions", "derive", "epoch_time", "fold", "outcome_of", "record_of"]
+__all__ = ["CallFold", "DeriveOptions", "derive", "epoch_time", "fold", "is_unanswered_callback",
+           "outcome_of", "record_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +24,16 @@ class DeriveOptions:
     short_abandon_s: float = DEFAULT_SHORT_ABANDON_S  # the site file's [calls] short_abandon_s
 
 
+def is_unanswered_callback(call: CallFold) -> bool:
+    """The engine's callback attempt (Linkedid ``siaga-cb-...``) the citizen never answered: the dial plan's
+    SiagaCallback event (sent once the citizen answers) never came and no operator answered."""
+    return (call.linkedid.startswith(CALLBACK_LINKEDID_PREFIX) and not call.follows_up
+            and call.answered is None and call.illegal is None)
+
+
 def outcome_of(call: CallFold, options: DeriveOptions) -> Outcome:
+    if is_unanswered_callback(call) and call.caller_gone is not None:
+        return Outcome.CALLBACK_UNANSWERED
     if call.illegal is not None or (call.caller_gone is None and call.answered is None):
         return Outcome.INCOMPLETE
     if call.route == "failsafe":
@@ -92,9 +102,18 @@ def record_of(call: CallFold, options: DeriveOptions, entries: Sequence[JournalE
     legs = tuple(Leg(g.uniqueid, g.channel, _role(call, g), g.created, g.answered, g.ended, g.cause)
                  for g in sorted(call.legs.values(), key=lambda g: (g.uniqueid != call.linkedid,
                                                                      g.created or arrival, g.uniqueid)))
+    outcome = outcome_of(call, options)
+    if outcome is Outcome.CALLBACK_UNANSWERED:
+        # the channel's caller id is what the citizen would have seen ("112"), its extension the dial plan's
+        # "s": neither is a citizen's; the attempt belongs to its task (the callbacks tables)
+        call.caller_number = call.caller_name = call.dialed = ""
+        task, _, rest = call.linkedid.removeprefix(CALLBACK_LINKEDID_PREFIX).partition("-")
+        attempt = rest.partition("-")[0]
+        call.notes.append(f"the engine's callback attempt {attempt or '?'} of task {task or '?'}, not "
+                          f"answered by the citizen: see `siaga112 callbacks show {task or 'ID'}`")
     return CallRecord(
         linkedid=call.linkedid, caller_number=call.caller_number, caller_name=call.caller_name,
-        dialed=call.dialed, call_class=call.call_class, outcome=outcome_of(call, options),
+        dialed=call.dialed, call_class=call.call_class, outcome=outcome,
         arrival=arrival, ended=max(ends) if ends else call.caller_gone, answered=call.answered,
         operator=call.operator, queue=call.queues[-1] if call.queues else "", category=call.category,
         ivr_path=tuple(call.ivr_path), hangup_by=hangup_by, follows_up=call.follows_up,

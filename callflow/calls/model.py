@@ -32,6 +32,8 @@ class Outcome(StrEnum):
     TRANSFERRED = "transferred"
     FAILSAFE = "failsafe"
     INCOMPLETE = "incomplete"
+    # The engine's callback attempt the citizen did not answer: an attempt of its task, not a citizen call.
+    CALLBACK_UNANSWERED = "callback_unanswered"
 
 
 class CallClass(StrEnum):

@@ -65,9 +65,11 @@ def callback_call(linkedid: str, arrival: datetime, *, answer_s: float | None) -
     """A call the engine placed to call a citizen back (its Linkedid is the Originate's ChannelId)."""
     answered = arrival + timedelta(seconds=answer_s) if answer_s is not None else None
     ended = arrival + timedelta(seconds=90 if answered else 30)
-    return CallRecord(linkedid=linkedid, caller_number="081234500003" if answered else "<unknown>",
-                      caller_name="", dialed="112" if answered else "s", call_class=CallClass.EMERGENCY,
-                      outcome=Outcome.ANSWERED if answered else Outcome.INCOMPLETE, arrival=arrival,
+    return CallRecord(linkedid=linkedid, caller_number="081234500003" if answered else "",
+                      caller_name="", dialed="s" if answered else "",
+                      call_class=CallClass.EMERGENCY if answered else CallClass.UNKNOWN,
+                      outcome=Outcome.ANSWERED if answered else Outcome.CALLBACK_UNANSWERED, arrival=arrival,
+                      follows_up="1795000003.3" if answered else "",
                       ended=ended, answered=answered, operator="op1" if answered else "",
                       legs=(Leg(linkedid, "PJSIP/citizen-callback-00000001", "caller", arrival, None,
                                 ended),),

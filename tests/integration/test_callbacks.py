@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from callflow.ami import AmiConnection, EventItem
+from callflow.calls.model import Outcome
 from callflow.calls.records import load_records
 from callflow.calls.tracker import SCHEMAS as CALL_SCHEMAS
 from callflow.lab import LabStatus
@@ -121,6 +122,18 @@ async def test_unanswered_callbacks_are_flagged_and_withheld_numbers_never_diall
             while not any(t.number == "081277771002" and len(a) == 2  # noqa: ASYNC110 - polls the db
                           for t, a in await tasks_and_attempts(database)):
                 await asyncio.sleep(0.05)
+        async with asyncio.timeout(15):  # each attempt's call record (the channel rang out)
+            while sum(1 for r in engine.records if r.get("event") == "call.record"  # noqa: ASYNC110
+                      and str(r.get("linkedid", "")).startswith("siaga-cb-")) < 2:
+                await asyncio.sleep(0.05)
+    store = await open_database(database, CALL_SCHEMAS)
+    try:
+        callbacks = [r for r in await load_records(store) if r.is_callback]
+    finally:
+        await store.close()
+    # an unanswered attempt is an attempt of its task, never an `incomplete` call from "<unknown>" to "s"
+    assert [(r.outcome, r.caller_number, r.dialed) for r in callbacks] == [
+        (Outcome.CALLBACK_UNANSWERED, "", "")] * 2
     tasks = {t.number: (t, a) for t, a in await tasks_and_attempts(database)}
     assert set(tasks) == {"081277771002", "anonymous"}
     task, attempts = tasks["081277771002"]

@@ -269,3 +269,20 @@ def test_an_answered_callback_is_recorded_as_the_citizens_follow_up() -> None:
     assert any(i.name == "callback_answered" and i.detail == "task 7" for i in r.instants)
     assert record_from_dict(record_to_dict(r)) == r
     assert "follows_up" not in record_to_dict(record(Call().at(0, "Newchannel", CALLER).caller_hangs_up(9)))
+
+
+def test_an_unanswered_callback_attempt_is_an_attempt_of_its_task_not_a_citizen_call() -> None:
+    """The citizen never answered attempt 2 of task 7: no SiagaCallback event, the channel rang out. Its
+    record is not an ``incomplete`` citizen call with caller "<unknown>" dialling "s"."""
+    lid = "siaga-cb-7-2-1795300200000"
+    cb = {"Channel": "PJSIP/citizen-callback-0000000b", "Uniqueid": lid, "Linkedid": lid,
+          "CallerIDNum": "<unknown>", "CallerIDName": "<unknown>", "Exten": "s"}
+    c = Call().at(0, "Newchannel", cb).at(30, "Hangup", cb, Cause="19")
+    r = derive(lid, c.rows, DeriveOptions())
+    assert r is not None
+    assert r.outcome is Outcome.CALLBACK_UNANSWERED
+    assert (r.caller_number, r.caller_name, r.dialed) == ("", "", "")
+    assert r.notes == ("the engine's callback attempt 2 of task 7, not answered by the citizen: see "
+                       "`siaga112 callbacks show 7`",)
+    assert not r.is_citizen_call
+    assert derive(lid, c.rows, DeriveOptions()) == r  # a pure function of the rows
