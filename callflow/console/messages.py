@@ -8,7 +8,7 @@ gives None and is not sent.
 from __future__ import annotations
 
 from collections import OrderedDict
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from callflow.ami import EventItem, LinkEvent
@@ -49,6 +49,22 @@ _MEMBER_TYPES: dict[type[AmiEvent], str] = {
 # Asterisk's device states (QueueMemberStatus Status: AST_DEVICE_*), by number.
 DEVICE_STATES = ("unknown", "not_in_use", "in_use", "busy", "invalid", "unavailable", "ringing",
                  "ringinuse", "onhold")
+
+
+def _epoch_iso(text: str) -> str:
+    """``1795300000.123456`` (the dial plan's SIAGA_ARRIVAL) -> UTC ISO text; '' if it is not a time."""
+    try:
+        return datetime.fromtimestamp(float(text), UTC).isoformat() if text else ""
+    except (ValueError, OverflowError, OSError):
+        return ""
+
+
+def _seconds(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if value >= 0 else None
 
 
 def _call_fields(event: ChannelEvent) -> Message:
@@ -113,6 +129,14 @@ def to_message(item: EventItem, arrivals: Arrivals | None = None) -> Message | N
             return {"type": "call.queue_entry", **base, **_call_fields(item),
                     "class": item.get_field("Class"), "queue": item.get_field("Queue"),
                     "route": item.get_field("Route"), "category": item.get_field("Category")}
+        if item.user_event == "SiagaCallback":
+            # the citizen answered the engine's callback: the pop shows whose call it follows up
+            number = item.get_field("Number")
+            return {"type": "call.callback", **base, **_call_fields(item),
+                    "caller": number if number.lstrip("+").isdigit() else "", "caller_name": "",
+                    "original": item.get_field("Original"), "task": item.get_field("Task"),
+                    "original_arrival": _epoch_iso(item.get_field("Arrival")),
+                    "original_waited_s": _seconds(item.get_field("Waited"))}
         if item.user_event == "SiagaIvr":
             return {"type": "call.ivr", **base, **_call_fields(item), "step": item.get_field("Step"),
                     "node": item.get_field("Node"), "digit": item.get_field("Digit"),

@@ -269,9 +269,14 @@ class CallbackService:
             "Channel": f"PJSIP/{task.number}@{p.trunk}", "Context": CALLBACK_CONTEXT, "Exten": "s",
             "Priority": 1, "Timeout": int(p.ring_timeout_s * 1000), "CallerID": f'"112" <{p.caller_id}>',
             "Async": "true", "ChannelId": chan}
+        original = await self._record_of(task.linkedid)
+        ended = original[0].ended if original else None
+        waited = f"{(ended - task.arrival).total_seconds():.1f}" if ended is not None else ""
         variables = {"SIAGA_ARRIVAL": f"{task.arrival.timestamp():.6f}", "SIAGA_ROUTE": "callback",
                      "SIAGA_CALLBACK": str(task.id), "SIAGA_CALLBACK_OF": task.linkedid,
-                     "SIAGA_CALLBACK_NUMBER": task.number}  # diallable digits only (number_problem)
+                     "SIAGA_CALLBACK_NUMBER": task.number,  # diallable digits only (number_problem)
+                     # how long the citizen waited on the call before hanging up (the operator's pop)
+                     "SIAGA_CALLBACK_WAITED": waited}
         log.info("callback.dialling", task=task.id, attempt=n, channel_id=chan,
                  caller=mask_number(task.number), original_arrival=task.arrival.isoformat())
         try:

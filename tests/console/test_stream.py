@@ -60,6 +60,15 @@ def test_queue_and_agent_events_become_small_messages() -> None:
                              "Class: emergency\nQueue: emergency\nRoute: direct\n"))
     assert entry is not None
     assert (entry["type"], entry["class"], entry["route"]) == ("call.queue_entry", "emergency", "direct")
+    callback = to_message(event(
+        "Event: UserEvent\nUserEvent: SiagaCallback\nChannel: PJSIP/citizen-callback-00000009\n"
+        "Uniqueid: siaga-cb-7-1-1795300100000\nLinkedid: siaga-cb-7-1-1795300100000\nCallerIDNum: 112\n"
+        "Task: 7\nOriginal: 1795300000.1\nNumber: 081299990000\nArrival: 1795300000.5\nWaited: 42.4\n"
+        "Status: answered\n"))
+    assert callback is not None
+    assert {k: callback[k] for k in ("type", "caller", "original", "original_arrival", "original_waited_s")} \
+        == {"type": "call.callback", "caller": "081299990000", "original": "1795300000.1",
+            "original_arrival": "2026-11-21T22:26:40.500000+00:00", "original_waited_s": 42.4}
     assert to_message(LinkEvent("down", NOW, "eof")) == {"type": "link", "state": "down",
                                                          "at": NOW.isoformat()}
     assert to_message(event("Event: Newchannel\nChannel: PJSIP/x\nUniqueid: 1.1\n")) is None

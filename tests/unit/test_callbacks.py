@@ -184,7 +184,9 @@ async def test_failures_then_supervisor_with_attempts_recorded(
     first_id = str(headers["ChannelId"])
     assert first_id == f"siaga-cb-1-1-{int(clock.now.timestamp() * 1000)}"
     assert variables == {"SIAGA_ARRIVAL": f"{T0.timestamp():.6f}", "SIAGA_ROUTE": "callback",
-                         "SIAGA_CALLBACK": "1", "SIAGA_CALLBACK_OF": "1796000000.1"}
+                         "SIAGA_CALLBACK": "1", "SIAGA_CALLBACK_OF": "1796000000.1",
+                         "SIAGA_CALLBACK_NUMBER": "081234567890",
+                         "SIAGA_CALLBACK_WAITED": ""}  # no stored record of the call in this test
     await svc.handle(originate_response(first_id, "Failure", "3", clock.now))
     await until(lambda: _status(svc, TaskStatus.PENDING))
     clock.now += timedelta(seconds=6)  # past retry_s

@@ -137,6 +137,14 @@
     return c.queue && c.queue !== cls ? `${name} (queue ${c.queue})` : name;
   }
 
+  function callbackText(c) {
+    if (!c.callback) return "";
+    const at = c.callback.at ? new Date(c.callback.at) : null;
+    const hhmm = at ? at.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", hour12: false }) : "?";
+    const waited = typeof c.callback.waited === "number" ? `, which waited ${Math.round(c.callback.waited)} s` : "";
+    return `callback for the call of ${hhmm}${waited}`;
+  }
+
   function renderPop() {
     if (!current) { $("pop").hidden = true; $("pop-idle").hidden = false; return; }
     const c = calls.get(current);
@@ -145,7 +153,7 @@
     $("panel-pop").classList.add("pop");
     $("pop-number").textContent = c.caller || "(no number)";
     $("pop-name").textContent = c.name && c.name !== c.caller ? c.name : "";
-    $("pop-state").textContent = c.state || "";
+    $("pop-state").textContent = [callbackText(c), c.state].filter(Boolean).join(" — ");
     const waited = c.waited !== undefined ? c.waited
       : c.arrival && c.state === "ringing" ? (Date.now() - c.ringingLocal) / 1000 + c.waitedAtRing : undefined;
     $("pop-waited").textContent = waited === undefined ? "–"
@@ -205,6 +213,10 @@
     if (m.type === "call.ivr") {
       c.ivr.push(m);
       if (m.step === "decision" && m.category) { c.category = m.category; if (current === m.linkedid) prefillCategory(c); }
+    }
+    if (m.type === "call.callback") { // the engine's callback: the citizen's number and the call it follows up
+      if (m.caller) c.caller = m.caller;
+      c.callback = { at: m.original_arrival, waited: m.original_waited_s, original: m.original };
     }
     if (m.arrival) c.arrival = m.arrival;
     const forMe = me && m.operator && m.operator === myId();
