@@ -12,11 +12,12 @@ import pytest
 
 from callflow.ami import AmiEndpoint
 from callflow.app import EnginePaths, build_engine
+from callflow.calls.derive import DeriveOptions
 from callflow.calls.model import CallClass
 from callflow.calls.tracker import CallTracker
-from callflow.policies import SitePolicies, recording_policy
+from callflow.policies import SitePolicies, derive_options, recording_policy
 from callflow.settings import load_settings
-from callflow.siteconfig import Recording, Site, load_site, pbx_config_dir
+from callflow.siteconfig import Calls, Recording, Site, load_site, pbx_config_dir
 from queues import OperatorManager
 from queues.callbacks import CallbackService
 from recordings import Recorder
@@ -102,6 +103,8 @@ def test_one_set_of_defaults_the_site_files(site: Site) -> None:
     assert default.retention_days == {CallClass.EMERGENCY: 365, CallClass.NONEMERGENCY: 90,
                                       CallClass.UNKNOWN: 365}
     assert default == recording_policy(Recording())
+    # short abandons: one setting, the site file's [calls] short_abandon_s, one default (3 s)
+    assert derive_options() == derive_options(site.calls) == DeriveOptions() == DeriveOptions(3.0)
 
 
 def test_build_engine_assembles_every_part_with_the_sites_policies(tmp_path: Path, site: Site) -> None:
@@ -124,4 +127,9 @@ def test_build_engine_assembles_every_part_with_the_sites_policies(tmp_path: Pat
     assert callbacks.policy == expected.callbacks
     tracker = kinds[CallTracker]
     assert callbacks in getattr(tracker, "listeners", [])
+    assert getattr(tracker, "options", None) == expected.derive
+    quick = site.model_copy(update={"calls": Calls(short_abandon_s=5.0)})
+    built = build_engine(settings, quick, paths, endpoint=AmiEndpoint("127.0.0.1", 1, "siaga112", "x"))
+    [other] = [c for c in built.components if isinstance(c, CallTracker)]
+    assert other.options == DeriveOptions(short_abandon_s=5.0)  # the site's threshold derives the records
     assert (tmp_path / "siaga112.db").exists()  # checked (created) before anything attaches
