@@ -83,8 +83,10 @@ class Floor:
     """The figures a test sets: today's calls, emergency callers waiting, open callbacks."""
 
     def __init__(self) -> None:
-        self.stats = AnswerStats(since=T0, offered=0, answered=0, within_10s=0, within_15s=0, within_20s=0,
-                                 abandoned=0)
+        self.stats = AnswerStats(since=T0, citizen_calls=0, short_abandons=0, offered=0, answered=0,
+                                 within_10s=0, within_15s=0, within_20s=0, abandoned=0, unanswered=0,
+                                 p50_s=None, p90_s=None, callback_tasks=0, callback_attempts=0,
+                                 callback_citizens_reached=0)
         self.waits: list[int] = []
         self.open_callbacks: list[Callback] = []
 
