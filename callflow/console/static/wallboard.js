@@ -43,7 +43,7 @@
       $("stat-15").textContent = s.within_15s + pct(s.within_15s);
       $("stat-20").textContent = s.within_20s + pct(s.within_20s);
       $("stat-abandoned").textContent = s.abandoned;
-      $("stat-short").textContent = s.short_abandons_excluded;
+      $("stat-short").textContent = s.short_abandons;
     } catch (e) {
       unavailable($("panel-stats"), e);
     }
