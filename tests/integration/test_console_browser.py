@@ -13,77 +13,53 @@ An operator who opens the wallboard gets a 403 page with a way back. Screenshots
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import shutil
-import sqlite3
-import subprocess
-import sys
-import tempfile
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
 
 import pytest
-from selenium import webdriver
-from selenium.common.exceptions import StaleElementReferenceException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from callflow.ami import AmiConnection, EventItem
 from callflow.lab import LabStatus
 from callflow.lab.sipp import PRESS_EMERGENCY, CallerScript, SippOperator, place_call
-from tests.conftest import IN_CI, REPO
+from tests.support.browser import (
+    GREEN,
+    GREY,
+    STALE,
+    add_user,
+    audit,
+    choose,
+    chromium,
+    click,
+    displayed,
+    fits,
+    log_in,
+    on_fresh,
+    screenshot,
+    selected,
+    style,
+    text,
+    wait_contains,
+    wait_text,
+    wait_visible,
+)
 from tests.support.engine import EngineProcess
 
 pytestmark = pytest.mark.integration
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
-ARTIFACTS = REPO / "artifacts"
-PASSWORD = "Manado-112-test"
-BROWSER_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--window-size=1400,1700")
-
-
-def _add_user(database: Path, name: str, role: str, *extra: str) -> None:
-    """Through the real CLI, password on stdin (never an argument)."""
-    done = subprocess.run([sys.executable, "-m", "callflow.cli", "console", "--database", str(database),
-                           "user", "add", name, "--role", role, *extra, "--password-stdin"],
-                          input=PASSWORD + "\n", capture_output=True, text=True, timeout=60, check=False)
-    assert done.returncode == 0, done.stderr
-    assert PASSWORD not in done.stdout + done.stderr
-
-
 @pytest.fixture
 def browser() -> Iterator[object]:
-    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
-        message = "Debian packages chromium and chromium-driver are needed (`make setup`)"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-
-    os.environ.setdefault("SE_OFFLINE", "true")  # never let Selenium look for a browser to download
-    profile = tempfile.mkdtemp(prefix="siaga112-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (*BROWSER_FLAGS, f"--user-data-dir={profile}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    try:
+    with chromium() as driver:
         yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 @pytest.fixture
 async def console_engine(lab: LabStatus, tmp_path: Path) -> AsyncIterator[tuple[EngineProcess, str]]:
     database = tmp_path / "siaga112.db"
-    await asyncio.to_thread(_add_user, database, "sup", "supervisor", "--operator-id", "op2")  # sup's phone
-    await asyncio.to_thread(_add_user, database, "op1", "operator")
+    await asyncio.to_thread(add_user, database, "sup", "supervisor", "--operator-id", "op2")  # sup's phone
+    await asyncio.to_thread(add_user, database, "op1", "operator")
     # this test's own database: callbacks on (first attempt after 60 s: none is dialled during a test), so
     # an abandoned call's task is pending and an answered repeat call supersedes it
     proc = EngineProcess(lab.instance, "--http", "127.0.0.1:0",
@@ -96,126 +72,22 @@ async def console_engine(lab: LabStatus, tmp_path: Path) -> AsyncIterator[tuple[
         assert await proc.stop() == 0, proc.tail()
 
 
-_STALE = (StaleElementReferenceException,)  # the pages re-render rows when data changes
-
-
-T = TypeVar("T")
-
-
-def _on_fresh(driver: object, css: str, act: Callable[[Any], T]) -> T:
-    """``act`` on the element ``css`` finds, finding it again (at most 5 times) if the page re-rendered it
-    meanwhile (the pages re-render rows when data changes)."""
-    for attempt in range(5):
-        try:
-            return act(driver.find_element(By.CSS_SELECTOR, css))  # type: ignore[attr-defined]
-        except StaleElementReferenceException:
-            if attempt == 4:
-                raise
-    raise AssertionError("unreachable")
-
-
-def _choose(driver: object, css: str, value: str) -> None:
-    _on_fresh(driver, css, lambda e: Select(e).select_by_value(value))
-
-
-def _click(driver: object, css: str) -> None:
-    _on_fresh(driver, css, lambda e: e.click())
-
-
-def _selected(driver: object, css: str) -> str:
-    return _on_fresh(driver, css, lambda e: str(Select(e).first_selected_option.get_attribute("value")))
-
-
-def _text(driver: object, css: str) -> str:
-    return str(driver.find_element(By.CSS_SELECTOR, css).text)  # type: ignore[attr-defined]
-
-
-def _wait_text(driver: object, css: str, expected: str, timeout: float = 20) -> None:
-    try:
-        WebDriverWait(driver, timeout, poll_frequency=0.1, ignored_exceptions=_STALE).until(
-            lambda d: _text(d, css) == expected)
-    except Exception as exc:
-        raise AssertionError(f"{css} never showed {expected!r} (shows {_text(driver, css)!r})") from exc
-
-
-def _wait_contains(driver: object, css: str, part: str, timeout: float = 20) -> None:
-    try:
-        WebDriverWait(driver, timeout, poll_frequency=0.1, ignored_exceptions=_STALE).until(
-            lambda d: part in _text(d, css))
-    except Exception as exc:
-        raise AssertionError(f"{css} never contained {part!r} (shows {_text(driver, css)!r})") from exc
-
-
-def _log_in(driver: object, url: str, name: str) -> None:
-    driver.get(url)  # type: ignore[attr-defined]
-    _wait_visible(driver, "#login-form")
-    driver.find_element(By.ID, "login-name").send_keys(name)  # type: ignore[attr-defined]
-    driver.find_element(By.ID, "login-password").send_keys(PASSWORD)  # type: ignore[attr-defined]
-    driver.find_element(By.CSS_SELECTOR, "#login-form button").click()  # type: ignore[attr-defined]
-    _wait_text(driver, "#link", "live")  # logged in and the live stream is connected
-
-
-def _wait_visible(driver: object, css: str, timeout: float = 15) -> None:
-    WebDriverWait(driver, timeout, poll_frequency=0.1, ignored_exceptions=_STALE).until(
-        lambda d: d.find_element(By.CSS_SELECTOR, css).is_displayed())
-
-
-def _displayed(driver: object, css: str) -> bool:
-    return bool(driver.find_element(By.CSS_SELECTOR, css).is_displayed())  # type: ignore[attr-defined]
-
-
-def _screenshot(driver: object, name: str) -> Path:
-    ARTIFACTS.mkdir(exist_ok=True)
-    path = ARTIFACTS / name
-    assert driver.save_screenshot(str(path))  # type: ignore[attr-defined]
-    return path
-
-
-def _style(driver: object, css: str, prop: str) -> str:
-    return str(driver.execute_script(  # type: ignore[attr-defined]
-        "return getComputedStyle(document.querySelector(arguments[0]))[arguments[1]]", css, prop))
-
-
-def _fits(driver: object, css: str) -> bool:
-    """The select's chosen option is shown whole (its text and the arrow fit the box: nothing cut off)."""
-    return bool(driver.execute_script(  # type: ignore[attr-defined]
-        "const s = document.querySelector(arguments[0]); const st = getComputedStyle(s);"
-        "const g = document.createElement('canvas').getContext('2d');"
-        "g.font = `${st.fontWeight} ${st.fontSize} ${st.fontFamily}`;"
-        "return g.measureText(s.options[s.selectedIndex].text).width + 28 <= s.clientWidth;", css))
-
-
-GREEN = "rgb(34, 197, 94)"  # --green in style.css: success
-GREY = "rgb(51, 65, 85)"  # the badge's neutral background (#334155)
-
-
-def _audit(database: Path, action: str) -> list[tuple[str, str, str, str]]:
-    """The console_audit rows of ``action`` (read-only: the engine holds the file)."""
-    conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5)
-    try:
-        return [tuple(r) for r in conn.execute(
-            "SELECT actor, target, outcome, detail FROM console_audit WHERE action = ? ORDER BY id",
-            (action,))]
-    finally:
-        conn.close()
-
-
 async def test_wallboard_shows_an_emergency_caller_waiting_live(
         lab: LabStatus, console_engine: tuple[EngineProcess, str], browser: object) -> None:
     engine, url = console_engine
-    await asyncio.to_thread(_log_in, browser, f"{url}/wallboard", "sup")
-    await asyncio.to_thread(_wait_text, browser, "#emergency-waiting", "0")
+    await asyncio.to_thread(log_in, browser, f"{url}/wallboard", "sup")
+    await asyncio.to_thread(wait_text, browser, "#emergency-waiting", "0")
     # operators are wired to the engine's operator manager (issue 6): the site's operators, offline
-    await asyncio.to_thread(_wait_contains, browser, "#operators", "op1")
-    await asyncio.to_thread(_wait_contains, browser, "#operators", "offline")
-    await asyncio.to_thread(_wait_text, browser, "#callbacks-open", "0")  # callbacks are wired (issue 6)
-    assert not await asyncio.to_thread(_displayed, browser, "#panel-callbacks .panel-status")
-    await asyncio.to_thread(_wait_text, browser, "#stat-offered", "0")  # call records are wired
-    assert not await asyncio.to_thread(_displayed, browser, "#panel-stats .panel-status")
-    assert await asyncio.to_thread(_text, browser, "#stat-short") == "0"  # short abandons, counted apart
-    await asyncio.to_thread(_wait_text, browser, "#alerts", "all within limits")
+    await asyncio.to_thread(wait_contains, browser, "#operators", "op1")
+    await asyncio.to_thread(wait_contains, browser, "#operators", "offline")
+    await asyncio.to_thread(wait_text, browser, "#callbacks-open", "0")  # callbacks are wired (issue 6)
+    assert not await asyncio.to_thread(displayed, browser, "#panel-callbacks .panel-status")
+    await asyncio.to_thread(wait_text, browser, "#stat-offered", "0")  # call records are wired
+    assert not await asyncio.to_thread(displayed, browser, "#panel-stats .panel-status")
+    assert await asyncio.to_thread(text, browser, "#stat-short") == "0"  # short abandons, counted apart
+    await asyncio.to_thread(wait_text, browser, "#alerts", "all within limits")
     # each operator state has its own colour: offline is not the neutral grey
-    assert await asyncio.to_thread(_style, browser, "#operators .state-badge", "backgroundColor") != GREY
+    assert await asyncio.to_thread(style, browser, "#operators .state-badge", "backgroundColor") != GREY
 
     # nobody logged in to the queue: the caller rings in the emergency queue, then gives up after 16 s
     call = asyncio.create_task(place_call(lab.sip["host"], lab.sip["port"],
@@ -225,29 +97,29 @@ async def test_wallboard_shows_an_emergency_caller_waiting_live(
     alert = "#alerts li[data-kind='emergency_wait']"
     try:
         await engine.wait_for(lambda r: r.get("ami_event") == "QueueCallerJoin")
-        await asyncio.to_thread(_wait_text, browser, "#emergency-waiting", "1", 10)
-        assert await asyncio.to_thread(_text, browser, "#nonemergency-waiting") == "0"
-        await asyncio.to_thread(_screenshot, browser, "wallboard.png")
+        await asyncio.to_thread(wait_text, browser, "#emergency-waiting", "1", 10)
+        assert await asyncio.to_thread(text, browser, "#nonemergency-waiting") == "0"
+        await asyncio.to_thread(screenshot, browser, "wallboard.png")
         # waiting longer than 10 s: the threshold is raised, in red, until a supervisor acknowledges it
-        await asyncio.to_thread(_wait_visible, browser, f"{alert}.raised button.ack", 12)
-        assert await asyncio.to_thread(_style, browser, f"{alert}.raised", "color") == "rgb(239, 68, 68)"
-        await asyncio.to_thread(_screenshot, browser, "wallboard-threshold.png")
-        await asyncio.to_thread(_click, browser, f"{alert} button.ack")
-        await asyncio.to_thread(_wait_contains, browser, f"{alert}.acknowledged", "acknowledged by sup at", 5)
-        await asyncio.to_thread(_screenshot, browser, "wallboard-threshold-acknowledged.png")
-        rows = _audit(Path(engine.env["SIAGA112_DATABASE"]), "threshold.ack")
+        await asyncio.to_thread(wait_visible, browser, f"{alert}.raised button.ack", 12)
+        assert await asyncio.to_thread(style, browser, f"{alert}.raised", "color") == "rgb(239, 68, 68)"
+        await asyncio.to_thread(screenshot, browser, "wallboard-threshold.png")
+        await asyncio.to_thread(click, browser, f"{alert} button.ack")
+        await asyncio.to_thread(wait_contains, browser, f"{alert}.acknowledged", "acknowledged by sup at", 5)
+        await asyncio.to_thread(screenshot, browser, "wallboard-threshold-acknowledged.png")
+        rows = audit(Path(engine.env["SIAGA112_DATABASE"]), "threshold.ack")
         assert [(r[0], r[2]) for r in rows] == [("sup", "ok")], rows
         assert rows[0][3] == "emergency_wait: 1 emergency caller(s) waiting longer than 10 s", rows
         result = await call
         assert result.ok, result.output
-        await asyncio.to_thread(_wait_text, browser, "#emergency-waiting", "0", 10)
+        await asyncio.to_thread(wait_text, browser, "#emergency-waiting", "0", 10)
         # the condition ended: the alert is cleared (and kept, greyed, with who acknowledged it)
-        await asyncio.to_thread(_wait_contains, browser, f"{alert}.cleared", "cleared", 10)
+        await asyncio.to_thread(wait_contains, browser, f"{alert}.cleared", "cleared", 10)
         # the abandoned emergency call becomes an open callback task, shown live once its record is stored
-        await asyncio.to_thread(_wait_text, browser, "#callbacks-open", "1", 15)
+        await asyncio.to_thread(wait_text, browser, "#callbacks-open", "1", 15)
         # and today's service level (0 of 1 answered within 10 s) is below its 90 % target
-        await asyncio.to_thread(_wait_visible, browser, "#alerts li[data-kind='service_level'].raised", 10)
-        await asyncio.to_thread(_screenshot, browser, "wallboard-after-abandon.png")
+        await asyncio.to_thread(wait_visible, browser, "#alerts li[data-kind='service_level'].raised", 10)
+        await asyncio.to_thread(screenshot, browser, "wallboard-after-abandon.png")
     finally:
         if not call.done():
             call.cancel()
@@ -264,15 +136,15 @@ async def test_repeat_call_pops_is_classified_dispatched_closed_and_counted_on_t
     # the same browser, two sites: the operator's console on 127.0.0.1, the wallboard on localhost (each
     # host keeps its own session cookie)
     board_url = url.replace("127.0.0.1", "localhost")
-    await asyncio.to_thread(_log_in, browser, f"{board_url}/wallboard", "sup")
-    await asyncio.to_thread(_wait_text, browser, "#stat-abandoned", "0")
+    await asyncio.to_thread(log_in, browser, f"{board_url}/wallboard", "sup")
+    await asyncio.to_thread(wait_text, browser, "#stat-abandoned", "0")
     board = browser.current_window_handle  # type: ignore[attr-defined]
     await asyncio.to_thread(browser.switch_to.new_window, "tab")  # type: ignore[attr-defined]
-    await asyncio.to_thread(_log_in, browser, f"{url}/console", "op1")
+    await asyncio.to_thread(log_in, browser, f"{url}/console", "op1")
     console = browser.current_window_handle  # type: ignore[attr-defined]
     # the operator's own state, shown as the page loads (op1 is not in any queue yet: offline)
-    await asyncio.to_thread(_wait_text, browser, "#my-state", "offline", 10)
-    await asyncio.to_thread(_wait_text, browser, "#callbacks", "no open callbacks", 10)
+    await asyncio.to_thread(wait_text, browser, "#my-state", "offline", 10)
+    await asyncio.to_thread(wait_text, browser, "#callbacks", "no open callbacks", 10)
 
     # an earlier call from the same number: nobody in the queue, the caller gives up after 6 s
     earlier = await place_call(lab.sip["host"], lab.sip["port"], CallerScript(
@@ -281,15 +153,15 @@ async def test_repeat_call_pops_is_classified_dispatched_closed_and_counted_on_t
     first = await engine.wait_for(lambda r: r.get("event") == "call.record", timeout=30)
     assert first["outcome"] == "abandoned_in_queue", first
     # its callback task shows on the console from the live stream (no reload)
-    await asyncio.to_thread(_wait_contains, browser, "#callbacks", NUMBER, 15)
+    await asyncio.to_thread(wait_contains, browser, "#callbacks", NUMBER, 15)
 
     await conn.action("QueueAdd", {"Queue": "emergency", "Interface": "PJSIP/op1", "MemberName": "op1"})
     try:
-        await asyncio.to_thread(_wait_text, browser, "#my-state", "ready", 10)
+        await asyncio.to_thread(wait_text, browser, "#my-state", "ready", 10)
         # and after a reload, the state is there again at once
         await asyncio.to_thread(browser.refresh)  # type: ignore[attr-defined]
-        await asyncio.to_thread(_wait_text, browser, "#my-state", "ready", 10)
-        await asyncio.to_thread(_wait_text, browser, "#link", "live", 10)
+        await asyncio.to_thread(wait_text, browser, "#my-state", "ready", 10)
+        await asyncio.to_thread(wait_text, browser, "#link", "live", 10)
         async with SippOperator(lab.operators["op1"]["port"]), SippOperator(lab.operators["op2"]["port"]):
             call = asyncio.create_task(place_call(lab.sip["host"], lab.sip["port"], CallerScript(
                 dtmf=PRESS_EMERGENCY, number=NUMBER, hold_ms=16000)))
@@ -305,7 +177,7 @@ async def test_repeat_call_pops_is_classified_dispatched_closed_and_counted_on_t
                 await asyncio.to_thread(browser.switch_to.window, console)  # type: ignore[attr-defined]
                 result = await call
                 assert result.ok, result.output
-                await asyncio.to_thread(_wait_contains, browser, "#pop-state", "ended", 15)
+                await asyncio.to_thread(wait_contains, browser, "#pop-state", "ended", 15)
             finally:
                 if not call.done():
                     call.cancel()
@@ -319,13 +191,13 @@ async def test_repeat_call_pops_is_classified_dispatched_closed_and_counted_on_t
     # the pop's "waited" is the stored answer time (arrival at the PBX -> answer), to the second shown
     assert abs(waited - record["answer_s"]) <= 0.15, (waited, record["answer_s"])
     # answered: the earlier call's callback is superseded, and the console's panel follows
-    await asyncio.to_thread(_wait_text, browser, "#callbacks", "no open callbacks", 15)
+    await asyncio.to_thread(wait_text, browser, "#callbacks", "no open callbacks", 15)
     await asyncio.to_thread(_incident_steps, browser)
     await asyncio.to_thread(browser.switch_to.window, board)  # type: ignore[attr-defined]
-    await asyncio.to_thread(_wait_text, browser, "#stat-offered", "2", 15)
-    await asyncio.to_thread(_wait_contains, browser, "#stat-10", "1 (50 %)", 5)
-    assert await asyncio.to_thread(_text, browser, "#stat-abandoned") == "1"
-    await asyncio.to_thread(_screenshot, browser, "wallboard-answered.png")
+    await asyncio.to_thread(wait_text, browser, "#stat-offered", "2", 15)
+    await asyncio.to_thread(wait_contains, browser, "#stat-10", "1 (50 %)", 5)
+    assert await asyncio.to_thread(text, browser, "#stat-abandoned") == "1"
+    await asyncio.to_thread(screenshot, browser, "wallboard-answered.png")
     await asyncio.to_thread(browser.switch_to.window, console)  # type: ignore[attr-defined]
 
     # a complaint: 2 (complaints), then 6 (clean water); the IVR's category fills the incident form
@@ -341,109 +213,109 @@ async def test_repeat_call_pops_is_classified_dispatched_closed_and_counted_on_t
 
     # an operator opening the wallboard: a 403 page that says why, and a link back to the console
     await asyncio.to_thread(browser.get, f"{url}/wallboard")  # type: ignore[attr-defined]
-    await asyncio.to_thread(_wait_contains, browser, "#forbidden-msg", "logged in as operator", 10)
-    await asyncio.to_thread(_screenshot, browser, "wallboard-403.png")
-    await asyncio.to_thread(_click, browser, "#forbidden-back")
-    await asyncio.to_thread(_wait_text, browser, "#link", "live", 10)
-    await asyncio.to_thread(_wait_text, browser, "#my-state", "offline", 10)
+    await asyncio.to_thread(wait_contains, browser, "#forbidden-msg", "logged in as operator", 10)
+    await asyncio.to_thread(screenshot, browser, "wallboard-403.png")
+    await asyncio.to_thread(click, browser, "#forbidden-back")
+    await asyncio.to_thread(wait_text, browser, "#link", "live", 10)
+    await asyncio.to_thread(wait_text, browser, "#my-state", "offline", 10)
 
 
 def _wallboard_listens_in(driver: object) -> None:
     cell = "td.listen[data-operator='op1']"
-    _wait_visible(driver, f"{cell} button.listen-start[data-mode='listen']", 10)
-    _click(driver, f"{cell} button.listen-start[data-mode='listen']")
-    _wait_contains(driver, f"{cell} .listen-state.active", "listen since", 15)
-    _screenshot(driver, "wallboard-listening.png")
-    _click(driver, f"{cell} button.listen-mode[data-mode='whisper']")
-    _wait_contains(driver, f"{cell} .listen-state.active", "whisper since", 10)
-    assert _text(driver, "#listen-msg") == ""
+    wait_visible(driver, f"{cell} button.listen-start[data-mode='listen']", 10)
+    click(driver, f"{cell} button.listen-start[data-mode='listen']")
+    wait_contains(driver, f"{cell} .listen-state.active", "listen since", 15)
+    screenshot(driver, "wallboard-listening.png")
+    click(driver, f"{cell} button.listen-mode[data-mode='whisper']")
+    wait_contains(driver, f"{cell} .listen-state.active", "whisper since", 10)
+    assert text(driver, "#listen-msg") == ""
 
 
 def _complaint_popped(driver: object) -> None:
-    _wait_text(driver, "#pop-number", "081277770112", 15)
-    _wait_text(driver, "#pop-queue", "Complaint (non-emergency)", 5)
-    _wait_contains(driver, "#pop-ivr", "pressed 6 in the complaints menu", 5)
-    assert _text(driver, "#pop-ivr") == ("pressed 2 in the main menu, then pressed 6 in the complaints menu, "
+    wait_text(driver, "#pop-number", "081277770112", 15)
+    wait_text(driver, "#pop-queue", "Complaint (non-emergency)", 5)
+    wait_contains(driver, "#pop-ivr", "pressed 6 in the complaints menu", 5)
+    assert text(driver, "#pop-ivr") == ("pressed 2 in the main menu, then pressed 6 in the complaints menu, "
                                          "then sent to the complaint queue: Clean water (air bersih).")
-    assert _selected(driver, "#inc-category") == "clean_water"
-    assert _text(driver, "#inc-category-hint") == "chosen by the caller in the IVR"
-    _screenshot(driver, "console-complaint.png")
+    assert selected(driver, "#inc-category") == "clean_water"
+    assert text(driver, "#inc-category-hint") == "chosen by the caller in the IVR"
+    screenshot(driver, "console-complaint.png")
 
 
 def _talk_seconds(driver: object) -> int:
-    minutes, _, seconds = _text(driver, "#pop-timer").partition(":")
+    minutes, _, seconds = text(driver, "#pop-timer").partition(":")
     return int(minutes) * 60 + int(seconds)
 
 
 def _operator_takes_the_call(driver: object) -> float:
     """On the console page: the pop (number, waited, ticking talk timer, IVR path in words, history); gives
     the waited time shown, in seconds."""
-    _wait_text(driver, "#pop-number", NUMBER, 10)
-    _wait_text(driver, "#pop-state", "connected", 5)
-    assert _text(driver, "#pop-queue") == "Emergency"  # once, not "emergency / emergency"
-    waited = _text(driver, "#pop-waited")
+    wait_text(driver, "#pop-number", NUMBER, 10)
+    wait_text(driver, "#pop-state", "connected", 5)
+    assert text(driver, "#pop-queue") == "Emergency"  # once, not "emergency / emergency"
+    waited = text(driver, "#pop-waited")
     found = re.fullmatch(r"(\d+\.\d) s \(\d+ s in queue\)", waited)  # from arrival at the PBX; in queue
     assert found, waited
-    _wait_text(driver, "#my-state", "on a call", 10)
-    assert not _displayed(driver, "#panel-state .panel-status")  # operator state is wired (issue 6)
-    assert _style(driver, "#my-state", "backgroundColor") != GREY
+    wait_text(driver, "#my-state", "on a call", 10)
+    assert not displayed(driver, "#panel-state .panel-status")  # operator state is wired (issue 6)
+    assert style(driver, "#my-state", "backgroundColor") != GREY
     # the talk timer ticks while connected
     first = _talk_seconds(driver)
     WebDriverWait(driver, 5, poll_frequency=0.2).until(lambda d: _talk_seconds(d) >= first + 2)
     assert "live" in str(driver.find_element(By.ID, "pop-timer").get_attribute("class"))  # type: ignore[attr-defined]
-    ivr = _text(driver, "#pop-ivr")
+    ivr = text(driver, "#pop-ivr")
     assert ivr == "pressed 1 in the main menu, then sent to the emergency queue.", ivr
     # the earlier call from this number, in words
-    _wait_contains(driver, "#pop-calls", "hung up waiting in the queue — pressed 1 in the main menu", 10)
-    assert "repeat caller: 1 earlier call" in _text(driver, "#pop-repeat")
-    _wait_contains(driver, "#pop-incidents", "no earlier incidents", 5)
+    wait_contains(driver, "#pop-calls", "hung up waiting in the queue — pressed 1 in the main menu", 10)
+    assert "repeat caller: 1 earlier call" in text(driver, "#pop-repeat")
+    wait_contains(driver, "#pop-incidents", "no earlier incidents", 5)
     assert driver.find_element(By.ID, "inc-number").get_attribute("value") == NUMBER  # type: ignore[attr-defined]
-    _screenshot(driver, "console-pop.png")
+    screenshot(driver, "console-pop.png")
     return float(found.group(1))
 
 
 def _incident_steps(driver: object) -> None:
     """Classify, dispatch the suggested unit (en route, on scene) and close the incident."""
     _fill_incident(driver)
-    _wait_contains(driver, "#incident-msg", "created", 10)
-    assert _style(driver, "#incident-msg", "color") == GREEN  # success in the success colour
-    incident_id = _text(driver, "#incident-msg").split()[1]
+    wait_contains(driver, "#incident-msg", "created", 10)
+    assert style(driver, "#incident-msg", "color") == GREEN  # success in the success colour
+    incident_id = text(driver, "#incident-msg").split()[1]
     row = f"#incidents tr[data-incident='{incident_id}']"
-    _wait_visible(driver, f"{row} select.unit")
+    wait_visible(driver, f"{row} select.unit")
     # labels, not ids; the status select shows its whole label
-    _wait_contains(driver, row, "Fire (kebakaran)", 5)
-    assert "Wenang" in _text(driver, row)
-    assert _fits(driver, f"{row} select.status")
+    wait_contains(driver, row, "Fire (kebakaran)", 5)
+    assert "Wenang" in text(driver, row)
+    assert fits(driver, f"{row} select.status")
     # the suggested unit (a free fire unit in Wenang) first and chosen; only fire units offered
-    options = _on_fresh(driver, f"{row} select.unit",
+    options = on_fresh(driver, f"{row} select.unit",
                         lambda e: [(o.get_attribute("value"), o.text) for o in Select(e).options])
     assert options[1][0] == "fire-wenang-1", options
     assert options[1][1].startswith("★ suggested:"), options
-    assert _selected(driver, f"{row} select.unit") == "fire-wenang-1"
+    assert selected(driver, f"{row} select.unit") == "fire-wenang-1"
     assert all("(fire," in text for _, text in options[1:]), options
-    assert _fits(driver, f"{row} select.unit")
+    assert fits(driver, f"{row} select.unit")
     _dispatch(driver, row, "fire-wenang-1")
-    assert _selected(driver, f"{row} select:not(.unit)") == "handling"  # dispatch moved it on
+    assert selected(driver, f"{row} select:not(.unit)") == "handling"  # dispatch moved it on
     # a backward move is refused, and the refusal goes once a later step succeeds
-    _choose(driver, f"{row} select:not(.unit)", "wait")
-    _wait_contains(driver, "#incidents-msg", "status", 10)
-    _screenshot(driver, "console-refused.png")
+    choose(driver, f"{row} select:not(.unit)", "wait")
+    wait_contains(driver, "#incidents-msg", "status", 10)
+    screenshot(driver, "console-refused.png")
     # the unit's later steps, each stamped by the engine (they feed "dispatch -> on scene")
     line = f"{row} .dispatched .dispatch"
-    _click(driver, f"{line} button[data-step='en_route']")
-    _wait_contains(driver, f"{row} .dispatched", "(en route)", 10)
-    _wait_contains(driver, line, "en route ", 5)  # the engine's time, shown
-    _wait_text(driver, "#incidents-msg", "", 5)
-    _click(driver, f"{line} button[data-step='on_scene']")
-    _wait_contains(driver, f"{row} .dispatched", "(on scene)", 10)
-    _wait_contains(driver, line, "on scene ", 5)
-    WebDriverWait(driver, 5, poll_frequency=0.1, ignored_exceptions=_STALE).until(  # only the next step
+    click(driver, f"{line} button[data-step='en_route']")
+    wait_contains(driver, f"{row} .dispatched", "(en route)", 10)
+    wait_contains(driver, line, "en route ", 5)  # the engine's time, shown
+    wait_text(driver, "#incidents-msg", "", 5)
+    click(driver, f"{line} button[data-step='on_scene']")
+    wait_contains(driver, f"{row} .dispatched", "(on scene)", 10)
+    wait_contains(driver, line, "on scene ", 5)
+    WebDriverWait(driver, 5, poll_frequency=0.1, ignored_exceptions=STALE).until(  # only the next step
         lambda d: [b.get_attribute("data-step") for b in d.find_elements(By.CSS_SELECTOR, f"{line} button")]
         == ["closed"])
-    _screenshot(driver, "console.png")
-    _choose(driver, f"{row} select:not(.unit)", "done")  # the change is sent as the option is chosen
-    _wait_contains(driver, f"{row} .dispatched", "(closed)", 10)
-    assert _selected(driver, f"{row} select:not(.unit)") == "done"
+    screenshot(driver, "console.png")
+    choose(driver, f"{row} select:not(.unit)", "done")  # the change is sent as the option is chosen
+    wait_contains(driver, f"{row} .dispatched", "(closed)", 10)
+    assert selected(driver, f"{row} select:not(.unit)") == "done"
 
 
 def _dispatch(driver: object, row: str, unit: str) -> None:
@@ -451,13 +323,13 @@ def _dispatch(driver: object, row: str, unit: str) -> None:
     then the live stream): a re-render between the choice and the press loses the choice, and the page
     says "choose a unit"; then choose and press again (at most 5 times)."""
     for _ in range(5):
-        _choose(driver, f"{row} select.unit", unit)
-        _click(driver, f"{row} button")
-        WebDriverWait(driver, 10, poll_frequency=0.1, ignored_exceptions=_STALE).until(
-            lambda d: "(dispatched)" in _text(d, f"{row} .dispatched") or "choose a unit" in _text(d, row))
-        if "(dispatched)" in _text(driver, f"{row} .dispatched"):
+        choose(driver, f"{row} select.unit", unit)
+        click(driver, f"{row} button")
+        WebDriverWait(driver, 10, poll_frequency=0.1, ignored_exceptions=STALE).until(
+            lambda d: "(dispatched)" in text(d, f"{row} .dispatched") or "choose a unit" in text(d, row))
+        if "(dispatched)" in text(driver, f"{row} .dispatched"):
             return
-    raise AssertionError(f"the dispatch of {unit} never showed on {row}: {_text(driver, row)!r}")
+    raise AssertionError(f"the dispatch of {unit} never showed on {row}: {text(driver, row)!r}")
 
 
 def _fill_incident(driver: object) -> None:
