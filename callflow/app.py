@@ -14,6 +14,7 @@ import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 
+from callflow.agencies import HandoffPolicy
 from callflow.ami import AmiEndpoint
 from callflow.calls.derive import DeriveOptions
 from callflow.calls.recovery import RecoverySources
@@ -85,7 +86,7 @@ def build_components(settings: EngineSettings, site: Site | None, paths: EngineP
             components.insert(0, MissedKeys())
     if http is not None:
         components.append(_console(settings, paths, http, tracker=tracker, operators=operators,
-                                   callbacks=callbacks))
+                                   callbacks=callbacks, handoffs=policies.handoffs))
     return components
 
 
@@ -111,18 +112,21 @@ def ivr_server(settings: EngineSettings, paths: EnginePaths) -> IvrServer:
 
 
 def _console(settings: EngineSettings, paths: EnginePaths, http: HttpAddress, *, tracker: CallTracker,
-             operators: OperatorManager, callbacks: CallbackService) -> ConsoleComponent:
+             operators: OperatorManager, callbacks: CallbackService,
+             handoffs: HandoffPolicy) -> ConsoleComponent:
     # The console's data sources, all over the one shared database. Queue status comes from the AMI
     # session (wired by the console itself).
     asyncio.run(prepare_store(paths.database))
     registry = load_registry(paths.agencies_file) if paths.agencies_file is not None else None
     wiring = store_providers(paths.database, recordings_root=paths.recordings,
-                             timezone_name=settings.incidents.timezone, registry=registry)
+                             timezone_name=settings.incidents.timezone, registry=registry,
+                             handoffs=handoffs)
     wiring.providers.operators = ManagedOperators(operators)
     wiring.providers.callbacks = callbacks
     console = ConsoleComponent(http, paths.database, providers=wiring.providers, resources=wiring.resources)
     wiring.incidents.notify = console.hub.publish  # incident changes reach every page live
     callbacks.notify = console.hub.publish  # so do callback tasks opened, answered or closed
+    wiring.agencies.publish = console.hub.publish  # agencies' updates and escalations too
     tracker.listeners.append(console)  # finished calls refresh the wallboard and the screen pop
     console.bind()  # a taken port is a start-up error, before the engine attaches
     return console

@@ -9,10 +9,13 @@ they never read the site file.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
+from callflow.agencies import Deadline, HandoffPolicy
 from callflow.calls.derive import DeriveOptions
 from callflow.calls.model import CallClass
-from callflow.siteconfig import Callbacks, Calls, Recording, Site
+from callflow.incidents import Category, CategoryClass
+from callflow.siteconfig import Agencies, Callbacks, Calls, HandoffDeadline, Recording, Site
 from queues.callbacks import CallbackPolicy
 from queues.policy import EMERGENCY, PENALTY_OVERFLOW, PENALTY_OWN, PENALTY_SUPERVISOR, QueuePolicy
 from recordings import RecordingPolicy
@@ -69,6 +72,21 @@ def queue_policy(site: Site | None) -> QueuePolicy:
                        wrapup={q: float(queue.wrapup_s) for q, queue in queues.items()})
 
 
+def handoff_policy(section: Agencies | None = None) -> HandoffPolicy:
+    """``[agencies]``: deadlines per category class and per category, and whether agencies see callers'
+    numbers."""
+    ag = section if section is not None else Agencies()
+
+    def deadline(d: HandoffDeadline) -> Deadline:
+        return Deadline(timedelta(minutes=d.acknowledge_min), timedelta(hours=d.done_h))
+
+    return HandoffPolicy(
+        by_class={CategoryClass.EMERGENCY: deadline(ag.emergency),
+                  CategoryClass.NONEMERGENCY: deadline(ag.nonemergency)},
+        by_category={Category(name): deadline(d) for name, d in ag.categories.items()},
+        caller_number_visible=ag.show_caller_number, sweep_s=ag.sweep_s)
+
+
 @dataclass(frozen=True)
 class SitePolicies:
     """Every policy the engine takes from one site file."""
@@ -77,6 +95,7 @@ class SitePolicies:
     queues: QueuePolicy
     callbacks: CallbackPolicy
     derive: DeriveOptions
+    handoffs: HandoffPolicy
 
     @classmethod
     def of(cls, site: Site | None, *, dial_callbacks: bool = True) -> SitePolicies:
@@ -84,6 +103,7 @@ class SitePolicies:
         operators."""
         if site is None:
             return cls(recording_policy(), queue_policy(None), callback_policy(dial=dial_callbacks),
-                       derive_options())
+                       derive_options(), handoff_policy())
         return cls(recording_policy(site.recording), queue_policy(site),
-                   callback_policy(site.callbacks, dial=dial_callbacks), derive_options(site.calls))
+                   callback_policy(site.callbacks, dial=dial_callbacks), derive_options(site.calls),
+                   handoff_policy(site.agencies))

@@ -27,6 +27,7 @@ from callflow.console import (
     Role,
 )
 from callflow.console.passwords import PasswordPolicyError, check_policy
+from callflow.incidents import RegistryError, load_registry
 from callflow.settings import load_settings
 from callflow.store import StoreError, open_database
 
@@ -46,6 +47,10 @@ def register(sub: Any) -> None:
     add.add_argument("name")
     add.add_argument("--role", required=True, choices=[r.value for r in Role])
     add.add_argument("--operator-id", help="queue member name of an operator account (default: the name)")
+    add.add_argument("--agency", metavar="ID",
+                     help="the agency an agency account works for (an id of the agency file)")
+    add.add_argument("--agencies", type=Path, metavar="FILE",
+                     help="the agency file (default: the settings' incidents.agencies_file)")
     add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     add.set_defaults(handler=_add)
     lst = usub.add_parser("list", help="list accounts")
@@ -59,6 +64,21 @@ def _database(args: argparse.Namespace) -> Path:
     if args.database is not None:
         return Path(args.database)
     return load_settings(args.config).database
+
+
+def _check_agency(args: argparse.Namespace) -> None:
+    """An agency account's agency must be one of the registry's (the file the engine dispatches from)."""
+    if args.agency is None:
+        return
+    path = args.agencies if args.agencies is not None else load_settings(args.config).incidents.agencies_file
+    if path is None:
+        raise AccountError("no agency file to check --agency against: give --agencies FILE or set "
+                           "incidents.agencies_file in the settings")
+    registry = load_registry(Path(path))
+    known = [a.id for a in registry.agencies]
+    if args.agency not in known:
+        raise AccountError(f"unknown agency {args.agency!r}: {path} has no such [[agency]] id; use one of: "
+                           f"{', '.join(known)}")
 
 
 def _read_password(args: argparse.Namespace) -> str:
@@ -95,16 +115,20 @@ def _run(args: argparse.Namespace, work: Any) -> int:
 
 def _add(args: argparse.Namespace) -> int:
     try:
+        _check_agency(args)
         password = _read_password(args)
-    except (AccountError, PasswordPolicyError) as exc:
+    except (AccountError, PasswordPolicyError, RegistryError, ValidationError, FileNotFoundError) as exc:
         print(f"siaga112 console: {exc}", file=sys.stderr)
         return 2
 
     async def work(store: AccountStore, audit: AuditLog) -> int:
-        user = await store.add_user(args.name, Role(args.role), password, args.operator_id)
+        user = await store.add_user(args.name, Role(args.role), password, args.operator_id,
+                                    agency_id=args.agency)
+        bound = f" agency={user.agency_id}" if user.agency_id else ""
         await audit.record(f"cli:{getpass.getuser()}", AuditAction.USER_ADD, AuditOutcome.OK,
-                           target=user.name, address="local", detail=f"role={user.role.value}")
+                           target=user.name, address="local", detail=f"role={user.role.value}{bound}")
         extra = f", operator {user.operator_id}" if user.operator_id else ""
+        extra += f", agency {user.agency_id}" if user.agency_id else ""
         print(f"account {user.name!r} created (role {user.role.value}{extra})")
         return 0
 
@@ -118,7 +142,7 @@ def _list(args: argparse.Namespace) -> int:
             print("no accounts yet: create the first with `siaga112 console user add NAME --role admin`")
         for u in users:
             state = "disabled" if u.disabled else "active"
-            print(f"{u.name:<20} {u.role.value:<10} {u.operator_id or '-':<8} {state:<8} "
+            print(f"{u.name:<20} {u.role.value:<10} {u.operator_id or u.agency_id or '-':<8} {state:<8} "
                   f"created {u.created_at.isoformat(timespec='seconds')}")
         return 0
 

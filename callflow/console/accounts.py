@@ -36,6 +36,7 @@ class User:
     operator_id: str | None  # the queue member name (e.g. ``op1``) of an operator account
     disabled: bool
     created_at: datetime
+    agency_id: str | None = None  # the agency an agency account works for
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,12 +51,12 @@ def _token_hash(token: str) -> str:
 
 
 def _user(row: aiosqlite.Row | tuple[object, ...]) -> User:
-    uid, name, role, operator_id, disabled, created = row
+    uid, name, role, operator_id, disabled, created, agency_id = row
     return User(int(str(uid)), str(name), Role(str(role)), None if operator_id is None else str(operator_id),
-                bool(disabled), parse_iso(str(created)))
+                bool(disabled), parse_iso(str(created)), None if agency_id is None else str(agency_id))
 
 
-_USER_COLUMNS = "id, name, role, operator_id, disabled, created_at"
+_USER_COLUMNS = "id, name, role, operator_id, disabled, created_at, agency_id"
 
 
 class AccountStore:
@@ -66,7 +67,10 @@ class AccountStore:
         self.session_ttl = session_ttl
 
     # -- accounts -----------------------------------------------------------------------------------
-    async def add_user(self, name: str, role: Role, password: str, operator_id: str | None = None) -> User:
+    async def add_user(self, name: str, role: Role, password: str, operator_id: str | None = None, *,
+                       agency_id: str | None = None) -> User:
+        """``agency_id``: the agency an agency account works for; the caller checks it against the
+        registry (the account store does not read the agency file)."""
         if not NAME_RE.match(name):
             raise AccountError(f"invalid name {name!r}: 2-32 letters, digits, '.', '_' or '-', "
                                "starting with a letter or digit")
@@ -77,13 +81,20 @@ class AccountStore:
         if role is Role.ADMIN and operator_id is not None:
             # a supervisor's operator id is their own phone (the endpoint they listen in with)
             raise AccountError("only operator and supervisor accounts have an operator id (phone)")
+        if role is Role.AGENCY and operator_id is not None:
+            raise AccountError("agency accounts have no operator id (phone)")
+        if role is Role.AGENCY and not agency_id:
+            raise AccountError("an agency account needs its agency: --agency ID (an id of the agency file)")
+        if role is not Role.AGENCY and agency_id is not None:
+            raise AccountError("only agency accounts are bound to an agency (--agency)")
         check_policy(password)
         if await self.find(name) is not None:
             raise AccountError(f"an account named {name!r} already exists")
         stored = await hash_password_async(password)
         await self._db.execute(
-            "INSERT INTO console_users (name, role, password_hash, operator_id, created_at) "
-            "VALUES (?, ?, ?, ?, ?)", (name, role.value, stored, operator_id, iso(self._clock())))
+            "INSERT INTO console_users (name, role, password_hash, operator_id, created_at, agency_id) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (name, role.value, stored, operator_id, iso(self._clock()), agency_id))
         await self._db.commit()
         user = await self.find(name)
         assert user is not None  # noqa: S101 -- just inserted in this transaction

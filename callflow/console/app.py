@@ -13,7 +13,14 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from callflow.console import routes_auth, routes_floor, routes_stream, routes_supervision, routes_wallboard
+from callflow.console import (
+    routes_agency,
+    routes_auth,
+    routes_floor,
+    routes_stream,
+    routes_supervision,
+    routes_wallboard,
+)
 from callflow.console.context import ConsoleContext
 from callflow.console.providers import NotFound, ProviderUnavailable, Refused
 from callflow.console.roles import WATCHERS
@@ -124,7 +131,8 @@ def create_app(ctx: ConsoleContext) -> FastAPI:
     app.add_exception_handler(NotFound, _not_found)
     app.add_exception_handler(Refused, _refused)
     app.add_exception_handler(HTTPException, _http_error)
-    for module in (routes_auth, routes_floor, routes_supervision, routes_wallboard, routes_stream):
+    for module in (routes_auth, routes_floor, routes_supervision, routes_wallboard, routes_stream,
+                   routes_agency):
         app.include_router(module.router)
 
     @app.get("/", include_in_schema=False)
@@ -143,6 +151,10 @@ def create_app(ctx: ConsoleContext) -> FastAPI:
                                                "supervisors and admins", "/console", "the operator console"),
                                 status_code=403)
         return FileResponse(STATIC_DIR / "wallboard.html", media_type="text/html")
+
+    @app.get("/agency", include_in_schema=False)
+    async def agency_page() -> FileResponse:
+        return FileResponse(STATIC_DIR / "agency.html", media_type="text/html")
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(SecurityHeaders)

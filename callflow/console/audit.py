@@ -21,6 +21,11 @@ class AuditAction(StrEnum):
     USER_DISABLE = "user.disable"
     THRESHOLD_ACK = "threshold.ack"  # a supervisor acknowledged a wallboard alert
     LISTEN = "listen"  # a supervisor listening in on a call: requested, started, switched, ended
+    AGENCY_VIEW = "agency.view"  # an agency account opened a report (denied: not its agency's)
+    AGENCY_ACKNOWLEDGE = "agency.acknowledge"
+    AGENCY_NOTE = "agency.note"
+    AGENCY_STEP = "agency.step"  # en route / on scene
+    AGENCY_DONE = "agency.done"
 
 
 class AuditOutcome(StrEnum):

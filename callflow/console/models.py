@@ -29,6 +29,7 @@ class UserView(BaseModel):
     name: str
     role: Role
     operator_id: str | None
+    agency_id: str | None = None
 
 
 class LoginResponse(BaseModel):

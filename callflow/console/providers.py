@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
+from callflow.agencies import AgencyDesk
 from callflow.calls.model import CallRecord
 from callflow.console.catalog import IncidentStatus
 from callflow.console.models import (
@@ -117,6 +118,7 @@ class RecordingsProvider(Protocol):
 CALLS = "call records (call tracker)"
 OPERATORS = "operator state (queues/operator manager)"
 INCIDENTS = "incidents and dispatch"
+AGENCIES = "agencies' desk"
 CALLBACKS = "callbacks (queues/operator manager)"
 REPORTS = "reports"
 RECORDINGS = "recordings"
@@ -190,6 +192,17 @@ class UnavailableQueues:
         raise ProviderUnavailable(QUEUES)
 
 
+class AgencyDeskProvider(Protocol):
+    @property
+    def desk(self) -> AgencyDesk: ...
+
+
+class UnavailableAgencyDesk:
+    @property
+    def desk(self) -> AgencyDesk:
+        raise ProviderUnavailable(AGENCIES)
+
+
 @dataclass
 class Providers:
     """The console's data sources; the engine's wiring replaces each stand-in with the real component."""
@@ -201,3 +214,4 @@ class Providers:
     callbacks: CallbacksProvider = field(default_factory=UnavailableCallbacks)
     reports: ReportsProvider = field(default_factory=UnavailableReports)
     recordings: RecordingsProvider = field(default_factory=UnavailableRecordings)
+    agencies: AgencyDeskProvider = field(default_factory=UnavailableAgencyDesk)

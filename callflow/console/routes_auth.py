@@ -19,7 +19,7 @@ CurrentSession = Annotated[Session, Depends(current_session)]
 
 def _view(session: Session) -> UserView:
     u = session.user
-    return UserView(name=u.name, role=u.role, operator_id=u.operator_id)
+    return UserView(name=u.name, role=u.role, operator_id=u.operator_id, agency_id=u.agency_id)
 
 
 @router.post("/login", response_model=LoginResponse,

@@ -40,6 +40,26 @@ CONSOLE_SCHEMA = Schema(
         );
         CREATE INDEX console_audit_at ON console_audit(at);
         """,
+        # 2: agency accounts, bound to one agency of the registry. SQLite cannot widen a CHECK in place:
+        # the table is rebuilt (sessions end: their users log in again).
+        """
+        DELETE FROM console_sessions;
+        CREATE TABLE console_users_v2 (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+            role TEXT NOT NULL CHECK (role IN ('operator', 'supervisor', 'admin', 'agency')),
+            password_hash TEXT NOT NULL,
+            operator_id TEXT,
+            disabled INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            agency_id TEXT,
+            CHECK ((role = 'agency') = (agency_id IS NOT NULL))
+        );
+        INSERT INTO console_users_v2 (id, name, role, password_hash, operator_id, disabled, created_at)
+            SELECT id, name, role, password_hash, operator_id, disabled, created_at FROM console_users;
+        DROP TABLE console_users;
+        ALTER TABLE console_users_v2 RENAME TO console_users;
+        """,
     ),
 )
 

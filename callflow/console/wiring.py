@@ -27,12 +27,15 @@ from zoneinfo import ZoneInfo
 import aiosqlite
 import structlog
 
+from callflow.agencies import SCHEMA as AGENCIES_SCHEMA
+from callflow.agencies import HandoffPolicy
 from callflow.ami.client import Clock, utc_now
 from callflow.calls.export import export_csv
 from callflow.calls.model import CallRecord
 from callflow.calls.records import load_records, record_from_dict
 from callflow.calls.tracker import SCHEMAS as CALL_SCHEMAS
 from callflow.console import catalog
+from callflow.console.agency_wiring import AgencyDeskService
 from callflow.console.models import (
     AnswerStats,
     DispatchStepState,
@@ -425,7 +428,7 @@ class IndexedRecordings:
 
 
 # -- all of them -------------------------------------------------------------------------------------
-STORE_SCHEMAS: tuple[Schema, ...] = (*REPORT_SCHEMAS, INCIDENTS_SCHEMA, RECORDING_SCHEMA)
+STORE_SCHEMAS: tuple[Schema, ...] = (*REPORT_SCHEMAS, INCIDENTS_SCHEMA, AGENCIES_SCHEMA, RECORDING_SCHEMA)
 
 
 async def prepare_store(database: Path) -> None:
@@ -441,11 +444,13 @@ class StoreWiring:
     providers: Providers
     resources: list[Resource]  # start with the console, stop after it
     incidents: ServiceIncidents  # set ``incidents.notify`` to publish incident changes live
+    agencies: AgencyDeskService  # set ``agencies.publish`` to publish hand-off changes and escalations
 
 
 def store_providers(database: Path, *, recordings_root: Path, clock: Clock = utc_now,
                     timezone_name: str = "Asia/Makassar", zone: tzinfo | None = None,
-                    registry: AgencyRegistry | None = None) -> StoreWiring:
+                    registry: AgencyRegistry | None = None,
+                    handoffs: HandoffPolicy | None = None) -> StoreWiring:
     """Calls, incidents (with dispatch), reports and recordings over ``database``; the resources to
     start with the console. Queue status is wired by the console itself (it needs the AMI session);
     operators and callbacks keep their stand-ins until their component replaces them."""
@@ -455,8 +460,12 @@ def store_providers(database: Path, *, recordings_root: Path, clock: Clock = utc
     incidents = ServiceIncidents(writes, calls, clock=clock, registry=registry)
     reports = StoreReports(incidents, reads, zone or ZoneInfo(timezone_name), timezone_name)
     recordings = IndexedRecordings(reads, recordings_root, clock=clock)
-    providers = Providers(calls=calls, incidents=incidents, reports=reports, recordings=recordings)
-    return StoreWiring(providers, [reads, incidents], incidents)
+    agencies = AgencyDeskService(
+        lambda: open_database(database, [*CALL_SCHEMAS, INCIDENTS_SCHEMA, AGENCIES_SCHEMA]), incidents,
+        handoffs or HandoffPolicy(), clock=clock)
+    providers = Providers(calls=calls, incidents=incidents, reports=reports, recordings=recordings,
+                          agencies=agencies)
+    return StoreWiring(providers, [reads, incidents, agencies], incidents, agencies)
 
 
 __all__ = [

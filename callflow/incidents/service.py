@@ -101,6 +101,11 @@ class IncidentService:
     async def units(self) -> list[Unit]:
         return await tables.active_units(self._conn)
 
+    async def agency_names(self) -> dict[str, str]:
+        """Every stored agency's id and name (agencies dropped from the registry file stay, for history)."""
+        async with self._conn.execute("SELECT id, name FROM agency_agency ORDER BY id") as cur:
+            return {str(r[0]): str(r[1]) for r in await cur.fetchall()}
+
     async def busy_units(self) -> set[str]:
         return await tables.busy_units(self._conn)
 
@@ -149,12 +154,22 @@ class IncidentService:
     async def list(self, *, status: IncidentStatus | None = None, category: Category | None = None,
                    district: District | None = None, since: datetime | None = None,
                    until: datetime | None = None, limit: int | None = None,
-                   caller_number: str | None = None, linkedids: Iterable[str] = ()) -> list[Incident]:
+                   caller_number: str | None = None, linkedids: Iterable[str] = (),
+                   agency_id: str | None = None, ids: Iterable[int] | None = None) -> list[Incident]:
         """Incidents created in ``[since, until)`` and matching the filters, oldest first. With
         ``caller_number``: the incidents reported from that number or linked to one of ``linkedids``
-        (the calls from that number)."""
+        (the calls from that number). With ``agency_id``: the incidents one of that agency's units was
+        dispatched to (handed to the agency). With ``ids``: only those incidents."""
         where: list[str] = []
         params: list[object] = []
+        if agency_id is not None:
+            where.append("i.id IN (SELECT d.incident_id FROM dispatch_dispatch d JOIN agency_unit u "
+                         "ON u.id = d.unit_id WHERE u.agency_id = ?)")
+            params.append(agency_id)
+        if ids is not None:
+            chosen = [int(i) for i in ids]
+            where.append(f"i.id IN ({', '.join('?' for _ in chosen) or 'NULL'})")
+            params.extend(chosen)
         if caller_number is not None:
             calls = list(dict.fromkeys(linkedids))
             linked = (f" OR i.id IN (SELECT incident_id FROM incident_call WHERE linkedid IN "

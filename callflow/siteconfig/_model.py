@@ -216,6 +216,45 @@ class Calls(_Section):
                     "abandon: recorded as such and counted apart from offered calls (0 = none)")
 
 
+class HandoffDeadline(_Section):
+    """How long an agency has, counted from the hand-off (the first dispatch of one of its units)."""
+
+    acknowledge_min: float = Field(gt=0, le=10080, description="acknowledge within this many minutes")
+    done_h: float = Field(gt=0, le=8760, description="mark done within this many hours")
+
+
+def _emergency_deadline() -> HandoffDeadline:
+    return HandoffDeadline(acknowledge_min=15, done_h=24)
+
+
+def _nonemergency_deadline() -> HandoffDeadline:
+    return HandoffDeadline(acknowledge_min=24 * 60, done_h=7 * 24)
+
+
+class Agencies(_Section):
+    """Reports handed to agencies (callflow/agencies): deadlines, escalation and what agencies may see."""
+
+    emergency: HandoffDeadline = Field(default_factory=_emergency_deadline,
+                                       description="deadlines for emergency categories")
+    nonemergency: HandoffDeadline = Field(default_factory=_nonemergency_deadline,
+                                          description="deadlines for non-emergency categories")
+    categories: dict[Annotated[str, Field(pattern=_NAME)], HandoffDeadline] = Field(
+        default_factory=dict, description="deadlines for one category (its id, e.g. electricity), "
+                                          "overriding its class's")
+    show_caller_number: bool = Field(default=False, description="agency accounts see the caller's number")
+    sweep_s: float = Field(default=30, ge=1, le=3600,
+                           description="how often overdue hand-offs are looked for")
+
+    @model_validator(mode="after")
+    def _known_categories(self) -> Agencies:
+        known = set(EMERGENCY_CATEGORIES) | set(NONEMERGENCY_CATEGORIES)
+        for name in self.categories:
+            if name not in known:
+                valid = ", ".join(sorted(known))
+                raise ValueError(f"categories: unknown category {name!r}; use one of: {valid}")
+        return self
+
+
 class Ami(SecretRef):
     bind: IPv4Address = Field(default=ipaddress.IPv4Address("127.0.0.1"))
     port: int = Field(default=5038, ge=1, le=65535)
@@ -262,6 +301,7 @@ class Site(_Section):
     recording: Recording = Field(default_factory=Recording)
     callbacks: Callbacks = Field(default_factory=Callbacks)
     calls: Calls = Field(default_factory=Calls)
+    agencies: Agencies = Field(default_factory=Agencies)
     ami: Ami
     sip: Sip = Field(default_factory=Sip)
     fastagi: FastAgi = Field(default_factory=FastAgi)

@@ -1,0 +1,105 @@
+"""The agencies' desk inside the console process: its own store connection, the incident service it
+acts through, the periodic sweep that escalates overdue hand-offs, and who an escalation tells.
+
+An escalation is published on the console's live stream (the supervisors' pages and the wallboard) and
+names, for the record, the supervisors and the agency's own accounts that were active when it was made
+(they see it on their pages: the agency's desk lists it as overdue).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import aiosqlite
+import structlog
+
+from callflow.agencies import AgencyDesk, Handoff, HandoffPolicy, Overdue
+from callflow.ami.client import Clock
+from callflow.console.providers import AGENCIES, ProviderUnavailable
+
+log = structlog.get_logger("callflow.console.agencies")
+
+Publish = Callable[[dict[str, Any]], None]
+
+
+async def active_accounts(conn: aiosqlite.Connection, agency_id: str) -> list[str]:
+    """``supervisor:NAME`` and ``agency:NAME`` of the active accounts an escalation concerns. The
+    console's accounts table may not exist yet (a store no console has opened): then nobody."""
+    try:
+        async with conn.execute(
+                "SELECT role, name FROM console_users WHERE disabled = 0 AND (role = 'supervisor' OR "
+                "(role = 'agency' AND agency_id = ?)) ORDER BY role DESC, name", (agency_id,)) as cur:
+            return [f"{r[0]}:{r[1]}" for r in await cur.fetchall()]
+    except aiosqlite.OperationalError:
+        return []
+
+
+class AgencyDeskService:
+    """A console resource: opened with the console, closed after it. ``publish``: the live stream."""
+
+    def __init__(self, connect: Callable[[], Any], incidents: Any, policy: HandoffPolicy, *,
+                 clock: Clock) -> None:
+        self._connect = connect  # opens the store (with the agencies' schema)
+        self._incidents = incidents  # the console's ServiceIncidents (its IncidentService, once started)
+        self.policy = policy
+        self.clock = clock
+        self.publish: Publish | None = None
+        self._conn: aiosqlite.Connection | None = None
+        self._desk: AgencyDesk | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self.extra_notify: list[Callable[[Overdue], Any]] = []  # the outbox adds itself here
+
+    @property
+    def desk(self) -> AgencyDesk:
+        if self._desk is None:
+            raise ProviderUnavailable(AGENCIES, f"{AGENCIES}: not open (the console is starting or stopping)")
+        return self._desk
+
+    async def _notify(self, overdue: Overdue) -> list[str]:
+        assert self._conn is not None  # noqa: S101 -- the desk exists only while the connection is open
+        told = await active_accounts(self._conn, overdue.agency_id)
+        for extra in self.extra_notify:
+            told.extend(await extra(overdue))
+        if self.publish is not None:
+            self.publish({"type": "agency.overdue", "at": self.clock().isoformat(),
+                          "id": str(overdue.incident_id), "agency": overdue.agency_id,
+                          "stage": overdue.stage.value, "due": overdue.due_at.isoformat(), "notified": told})
+        return told
+
+    async def _changed(self, handoff: Handoff, change: str) -> None:
+        if self.publish is not None:
+            self.publish({"type": "incident.changed", "at": self.clock().isoformat(),
+                          "id": str(handoff.incident.id), "change": f"agency_{change}",
+                          "status": handoff.incident.status.value, "agency": handoff.agency_id})
+
+    async def start(self) -> None:
+        self._conn = await self._connect()
+        self._desk = AgencyDesk(self._conn, self._incidents.service, self.policy, clock=self.clock,
+                                notifier=self._notify)
+        self._desk.listeners.append(self._changed)
+        self._sweeper = asyncio.create_task(self._sweep_forever(), name="agencies.sweep")
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            try:
+                await self.desk.sweep()
+            except (aiosqlite.Error, ProviderUnavailable) as exc:  # one bad sweep never stops the next
+                log.warning("agencies.sweep_failed", error=str(exc))
+            await asyncio.sleep(self.policy.sweep_s)
+
+    async def stop(self) -> None:
+        task, self._sweeper = self._sweeper, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._desk = None
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await conn.close()
+
+
+__all__: Sequence[str] = ("AgencyDeskService", "active_accounts")
