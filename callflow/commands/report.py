@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from callflow.calls.records import load_records
 from callflow.commands._options import add_database_options, database_of, parse_when, settings_of
+from callflow.commands.report_agencies import register_agencies
 from callflow.commands.report_summary import register_summary
 from callflow.reports.measures import (
     ANSWER_TIME_RULE,
@@ -163,6 +164,7 @@ def register(sub: Any) -> None:
         add_options(rp)
         rp.set_defaults(handler=_report)
     register_summary(reports)  # incidents and response times (callflow/commands/report_summary.py)
+    register_agencies(reports)  # agencies' completion and backlog (callflow/commands/report_agencies.py)
 
 
 def _report(args: argparse.Namespace) -> int:

@@ -23,6 +23,7 @@ from callflow.console.providers import Refused
 from callflow.console.roles import AGENCIES, WATCHERS
 from callflow.console.security import client_address, context, require
 from callflow.incidents import CATEGORIES, DispatchState
+from callflow.reports.agencies import open_count
 
 router = APIRouter(prefix="/api/agency", tags=["agencies"])
 
@@ -213,10 +214,10 @@ async def backlog(request: Request, _: Watcher) -> list[BacklogRow]:
     desk = ctx.providers.agencies.desk
     names = await desk.incidents.agency_names()
     now = ctx.clock()
-    rows: dict[str, list[int]] = {}
-    for h in await desk.handoffs():
-        counts = rows.setdefault(h.agency_id, [0, 0])
-        counts[0] += 1
-        counts[1] += bool(overdue(h, desk.policy, now))
-    return [BacklogRow(agency_id=a, agency_name=names.get(a, a), open=n, overdue=late)
-            for a, (n, late) in sorted(rows.items(), key=lambda kv: (-kv[1][0], kv[0]))]
+    handoffs = await desk.handoffs()
+    late: dict[str, int] = {}
+    for h in handoffs:
+        late[h.agency_id] = late.get(h.agency_id, 0) + bool(overdue(h, desk.policy, now))
+    counts = open_count(handoffs, now)  # the report's definition (callflow/reports/agencies.py)
+    return [BacklogRow(agency_id=a, agency_name=names.get(a, a), open=n, overdue=late.get(a, 0))
+            for a, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]

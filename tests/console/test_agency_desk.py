@@ -6,6 +6,8 @@ was told and when, and shows to supervisors and in the backlog."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -17,6 +19,7 @@ import httpx
 import pytest
 
 from callflow.agencies import HandoffPolicy
+from callflow.cli import main
 from callflow.console import Role
 from callflow.console.wiring import StoreWiring, store_providers
 from callflow.incidents import load_registry
@@ -223,3 +226,32 @@ async def test_an_overdue_handoff_is_escalated_once_naming_who_was_told(
     assert sorted(overdue) == sorted([(str(fire), "acknowledge", ["supervisor:sup"]),
                                       (str(fire), "done", ["supervisor:sup"]),
                                       (str(power), "done", ["supervisor:sup", "agency:pln-desk"])])
+
+
+async def test_the_report_and_the_wallboard_count_the_same_backlog(
+        desk: tuple[Console, StoreWiring, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    console, _, database = desk
+    async with console.client() as op, console.client() as sup, console.client() as pln:
+        await console.login(op, "op1")
+        await console.login(sup, "sup")
+        await console.login(pln, "pln-desk")
+        first = await _handed(console, op, "electricity", "electricity-wenang")
+        await _handed(console, op, "street_lighting", "electricity-sario")
+        await _handed(console, op, "clean_water", "water-wenang")
+        r = await pln.post(f"/api/agency/reports/{first}/done", json={"what": "fixed"})
+        assert r.status_code == 200
+        board = {r["agency_id"]: r["open"] for r in (await sup.get("/api/agency/backlog")).json()}
+    capsys.readouterr()
+    code = await asyncio.to_thread(main, ["report", "agencies", "--database", str(database), "--from",
+                                          "2026-11-22", "--to", "2026-11-22", "--format", "json"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    figures = json.loads(out)
+    assert board == {"electricity": 1, "water": 1}
+    assert {a: sum(bands.values()) for a, bands in figures["backlog"].items()} == board
+    assert figures["agencies"]["electricity"] | {"handed": 2, "completed": 1, "rate": 0.5,
+                                                 "meets_goal": False} == figures["agencies"]["electricity"]
+    rows = {(r["agency"], r["category"]): r for r in figures["by_category"]}
+    assert rows[("electricity", "electricity")]["completion"]["rate"] == 1.0
+    assert figures["months"] == {"2026-11": {"handed": 3, "completed": 1, "rate": 1 / 3, "goal": 0.6,
+                                             "meets_goal": False}}
