@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import shutil
+import socket
 import sqlite3
+import tempfile
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -17,12 +22,19 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
 
 from callflow.agencies import HandoffPolicy
 from callflow.cli import main
 from callflow.console import Role
+from callflow.console.app import create_app
 from callflow.console.wiring import StoreWiring, store_providers
 from callflow.incidents import load_registry
+from tests.conftest import IN_CI, REPO
 from tests.console.conftest import AGENCIES, PASSWORD, Console
 
 
@@ -255,3 +267,141 @@ async def test_the_report_and_the_wallboard_count_the_same_backlog(
     assert rows[("electricity", "electricity")]["completion"]["rate"] == 1.0
     assert figures["months"] == {"2026-11": {"handed": 3, "completed": 1, "rate": 1 / 3, "goal": 0.6,
                                              "meets_goal": False}}
+
+
+# -- in Chromium ---------------------------------------------------------------------------------------
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+NOT_YET = "\u2013"  # the page's "not yet" mark (an en dash)
+
+
+@asynccontextmanager
+async def _served(console: Console) -> AsyncIterator[str]:
+    """The console app on a loopback port of this process (uvicorn, as the engine serves it)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(console.ctx), lifespan="off", log_config=None,
+                                           access_log=False, server_header=False))
+    serving = asyncio.ensure_future(server.serve(sockets=[sock]))
+    try:
+        async with asyncio.timeout(10):
+            while not server.started:  # noqa: ASYNC110 -- uvicorn's Server exposes a flag, no event
+                await asyncio.sleep(0.02)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait({serving}, timeout=5)
+        sock.close()
+
+
+def _chromium() -> tuple[Any, str]:
+    profile = tempfile.mkdtemp(prefix="siaga112-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync",
+                 "--disable-background-networking", "--window-size=1200,900", f"--user-data-dir={profile}"):
+        options.add_argument(flag)
+    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options), profile
+
+
+def _text(driver: Any, css: str) -> str:
+    try:
+        return str(driver.find_element(By.CSS_SELECTOR, css).text)
+    except Exception:  # noqa: BLE001 -- re-rendered or gone meanwhile: read again
+        return ""
+
+
+def _log_in(driver: Any, url: str, name: str) -> None:
+    driver.get(url)
+    wait = WebDriverWait(driver, 20, poll_frequency=0.1)
+    wait.until(lambda d: d.find_element(By.ID, "login-form").is_displayed())
+    driver.find_element(By.ID, "login-name").send_keys(name)
+    driver.find_element(By.ID, "login-password").send_keys(PASSWORD)
+    driver.find_element(By.CSS_SELECTOR, "#login-form button").click()
+    wait.until(lambda d: d.find_element(By.ID, "app").is_displayed())
+
+
+def _agency_in_chromium(url: str, report: int, artifacts: Path) -> None:
+    driver, profile = _chromium()
+    wait = WebDriverWait(driver, 20, poll_frequency=0.1)
+    box = f"#report-{report}"
+
+    def text(css: str) -> str:
+        return _text(driver, css)
+
+    def click(css: str) -> None:
+        wait.until(lambda d: d.find_element(By.CSS_SELECTOR, css).is_enabled())
+        driver.find_element(By.CSS_SELECTOR, css).click()
+
+    try:
+        _log_in(driver, f"{url}/agency", "pln-desk")
+        wait.until(lambda d: text("#link") == "live")
+        assert text("#agency-name") == "electricity"
+        assert text("#report-count") == "1"
+        assert "081234567890" not in text(box)  # no caller number for agencies by default
+        click(f"{box} .ack")
+        wait.until(lambda d: f"acknowledged {NOT_YET}" not in text(f"{box} .state") and text(f"{box} .state"))
+        click(f"{box} .on-scene")
+        wait.until(lambda d: f"on scene {NOT_YET}" not in text(f"{box} .state"))
+        driver.find_element(By.CSS_SELECTOR, f"{box} .note-text").send_keys("pole replaced, power back")
+        click(f"{box} .done")
+        wait.until(lambda d: text("#report-count") == "0")
+        assert text("#action-msg") == f"#{report} done"
+        artifacts.mkdir(exist_ok=True)
+        assert driver.save_screenshot(str(artifacts / "agency-desk-done.png"))
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def _wallboard_in_chromium(url: str, report: int, artifacts: Path) -> str:
+    """The supervisor's wallboard: the water company's overdue report in the agencies panel."""
+    driver, profile = _chromium()
+    wait = WebDriverWait(driver, 20, poll_frequency=0.1)
+    try:
+        _log_in(driver, f"{url}/wallboard", "sup")
+        row = '#agency-backlog tr[data-agency="water"]'
+        wait.until(lambda d: _text(d, row))
+        shown = _text(driver, f'#agency-overdue li[data-report="{report}"]')
+        artifacts.mkdir(exist_ok=True)
+        assert driver.save_screenshot(str(artifacts / "wallboard-agency-overdue.png"))
+        return f"{_text(driver, row)} | {shown}"
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+async def test_an_agency_account_in_chromium_acknowledges_reports_on_scene_and_closes(
+        desk: tuple[Console, StoreWiring, Path]) -> None:
+    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
+        message = "Debian packages chromium and chromium-driver are needed (`make setup`)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    console, wiring, database = desk
+    async with console.client() as op:
+        await console.login(op, "op1")
+        power = await _handed(console, op, "electricity", "electricity-wenang")
+        water = await _handed(console, op, "clean_water", "water-wenang")
+    async with _served(console) as url:
+        await asyncio.to_thread(_agency_in_chromium, url, power, REPO / "artifacts")
+        # the water company lets its report go unacknowledged past its 24 h deadline: escalated
+        console.clock.advance(hours=24)
+        [made] = await wiring.agencies.desk.sweep()
+        assert (made.incident_id, made.agency_id, made.notified) == (water, "water",
+                                                                     ("supervisor:sup", "agency:pdam-desk"))
+        board = await asyncio.to_thread(_wallboard_in_chromium, url, water, REPO / "artifacts")
+    assert board.startswith("EXAMPLE Water utility 1 1 | ")  # name, open, overdue
+    assert f"#{water} EXAMPLE Water utility: not acknowledged by" in board
+    assert "to supervisor:sup, agency:pdam-desk" in board
+    with sqlite3.connect(database) as db:
+        steps = db.execute("SELECT e.state, e.by FROM dispatch_event e JOIN dispatch_dispatch d ON d.id = "
+                           "e.dispatch_id WHERE d.incident_id = ? ORDER BY e.id", (power,)).fetchall()
+        status = db.execute("SELECT status FROM incident_incident WHERE id = ?", (power,)).fetchone()[0]
+        done = db.execute("SELECT kind, by, note FROM agency_handoff_event WHERE incident_id = ? ORDER BY id",
+                          (power,)).fetchall()
+    assert steps == [("dispatched", "op1"), ("on_scene", "pln-desk"), ("closed", "pln-desk")]
+    assert status == "done"
+    assert done == [("acknowledged", "pln-desk", ""), ("done", "pln-desk", "pole replaced, power back")]
