@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from callflow.agencies import HandoffPolicy
 from callflow.ami import AmiEndpoint
@@ -124,7 +125,13 @@ def _console(settings: EngineSettings, paths: EnginePaths, http: HttpAddress, *,
     wiring.providers.operators = ManagedOperators(operators)
     wiring.providers.callbacks = callbacks
     console = ConsoleComponent(http, paths.database, providers=wiring.providers, resources=wiring.resources)
-    wiring.incidents.notify = console.hub.publish  # incident changes reach every page live
+    hub, agencies = console.hub, wiring.agencies
+
+    def incident_changed(message: dict[str, Any]) -> None:
+        hub.publish(message)  # incident changes reach every page live
+        agencies.on_incident(message)  # and the agencies' own systems (the outbox)
+
+    wiring.incidents.notify = incident_changed
     callbacks.notify = console.hub.publish  # so do callback tasks opened, answered or closed
     wiring.agencies.publish = console.hub.publish  # agencies' updates and escalations too
     tracker.listeners.append(console)  # finished calls refresh the wallboard and the screen pop

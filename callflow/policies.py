@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from callflow.agencies import Deadline, HandoffPolicy
+from callflow.agencies import Deadline, Endpoint, HandoffPolicy
 from callflow.calls.derive import DeriveOptions
 from callflow.calls.model import CallClass
 from callflow.incidents import Category, CategoryClass
@@ -84,7 +84,9 @@ def handoff_policy(section: Agencies | None = None) -> HandoffPolicy:
         by_class={CategoryClass.EMERGENCY: deadline(ag.emergency),
                   CategoryClass.NONEMERGENCY: deadline(ag.nonemergency)},
         by_category={Category(name): deadline(d) for name, d in ag.categories.items()},
-        caller_number_visible=ag.show_caller_number, sweep_s=ag.sweep_s)
+        caller_number_visible=ag.show_caller_number, sweep_s=ag.sweep_s, centre_id=ag.centre_id,
+        endpoints={agency: Endpoint(e.url, e.secret_env, e.secret_file, e.timeout_s)
+                   for agency, e in ag.endpoints.items()})
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ per category and the escalation of overdue hand-offs (rules, store, service)."""
 from callflow.agencies.rules import (
     DEFAULT_DEADLINES,
     Deadline,
+    Endpoint,
     EventKind,
     Handoff,
     HandoffEvent,
@@ -24,6 +25,7 @@ __all__ = [
     "SCHEMA",
     "AgencyDesk",
     "Deadline",
+    "Endpoint",
     "Escalation",
     "EventKind",
     "Handoff",

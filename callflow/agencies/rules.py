@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from pathlib import Path
 
 from callflow.incidents import Category, CategoryClass, Dispatch, Incident, IncidentStatus
 
@@ -49,6 +50,16 @@ DEFAULT_DEADLINES: Mapping[CategoryClass, Deadline] = {
 
 
 @dataclass(frozen=True, slots=True)
+class Endpoint:
+    """An agency's own system (callflow/agencies/delivery.py says how messages reach it)."""
+
+    url: str
+    secret_env: str | None = None  # where the signing secret is: an environment variable...
+    secret_file: Path | None = None  # ...or a file (never the secret itself)
+    timeout_s: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
 class HandoffPolicy:
     """Deadlines per category class, overridden per category; whether agencies see callers' numbers."""
 
@@ -56,6 +67,8 @@ class HandoffPolicy:
     by_category: Mapping[Category, Deadline] = field(default_factory=dict)
     caller_number_visible: bool = False
     sweep_s: float = 30.0  # how often the service looks for overdue hand-offs
+    endpoints: Mapping[str, Endpoint] = field(default_factory=dict)  # by agency id
+    centre_id: str = "manado"  # in EIDO ids
 
     def deadline(self, category: Category) -> Deadline:
         return self.by_category.get(category) or self.by_class[category.category_class]

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 import aiosqlite
 
+from callflow.agencies.delivery import DeliveryState
 from callflow.agencies.rules import EventKind, HandoffEvent, Overdue, Stage
 from callflow.store import Schema
 
@@ -39,6 +40,31 @@ SCHEMA = Schema("agencies", (
         UNIQUE (incident_id, agency_id, stage)
     );
     """,
+    # 2: the outbox to agencies' own systems and every delivery attempt
+    """
+    CREATE TABLE agency_outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        agency_id TEXT NOT NULL,
+        incident_id INTEGER NOT NULL REFERENCES incident_incident (id),
+        reason TEXT NOT NULL,
+        body TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'failed')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT
+    );
+    CREATE INDEX agency_outbox_due ON agency_outbox (state, next_attempt_at);
+    CREATE TABLE agency_delivery (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        outbox_id INTEGER NOT NULL REFERENCES agency_outbox (id),
+        attempt INTEGER NOT NULL,
+        at TEXT NOT NULL,
+        status INTEGER,
+        error TEXT NOT NULL DEFAULT '',
+        duration_ms REAL NOT NULL
+    );
+    CREATE INDEX agency_delivery_outbox ON agency_delivery (outbox_id);
+    """,
 ))
 
 
@@ -62,6 +88,39 @@ class Escalation:
     due_at: datetime
     escalated_at: datetime
     notified: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    id: int
+    agency_id: str
+    incident_id: int
+    reason: str
+    body: str
+    created_at: datetime
+    state: DeliveryState
+    attempts: int
+    next_attempt_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryAttempt:
+    outbox_id: int
+    attempt: int
+    at: datetime
+    status: int | None  # the HTTP status; None: no answer (the error says why)
+    error: str
+    duration_ms: float
+
+
+_OUTBOX = ("SELECT id, agency_id, incident_id, reason, body, created_at, state, attempts, next_attempt_at "
+           "FROM agency_outbox")
+
+
+def _message(r: aiosqlite.Row | tuple[object, ...]) -> OutboxMessage:
+    return OutboxMessage(int(str(r[0])), str(r[1]), int(str(r[2])), str(r[3]), str(r[4]),
+                         from_text(str(r[5])), DeliveryState(str(r[6])), int(str(r[7])),
+                         from_text(str(r[8])) if r[8] else None)
 
 
 class HandoffStore:
@@ -101,6 +160,50 @@ class HandoffStore:
                 f"FROM agency_escalation {where} ORDER BY escalated_at, id", params) as cur:
             return [Escalation(int(r[0]), str(r[1]), Stage(str(r[2])), from_text(str(r[3])),
                                from_text(str(r[4])), tuple(json.loads(str(r[5]))))
+                    for r in await cur.fetchall()]
+
+    # -- outbox ---------------------------------------------------------------------------------------
+    async def enqueue(self, agency_id: str, incident_id: int, reason: str, body: str, at: datetime) -> int:
+        cur = await self._conn.execute(
+            "INSERT INTO agency_outbox (agency_id, incident_id, reason, body, created_at, state, "
+            "next_attempt_at) VALUES (?, ?, ?, ?, ?, 'pending', ?)",
+            (agency_id, incident_id, reason, body, to_text(at), to_text(at)))
+        await self._conn.commit()
+        return int(cur.lastrowid or 0)
+
+    async def due(self, at: datetime, limit: int = 50) -> list[OutboxMessage]:
+        """Pending messages whose next attempt is due, oldest first (a report's messages stay in order)."""
+        async with self._conn.execute(_OUTBOX + " WHERE state = 'pending' AND next_attempt_at <= ? "
+                                      "ORDER BY id LIMIT ?", (to_text(at), limit)) as cur:
+            return [_message(r) for r in await cur.fetchall()]
+
+    async def messages(self, *, agency_id: str | None = None, limit: int = 200) -> list[OutboxMessage]:
+        where, params = ("WHERE agency_id = ? ", (agency_id,)) if agency_id is not None else ("", ())
+        async with self._conn.execute(_OUTBOX + f" {where}ORDER BY id DESC LIMIT ?", (*params, limit)) as cur:
+            return [_message(r) for r in await cur.fetchall()]
+
+    async def record_attempt(self, attempt: DeliveryAttempt, state: DeliveryState,
+                             next_attempt_at: datetime | None) -> None:
+        """The attempt and its message's new state, in one transaction."""
+        await self._conn.execute(
+            "INSERT INTO agency_delivery (outbox_id, attempt, at, status, error, duration_ms) "
+            "VALUES (?, ?, ?, ?, ?, ?)", (attempt.outbox_id, attempt.attempt, to_text(attempt.at),
+                                          attempt.status, attempt.error, attempt.duration_ms))
+        await self._conn.execute(
+            "UPDATE agency_outbox SET state = ?, attempts = ?, next_attempt_at = ? WHERE id = ?",
+            (state.value, attempt.attempt, to_text(next_attempt_at) if next_attempt_at else None,
+             attempt.outbox_id))
+        await self._conn.commit()
+
+    async def attempts(self, outbox_ids: list[int]) -> list[DeliveryAttempt]:
+        if not outbox_ids:
+            return []
+        marks = ", ".join("?" for _ in outbox_ids)
+        async with self._conn.execute(
+                "SELECT outbox_id, attempt, at, status, error, duration_ms FROM agency_delivery "  # noqa: S608
+                f"WHERE outbox_id IN ({marks}) ORDER BY id", outbox_ids) as cur:
+            return [DeliveryAttempt(int(r[0]), int(r[1]), from_text(str(r[2])),
+                                    None if r[3] is None else int(r[3]), str(r[4]), float(r[5]))
                     for r in await cur.fetchall()]
 
     async def escalated_keys(self) -> set[tuple[int, str, Stage]]:

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from pydantic import ValidationError
 
 from callflow.calls.setup import resolve_database
+from callflow.commands.incidents_export import eido_documents, site_handoff_policy
 from callflow.incidents import (
     CATEGORIES,
     AgencyType,
@@ -31,6 +32,7 @@ from callflow.incidents import (
 from callflow.incidents.export import dispatch_as_dict, incident_as_dict, unit_as_dict
 from callflow.logs import configure_logging
 from callflow.settings import EngineSettings, load_settings
+from callflow.siteconfig import SiteConfigError
 from callflow.store import StoreError
 
 
@@ -100,6 +102,13 @@ def register(sub: Any) -> None:
     s = p.add_subparsers(dest="incidents_command", metavar="ACTION", required=True)
     _register_reports(s)
     _register_dispatch(s)
+    e = s.add_parser("export", help="reports as NENA EIDO JSON (STA-021.1a), as sent to agencies' systems")
+    e.add_argument("--format", choices=["eido"], required=True)
+    e.add_argument("--id", type=int, help="one report (one document)")
+    e.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD", help="reports created from this date "
+                   "(a JSON list, oldest first)")
+    e.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD", help="... to this date (included)")
+    e.set_defaults(handler=_export)
     for action_parser in s.choices.values():
         action_parser.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -258,6 +267,30 @@ def _show(args: argparse.Namespace) -> int:
     async def action(service: IncidentService, settings: EngineSettings) -> int:
         return _emit_incident(args, await service.get(args.id), settings.incidents.timezone)
     return _run(args, action)
+
+
+def _export(args: argparse.Namespace) -> int:
+    async def work() -> int:
+        from callflow.reports.summary import Period  # noqa: PLC0415 - reports import incidents, not back
+
+        if (args.id is None) == (args.date_from is None and args.date_to is None):
+            raise UsageError("give --id N, or --from/--to for a period (not both)")
+        settings = settings_for(args)
+        try:
+            policy = site_handoff_policy(settings)
+        except SiteConfigError as exc:
+            raise UsageError(f"the site file cannot be used:\n{exc}") from exc
+        since = until = None
+        if args.id is None:
+            period = Period(parse_date(args.date_from or args.date_to, "--from"),
+                            parse_date(args.date_to or args.date_from, "--to"), settings.incidents.timezone)
+            since, until = period.since, period.until
+        docs = await eido_documents(database_for(args, settings), policy, incident_id=args.id, since=since,
+                                    until=until)
+        print(json.dumps(docs[0] if args.id is not None else docs, indent=2, ensure_ascii=False))
+        return 0
+
+    return run_guarded("incidents export", work)
 
 
 def _list(args: argparse.Namespace) -> int:

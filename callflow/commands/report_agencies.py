@@ -20,14 +20,14 @@ from callflow.commands.incidents import (
     run_guarded,
     settings_for,
 )
+from callflow.commands.incidents_export import site_handoff_policy
 from callflow.incidents import SCHEMA as INCIDENTS_SCHEMA
 from callflow.incidents import IncidentService
 from callflow.incidents.service import utc_now
-from callflow.policies import handoff_policy
 from callflow.reports.agencies import AGE_BANDS, AgencyReport, Completion, agency_report
 from callflow.reports.measures import DurationStats
 from callflow.reports.summary import Period
-from callflow.siteconfig import SiteConfigError, load_site, pbx_config_dir
+from callflow.siteconfig import SiteConfigError
 from callflow.store import open_database
 
 
@@ -107,10 +107,8 @@ def _agencies(args: argparse.Namespace) -> int:
         except (ZoneInfoNotFoundError, ValueError):
             raise UsageError(f"unknown time zone {tz!r}; give an IANA name such as Asia/Makassar") from None
         period = Period(parse_date(args.date_from, "--from"), parse_date(args.date_to, "--to"), tz)
-        site_file = settings.site_file or pbx_config_dir() / "site.toml"
         try:
-            site = load_site(site_file).site if site_file.exists() else None
-            policy = handoff_policy(site.agencies if site is not None else None)
+            policy = site_handoff_policy(settings)
         except SiteConfigError as exc:
             raise UsageError(f"the site file cannot be used:\n{exc}") from exc
         conn = await open_database(database_for(args, settings), [INCIDENTS_SCHEMA, AGENCIES_SCHEMA])

@@ -17,8 +17,10 @@ import aiosqlite
 import structlog
 
 from callflow.agencies import AgencyDesk, Handoff, HandoffPolicy, Overdue
+from callflow.agencies.outbox import Outbox, OutboxError
 from callflow.ami.client import Clock
 from callflow.console.providers import AGENCIES, ProviderUnavailable
+from callflow.incidents import IncidentError
 
 log = structlog.get_logger("callflow.console.agencies")
 
@@ -50,7 +52,10 @@ class AgencyDeskService:
         self._conn: aiosqlite.Connection | None = None
         self._desk: AgencyDesk | None = None
         self._sweeper: asyncio.Task[None] | None = None
-        self.extra_notify: list[Callable[[Overdue], Any]] = []  # the outbox adds itself here
+        self._deliverer: asyncio.Task[None] | None = None
+        self._outbox: Outbox | None = None
+        self._changed_reports: asyncio.Queue[tuple[int, str]] = asyncio.Queue()
+        self.delivery_poll_s = 1.0
 
     @property
     def desk(self) -> AgencyDesk:
@@ -61,15 +66,36 @@ class AgencyDeskService:
     async def _notify(self, overdue: Overdue) -> list[str]:
         assert self._conn is not None  # noqa: S101 -- the desk exists only while the connection is open
         told = await active_accounts(self._conn, overdue.agency_id)
-        for extra in self.extra_notify:
-            told.extend(await extra(overdue))
+        if self._outbox is not None and overdue.agency_id in self._outbox.targets:
+            ids = await self._outbox.publish(overdue.incident_id, f"overdue:{overdue.stage.value}",
+                                             only=overdue.agency_id)
+            told.extend(f"system:{overdue.agency_id} (outbox #{i})" for i in ids)
         if self.publish is not None:
             self.publish({"type": "agency.overdue", "at": self.clock().isoformat(),
                           "id": str(overdue.incident_id), "agency": overdue.agency_id,
                           "stage": overdue.stage.value, "due": overdue.due_at.isoformat(), "notified": told})
         return told
 
+    @property
+    def desk_connection(self) -> aiosqlite.Connection:
+        if self._conn is None:
+            raise ProviderUnavailable(AGENCIES, f"{AGENCIES}: not open (the console is starting or stopping)")
+        return self._conn
+
+    @property
+    def outbox(self) -> Outbox:
+        if self._outbox is None:
+            raise ProviderUnavailable(AGENCIES, f"{AGENCIES}: not open (the console is starting or stopping)")
+        return self._outbox
+
+    def on_incident(self, message: dict[str, Any]) -> None:
+        """The operators' incident changes (the console's live messages): a dispatch hands the report to
+        an agency, and every later change is an update for the agencies' systems."""
+        if message.get("type") == "incident.changed" and str(message.get("id", "")).isdigit():
+            self._changed_reports.put_nowait((int(message["id"]), str(message.get("change", "update"))))
+
     async def _changed(self, handoff: Handoff, change: str) -> None:
+        self._changed_reports.put_nowait((handoff.incident.id, f"agency_{change}"))
         if self.publish is not None:
             self.publish({"type": "incident.changed", "at": self.clock().isoformat(),
                           "id": str(handoff.incident.id), "change": f"agency_{change}",
@@ -80,22 +106,49 @@ class AgencyDeskService:
         self._desk = AgencyDesk(self._conn, self._incidents.service, self.policy, clock=self.clock,
                                 notifier=self._notify)
         self._desk.listeners.append(self._changed)
+        self._outbox = Outbox(self._conn, self._desk, self.policy, clock=self.clock)
+        try:
+            await self._outbox.start()
+        except OutboxError:
+            await self.stop()
+            raise
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="agencies.sweep")
+        self._deliverer = asyncio.create_task(self._deliver_forever(), name="agencies.outbox")
+
+    async def _deliver_forever(self) -> None:
+        outbox = self.outbox
+        while True:
+            try:
+                while not self._changed_reports.empty():
+                    incident, change = self._changed_reports.get_nowait()
+                    if change != "created":
+                        await outbox.publish(incident, "handoff" if change == "dispatched" else change)
+                await outbox.deliver_due()
+            except (aiosqlite.Error, ProviderUnavailable, IncidentError) as exc:  # the next round retries
+                log.warning("agencies.outbox_failed", error=str(exc))
+            outbox.wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.delivery_poll_s):
+                    await outbox.wake.wait()
 
     async def _sweep_forever(self) -> None:
         while True:
             try:
                 await self.desk.sweep()
-            except (aiosqlite.Error, ProviderUnavailable) as exc:  # one bad sweep never stops the next
+            except (aiosqlite.Error, ProviderUnavailable, IncidentError) as exc:  # the next sweep retries
                 log.warning("agencies.sweep_failed", error=str(exc))
             await asyncio.sleep(self.policy.sweep_s)
 
     async def stop(self) -> None:
-        task, self._sweeper = self._sweeper, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        for task in (self._sweeper, self._deliverer):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._sweeper = self._deliverer = None
+        if self._outbox is not None:
+            await self._outbox.stop()
+            self._outbox = None
         self._desk = None
         conn, self._conn = self._conn, None
         if conn is not None:

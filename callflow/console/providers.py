@@ -14,6 +14,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
+import aiosqlite
+
 from callflow.agencies import AgencyDesk
 from callflow.calls.model import CallRecord
 from callflow.console.catalog import IncidentStatus
@@ -196,10 +198,17 @@ class AgencyDeskProvider(Protocol):
     @property
     def desk(self) -> AgencyDesk: ...
 
+    @property
+    def desk_connection(self) -> aiosqlite.Connection: ...
+
 
 class UnavailableAgencyDesk:
     @property
     def desk(self) -> AgencyDesk:
+        raise ProviderUnavailable(AGENCIES)
+
+    @property
+    def desk_connection(self) -> aiosqlite.Connection:
         raise ProviderUnavailable(AGENCIES)
 
 

@@ -13,10 +13,19 @@ from collections.abc import Awaitable
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
 from pydantic import BaseModel, Field
 
-from callflow.agencies import AgencyDesk, Handoff, NotHanded, Refusal, Stage, caller_number_shown, overdue
+from callflow.agencies import (
+    AgencyDesk,
+    Handoff,
+    HandoffStore,
+    NotHanded,
+    Refusal,
+    Stage,
+    caller_number_shown,
+    overdue,
+)
 from callflow.console.accounts import Session
 from callflow.console.audit import AuditAction, AuditOutcome
 from callflow.console.providers import Refused
@@ -221,3 +230,38 @@ async def backlog(request: Request, _: Watcher) -> list[BacklogRow]:
     counts = open_count(handoffs, now)  # the report's definition (callflow/reports/agencies.py)
     return [BacklogRow(agency_id=a, agency_name=names.get(a, a), open=n, overdue=late.get(a, 0))
             for a, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+
+
+class AttemptView(BaseModel):
+    attempt: int
+    at: datetime
+    status: int | None
+    error: str
+    duration_ms: float
+
+
+class DeliveryView(BaseModel):
+    id: int
+    agency_id: str
+    report_id: int
+    reason: str
+    created_at: datetime
+    state: str
+    next_attempt_at: datetime | None
+    attempts: list[AttemptView]
+
+
+@router.get("/deliveries", response_model=list[DeliveryView])
+async def deliveries(request: Request, _: Watcher,
+                     limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[DeliveryView]:
+    """Messages to agencies' own systems, newest first, with every attempt (status or error)."""
+    service = context(request).providers.agencies
+    store = HandoffStore(service.desk_connection)
+    messages = await store.messages(limit=limit)
+    attempts: dict[int, list[AttemptView]] = {}
+    for a in await store.attempts([m.id for m in messages]):
+        attempts.setdefault(a.outbox_id, []).append(AttemptView(attempt=a.attempt, at=a.at, status=a.status,
+                                                                error=a.error, duration_ms=a.duration_ms))
+    return [DeliveryView(id=m.id, agency_id=m.agency_id, report_id=m.incident_id, reason=m.reason,
+                         created_at=m.created_at, state=m.state.value, next_attempt_at=m.next_attempt_at,
+                         attempts=attempts.get(m.id, [])) for m in messages]

@@ -231,6 +231,15 @@ def _nonemergency_deadline() -> HandoffDeadline:
     return HandoffDeadline(acknowledge_min=24 * 60, done_h=7 * 24)
 
 
+class AgencyEndpoint(SecretRef):
+    """An agency's own system: each hand-off and update is POSTed there as signed EIDO JSON. The secret
+    (for the HMAC-SHA256 signature) comes from secret_env or secret_file, never this file."""
+
+    url: str = Field(pattern=r"^https?://[^\s]+$", max_length=500,
+                     description="where to POST (http or https)")
+    timeout_s: float = Field(default=10, gt=0, le=120, description="how long one attempt may take")
+
+
 class Agencies(_Section):
     """Reports handed to agencies (callflow/agencies): deadlines, escalation and what agencies may see."""
 
@@ -242,6 +251,10 @@ class Agencies(_Section):
         default_factory=dict, description="deadlines for one category (its id, e.g. electricity), "
                                           "overriding its class's")
     show_caller_number: bool = Field(default=False, description="agency accounts see the caller's number")
+    endpoints: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")], AgencyEndpoint] = Field(
+        default_factory=dict, description="agencies' own systems, by agency id (of the agency file)")
+    centre_id: str = Field(default="manado", pattern=_NAME,
+                           description="the centre's id in EIDO documents (urn:siaga112:<centre_id>:...)")
     sweep_s: float = Field(default=30, ge=1, le=3600,
                            description="how often overdue hand-offs are looked for")
 
