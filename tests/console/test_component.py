@@ -16,6 +16,7 @@ from callflow.app import EnginePaths, build_engine
 from callflow.calls.model import CallClass, CallRecord, Outcome
 from callflow.calls.tracker import CallTracker
 from callflow.console import ConsoleComponent, ConsoleError, HttpAddress
+from callflow.console.agency_wiring import AgencyDeskService
 from callflow.console.wiring import IndexedRecordings, ServiceIncidents, StoredCalls, StoreReports
 from callflow.settings import load_settings
 from queues import ManagedOperators
@@ -69,7 +70,13 @@ def test_serve_wires_the_real_providers_and_listens_for_call_records(tmp_path: P
         assert isinstance(p.operators, ManagedOperators)
         assert isinstance(p.callbacks, CallbackService)
         assert console in tracker.listeners
-        assert p.incidents.notify == console.hub.publish
+        # an incident change reaches every page (the hub) and the agencies' outbox (issue 21)
+        assert isinstance(p.agencies, AgencyDeskService)
+        assert p.agencies.publish == console.hub.publish
+        watcher = console.hub.subscribe("sup")
+        assert p.incidents.notify is not None
+        p.incidents.notify({"type": "incident.changed", "id": "5", "change": "dispatched"})
+        assert watcher.pending == 1
     finally:
         if console._sock is not None:
             console._sock.close()
