@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from callflow.agencies import HandoffPolicy
+from callflow.agencies.outbox import OutboxError, read_secret
 from callflow.ami import AmiEndpoint
 from callflow.calls.derive import DeriveOptions
 from callflow.calls.recovery import RecoverySources
 from callflow.calls.setup import check_database
 from callflow.calls.tracker import CallTracker
-from callflow.console import ConsoleComponent, HttpAddress
+from callflow.console import ConsoleComponent, ConsoleError, HttpAddress
 from callflow.console.wiring import prepare_store, store_providers
 from callflow.incidents import load_registry
 from callflow.policies import SitePolicies
@@ -118,6 +119,11 @@ def _console(settings: EngineSettings, paths: EnginePaths, http: HttpAddress, *,
     # The console's data sources, all over the one shared database. Queue status comes from the AMI
     # session (wired by the console itself).
     asyncio.run(prepare_store(paths.database))
+    for agency, endpoint in handoffs.endpoints.items():  # a missing signing secret stops serve, named
+        try:
+            read_secret(agency, endpoint)
+        except OutboxError as exc:
+            raise ConsoleError(f"site file {exc}") from exc
     registry = load_registry(paths.agencies_file) if paths.agencies_file is not None else None
     wiring = store_providers(paths.database, recordings_root=paths.recordings,
                              timezone_name=settings.incidents.timezone, registry=registry,
