@@ -126,6 +126,8 @@ class AgencyDeskService:
                 await outbox.deliver_due()
             except (aiosqlite.Error, ProviderUnavailable, IncidentError) as exc:  # the next round retries
                 log.warning("agencies.outbox_failed", error=str(exc))
+            except Exception:  # a bug in one round must not end deliveries: logged in full
+                log.exception("agencies.outbox_crashed")
             outbox.wake.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.delivery_poll_s):
@@ -137,6 +139,8 @@ class AgencyDeskService:
                 await self.desk.sweep()
             except (aiosqlite.Error, ProviderUnavailable, IncidentError) as exc:  # the next sweep retries
                 log.warning("agencies.sweep_failed", error=str(exc))
+            except Exception:  # a bug in one round must not end escalations: logged in full
+                log.exception("agencies.sweep_crashed")
             await asyncio.sleep(self.policy.sweep_s)
 
     async def stop(self) -> None:
