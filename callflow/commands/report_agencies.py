@@ -24,8 +24,7 @@ from callflow.commands.incidents_export import site_handoff_policy
 from callflow.incidents import SCHEMA as INCIDENTS_SCHEMA
 from callflow.incidents import IncidentService
 from callflow.incidents.service import utc_now
-from callflow.reports.agencies import AGE_BANDS, AgencyReport, Completion, agency_report
-from callflow.reports.measures import DurationStats
+from callflow.reports.agencies import AGE_BANDS, AgencyReport, agency_report, report_as_dict
 from callflow.reports.summary import Period
 from callflow.siteconfig import SiteConfigError
 from callflow.store import open_database
@@ -43,28 +42,6 @@ def register_agencies(report_subparsers: Any) -> None:
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.add_argument("--timezone", help="the centre's time zone (default: settings, Asia/Makassar)")
     p.set_defaults(handler=_agencies)
-
-
-def _completion(c: Completion) -> dict[str, Any]:
-    return {"handed": c.handed, "completed": c.completed, "rate": c.rate, "goal": c.goal,
-            "meets_goal": c.meets_goal}
-
-
-def _duration(d: DurationStats) -> dict[str, Any]:
-    return {"count": d.count, "target_s": d.target_s, "within_target": d.within_target, "mean_s": d.mean,
-            "median_s": d.median, "p90_s": d.p90, "max_s": d.max}
-
-
-def report_as_dict(r: AgencyReport) -> dict[str, Any]:
-    return {"backlog_at": r.at.isoformat(),
-            "agencies": {a: _completion(c) for a, c in r.agencies.items()},
-            "by_category": [{"agency": row.agency_id, "category": row.category,
-                             "completion": _completion(row.completion),
-                             "to_acknowledge": _duration(row.to_acknowledge),
-                             "to_done": _duration(row.to_done)}
-                            for row in r.rows],
-            "backlog": r.backlog,
-            "months": {m: _completion(c) for m, c in r.months.items()}}
 
 
 def _pct(rate: float | None) -> str:

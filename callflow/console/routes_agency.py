@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
 from pydantic import BaseModel, Field
@@ -32,7 +33,7 @@ from callflow.console.providers import Refused
 from callflow.console.roles import AGENCIES, WATCHERS
 from callflow.console.security import client_address, context, require
 from callflow.incidents import CATEGORIES, DispatchState
-from callflow.reports.agencies import open_count
+from callflow.reports.agencies import agency_report, open_count, report_as_dict
 
 router = APIRouter(prefix="/api/agency", tags=["agencies"])
 
@@ -265,3 +266,18 @@ async def deliveries(request: Request, _: Watcher,
     return [DeliveryView(id=m.id, agency_id=m.agency_id, report_id=m.incident_id, reason=m.reason,
                          created_at=m.created_at, state=m.state.value, next_attempt_at=m.next_attempt_at,
                          attempts=attempts.get(m.id, [])) for m in messages]
+
+
+@router.get("/report")
+async def agency_figures(request: Request, _: Watcher, start: datetime, end: datetime) -> dict[str, Any]:
+    """``siaga112 report agencies`` for the reports created in ``[start, end)``: completion per agency and
+    category against the 60 % goal, time to acknowledge and to done, backlog by age now, trend by month
+    (callflow/reports/agencies.py defines each figure)."""
+    if start.tzinfo is None or end.tzinfo is None or end <= start:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            "start/end: give a time zone (e.g. 2026-11-01T00:00:00+08:00); end after start")
+    ctx = context(request)
+    desk = ctx.providers.agencies.desk
+    handoffs = await desk.handoffs(open_only=False, since=start, until=end)
+    zone = ctx.timezone if isinstance(ctx.timezone, ZoneInfo) else ZoneInfo("Asia/Makassar")
+    return report_as_dict(agency_report(handoffs, desk.policy, ctx.clock(), zone))

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from callflow.agencies import Handoff, HandoffPolicy, Stage
@@ -146,3 +147,25 @@ def agency_report(handoffs: Sequence[Handoff], policy: HandoffPolicy, at: dateti
                   zone: ZoneInfo) -> AgencyReport:
     return AgencyReport(at, by_agency_and_category(handoffs, policy), by_agency(handoffs),
                         backlog(handoffs, at), by_month(handoffs, zone))
+
+
+def _completion(c: Completion) -> dict[str, Any]:
+    return {"handed": c.handed, "completed": c.completed, "rate": c.rate, "goal": c.goal,
+            "meets_goal": c.meets_goal}
+
+
+def _duration(d: DurationStats) -> dict[str, Any]:
+    return {"count": d.count, "target_s": d.target_s, "within_target": d.within_target, "mean_s": d.mean,
+            "median_s": d.median, "p90_s": d.p90, "max_s": d.max}
+
+
+def report_as_dict(r: AgencyReport) -> dict[str, Any]:
+    return {"backlog_at": r.at.isoformat(),
+            "agencies": {a: _completion(c) for a, c in r.agencies.items()},
+            "by_category": [{"agency": row.agency_id, "category": row.category,
+                             "completion": _completion(row.completion),
+                             "to_acknowledge": _duration(row.to_acknowledge),
+                             "to_done": _duration(row.to_done)}
+                            for row in r.rows],
+            "backlog": r.backlog,
+            "months": {m: _completion(c) for m, c in r.months.items()}}

@@ -168,7 +168,10 @@ async def test_an_agency_sees_nothing_else(desk: tuple[Console, StoreWiring, Pat
                              ("GET", "/api/reports/export?start=2026-11-22T00:00:00%2B08:00"
                                      "&end=2026-11-23T00:00:00%2B08:00"),
                              ("GET", "/api/incidents"), ("GET", "/api/calls/recent"), ("GET", "/api/events"),
-                             ("GET", "/api/agency/overdue"), ("GET", "/api/agency/backlog")):
+                             ("GET", "/api/agency/overdue"), ("GET", "/api/agency/backlog"),
+                             ("GET", "/api/agency/deliveries"),
+                             ("GET", "/api/agency/report?start=2026-11-22T00:00:00%2B08:00"
+                                     "&end=2026-11-23T00:00:00%2B08:00")):
             r = await pdam.request(method, path)
             assert r.status_code == 403, (path, r.text)
         assert (await pdam.get("/api/agency/reports")).json() == []
@@ -259,6 +262,14 @@ async def test_the_report_and_the_wallboard_count_the_same_backlog(
     out = capsys.readouterr().out
     assert code == 0, out
     figures = json.loads(out)
+    async with console.client() as sup:
+        await console.login(sup, "sup")
+        served = (await sup.get("/api/agency/report?start=2026-11-22T00:00:00%2B08:00"
+                                "&end=2026-11-23T00:00:00%2B08:00")).json()
+    # the console serves the same figures (the backlog's instant differs: the engine's clock, not now)
+    assert {k: v for k, v in served.items() if k not in ("backlog", "backlog_at")} == {
+        k: v for k, v in figures.items() if k not in ("backlog", "backlog_at")}
+    assert served["backlog"].keys() == figures["backlog"].keys()
     assert board == {"electricity": 1, "water": 1}
     assert {a: sum(bands.values()) for a, bands in figures["backlog"].items()} == board
     assert figures["agencies"]["electricity"] | {"handed": 2, "completed": 1, "rate": 0.5,
