@@ -15,6 +15,7 @@ from callflow.agencies import Deadline, Endpoint, HandoffPolicy
 from callflow.calls.derive import DeriveOptions
 from callflow.calls.model import CallClass
 from callflow.incidents import Category, CategoryClass
+from callflow.numbering import NumberingPlan
 from callflow.siteconfig import Agencies, Callbacks, Calls, HandoffDeadline, Recording, Site
 from queues.callbacks import CallbackPolicy
 from queues.policy import EMERGENCY, PENALTY_OVERFLOW, PENALTY_OWN, PENALTY_SUPERVISOR, QueuePolicy
@@ -42,7 +43,8 @@ def callback_policy(section: Callbacks | None = None, *, dial: bool = True) -> C
     cb = section if section is not None else Callbacks()
     return CallbackPolicy(enabled=cb.enabled and dial, first_attempt_s=cb.first_attempt_s,
                           retry_s=cb.retry_s, max_attempts=cb.max_attempts, ring_timeout_s=cb.ring_timeout_s,
-                          max_parallel=cb.max_parallel, caller_id=cb.caller_id)
+                          max_parallel=cb.max_parallel, caller_id=cb.caller_id,
+                          numbering_plan=NumberingPlan(tuple(cb.dial_patterns)))
 
 
 def derive_options(section: Calls | None = None) -> DeriveOptions:

@@ -54,6 +54,28 @@ ARRIVAL_CONTEXTS = frozenset({"from-citizens"})  # pbx-config contract: where ci
 DiskUsage = Callable[[Path], Any]  # shutil.disk_usage's shape: .free in bytes
 
 
+def make_private_dirs(root: Path, directory: Path) -> None:
+    """Create ``directory`` (``root/YYYY/MM``) with every folder from ``root`` down at :data:`DIR_MODE`.
+    ``Path.mkdir(parents=True)`` gives the parents the umask's mode (0755: every local user could list
+    the recordings) and the umask trims ``mode`` even on the leaf, so each level is created here and then
+    set explicitly; a folder already there (made by Asterisk or an older engine) is tightened when this
+    user owns it."""
+    levels = [directory, *directory.parents]
+    below = levels[:levels.index(root) + 1] if root in levels else [directory]
+    for folder in reversed(below):
+        created = False
+        try:
+            folder.mkdir(mode=DIR_MODE)
+            created = True
+        except FileExistsError:
+            pass
+        if folder == root and not created:
+            continue  # the root is the administrator's; only what the engine creates is set here
+        info = folder.stat()
+        if info.st_uid == os.geteuid() and info.st_mode & 0o777 != DIR_MODE:
+            folder.chmod(DIR_MODE)
+
+
 @dataclass
 class _Active:
     """One MixMonitor the recorder started (caller's channel)."""
@@ -287,7 +309,7 @@ class Recorder:
     def _root_problem(self, directory: Path) -> str:
         """Why recordings cannot be written under ``directory`` now ('' if they can)."""
         try:
-            directory.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+            make_private_dirs(self.root, directory)
             usage = self.disk_usage(directory)
         except OSError as exc:
             return f"recordings directory {directory} unusable: {exc.strerror or exc}"

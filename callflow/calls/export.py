@@ -3,13 +3,12 @@ call, the instants flattened into columns). The schema is documented in README.m
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Sequence
 
 from callflow.calls.model import CallRecord
 from callflow.calls.records import record_to_dict
+from callflow.csvsafe import write_dicts
 
 # Instants flattened into CSV columns: (column, instant name, which one when repeated).
 _CSV_INSTANTS = (("ivr_entered", "ivr_entered", 0), ("ivr_left", "ivr_left", 0),
@@ -40,9 +39,5 @@ def csv_row(record: CallRecord) -> dict[str, str]:
 
 
 def export_csv(records: Sequence[CallRecord]) -> str:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for record in records:
-        writer.writerow(csv_row(record))
-    return out.getvalue()
+    """One row per call; a cell a spreadsheet would run as a formula is quoted (:mod:`callflow.csvsafe`)."""
+    return write_dicts(CSV_COLUMNS, (csv_row(record) for record in records))

@@ -14,8 +14,6 @@ component owns; none keeps state of its own. Connections open when the console s
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -314,15 +312,6 @@ class ServiceIncidents:
 
 
 # -- reports -----------------------------------------------------------------------------------------
-def spreadsheet_safe(cell: str) -> str:
-    """A cell a spreadsheet would take for a formula (``=``, ``@``, tab, CR, or ``+``/``-`` not followed by
-    a digit: ``+62812...`` stays a number) gets a leading ``'``."""
-    if not cell:
-        return cell
-    risky = cell[0] in "=@\t\r" or (cell[0] in "+-" and not cell[1:2].isdigit())
-    return "'" + cell if risky else cell
-
-
 def _numbers(prefix: str, value: Any, out: dict[str, float]) -> None:
     if isinstance(value, dict):
         for k, v in value.items():
@@ -367,14 +356,8 @@ class StoreReports:
         return ReportSummary(start=start, end=end, figures=figures, notes=list(report.notes))
 
     async def export_csv(self, start: datetime, end: datetime) -> bytes:
-        """The columns of ``siaga112 calls export``; text a caller controls (the caller name) that a
-        spreadsheet would run as a formula is prefixed with ``'``."""
-        text = export_csv(await load_records(self.store.conn, since=start, until=end))
-        rows = list(csv.reader(io.StringIO(text)))
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerows([rows[0], *([spreadsheet_safe(cell) for cell in row] for row in rows[1:])])
-        return out.getvalue().encode("utf-8")
+        """The CSV of ``siaga112 calls export`` (formula cells quoted there, :mod:`callflow.csvsafe`)."""
+        return export_csv(await load_records(self.store.conn, since=start, until=end)).encode("utf-8")
 
 
 # -- recordings --------------------------------------------------------------------------------------
@@ -485,6 +468,5 @@ __all__ = [
     "incident_view",
     "prepare_store",
     "recording_info",
-    "spreadsheet_safe",
     "store_providers",
 ]

@@ -5,11 +5,10 @@ also carries the exact fractions."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from typing import Any
 
+from callflow.csvsafe import write_rows
 from callflow.incidents.categories import CATEGORIES, CategoryClass
 from callflow.incidents.model import IncidentStatus
 from callflow.reports.measures import (
@@ -199,8 +198,4 @@ def render_csv(r: SummaryReport) -> str:
     """Long format: one ``metric,value`` row per figure (``categories.fire.count,123``)."""
     rows: list[tuple[str, str]] = []
     _flatten("", as_dict(r), rows)
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(("metric", "value"))
-    writer.writerows(rows)
-    return buf.getvalue()
+    return write_rows(("metric", "value"), rows)

@@ -16,9 +16,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from callflow.calls.model import DEFAULT_SHORT_ABANDON_S
+from callflow.numbering import INDONESIA_DIAL_PATTERNS, compile_patterns
 from callflow.siteconfig._conf_text import CONTROL_CHARACTERS, ONE_LINE, PLAIN_PATH
 from recordings.policy import RecordFrom  # one enum for the site file and the runtime policy
 
@@ -205,6 +206,18 @@ class Callbacks(_Section):
     trunk_contact: str = Field(
         default="sip:127.0.0.1:5069", pattern=_SIP_URI,
         description="where citizens' numbers are dialled (the telco trunk): PJSIP endpoint citizen-callback")
+    dial_patterns: list[str] = Field(
+        default_factory=lambda: list(INDONESIA_DIAL_PATTERNS), min_length=1,
+        description="the numbering plan: a callback dials only a number matching one of these regular "
+                    "expressions in full (Python syntax); any other number (international, premium "
+                    "rate, short codes) is flagged for a supervisor. Default: Indonesia's mobile "
+                    "(08[1-9]..., +628...) and fixed lines (0 + area code, or 5-8 local digits)")
+
+    @field_validator("dial_patterns")
+    @classmethod
+    def _patterns_compile(cls, patterns: list[str]) -> list[str]:
+        compile_patterns(patterns)  # a NumberingPlanError (a ValueError) names the bad pattern
+        return patterns
 
 
 class Calls(_Section):

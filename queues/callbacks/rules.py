@@ -4,11 +4,12 @@ dialled, and what an attempt's outcome does to its task. No I/O, no clock: the s
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
 from callflow.calls.model import CALLBACK_LINKEDID_PREFIX, CallClass, CallRecord, Outcome
+from callflow.numbering import NumberingPlan
 
 CALLBACK_ID_PREFIX = CALLBACK_LINKEDID_PREFIX  # the Originate's ChannelId: the callback call's Uniqueid
 
@@ -68,6 +69,7 @@ class CallbackPolicy:
     max_parallel: int
     caller_id: str
     trunk: str = "citizen-callback"  # PJSIP endpoint for citizens' numbers (contract with pjsip.conf)
+    numbering_plan: NumberingPlan = field(default_factory=NumberingPlan)  # numbers it may dial
 
 
 def originate_outcome(reason: str) -> AttemptOutcome:
@@ -105,13 +107,18 @@ def callback_reason(record: CallRecord) -> str | None:
     return None
 
 
-def number_problem(number: str) -> str | None:
-    """Why ``number`` must not be dialled (withheld, anonymous or not a telephone number), or None."""
+def number_problem(number: str, plan: NumberingPlan | None = None) -> str | None:
+    """Why ``number`` must not be dialled (withheld, anonymous, not a telephone number, or outside the
+    site's numbering plan: international, premium rate, short codes), or None."""
     text = number.strip()
     if text.lower() in _WITHHELD:
         return "number withheld or anonymous: cannot call back"
     if not _DIALLABLE.match(text):
         return f"number {text!r} is not a diallable telephone number: cannot call back"
+    if not (plan or NumberingPlan()).allows(text):
+        # the number itself stays out of the flag: flags are logged, numbers only masked
+        return ("number outside the site's numbering plan ([callbacks] dial_patterns: international, "
+                "premium-rate or a short code?): not dialled; a supervisor decides whether to call back")
     return None
 
 

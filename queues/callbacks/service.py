@@ -115,7 +115,8 @@ class CallbackService:
                 await self._supersede(record)
             return
         now = self.clock()
-        problem = number_problem(record.caller_number) if self.policy.enabled else DISABLED_FLAG
+        problem = (number_problem(record.caller_number, self.policy.numbering_plan) if self.policy.enabled
+                   else DISABLED_FLAG)
         if problem is None:
             base = record.ended or record.arrival
             status, due, flag = (TaskStatus.PENDING,

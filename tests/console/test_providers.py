@@ -16,7 +16,8 @@ import pytest
 from callflow.calls.model import CallClass, CallRecord, Outcome
 from callflow.calls.records import store_records
 from callflow.calls.tracker import SCHEMAS as CALL_SCHEMAS
-from callflow.console.wiring import StoreWiring, spreadsheet_safe
+from callflow.console.wiring import StoreWiring
+from callflow.csvsafe import spreadsheet_safe
 from callflow.store import open_database
 from recordings.index import SCHEMA as RECORDING_SCHEMA
 from recordings.index import RecordingIndex, RecordingStatus
@@ -174,7 +175,8 @@ async def test_reports_summary_and_export_are_supervisor_only_and_audited(
     day = datetime(2026, 11, 21, 16, 0, tzinfo=UTC)
     await _store(database, [replace(call("5.1", day + timedelta(hours=1), Outcome.ANSWERED, answer_s=7.0),
                                     caller_name='=HYPERLINK("x")'),
-                            call("5.2", day + timedelta(hours=2), Outcome.ABANDONED_IN_QUEUE),
+                            replace(call("5.2", day + timedelta(hours=2), Outcome.ABANDONED_IN_QUEUE),
+                                    caller_name="-1+1+cmd|' /C calc'!A0"),
                             call("4.9", day - timedelta(hours=1), Outcome.ANSWERED, answer_s=7.0)])
     period = "start=2026-11-22T00:00:00%2B08:00&end=2026-11-23T00:00:00%2B08:00"
     async with console.client() as c:
@@ -196,6 +198,7 @@ async def test_reports_summary_and_export_are_supervisor_only_and_audited(
     rows = list(csv.DictReader(io.StringIO(r.text)))
     assert rows[0]["caller_name"] == "'=HYPERLINK(\"x\")"  # never run as a formula in a spreadsheet
     assert rows[0]["caller_number"] == NUMBER
+    assert rows[1]["caller_name"] == "'-1+1+cmd|' /C calc'!A0"  # issue 17: passed as a formula
     assert [(row["linkedid"], row["outcome"]) for row in rows] == [("5.1", "answered"),
                                                                    ("5.2", "abandoned_in_queue")]
     assert bad.status_code == 422
@@ -279,6 +282,9 @@ async def test_operators_and_callbacks_still_say_they_are_not_wired(
 @pytest.mark.parametrize(("cell", "safe"), [
     ("+6281234500112", "+6281234500112"), ("-1.5", "-1.5"), ("", ""), ("Warga", "Warga"),
     ("=1+1", "'=1+1"), ("@SUM(A1)", "'@SUM(A1)"), ("+cmd", "'+cmd"), ("-x", "'-x"), ("\tx", "'\tx"),
+    # issue 17: a sign followed by a digit passed as a number, yet runs as a formula
+    ("+1+1", "'+1+1"), ("-1+1+cmd|' /C calc'!A0", "'-1+1+cmd|' /C calc'!A0"), ("\r=1", "'\r=1"),
+    ("-2.5e3", "'-2.5e3"), ("+62 812", "'+62 812"),
 ])
 def test_spreadsheet_safe_cells(cell: str, safe: str) -> None:
     assert spreadsheet_safe(cell) == safe

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
 from callflow.calls.export import CSV_COLUMNS, export_csv, export_json
@@ -75,3 +76,17 @@ def test_json_export_round_trips_and_csv_has_one_row_per_call() -> None:
     assert rows[0]["ivr_left"] == (records[0].arrival + timedelta(seconds=2.5)).isoformat()
     assert rows[1]["answered"] == ""
     assert record_to_dict(records[1])["outcome"] == "abandoned_in_queue"
+
+
+def test_csv_export_quotes_every_formula_cell() -> None:
+    """Issue 17: ``calls export --format csv`` wrote caller text a spreadsheet runs as a formula."""
+    payloads = ["=1+2", "@SUM(1+1)", "+1+1", "-1+1+cmd|' /C calc'!A0", "\tx", "\r=1", "a\r=cmd"]
+    records = [replace(rec(i, Outcome.ANSWERED, 3.0), caller_name=p, notes=(p,))
+               for i, p in enumerate(payloads)]
+    text = export_csv(records)
+    rows = list(csv.DictReader(io.StringIO(text, newline="")))
+    safe = ["'" + p for p in payloads[:-1]] + ["a\r=cmd"]  # the last: quoted whole, one row
+    assert [row["caller_name"] for row in rows] == safe
+    assert [row["notes"] for row in rows] == safe
+    assert '"a\r=cmd"' in text  # a CR inside a cell is quoted (it was bare: a new row for CR readers)
+    assert rows[0]["caller_number"] == "081234567890"  # a plain number stays a number

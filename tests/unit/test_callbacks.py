@@ -68,9 +68,23 @@ def test_withheld_and_invalid_numbers_are_not_dialled(number: str) -> None:
     assert number_problem(number) is not None
 
 
-@pytest.mark.parametrize("number", ["081234567890", "+6281234567890", "0431112"])
+@pytest.mark.parametrize("number", ["081234567890", "+6281234567890", "6285298765432", "0431862112",
+                                    "02155501234", "+62431862112", "862112"])
 def test_telephone_numbers_are_dialled(number: str) -> None:
     assert number_problem(number) is None
+
+
+@pytest.mark.parametrize("number", [
+    "+14155550100", "0014155550100", "00744955501234", "+447700900123",  # other countries
+    "08091234567", "+6280912345678", "0800123456",  # premium rate, free phone
+    "1500112", "14045", "0431112",  # short codes, a number too short for the plan
+])
+def test_numbers_outside_the_numbering_plan_are_not_dialled(number: str) -> None:
+    """Issue 17: any 4-20 digit number a caller claimed was dialled back, international and premium."""
+    problem = number_problem(number)
+    assert problem is not None
+    assert "numbering plan" in problem
+    assert number not in problem  # flags are logged; a number is only ever logged masked
 
 
 def test_failures_lead_to_the_supervisor_after_max_attempts() -> None:
@@ -169,6 +183,33 @@ async def test_withheld_number_is_flagged_and_never_dialled(
     assert task.status is TaskStatus.SUPERVISOR
     assert "withheld" in task.flag
     assert engine.session.sent == []
+
+
+async def test_international_number_is_flagged_for_a_supervisor_and_never_dialled(
+        service: tuple[CallbackService, StubEngine, Clock]) -> None:
+    svc, engine, clock = service
+    await svc.on_call_record(record(number="+447700900123"))
+    await svc.handle(LinkEvent("up", T0))
+    clock.now = T0 + timedelta(hours=1)  # long past the first attempt's time
+    await scheduled(svc)
+    [task] = await list_tasks(svc._db)
+    assert task.status is TaskStatus.SUPERVISOR
+    assert "numbering plan" in task.flag
+    assert engine.session.sent == []
+
+
+def test_the_site_files_plan_decides_what_is_dialled(tmp_path: Path) -> None:
+    shipped = (pbx_config_dir() / "site.toml").read_text()
+    start = shipped.index("dial_patterns = ")
+    end = shipped.index("']\n", start) + 2  # the list ends the setting
+    site_file = tmp_path / "site.toml"
+    site_file.write_text(shipped[:start] + "dial_patterns = ['\\+44[0-9]{10}']" + shipped[end:])
+    (tmp_path / "ivr.toml").write_text((pbx_config_dir() / "ivr.toml").read_text())
+    plan = callback_policy(load_site(site_file).site.callbacks).numbering_plan
+    assert number_problem("+447700900123", plan) is None  # a site that may call the UK, nothing else
+    assert number_problem("081234567890", plan) is not None
+    shipped_plan = callback_policy(load_site(pbx_config_dir() / "site.toml").site.callbacks).numbering_plan
+    assert shipped_plan == callback_policy().numbering_plan  # the file shows the defaults
 
 
 async def test_failures_then_supervisor_with_attempts_recorded(

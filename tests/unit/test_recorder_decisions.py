@@ -109,6 +109,10 @@ async def test_answered_emergency_is_recorded_and_indexed(tmp_path: Path) -> Non
         assert rec.duration_s == 1.0
         assert str(rec.path) == headers["File"]
         assert stat.S_IMODE(rec.path.stat().st_mode) == 0o640
+        day, month, year = rec.path.parents[0], rec.path.parents[1], rec.path.parents[2]
+        assert (year.parent, year.name, month.name, day.name) == (recorder.root, "2026", "11", "22")
+        # README: folders 0750; the parents made by mkdir(parents=True) were 0755 (issue 17)
+        assert [stat.S_IMODE(d.stat().st_mode) for d in (year, month, day)] == [0o750] * 3
         assert rec.made_at == datetime(2026, 11, 22, 8, 0, 0, 250000, tzinfo=UTC)
 
 

@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import time
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -101,6 +102,8 @@ def test_2019_measures_are_consistent(year_2019: tuple[SummaryReport, Path, list
     csv_text = render_csv(r)
     assert "categories.fire.count,123\n" in csv_text
     assert "status.done.percent,51\n" in csv_text
+    hostile = render_csv(replace(r, notes=("@SUM(1+1)",)))  # issue 17: every CSV quotes formula cells
+    assert "notes,'@SUM(1+1)\n" in hostile
 
 
 def test_2019_json_round_trip(year_2019: tuple[SummaryReport, Path, list]) -> None:
