@@ -130,7 +130,8 @@ def _console(settings: EngineSettings, paths: EnginePaths, http: HttpAddress, *,
                              handoffs=handoffs)
     wiring.providers.operators = ManagedOperators(operators)
     wiring.providers.callbacks = callbacks
-    console = ConsoleComponent(http, paths.database, providers=wiring.providers, resources=wiring.resources)
+    console = ConsoleComponent(http, paths.database, providers=wiring.providers, resources=wiring.resources,
+                               settings=settings.console)
     hub, agencies = console.hub, wiring.agencies
 
     def incident_changed(message: dict[str, Any]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 from importlib.resources import files
 from pathlib import Path
+from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -21,10 +22,12 @@ from callflow.console import (
     routes_supervision,
     routes_wallboard,
 )
+from callflow.console.accounts import Session
 from callflow.console.context import ConsoleContext
+from callflow.console.limits import BodyLimit, HostGuard
 from callflow.console.providers import NotFound, ProviderUnavailable, Refused
 from callflow.console.roles import WATCHERS
-from callflow.console.security import csrf_guard, optional_session
+from callflow.console.security import csrf_guard, current_session, optional_session
 
 STATIC_DIR = Path(str(files("callflow.console") / "static"))
 
@@ -124,7 +127,7 @@ def create_app(ctx: ConsoleContext) -> FastAPI:
                     "POST /api/auth/login (session cookie); send the session's CSRF token in the "
                     "X-CSRF-Token header on every state-changing request.",
         dependencies=[Depends(csrf_guard)],
-        docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
+        docs_url=None, redoc_url=None, openapi_url=None)  # the schema is served to signed-in users below
     app.state.console = ctx
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(ProviderUnavailable, _unavailable)
@@ -156,6 +159,14 @@ def create_app(ctx: ConsoleContext) -> FastAPI:
     async def agency_page() -> FileResponse:
         return FileResponse(STATIC_DIR / "agency.html", media_type="text/html")
 
+    @app.get("/api/openapi.json", include_in_schema=False)
+    async def openapi(session: Annotated[Session, Depends(current_session)]) -> JSONResponse:
+        return JSONResponse(app.openapi())
+
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    # outermost last: headers on every answer, then the Host check, then the body limit
+    app.add_middleware(BodyLimit, default=ctx.web.max_body_bytes,
+                       per_path={"/api/auth/login": ctx.web.login_max_body_bytes})
+    app.add_middleware(HostGuard, names=ctx.host_names)
     app.add_middleware(SecurityHeaders)
     return app

@@ -8,17 +8,15 @@ shuts uvicorn down cleanly. ``handle`` turns each engine event the pages show in
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import structlog
-import uvicorn
 
 from callflow.ami import EventItem
 from callflow.ami.client import Clock, utc_now
@@ -27,7 +25,9 @@ from callflow.console.accounts import AccountStore
 from callflow.console.app import create_app
 from callflow.console.audit import AuditLog
 from callflow.console.context import ConsoleContext
+from callflow.console.http_server import EmbeddedServer, server_config
 from callflow.console.hub import EventHub
+from callflow.console.limits import host_names
 from callflow.console.listen import LISTEN_SCHEMA, ListenService
 from callflow.console.messages import Arrivals, to_message
 from callflow.console.providers import Providers, UnavailableQueues
@@ -36,6 +36,7 @@ from callflow.console.schema import CONSOLE_SCHEMA
 from callflow.console.thresholds import THRESHOLDS_SCHEMA, ThresholdPolicy, ThresholdWatch
 from callflow.console.throttle import LoginThrottle
 from callflow.console.wiring import Resource
+from callflow.settings import ConsoleSettings
 from callflow.store import open_database
 
 if TYPE_CHECKING:
@@ -88,23 +89,16 @@ def bind(address: HttpAddress) -> socket.socket:
     return sock
 
 
-class _EmbeddedServer(uvicorn.Server):
-    """uvicorn without its own signal handling: the engine owns SIGINT/SIGTERM and stops us."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 class ConsoleComponent:
     name = "console"
 
     def __init__(self, address: HttpAddress, database: Path, *, providers: Providers | None = None,
                  clock: Clock = utc_now, session_ttl: timedelta = timedelta(hours=12),
                  per_client_limit: int = 256, resources: Sequence[Resource] = (),
-                 thresholds: ThresholdPolicy | None = None) -> None:
+                 thresholds: ThresholdPolicy | None = None, settings: ConsoleSettings | None = None) -> None:
         self.thresholds = thresholds or ThresholdPolicy()
         self.address = address
+        self.settings = settings or ConsoleSettings()
         self.resources = list(resources)  # the providers' connections: opened in run, closed after
         self.database = database
         self.providers = providers or Providers()
@@ -151,15 +145,14 @@ class ConsoleComponent:
             audit = AuditLog(db, self.clock)
             ctx = ConsoleContext(accounts=AccountStore(db, self.clock, self.session_ttl),
                                  audit=audit, hub=self.hub, providers=self.providers,
-                                 throttle=LoginThrottle(self.clock), clock=self.clock)
+                                 throttle=LoginThrottle(self.clock), clock=self.clock, web=self.settings,
+                                 host_names=host_names(self.address.host, self.settings.allowed_hosts))
             ctx.thresholds = ThresholdWatch(db, self.providers, audit, clock=self.clock,
                                             timezone=ctx.timezone, policy=self.thresholds,
                                             publish=self.hub.publish)
             self.listen = ctx.listen = ListenService(db, audit, clock=self.clock, publish=self.hub.publish)
             ctx.listen.session = engine.session
-            config = uvicorn.Config(create_app(ctx), lifespan="off", log_config=None, access_log=False,
-                                    proxy_headers=False, server_header=False, timeout_graceful_shutdown=3)
-            server = _EmbeddedServer(config)
+            server = EmbeddedServer(server_config(create_app(ctx), self.settings))
             watching = asyncio.ensure_future(ctx.thresholds.run())
             try:
                 await self._serve(server, engine)
@@ -171,7 +164,7 @@ class ConsoleComponent:
                 await resource.stop()
             await db.close()
 
-    async def _serve(self, server: _EmbeddedServer, engine: Engine) -> None:
+    async def _serve(self, server: EmbeddedServer, engine: Engine) -> None:
         assert self._sock is not None  # noqa: S101
         serving = asyncio.ensure_future(server.serve(sockets=[self._sock]))
         stopping = asyncio.ensure_future(engine.stopping.wait())
@@ -180,6 +173,10 @@ class ConsoleComponent:
         if not self.address.loopback:
             log.warning("console.not_loopback", host=self.address.host,
                         hint="put it behind TLS (a reverse proxy) before exposing it beyond this host")
+            if not self.settings.allowed_hosts:
+                log.warning("console.no_allowed_hosts", host=self.address.host,
+                            hint="browsers must use the bind address; list the names they use in "
+                                 "[console] allowed_hosts, or they get 421")
         self.started.set()
         try:
             await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
+from ipaddress import IPv4Network, IPv6Network
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
@@ -11,8 +12,10 @@ from callflow.ami.client import Clock
 from callflow.console.accounts import AccountStore
 from callflow.console.audit import AuditLog
 from callflow.console.hub import EventHub
+from callflow.console.limits import LOOPBACK_NAMES
 from callflow.console.providers import Providers
 from callflow.console.throttle import LoginThrottle
+from callflow.settings import ConsoleSettings
 
 if TYPE_CHECKING:
     from callflow.console.listen import ListenService
@@ -30,7 +33,13 @@ class ConsoleContext:
     thresholds: ThresholdWatch | None = None  # set once the console's store is open
     listen: ListenService | None = None  # likewise
     keepalive_s: float = 15.0
+    web: ConsoleSettings = field(default_factory=ConsoleSettings)  # limits, proxies, session checks
+    host_names: frozenset[str] = LOOPBACK_NAMES  # Host headers answered (limits.host_names)
     timezone: tzinfo = field(default_factory=lambda: ZoneInfo("Asia/Makassar"))  # the centre's "today"
+
+    @property
+    def trusted_proxies(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        return tuple(self.web.trusted_proxies)
 
 
 def start_of_day(at: datetime, zone: tzinfo) -> datetime:

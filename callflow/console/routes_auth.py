@@ -11,6 +11,7 @@ from callflow.console.accounts import Session
 from callflow.console.audit import AuditAction, AuditOutcome
 from callflow.console.models import CsrfResponse, LoginRequest, LoginResponse, UserView
 from callflow.console.security import SESSION_COOKIE, client_address, context, current_session
+from callflow.console.throttle import Attempt
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 
@@ -28,20 +29,22 @@ def _view(session: Session) -> UserView:
 async def login(body: LoginRequest, request: Request, response: Response) -> LoginResponse:
     ctx = context(request)
     address = client_address(request)
-    account_key, address_key = f"account:{body.name.lower()}", f"address:{address}"
-    wait = ctx.throttle.retry_after(account_key, address_key)
-    if wait > 0:
+    known = await ctx.accounts.find(body.name) is not None
+    # reserved before the slow check (throttle.py): concurrent attempts cannot all pass the limit
+    attempt = ctx.throttle.reserve(body.name.lower(), address, known=known)
+    if not isinstance(attempt, Attempt):
+        wait = math.ceil(attempt)
         await ctx.audit.record(body.name, AuditAction.LOGIN, AuditOutcome.THROTTLED, address=address)
         raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS,
-                            f"too many failed logins: try again in {math.ceil(wait)} s",
-                            headers={"Retry-After": str(math.ceil(wait))})
-    user, reason = await ctx.accounts.authenticate(body.name, body.password)
+                            f"too many failed logins: try again in {wait} s",
+                            headers={"Retry-After": str(wait)})
+    user, reason = await ctx.accounts.authenticate(body.name, body.password)  # an error: stays counted
     if user is None:
-        ctx.throttle.failed(account_key, address_key)
+        ctx.throttle.failed(attempt)
         await ctx.audit.record(body.name, AuditAction.LOGIN, AuditOutcome.FAILED, address=address,
                                detail=reason)
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong name or password (or account disabled)")
-    ctx.throttle.succeeded(account_key)
+    ctx.throttle.succeeded(attempt)
     token, session = await ctx.accounts.open_session(user, address)
     await ctx.audit.record(user.name, AuditAction.LOGIN, AuditOutcome.OK, address=address,
                            detail=f"role={user.role.value}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import ipaddress
 from collections.abc import Awaitable, Callable
 
 from fastapi import HTTPException, Request, status
@@ -23,7 +24,30 @@ def context(request: Request) -> ConsoleContext:
 
 
 def client_address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    """The client's address: the TCP peer, or, when the peer is one of the configured trusted proxies
+    (``[console] trusted_proxies``), the nearest untrusted address its ``X-Forwarded-For`` names. A
+    header from any other peer is ignored: anyone can write one."""
+    peer = request.client.host if request.client else "unknown"
+    trusted = context(request).trusted_proxies
+    if not trusted or not _within(peer, trusted):
+        return peer
+    hops = [h.strip() for line in request.headers.getlist("x-forwarded-for") for h in line.split(",")]
+    for hop in reversed(hops):  # the right end was appended by the proxy nearest to us
+        try:
+            address = ipaddress.ip_address(hop)
+        except ValueError:
+            return peer  # a mangled chain: trust nothing beyond the proxy itself
+        if not _within(str(address), trusted):
+            return str(address)
+    return peer
+
+
+def _within(address: str, networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in networks)
 
 
 async def optional_session(request: Request) -> Session | None:

@@ -13,6 +13,7 @@ import pytest
 
 from callflow.console import CONSOLE_SCHEMA, AccountStore, AuditLog, ConsoleContext, EventHub, Providers, Role
 from callflow.console.app import create_app
+from callflow.console.limits import host_names
 from callflow.console.throttle import LoginThrottle
 from callflow.console.wiring import StoreWiring, store_providers
 from callflow.incidents import load_registry
@@ -59,13 +60,14 @@ async def console(tmp_path: Path) -> AsyncIterator[Console]:
     db = await open_database(tmp_path / "console.db", [CONSOLE_SCHEMA])
     clock = ManualClock()
     ctx = ConsoleContext(accounts=AccountStore(db, clock), audit=AuditLog(db, clock), hub=EventHub(16),
-                         providers=Providers(), throttle=LoginThrottle(clock), clock=clock)
+                         providers=Providers(), throttle=LoginThrottle(clock), clock=clock,
+                         host_names=host_names("127.0.0.1", ["console.test"]))
     for name, role in (("op1", Role.OPERATOR), ("sup", Role.SUPERVISOR), ("adm", Role.ADMIN)):
         await ctx.accounts.add_user(name, role, PASSWORD)
     app = create_app(ctx)
 
-    def client(base_url: str = "http://console.test") -> httpx.AsyncClient:
-        return httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=("192.0.2.7", 50000)),
+    def client(base_url: str = "http://console.test", address: str = "192.0.2.7") -> httpx.AsyncClient:
+        return httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=(address, 50000)),
                                  base_url=base_url)
 
     try:

@@ -50,6 +50,7 @@ def _concrete(path: str) -> str:
 
 async def _operations(console: Console) -> list[tuple[str, str]]:
     async with console.client() as c:
+        await console.login(c, "op1")
         spec = (await c.get("/api/openapi.json")).json()
     return [(method.upper(), path) for path, item in spec["paths"].items() for method in item]
 
@@ -207,6 +208,12 @@ async def test_pages_and_openapi(console: Console) -> None:
             assert "default-src 'self'" in r.headers["content-security-policy"]
             assert r.headers["x-frame-options"] == "DENY"
         assert (await c.get("/static/common.js")).status_code == 200
+        anonymous = await c.get("/api/openapi.json")  # issue 17: the API's map was public
+        assert anonymous.status_code == 401
+        assert "paths" not in anonymous.text
+        for docs in ("/docs", "/redoc", "/api/docs"):
+            assert (await c.get(docs)).status_code == 404
+        await console.login(c, "op1")
         spec = (await c.get("/api/openapi.json")).json()
     for path in ("/api/auth/login", "/api/queues", "/api/operators", "/api/calls/recent", "/api/incidents",
                  "/api/incidents/{incident_id}/dispatch",

@@ -67,6 +67,8 @@ const Siaga = (() => {
     for (const t of STREAM_TYPES) {
       es.addEventListener(t, (ev) => onMessage(JSON.parse(ev.data)));
     }
+    // the server ended the session (logout elsewhere, account disabled): back to the login form
+    es.addEventListener("session.ended", () => { es.close(); onState("ended"); location.reload(); });
     es.onopen = () => onState("live");
     es.onerror = () => onState("reconnecting");
     return es;
