@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -215,3 +216,30 @@ async def test_engine_stop_ends_open_streams_and_the_server(running: Running) ->
     with pytest.raises(httpx.ConnectError):
         async with httpx.AsyncClient(base_url=running.url) as again:
             await again.get("/api/auth/me")
+
+
+async def test_disabling_the_account_from_another_process_ends_its_open_stream(running: Running) -> None:
+    """Issue 17: `console user disable` printed "its sessions ended" while the page's event stream went
+    on (the session was checked only when the stream opened). The CLI is a process of its own here."""
+    async with _logged_in(running.url) as client, client.stream("GET", "/api/events") as response:
+        lines = response.aiter_lines()
+        async with asyncio.timeout(5):
+            async for line in lines:
+                if line == ": connected":
+                    break
+        cli = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "callflow.cli", "console", "--database", str(running.component.database),
+            "user", "disable", "sup", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await cli.communicate()
+        assert cli.returncode == 0, err
+        assert b"its sessions ended" in out
+        disabled_at = time.monotonic()
+        async with asyncio.timeout(running.component.settings.session_check_s + 3):
+            kind, _ = await _next_event(lines)
+            assert kind == "session.ended"
+            async for _ in lines:
+                pass  # and the stream ends
+        ended_after = time.monotonic() - disabled_at
+        assert (await client.get("/api/auth/me")).status_code == 401
+    assert ended_after < running.component.settings.session_check_s + 1
+    assert running.component.hub.clients == 0
