@@ -27,6 +27,8 @@ from datetime import datetime, timedelta
 
 from callflow.ami.client import Clock
 
+_SWEEP_FLOOR = 10_000  # keys kept before expired ones are swept (memory stays bounded by the window)
+
 
 @dataclass(frozen=True, slots=True)
 class ThrottleRules:
@@ -51,10 +53,17 @@ class LoginThrottle:
         self._clock = clock
         self.rules = rules or ThrottleRules()
         self._failures: dict[str, deque[datetime]] = {}  # reserved attempts count here until released
+        self._sweep_at = _SWEEP_FLOOR
+        self._swept = clock()
 
     @property
     def window(self) -> timedelta:
         return self.rules.window
+
+    @property
+    def keys(self) -> int:
+        """Counters held (for tests and the memory bound)."""
+        return len(self._failures)
 
     def _recent(self, key: str) -> deque[datetime]:
         times = self._failures.get(key)
@@ -94,6 +103,13 @@ class LoginThrottle:
         if wait > 0:
             return wait
         now = self._clock()
+        if len(self._failures) >= self._sweep_at or now - self._swept >= r.window:
+            # many names or addresses, or a window gone by: drop expired counters (memory stays bounded
+            # by the attempts of the last two windows)
+            for key in list(self._failures):
+                self._recent(key)
+            self._sweep_at = max(_SWEEP_FLOOR, 2 * len(self._failures))
+            self._swept = now
         for key in keys:
             self._failures.setdefault(key, deque()).append(now)
         return Attempt(tuple(keys), now, pair)

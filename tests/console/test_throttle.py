@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from callflow.console.accounts import User
-from callflow.console.throttle import ThrottleRules
+from callflow.console.throttle import Attempt, LoginThrottle, ThrottleRules
 from callflow.settings import ConsoleSettings
-from tests.console.conftest import PASSWORD, Console
+from tests.console.conftest import PASSWORD, Console, ManualClock
 
 WRONG = "not the password"
 
@@ -101,3 +101,16 @@ async def test_forwarded_for_is_believed_from_a_trusted_proxy_only(console: Cons
         await _login(console, "op1", WRONG, "10.0.0.5", **forwarded)
     assert await _login(console, "op1", PASSWORD, "10.0.0.5", **forwarded) == 429
     assert await _login(console, "op1", PASSWORD, "10.0.0.5", **{"X-Forwarded-For": "198.51.100.24"}) == 200
+
+
+def test_counters_of_a_past_window_are_swept() -> None:
+    """Attempts with ever new names and addresses must not grow the throttle's memory without end."""
+    clock = ManualClock()
+    throttle = LoginThrottle(clock)
+    for i in range(12_000):
+        attempt = throttle.reserve(f"name{i}", f"198.51.{i // 250}.{i % 250}", known=False)
+        assert isinstance(attempt, Attempt)
+        throttle.failed(attempt)
+    clock.advance(minutes=6)
+    throttle.reserve("late", "192.0.2.1", known=False)
+    assert throttle.keys < 10
