@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from callflow.ami.client import utc_now
+from callflow.calls.setup import resolve_database
 from callflow.console import (
     CONSOLE_SCHEMA,
     AccountError,
@@ -38,7 +39,10 @@ def register(sub: Any) -> None:
     p = sub.add_parser("console", help="the operator console and wallboard: accounts")
     p.add_argument("--config", type=Path,
                    help="settings TOML file (also SIAGA112_CONFIG); gives the database")
-    p.add_argument("--database", type=Path, help="database file (default: the settings' database)")
+    p.add_argument("--lab", nargs="?", const="default", metavar="INSTANCE",
+                   help="the database `serve --lab INSTANCE` uses (default instance: default)")
+    p.add_argument("--database", type=Path,
+                   help="database file (default: the lab's with --lab, else the settings' database)")
     csub = p.add_subparsers(dest="console_command", metavar="WHAT", required=True)
     user = csub.add_parser("user", help="console accounts")
     usub = user.add_subparsers(dest="user_command", metavar="ACTION", required=True)
@@ -61,8 +65,10 @@ def register(sub: Any) -> None:
 
 
 def _database(args: argparse.Namespace) -> Path:
-    if args.database is not None:
-        return Path(args.database)
+    """The engine's database, found as ``serve`` finds it: an account disabled in another file would
+    leave the running console's sessions alive."""
+    if args.database is not None or args.lab is not None:
+        return resolve_database(args.database, args.lab, Path())
     return load_settings(args.config).database
 
 
