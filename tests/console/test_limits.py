@@ -109,6 +109,11 @@ async def test_connections_that_never_finish_a_request_are_closed(tmp_path: Path
         cases = {"silent": b"", "half headers": head.encode(), "half body": body_head.encode()}
         waited = await asyncio.gather(*(_closed_by_server(port, sent, within=8) for sent in cases.values()))
         assert all(0.9 <= w < 5 for w in waited), dict(zip(cases, waited, strict=True))
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write((head + "X-Pad: " + "a" * 20_000 + "\r\n").encode())  # headers past 16 KiB
+        async with asyncio.timeout(5):
+            assert (await reader.readline()).startswith(b"HTTP/1.1 400")
+        writer.close()
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
             r = await client.post("/api/auth/login", json={"name": "sup", "password": PASSWORD})
             assert r.status_code == 200  # a whole request is served as usual
