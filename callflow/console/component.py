@@ -36,7 +36,7 @@ from callflow.console.schema import CONSOLE_SCHEMA
 from callflow.console.thresholds import THRESHOLDS_SCHEMA, ThresholdPolicy, ThresholdWatch
 from callflow.console.throttle import LoginThrottle
 from callflow.console.wiring import Resource
-from callflow.settings import ConsoleSettings
+from callflow.console_settings import ConsoleSettings
 from callflow.store import open_database
 
 if TYPE_CHECKING:

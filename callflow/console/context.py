@@ -15,7 +15,7 @@ from callflow.console.hub import EventHub
 from callflow.console.limits import LOOPBACK_NAMES
 from callflow.console.providers import Providers
 from callflow.console.throttle import LoginThrottle
-from callflow.settings import ConsoleSettings
+from callflow.console_settings import ConsoleSettings
 
 if TYPE_CHECKING:
     from callflow.console.listen import ListenService

@@ -14,7 +14,7 @@ import uvicorn
 from starlette.types import ASGIApp
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from callflow.settings import ConsoleSettings
+from callflow.console_settings import ConsoleSettings
 
 log = structlog.get_logger("callflow.console")
 

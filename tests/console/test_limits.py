@@ -19,7 +19,7 @@ import pytest
 
 from callflow.ami.client import utc_now
 from callflow.console import CONSOLE_SCHEMA, AccountStore, ConsoleComponent, HttpAddress, Role
-from callflow.settings import ConsoleSettings
+from callflow.console_settings import ConsoleSettings
 from callflow.store import open_database
 from tests.conftest import REPO
 from tests.console.conftest import PASSWORD, Console

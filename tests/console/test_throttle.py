@@ -10,7 +10,7 @@ import pytest
 
 from callflow.console.accounts import User
 from callflow.console.throttle import Attempt, LoginThrottle, ThrottleRules
-from callflow.settings import ConsoleSettings
+from callflow.console_settings import ConsoleSettings
 from tests.console.conftest import PASSWORD, Console, ManualClock
 
 WRONG = "not the password"
