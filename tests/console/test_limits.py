@@ -17,9 +17,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from callflow.ami import AmiEndpoint
 from callflow.ami.client import utc_now
+from callflow.app import EnginePaths, build_engine
 from callflow.console import CONSOLE_SCHEMA, AccountStore, ConsoleComponent, HttpAddress, Role
 from callflow.console_settings import ConsoleSettings
+from callflow.settings import load_settings
 from callflow.store import open_database
 from tests.conftest import REPO
 from tests.console.conftest import PASSWORD, Console
@@ -186,3 +189,21 @@ def test_a_100_mb_body_gets_413_and_leaves_the_process_memory_alone(
           f"peak_before_kb={before['VmHWM']} peak_after_kb={after['VmHWM']}")
     assert after["VmHWM"] - before["VmHWM"] < 16 * 1024, (before, after)
     assert after["VmRSS"] - before["VmRSS"] < 16 * 1024, (before, after)
+
+
+def test_the_settings_files_console_section_reaches_the_engines_console(tmp_path: Path) -> None:
+    config = tmp_path / "settings.toml"
+    config.write_text('[console]\ntrusted_proxies = ["10.0.0.2/32"]\n'
+                      'allowed_hosts = ["console.centre.example"]\nmax_body_bytes = 4096\n')
+    settings = load_settings(config, ivr={"enabled": False})
+    paths = EnginePaths(database=tmp_path / "siaga112.db", recordings=tmp_path / "rec")
+    engine = build_engine(settings, None, paths, endpoint=AmiEndpoint("127.0.0.1", 1, "siaga112", "x"),
+                          http=HttpAddress("127.0.0.1", 0))
+    (console,) = (c for c in engine.components if isinstance(c, ConsoleComponent))
+    try:
+        assert console.settings.max_body_bytes == 4096
+        assert [str(n) for n in console.settings.trusted_proxies] == ["10.0.0.2/32"]
+        assert console.settings.allowed_hosts == ("console.centre.example",)
+    finally:
+        assert console._sock is not None
+        console._sock.close()  # bound by build_engine (a taken port is a start-up error)
