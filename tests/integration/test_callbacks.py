@@ -115,7 +115,9 @@ async def test_unanswered_callbacks_are_flagged_and_withheld_numbers_never_diall
         withheld = place_call(lab.sip["host"], lab.sip["port"],
                               CallerScript(number="anonymous", name="Anonymous", dtmf=PRESS_EMERGENCY,
                                            hold_ms=1500))
-        for result in await asyncio.gather(first, withheld):
+        abroad = place_call(lab.sip["host"], lab.sip["port"],  # outside the numbering plan (issue 17)
+                            CallerScript(number="00447700900123", dtmf=PRESS_EMERGENCY, hold_ms=1500))
+        for result in await asyncio.gather(first, withheld, abroad):
             assert result.ok, result.output
         await engine.wait_for(event("callback.flagged_for_supervisor"), timeout=45)
         async with asyncio.timeout(10):  # the flag may be logged just before the last rows are committed
@@ -135,7 +137,7 @@ async def test_unanswered_callbacks_are_flagged_and_withheld_numbers_never_diall
     assert [(r.outcome, r.caller_number, r.dialed) for r in callbacks] == [
         (Outcome.CALLBACK_UNANSWERED, "", "")] * 2
     tasks = {t.number: (t, a) for t, a in await tasks_and_attempts(database)}
-    assert set(tasks) == {"081277771002", "anonymous"}
+    assert set(tasks) == {"081277771002", "anonymous", "00447700900123"}
     task, attempts = tasks["081277771002"]
     assert "possible emergency" in task.reason
     assert task.status is TaskStatus.SUPERVISOR
@@ -146,6 +148,10 @@ async def test_unanswered_callbacks_are_flagged_and_withheld_numbers_never_diall
     assert task.status is TaskStatus.SUPERVISOR
     assert "withheld" in task.flag
     assert attempts == []
+    task, attempts = tasks["00447700900123"]
+    assert task.status is TaskStatus.SUPERVISOR
+    assert "numbering plan" in task.flag
+    assert attempts == []  # never dialled
 
 
 async def test_callback_is_answered_ahead_of_a_later_emergency_caller(
