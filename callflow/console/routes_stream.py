@@ -7,6 +7,8 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
 
+import aiosqlite
+import structlog
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 
@@ -14,6 +16,8 @@ from callflow.console.accounts import Session
 from callflow.console.hub import EventHub
 from callflow.console.roles import ANY_ROLE
 from callflow.console.security import SESSION_COOKIE, context, require
+
+log = structlog.get_logger("callflow.console")
 
 router = APIRouter(prefix="/api", tags=["stream"])
 
@@ -33,7 +37,12 @@ async def _sse(hub: EventHub, user: str, keepalive: float, check_every: float,
                 # the session lives in the store: `console user disable` (another process) or a logout
                 # ends it there, and the stream with it
                 last_check = now
-                if not await still_valid():
+                try:
+                    valid = await still_valid()
+                except aiosqlite.Error as exc:  # a busy store must not cut every stream: the next check says
+                    log.warning("console.session_check_failed", user=user, error=str(exc))
+                    valid = True
+                if not valid:
                     yield b'event: session.ended\ndata: {"type":"session.ended"}\n\n'
                     return
             if message is not None:

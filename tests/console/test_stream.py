@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import aiosqlite
 import httpx
 import pytest
 
@@ -21,6 +22,7 @@ from callflow.ami.events import AmiEvent
 from callflow.console import CONSOLE_SCHEMA, AccountStore, ConsoleComponent, HttpAddress, Role
 from callflow.console.hub import EventHub
 from callflow.console.messages import to_message
+from callflow.console.routes_stream import _sse
 from callflow.store import open_database
 from tests.console.conftest import PASSWORD
 
@@ -243,3 +245,22 @@ async def test_disabling_the_account_from_another_process_ends_its_open_stream(r
         assert (await client.get("/api/auth/me")).status_code == 401
     assert ended_after < running.component.settings.session_check_s + 1
     assert running.component.hub.clients == 0
+
+
+async def test_a_stream_ends_when_its_session_is_gone_and_survives_a_store_error() -> None:
+    hub = EventHub(8)
+    answers: list[bool | Exception] = [aiosqlite.OperationalError("database is locked"), True, False]
+
+    async def still_valid() -> bool:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    chunks = []
+    async with asyncio.timeout(5):
+        async for chunk in _sse(hub, "sup", keepalive=60, check_every=0.01, still_valid=still_valid):
+            chunks.append(chunk)
+    assert chunks[-1].startswith(b"event: session.ended")
+    assert answers == []  # the error did not end it; the third check did
+    assert hub.clients == 0
