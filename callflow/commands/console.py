@@ -125,10 +125,11 @@ def _run(args: argparse.Namespace, work: Any, *, writes: bool = False) -> int:
 
 
 def _check_operator(args: argparse.Namespace) -> str | None:
-    """Why an operator account cannot be made (its operator is not in the site file), or None."""
-    if args.role != Role.OPERATOR.value:
+    """Why an account cannot be made: its operator id (an operator's queue member, a supervisor's phone)
+    is not an operator of the site file. None when it is, or when the account has none."""
+    operator_id = args.operator_id or (args.name if args.role == Role.OPERATOR.value else None)
+    if operator_id is None:
         return None
-    operator_id = args.operator_id or args.name
     where = Location.of(args)
     site = where.site.site
     if site.operator(operator_id) is not None:

@@ -208,3 +208,14 @@ def test_config_check_of_the_shipped_site_says_how(capsys: pytest.CaptureFixture
     err = capsys.readouterr().err
     assert err.count("is not set") == 7
     assert "`siaga112 config check pbx-config/site.toml --lab INSTANCE`" in err
+
+
+def test_a_supervisors_phone_must_be_an_operator_of_the_site(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SIAGA112_CONSOLE_PASSWORD", "Manado-112-secret")
+    db = tmp_path / "x.db"
+    assert main(["console", "user", "add", "sup", "--role", "supervisor", "--operator-id", "op9",
+                 "--database", str(db)]) == 1
+    assert f"no operator 'op9' in the site file {SHIPPED}" in capsys.readouterr().err
+    assert main(["console", "user", "add", "sup", "--role", "supervisor", "--operator-id", "op2",
+                 "--database", str(db)]) == 0
