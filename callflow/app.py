@@ -28,7 +28,8 @@ from callflow.incidents import load_registry
 from callflow.policies import SitePolicies
 from callflow.service import CallEventLogger, Component, Engine
 from callflow.settings import EngineSettings
-from callflow.siteconfig import Site
+from callflow.site_watch import SiteCategories, SiteSource, SiteWatcher
+from callflow.siteconfig import LoadedSite, Site
 from ivr import IvrServer
 from ivr.gate import IvrGate
 from ivr.keys import MissedKeys
@@ -55,20 +56,22 @@ class EnginePaths:
 
 
 def build_engine(settings: EngineSettings, site: Site | None, paths: EnginePaths, *, endpoint: AmiEndpoint,
-                 http: HttpAddress | None = None) -> Engine:
+                 http: HttpAddress | None = None, follow: SiteSource | None = None) -> Engine:
     """The engine with every part, attached to ``endpoint`` when run. ``http``: the operator console's
-    address (None: no console). Raises StoreError, RegistryError or ConsoleError (clear messages) before
-    anything is attached."""
+    address (None: no console). ``follow``: where the site is applied; the running engine takes each new
+    version (operators, policies, the IVR tree, the console's categories) without a restart. Raises
+    StoreError, RegistryError or ConsoleError (clear messages) before anything is attached."""
     ami = settings.ami
-    return Engine(endpoint, build_components(settings, site, paths, http=http),
+    return Engine(endpoint, build_components(settings, site, paths, http=http, follow=follow),
                   ping_interval=ami.ping_interval_s, ping_timeout=ami.ping_timeout_s,
                   action_timeout=ami.action_timeout_s)
 
 
 def build_components(settings: EngineSettings, site: Site | None, paths: EnginePaths, *,
-                     http: HttpAddress | None = None) -> list[Component]:
+                     http: HttpAddress | None = None, follow: SiteSource | None = None) -> list[Component]:
     """The engine's parts, in the order each event reaches them."""
     policies = SitePolicies.of(site, dial_callbacks=settings.callbacks.dial)
+    categories = SiteCategories(site)
     tracker = call_tracker(settings, paths, policies.derive)
     operators = OperatorManager(database=paths.database, policy=policies.queues)
     callbacks = CallbackService(paths.database, policies.callbacks)
@@ -76,19 +79,28 @@ def build_components(settings: EngineSettings, site: Site | None, paths: EngineP
     recorder = Recorder(database=paths.database, root=paths.recordings,
                         asterisk_root=paths.recordings_in_asterisk, policy=policies.recording)
     components: list[Component] = [CallEventLogger(), tracker, recorder, operators, callbacks]
+    if follow is not None:
+        def learn(loaded: LoadedSite) -> None:
+            new = SitePolicies.of(loaded.site, dial_callbacks=settings.callbacks.dial)
+            operators.set_policy(new.queues)
+            recorder.policy, callbacks.policy = new.recording, new.callbacks
+            categories.learn(loaded.site)
+        components.append(SiteWatcher(follow, [learn]))
     if settings.ivr.enabled:
         gate = IvrGate()  # the dial plan reaches the IVR only while it holds the FastAGI port
         if settings.ivr.isolation == "process":
-            components.append(IvrProcess(lab=paths.lab, log_format=settings.log_format, gate=gate))
+            components.append(IvrProcess(lab=paths.lab, log_format=settings.log_format, gate=gate,
+                                         site_file=follow.fixed if follow is not None else None))
         else:
-            components.append(gated(ivr_server(settings, paths), gate))
+            components.append(gated(ivr_server(settings, paths, site=follow), gate))
         components.append(gate)
         if settings.ivr.missed_keys:
             # first: a menu waiting for a key Asterisk dropped is a caller waiting (ivr/keys.py)
             components.insert(0, MissedKeys())
     if http is not None:
         components.append(_console(settings, paths, http, tracker=tracker, operators=operators,
-                                   callbacks=callbacks, handoffs=policies.handoffs))
+                                   callbacks=callbacks, handoffs=policies.handoffs,
+                                   categories=categories))
     return components
 
 
@@ -108,14 +120,15 @@ def gated(server: IvrServer, gate: IvrGate) -> IvrServer:
     return server
 
 
-def ivr_server(settings: EngineSettings, paths: EnginePaths) -> IvrServer:
-    """The FastAGI IVR, on the resolved port and prompt folder (a lab's) or the settings' own."""
-    return IvrServer(settings.ivr, port=paths.fastagi_port, sounds_dir=paths.sounds_dir)
+def ivr_server(settings: EngineSettings, paths: EnginePaths, *, site: SiteSource | None = None) -> IvrServer:
+    """The FastAGI IVR, on the resolved port and prompt folder (a lab's) or the settings' own. It runs (and
+    follows) the tree of ``site`` unless ``[ivr] tree`` names one."""
+    return IvrServer(settings.ivr, port=paths.fastagi_port, sounds_dir=paths.sounds_dir, site=site)
 
 
 def _console(settings: EngineSettings, paths: EnginePaths, http: HttpAddress, *, tracker: CallTracker,
              operators: OperatorManager, callbacks: CallbackService,
-             handoffs: HandoffPolicy) -> ConsoleComponent:
+             handoffs: HandoffPolicy, categories: SiteCategories) -> ConsoleComponent:
     # The console's data sources, all over the one shared database. Queue status comes from the AMI
     # session (wired by the console itself).
     asyncio.run(prepare_store(paths.database))
@@ -130,6 +143,7 @@ def _console(settings: EngineSettings, paths: EnginePaths, http: HttpAddress, *,
                              handoffs=handoffs)
     wiring.providers.operators = ManagedOperators(operators)
     wiring.providers.callbacks = callbacks
+    wiring.providers.categories = categories  # the form offers the running site's categories
     console = ConsoleComponent(http, paths.database, providers=wiring.providers, resources=wiring.resources,
                                settings=settings.console)
     hub, agencies = console.hub, wiring.agencies

@@ -58,7 +58,7 @@ class IncidentSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     agencies_file: Path | None = None  # the agency/unit registry (TOML)
     response_target_min: float = 30.0  # dispatch -> on scene target
-    timezone: str = "Asia/Makassar"  # the centre's local time (WITA) for dates, hours and months
+    timezone: str = "Asia/Makassar"  # set by `serve` from the site file ([centre] timezone); not a setting
 
 
 class CallbackSettings(BaseModel):

@@ -16,6 +16,7 @@ import ctypes
 import os
 import signal
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import structlog
@@ -44,9 +45,10 @@ class IvrProcess:
     name = "ivr"
 
     def __init__(self, *, lab: str | None, log_format: str, restart_max_s: float = 10.0,
-                 gate: IvrGate | None = None) -> None:
+                 gate: IvrGate | None = None, site_file: Path | None = None) -> None:
         self.lab, self.log_format, self.restart_max_s = lab, log_format, restart_max_s
         self.gate = gate  # told what the child reports over its status pipe (bound/failed/stopped)
+        self.site_file = site_file  # --site given to the engine: the child reads the same site
         self.proc: asyncio.subprocess.Process | None = None
 
     def command(self, status_fd: int | None = None) -> list[str]:
@@ -56,6 +58,8 @@ class IvrProcess:
             cmd += ["--status-fd", str(status_fd)]
         if self.lab is not None:
             cmd += ["--lab", self.lab]
+        if self.site_file is not None:
+            cmd += ["--site", str(self.site_file)]
         return cmd
 
     async def _spawn(self) -> tuple[asyncio.subprocess.Process, asyncio.Task[None] | None]:

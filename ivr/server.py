@@ -20,6 +20,7 @@ import structlog
 
 from callflow.ami import EventItem
 from callflow.lab import pbx_config_dir
+from callflow.site_watch import SiteSource, file_signature
 from ivr.agi import AgiProtocolError
 from ivr.channel import AgiChannel, ChannelGone, CommandFailed
 from ivr.prompts import PromptError, install
@@ -53,8 +54,14 @@ class IvrServer:
     name = "ivr"
 
     def __init__(self, settings: IvrSettings, *, port: int | None = None, sounds_dir: Path | None = None,
-                 checked: CheckedTree | None = None) -> None:
+                 checked: CheckedTree | None = None, site: SiteSource | None = None,
+                 follow_s: float = 1.0) -> None:
         self.settings = settings
+        self.site = site  # the tree is the site's (unless [ivr] tree names one); followed while serving
+        self.follow_s = follow_s
+        self.tree_path: Path | None = None
+        self.tree_reloaded = asyncio.Event()  # set at each swap (inline isolation: tests wait on it)
+        self._tree_seen: tuple[Path | None, tuple[int, int, int] | None] = (None, None)
         self.port = settings.port if port is None else port
         self.sounds_dir = sounds_dir or settings.sounds_dir
         self.checked = checked
@@ -77,7 +84,9 @@ class IvrServer:
     async def run(self, engine: Engine | None = None) -> None:
         del engine
         if self.checked is None:
-            path = self.settings.tree or default_tree_path()
+            path = self._current_tree()[0] or default_tree_path()
+            self.tree_path = path
+            self._tree_seen = self._current_tree()
             try:
                 self.checked = await asyncio.to_thread(prepare_tree, path, self.sounds_dir)
             except (TreeError, PromptError, OSError) as exc:
@@ -151,7 +160,9 @@ class IvrServer:
                         "--sounds-dir DIR`; without audio the menus are silent")
         self.listening.set()
         try:
-            async with server:
+            async with server, asyncio.TaskGroup() as tasks:
+                if self.tree_path is not None:
+                    tasks.create_task(self._follow_tree())
                 await server.serve_forever()
         finally:
             self.listening.clear()
@@ -163,6 +174,35 @@ class IvrServer:
         if self.on_state is not None:
             with contextlib.suppress(Exception):  # a broken listener never stops the IVR
                 self.on_state(state, port)
+
+    def _current_tree(self) -> tuple[Path | None, tuple[int, int, int] | None]:
+        """The tree to run and its file signature: [ivr] tree when set, else the site's."""
+        if self.settings.tree is not None or self.site is None:
+            path = self.settings.tree or default_tree_path()
+            return path, file_signature(path)
+        return self.site.tree()
+
+    async def _follow_tree(self) -> None:
+        """A tree an admin applies is run by the next caller: each second, if the tree (or the site naming
+        it) changed, prepare it (prompts whose words changed are generated) and swap it in. Sessions in
+        progress finish on the tree they started with; a refused tree is logged and the old one kept."""
+        while True:
+            await asyncio.sleep(self.follow_s)
+            seen = await asyncio.to_thread(self._current_tree)
+            if seen == self._tree_seen or seen[0] is None or seen[1] is None:
+                continue
+            self._tree_seen = seen
+            path = seen[0]
+            try:
+                checked = await asyncio.to_thread(prepare_tree, path, self.sounds_dir)
+            except (TreeError, PromptError, OSError) as exc:
+                log.error(  # noqa: TRY400 - the message names rule, node and file:line; no traceback
+                    "ivr.tree_reload_refused", tree=str(path), error=str(exc),
+                    action="the IVR keeps the tree it runs; fix the tree (siaga112 ivr check)")
+                continue
+            self.checked, self.tree_path = checked, path
+            self.tree_reloaded.set()
+            log.info("ivr.tree_reloaded", tree=str(path), prompts=len(checked.tree.prompts))
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()

@@ -104,6 +104,13 @@ class OperatorManager:
         self._joined: dict[str, datetime] = {}  # emergency caller uniqueid -> queue join time
         self._overflowed: dict[str, set[str]] = {}  # caller uniqueid -> tiers recorded
 
+    def set_policy(self, policy: QueuePolicy) -> None:
+        """The site an admin applied, learnt without a restart: new operators are known (logged out until
+        they log in), queue lists and wrap-up times are the new ones."""
+        self.policy = policy
+        added = self.table.learn(policy.operators, policy.wrapup, self.clock())
+        log.info("operator.policy_changed", added=added, operators=list(policy.operators))
+
     # -- component protocol -------------------------------------------------------------------------
     async def run(self, engine: Engine) -> None:
         self._engine = engine

@@ -167,6 +167,16 @@ class OperatorTable:
         member = op.memberships.get(queue) if op else None
         return member.penalty if member else None
 
+    def learn(self, operators: Iterable[str], wrapup: Mapping[str, float], at: datetime) -> list[str]:
+        """A newly applied site: operators it adds are tracked from ``at`` (logged out); its wrap-up
+        times replace the old ones. Operators it no longer lists stay tracked (they may be logged in).
+        Returns the names added."""
+        added = [name for name in operators if name not in self._ops]
+        for name in added:
+            self._ops[name] = _Operator(name, at)
+        self.wrapup = dict(wrapup)
+        return added
+
     def restore(self, view: OperatorView) -> None:
         """Start from a stored view (engine restart); the first reconcile corrects it against Asterisk."""
         op = self._get(view.operator, view.since)

@@ -14,7 +14,7 @@ import pytest
 import structlog
 
 from callflow.ami import AmiConnection, EventItem
-from callflow.lab import LabError, LabStatus, down, free_ports, up
+from callflow.lab import LabError, LabStatus, down, free_ports, pbx_config_dir, up
 from tests.support.ami_waits import assert_no_channels_left
 from tests.support.engine import EngineProcess
 
@@ -43,7 +43,8 @@ def start_lab(instance: str, site_file: Path | None = None) -> LabStatus:
         _missing("Asterisk", "install Asterisk 22 or run as root so the lab can build its Debian sid root")
     down(instance)  # a lab left behind by an interrupted run
     try:
-        return up(instance, free_ports(), site_file=site_file)
+        # the shipped site unless a test names one: a site applied by an earlier run is not kept
+        return up(instance, free_ports(), site_file=site_file or pbx_config_dir() / "site.toml")
     except LabError as exc:
         _missing("the lab Asterisk", str(exc))
         raise  # unreachable: _missing fails or skips

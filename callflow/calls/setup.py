@@ -1,5 +1,5 @@
-"""Where the engine's database is, and checking it before the engine starts (no command-line parsing
-here: the commands' options are in callflow/commands/_options.py)."""
+"""Checking the engine's database before the engine starts (which database: the one rule of
+callflow/commands/_locate.py)."""
 
 from __future__ import annotations
 
@@ -7,17 +7,7 @@ import asyncio
 from pathlib import Path
 
 from callflow.calls.tracker import SCHEMAS
-from callflow.lab import lab_dir
 from callflow.store import open_database
-
-
-def resolve_database(explicit: Path | None, lab: str | None, configured: Path) -> Path:
-    """``--database`` wins; with ``--lab`` the lab's own database; otherwise the settings' one."""
-    if explicit is not None:
-        return explicit
-    if lab is not None:
-        return lab_dir(lab) / "siaga112.db"
-    return configured
 
 
 def check_database(path: Path) -> None:

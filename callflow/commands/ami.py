@@ -44,10 +44,10 @@ def _record(args: argparse.Namespace) -> int:
     except AmiError as exc:
         print(f"siaga112 ami record: {exc} (is Asterisk running there? `siaga112 lab status` for the lab)",
               file=sys.stderr)
-        return 1
+        return 2
     except OSError as exc:
         print(f"siaga112 ami record: cannot write {args.out}: {exc}", file=sys.stderr)
-        return 1
+        return 2
     print(f"recorded {summary.events} events ({summary.bytes_written} bytes) to {summary.path} "
           f"from {summary.started_at.isoformat()} to {summary.ended_at.isoformat()}: {summary.reason}")
     return 0 if not summary.reason.startswith("link lost") else 1

@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from callflow.commands._options import add_database_options, database_of
-from callflow.store import StoreError, open_database
+from callflow.commands._locate import EXIT_USAGE, Location, add_location_everywhere, run
+from callflow.store import open_database
 from queues.callbacks import CALLBACKS_SCHEMA, Attempt, CallbackTask
 from queues.callbacks.rules import OPEN_STATUSES, ClosureOutcome, TaskStatus
 from queues.callbacks.store import Closure, attempts_of, close_flagged, closure_of, get_task, list_tasks
@@ -38,17 +38,12 @@ def register(sub: Any) -> None:
     close.add_argument("--note", required=True, help="what was done (kept for the audit)")
     for parser in (listing, show, close):
         parser.add_argument("--json", action="store_true", help="machine-readable output")
-        add_database_options(parser)
+    add_location_everywhere(p, actions)
     p.set_defaults(handler=_callbacks)
 
 
 def _callbacks(args: argparse.Namespace) -> int:
-    try:
-        path = database_of(args)
-        return asyncio.run(_run(args, path))
-    except StoreError as exc:
-        print(f"siaga112 callbacks: {exc}", file=sys.stderr)
-        return 2
+    return run("callbacks", lambda: asyncio.run(_run(args, Location.of(args).existing_database())))
 
 
 async def _run(args: argparse.Namespace, path: Path) -> int:
@@ -58,7 +53,7 @@ async def _run(args: argparse.Namespace, path: Path) -> int:
             if not args.id.isdigit():
                 print(f"siaga112 callbacks: {args.id!r} is not a task id (a number, as `siaga112 callbacks "
                       "list` shows)", file=sys.stderr)
-                return 2
+                return EXIT_USAGE
             task = await get_task(conn, int(args.id))
             if task is None:
                 print(f"siaga112 callbacks: no callback task {args.id} in {path} (see `siaga112 callbacks "
@@ -88,7 +83,7 @@ async def _close(conn: Any, task: CallbackTask, args: argparse.Namespace) -> int
     if not by or not note:
         print("siaga112 callbacks close: --by and --note must not be empty (who closed the task, and what "
               "was done, are kept for the audit)", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     if task.status is not TaskStatus.SUPERVISOR:
         closure = await closure_of(conn, task.id)
         if closure is not None:

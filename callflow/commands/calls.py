@@ -14,9 +14,9 @@ from callflow.calls.journal import JournalEntry
 from callflow.calls.model import CallRecord
 from callflow.calls.records import load_records, record_row, record_rows, store_records
 from callflow.calls.tracker import SCHEMAS
-from callflow.commands._options import add_database_options, database_of, parse_when, short_abandon_of
-from callflow.siteconfig import SiteConfigError
-from callflow.store import StoreError, open_database
+from callflow.commands._locate import LOCAL_TIME_HELP, Location, add_location_everywhere, run
+from callflow.policies import derive_options
+from callflow.store import open_database
 
 
 def register(sub: Any) -> None:
@@ -35,20 +35,23 @@ def register(sub: Any) -> None:
     show = actions.add_parser("show", help="one call with its instants and legs")
     show.add_argument("linkedid")
     for parser in (export, listing):
-        parser.add_argument("--since", type=parse_when, help="arrival at or after (ISO 8601; default UTC)")
-        parser.add_argument("--until", type=parse_when, help="arrival before (ISO 8601; default UTC)")
-    for parser in (rebuild, export, listing, show):
-        add_database_options(parser)
+        parser.add_argument("--since", help=f"arrival at or after ({LOCAL_TIME_HELP})")
+        parser.add_argument("--until", help=f"arrival before ({LOCAL_TIME_HELP})")
+    add_location_everywhere(p, actions)
     p.set_defaults(handler=_calls)
 
 
 def _calls(args: argparse.Namespace) -> int:
-    try:
-        path = database_of(args)
+    def work() -> int:
+        where = Location.of(args)
+        path = where.existing_database()
+        if args.calls_action in ("export", "list"):
+            args.since = where.when(args.since, "--since")
+            args.until = where.when(args.until, "--until")
+        # short abandons: the site's [calls] short_abandon_s (the site the one rule chooses)
+        args.short_abandon_s = derive_options(where.site.site.calls).short_abandon_s
         return asyncio.run(_run(args, path))
-    except (StoreError, SiteConfigError) as exc:
-        print(f"siaga112 calls: {exc}", file=sys.stderr)
-        return 2
+    return run("calls", work)
 
 
 async def _run(args: argparse.Namespace, path: Path) -> int:
@@ -80,7 +83,7 @@ async def _run(args: argparse.Namespace, path: Path) -> int:
 
 async def _rebuild(conn: Any, args: argparse.Namespace) -> int:
     before = {row[0]: row for row in await record_rows(conn)}
-    options = DeriveOptions(short_abandon_s=short_abandon_of(args))
+    options = DeriveOptions(short_abandon_s=args.short_abandon_s)
     records: list[CallRecord] = []
     open_calls = 0
     current: list[JournalEntry] = []

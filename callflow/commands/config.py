@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import sys
 from pathlib import Path
 from typing import Any
 
 from callflow.ami import AmiEndpoint
-from callflow.lab import LabError, lab_ami_after, lab_apply_target, load_secrets, status
+from callflow.lab import LabError, keep_lab_secrets, lab_ami_after, lab_apply_target, load_secrets, status
 from callflow.siteconfig import (
     DEFAULT_KEEP,
+    DEFAULT_STATE_DIR,
+    TREE_NAME,
     ApplyHistory,
     ApplyOutcome,
     ApplyReport,
@@ -21,6 +24,7 @@ from callflow.siteconfig import (
     LoadedSite,
     LogWatch,
     SiteConfigError,
+    applied_site_path,
     apply_files,
     check_site,
     default_asterisk_log,
@@ -29,13 +33,15 @@ from callflow.siteconfig import (
     render_site,
     resolve_secrets,
     site_schema,
+    tree_path,
+    tree_text,
     unified_diff,
     write_files,
 )
 from ivr import site_check  # noqa: F401 - registers the IVR tree rules with `config check`
 
-DEFAULT_STATE_DIR = Path("/var/lib/siaga112/config")
 EXIT_PROBLEMS = 1
+EXIT_ENVIRONMENT = 2  # no lab, no target: README, exit codes
 EXIT_ROLLED_BACK = 2
 EXIT_ROLLBACK_FAILED = 3
 
@@ -51,7 +57,10 @@ def register(sub: Any) -> None:
         parser.add_argument("--etc", type=Path, metavar="DIR",
                             help="the live Asterisk configuration directory (production)")
         parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR,
-                            help=f"versions and apply history (with --etc; default {DEFAULT_STATE_DIR})")
+                            help=f"versions, apply history and the site last applied (with --etc; default "
+                                 f"{DEFAULT_STATE_DIR})")
+        parser.add_argument("--sounds-dir", type=Path, metavar="DIR",
+                            help="where the IVR prompts are installed (host path; with --lab: the lab's)")
 
     p_check = cfg.add_parser("check", help="report every problem with file:line and a hint")
     p_check.add_argument("file", type=Path)
@@ -87,6 +96,11 @@ def _print_problems(problems: list[Any], verb: str) -> int:
     for problem in problems:
         print(problem, file=sys.stderr)
     print(f"siaga112 config {verb}: {len(problems)} problem(s); nothing was changed", file=sys.stderr)
+    if any("environment variable" in str(p) and "is not set" in str(p) for p in problems):
+        print("  (the site file names its secrets, never holds them: each secret_env must be set in the "
+              "environment of the command, as on the server. To check the shipped pbx-config/site.toml "
+              "on a development machine, take a lab's secrets: `siaga112 config check "
+              "pbx-config/site.toml --lab INSTANCE`)", file=sys.stderr)
     return EXIT_PROBLEMS
 
 
@@ -115,7 +129,7 @@ def _check(args: argparse.Namespace) -> int:
         return _print_problems(exc.problems, "check")
     except LabError as exc:
         print(f"siaga112 config check: {exc}", file=sys.stderr)
-        return EXIT_PROBLEMS
+        return EXIT_ENVIRONMENT
     print(f"{args.file}: OK ({loaded.site.centre.name}: {len(loaded.site.operators)} operators, entry "
           f"numbers {', '.join(loaded.site.entry.numbers)})")
     return 0
@@ -134,7 +148,7 @@ def _render(args: argparse.Namespace) -> int:
         return _print_problems(exc.problems, "render")
     except LabError as exc:
         print(f"siaga112 config render: {exc}", file=sys.stderr)
-        return EXIT_PROBLEMS
+        return EXIT_ENVIRONMENT
     print(f"rendered {len(written)} files from {args.file} into {args.out} (mode 0600: they hold secrets)")
     return 0
 
@@ -177,11 +191,29 @@ def _diff(args: argparse.Namespace) -> int:
         return _print_problems(exc.problems, "diff")
     except LabError as exc:
         print(f"siaga112 config diff: {exc}", file=sys.stderr)
-        return EXIT_PROBLEMS
+        return EXIT_ENVIRONMENT
     diff = unified_diff(read_live(target.etc_dir, sorted(files)), files, secrets)
-    print(diff if diff else f"no changes: {args.file} renders to what is applied in {target.etc_dir}",
-          end="" if diff else "\n")
+    tree_diff, note = _tree_diff(loaded, target.state_dir)
+    diff += tree_diff
+    print(diff if diff else f"no changes: {args.file} (and its IVR tree) renders to what is applied in "
+          f"{target.etc_dir}", end="" if diff else "\n")
+    if note:
+        print(note)
     return 0
+
+
+def _tree_diff(loaded: LoadedSite, state_dir: Path) -> tuple[str, str]:
+    """(the IVR tree's diff against the one last applied, a note). The tree is part of the site:
+    `config apply` keeps it beside the applied site file."""
+    new = tree_text(loaded)
+    if new is None:
+        return "", ""
+    stored = applied_site_path(state_dir).with_name(TREE_NAME)
+    if not stored.is_file():
+        return "", (f"(IVR tree: none applied to {state_dir} yet; `config apply` keeps "
+                    f"{loaded.resolve(loaded.site.ivr.tree)} as the applied one)")
+    old = stored.read_text(encoding="utf-8")
+    return ("" if old == new else unified_diff({TREE_NAME: old}, {TREE_NAME: new}, {})), ""
 
 
 def _apply(args: argparse.Namespace) -> int:
@@ -192,10 +224,50 @@ def _apply(args: argparse.Namespace) -> int:
         return _print_problems(exc.problems, "apply")
     except LabError as exc:
         print(f"siaga112 config apply: {exc}", file=sys.stderr)
-        return EXIT_PROBLEMS
+        return EXIT_ENVIRONMENT
     report = asyncio.run(apply_files(files, target, site_file=args.file.resolve(), site_text=loaded.text,
-                                     secrets=secrets, new_ami=new_ami))
-    return _print_report(report, target)
+                                     secrets=secrets, new_ami=new_ami, site=loaded))
+    code = _print_report(report, target)
+    if report.ok:
+        if args.lab:
+            keep_lab_secrets(status(args.lab), secrets)
+        code = max(code, _install_prompts(args, loaded, report))
+    return code
+
+
+def _install_prompts(args: argparse.Namespace, loaded: LoadedSite, report: ApplyReport) -> int:
+    """Generate the prompts whose words changed (cached by text) where Asterisk plays them: the lab's
+    sounds directory, or --sounds-dir. The running engine's IVR picks the new tree up by itself."""
+    from ivr.prompts import PromptError, install  # noqa: PLC0415 - only an apply with a tree needs it
+    from ivr.rules import TreeError, load_tree  # noqa: PLC0415
+
+    path = tree_path(loaded)
+    sounds = args.sounds_dir or (Path(status(args.lab).sounds_dir) if args.lab else None)
+    if path is None or sounds is None:
+        if report.tree_changed:
+            print("NOTE: the IVR tree changed; install its prompts with `siaga112 ivr prompts --sounds-dir "
+                  "DIR` (or give --sounds-dir to apply)")
+        return 0
+    try:
+        tree = load_tree(path).tree
+        before = {pid: _digest(sounds / "siaga112" / tree.name / f"{pid}.wav") for pid in tree.prompts}
+        installed = install(tree, sounds)
+    except (TreeError, PromptError, OSError) as exc:
+        print(f"siaga112 config apply: the prompts of {path} could not be installed in {sounds}: {exc}; "
+              "callers hear the previous audio. Fix it and run `siaga112 ivr prompts`", file=sys.stderr)
+        return EXIT_PROBLEMS
+    changed = [p.prompt_id for p in installed if before.get(p.prompt_id) != _digest(p.path)]
+    generated = [p.prompt_id for p in installed if p.generated]
+    print(f"IVR prompts in {sounds}: {', '.join(changed) or 'none'} changed (new words; generated now: "
+          f"{', '.join(generated) or 'none, from the cache'}), {len(installed) - len(changed)} unchanged")
+    return 0
+
+
+def _digest(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 def _print_report(report: ApplyReport, target: ApplyTarget) -> int:
@@ -235,6 +307,9 @@ def _history(args: argparse.Namespace) -> int:
         print(f"{rec.at}  {rec.who:<10} {rec.outcome:<16}{version}  diff {rec.diff_sha256[:12]}  "
               f"{', '.join(rec.changed) or '-'}")
     print(f"versions kept: {', '.join(str(v) for v in history.versions()) or '(none)'}")
+    applied = applied_site_path(state_dir)
+    print(f"site running: {applied} (with its IVR tree {applied.with_name(TREE_NAME)})" if applied.is_file()
+          else "site running: none applied yet (the shipped pbx-config/site.toml)")
     return 0
 
 

@@ -17,7 +17,14 @@ from typing import Any
 from pydantic import ValidationError
 
 from callflow.ami.client import utc_now
-from callflow.calls.setup import resolve_database
+from callflow.commands._locate import (
+    EXIT_OK,
+    EXIT_REFUSED,
+    EXIT_USAGE,
+    Location,
+    add_location_options,
+    run,
+)
 from callflow.console import (
     CONSOLE_SCHEMA,
     AccountError,
@@ -29,20 +36,13 @@ from callflow.console import (
 )
 from callflow.console.passwords import PasswordPolicyError, check_policy
 from callflow.incidents import RegistryError, load_registry
-from callflow.settings import load_settings
-from callflow.store import StoreError, open_database
+from callflow.store import open_database
 
 PASSWORD_ENV = "SIAGA112_CONSOLE_PASSWORD"  # noqa: S105 -- the variable's name, not a password
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser("console", help="the operator console and wallboard: accounts")
-    p.add_argument("--config", type=Path,
-                   help="settings TOML file (also SIAGA112_CONFIG); gives the database")
-    p.add_argument("--lab", nargs="?", const="default", metavar="INSTANCE",
-                   help="the database `serve --lab INSTANCE` uses (default instance: default)")
-    p.add_argument("--database", type=Path,
-                   help="database file (default: the lab's with --lab, else the settings' database)")
     csub = p.add_subparsers(dest="console_command", metavar="WHAT", required=True)
     user = csub.add_parser("user", help="console accounts")
     usub = user.add_subparsers(dest="user_command", metavar="ACTION", required=True)
@@ -50,7 +50,8 @@ def register(sub: Any) -> None:
                                        f"{PASSWORD_ENV})")
     add.add_argument("name")
     add.add_argument("--role", required=True, choices=[r.value for r in Role])
-    add.add_argument("--operator-id", help="queue member name of an operator account (default: the name)")
+    add.add_argument("--operator-id", help="the operator (site file [[operators]] name, e.g. op1) of an "
+                                           "operator account (default: the account's name)")
     add.add_argument("--agency", metavar="ID",
                      help="the agency an agency account works for (an id of the agency file)")
     add.add_argument("--agencies", type=Path, metavar="FILE",
@@ -62,21 +63,16 @@ def register(sub: Any) -> None:
     dis = usub.add_parser("disable", help="disable an account and end its sessions")
     dis.add_argument("name")
     dis.set_defaults(handler=_disable)
-
-
-def _database(args: argparse.Namespace) -> Path:
-    """The engine's database, found as ``serve`` finds it: an account disabled in another file would
-    leave the running console's sessions alive."""
-    if args.database is not None or args.lab is not None:
-        return resolve_database(args.database, args.lab, Path())
-    return load_settings(args.config).database
+    add_location_options(p)
+    for action in (add, lst, dis):
+        add_location_options(action, after_action=True)
 
 
 def _check_agency(args: argparse.Namespace) -> None:
     """An agency account's agency must be one of the registry's (the file the engine dispatches from)."""
     if args.agency is None:
         return
-    path = args.agencies if args.agencies is not None else load_settings(args.config).incidents.agencies_file
+    path = args.agencies if args.agencies is not None else Location.of(args).settings.incidents.agencies_file
     if path is None:
         raise AccountError("no agency file to check --agency against: give --agencies FILE or set "
                            "incidents.agencies_file in the settings")
@@ -111,21 +107,49 @@ async def _with_store(database: Path, work: Any) -> int:
         await db.close()
 
 
-def _run(args: argparse.Namespace, work: Any) -> int:
-    try:
-        return asyncio.run(_with_store(_database(args), work))
-    except (AccountError, PasswordPolicyError, StoreError, ValidationError, FileNotFoundError) as exc:
-        print(f"siaga112 console: {exc}", file=sys.stderr)
-        return 2
+def _run(args: argparse.Namespace, work: Any, *, writes: bool = False) -> int:
+    def run_work() -> int:
+        where = Location.of(args)
+        if writes:
+            database, created = where.database_for_writing()
+            if created:
+                print(f"siaga112 console: new database {where.database}", file=sys.stderr)
+        else:
+            database = where.existing_database()
+        try:
+            return asyncio.run(_with_store(database, work))
+        except (AccountError, PasswordPolicyError) as exc:
+            print(f"siaga112 console: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    return run("console", run_work)
+
+
+def _check_operator(args: argparse.Namespace) -> str | None:
+    """Why an account cannot be made: its operator id (an operator's queue member, a supervisor's phone)
+    is not an operator of the site file. None when it is, or when the account has none."""
+    operator_id = args.operator_id or (args.name if args.role == Role.OPERATOR.value else None)
+    if operator_id is None:
+        return None
+    where = Location.of(args)
+    site = where.site.site
+    if site.operator(operator_id) is not None:
+        return None
+    known = ", ".join(op.name for op in site.operators) or "(none)"
+    return (f"no operator {operator_id!r} in the site file {where.site_file}; it lists {known}. Give "
+            "--operator-id NAME of one of them, or add the operator to the site and `siaga112 config "
+            "apply` it first")
 
 
 def _add(args: argparse.Namespace) -> int:
+    refused = run("console", lambda: _refuse_unknown_operator(args))
+    if refused != EXIT_OK:
+        return refused
     try:
         _check_agency(args)
         password = _read_password(args)
     except (AccountError, PasswordPolicyError, RegistryError, ValidationError, FileNotFoundError) as exc:
         print(f"siaga112 console: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
 
     async def work(store: AccountStore, audit: AuditLog) -> int:
         user = await store.add_user(args.name, Role(args.role), password, args.operator_id,
@@ -135,10 +159,19 @@ def _add(args: argparse.Namespace) -> int:
                            target=user.name, address="local", detail=f"role={user.role.value}{bound}")
         extra = f", operator {user.operator_id}" if user.operator_id else ""
         extra += f", agency {user.agency_id}" if user.agency_id else ""
-        print(f"account {user.name!r} created (role {user.role.value}{extra})")
+        where = Location.of(args).database
+        print(f"account {user.name!r} created (role {user.role.value}{extra}) in {where}")
         return 0
 
-    return _run(args, work)
+    return _run(args, work, writes=True)
+
+
+def _refuse_unknown_operator(args: argparse.Namespace) -> int:
+    why = _check_operator(args)
+    if why is None:
+        return EXIT_OK
+    print(f"siaga112 console user add: {why}", file=sys.stderr)
+    return EXIT_REFUSED
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -163,4 +196,4 @@ def _disable(args: argparse.Namespace) -> int:
         print(f"account {user.name!r} disabled; its sessions ended")
         return 0
 
-    return _run(args, work)
+    return _run(args, work)  # an account to disable is in a database that exists

@@ -20,8 +20,9 @@ from callflow.ami import AmiError
 from callflow.app import call_tracker, gated, ivr_server
 from callflow.calls.model import CallRecord
 from callflow.calls.tracker import CallTracker
-from callflow.commands.serve import engine_paths, site_of
-from callflow.lab import LabError, LabPorts, LabStatus, down, free_ports, lab_dir, status, up
+from callflow.commands._locate import Location
+from callflow.commands.serve import engine_paths
+from callflow.lab import LabError, LabPorts, LabStatus, down, free_ports, status, up
 from callflow.lab.sipp import PRESS_EMERGENCY, CallerScript, SippOperator, place_call
 from callflow.logs import configure_logging, mask_number
 from callflow.policies import derive_options
@@ -87,10 +88,11 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"lab: {lab.asterisk_version} ({lab.mode}) AMI {lab.ami['port']} SIP {lab.sip['port']}")
     try:
         settings = EngineSettings()
-        paths = engine_paths(settings, lab.instance, lab_dir(lab.instance) / "siaga112.db")
+        # the one rule: the lab's database unless one is named (SIAGA112_DATABASE)
+        paths = engine_paths(settings, lab.instance, Location(lab=lab.instance).database.path)
         # built before the loop starts: the tracker checks (creates, migrates) its database synchronously
-        site = site_of(settings, lab.instance)
-        tracker = call_tracker(settings, paths, derive_options(site.calls if site is not None else None))
+        site = Location(lab=lab.instance).site.site  # the lab's site, by the one rule
+        tracker = call_tracker(settings, paths, derive_options(site.calls))
         ivr = ivr_server(settings, paths)
         return asyncio.run(_run(lab, tracker, ivr, paths.database))
     except (AmiError, LabError, RuntimeError, TimeoutError, StoreError, SiteConfigError) as exc:

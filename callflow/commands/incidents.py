@@ -13,9 +13,15 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pydantic import ValidationError
-
-from callflow.calls.setup import resolve_database
+from callflow.commands._locate import (
+    EXIT_REFUSED,
+    EXIT_USAGE,
+    LOCAL_TIME_HELP,
+    LocateError,
+    Location,
+    add_location_everywhere,
+    parse_local,
+)
 from callflow.commands.incidents_export import eido_documents, site_handoff_policy
 from callflow.incidents import (
     CATEGORIES,
@@ -31,46 +37,31 @@ from callflow.incidents import (
 )
 from callflow.incidents.export import dispatch_as_dict, incident_as_dict, unit_as_dict
 from callflow.logs import configure_logging
-from callflow.settings import EngineSettings, load_settings
+from callflow.settings import EngineSettings
 from callflow.siteconfig import SiteConfigError
 from callflow.store import StoreError
 
 
-class UsageError(Exception):
-    """A bad option value; the message says which and what to give."""
-
-
-def add_store_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", type=Path, help="settings TOML file (also SIAGA112_CONFIG)")
-    p.add_argument("--database", "--db", dest="db", type=Path,
-                   help="the engine's SQLite store (default: the lab's with --lab, else settings 'database')")
-    p.add_argument("--lab", nargs="?", const="default", metavar="INSTANCE",
-                   help="use the lab's database (default instance: default)")
-
-
-def database_for(args: argparse.Namespace, settings: EngineSettings) -> Path:
-    """Same rule as ``serve``: --database, an explicitly configured database, the lab's, the default."""
-    explicit = args.db or (settings.database if "database" in settings.model_fields_set else None)
-    return resolve_database(explicit, getattr(args, "lab", None), settings.database)
+class UsageError(LocateError):
+    """A bad option value; the message says which and what to give (exit 2)."""
 
 
 def settings_for(args: argparse.Namespace) -> EngineSettings:
-    try:
-        return load_settings(args.config)
-    except (ValidationError, FileNotFoundError, ValueError) as exc:
-        raise UsageError(f"invalid settings: {exc}") from exc
+    """The settings of the one rule (callflow/commands/_locate.py); LocateError (exit 2) when invalid."""
+    return Location.of(args).settings
+
+
+def database_for(args: argparse.Namespace, settings: EngineSettings) -> Path:
+    """The database of the one rule; it must exist (a read never creates one)."""
+    del settings  # the rule reads the same settings
+    return Location.of(args).existing_database()
 
 
 def parse_at(text: str | None, tz: str) -> datetime | None:
     """``--at``: ISO-8601; without an offset it is the centre's local time."""
     if text is None:
         return None
-    try:
-        at = datetime.fromisoformat(text)
-    except ValueError:
-        raise UsageError(f"--at {text!r} is not a time; give ISO-8601 such as 2026-11-22T14:05:00+08:00 "
-                         f"(without an offset: local time in {tz})") from None
-    return at if at.tzinfo is not None else at.replace(tzinfo=ZoneInfo(tz))
+    return parse_local(text, tz, "--at")
 
 
 def parse_date(text: str, option: str) -> date:
@@ -85,17 +76,16 @@ def run_guarded(command: str, work: Callable[[], Coroutine[Any, Any, int]]) -> i
     configure_logging("console", os.environ.get("SIAGA112_LOG_LEVEL", "warning"), stream=sys.stderr)
     try:
         return asyncio.run(work())
-    except (IncidentError, UsageError) as exc:
+    except IncidentError as exc:
         print(f"siaga112 {command}: {exc}", file=sys.stderr)
-        return 1
-    except StoreError as exc:
+        return EXIT_REFUSED
+    except (LocateError, StoreError, SiteConfigError) as exc:
         print(f"siaga112 {command}: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser("incidents", help="reports (incidents): create, follow up, dispatch units")
-    add_store_options(p)
     p.add_argument("--agencies", type=Path,
                    help="agency/unit registry TOML to load first (default: settings incidents.agencies_file;"
                         " example: examples/agencies-manado.example.toml)")
@@ -111,10 +101,11 @@ def register(sub: Any) -> None:
     e.set_defaults(handler=_export)
     for action_parser in s.choices.values():
         action_parser.add_argument("--json", action="store_true", help="machine-readable output")
+    add_location_everywhere(p, s)
 
 
 BY_HELP = "who does this (operator name; default $SIAGA112_OPERATOR)"
-AT_HELP = "when (ISO-8601; without offset: the centre's local time); default now"
+AT_HELP = f"when ({LOCAL_TIME_HELP}); default now"
 
 
 def _register_reports(s: Any) -> None:
@@ -199,18 +190,26 @@ def _operator(args: argparse.Namespace) -> str:
     return by
 
 
-Action = Callable[[IncidentService, EngineSettings], Awaitable[int]]
+Action = Callable[[IncidentService, str], Awaitable[int]]
+READING = {"show", "list", "units"}  # `units --agencies FILE` loads the registry: it writes
 
 
 def _run(args: argparse.Namespace, action: Action) -> int:
     async def work() -> int:
-        settings = settings_for(args)
-        agencies = args.agencies or settings.incidents.agencies_file
+        where = Location.of(args)
+        agencies = args.agencies or where.settings.incidents.agencies_file
         registry = load_registry(agencies) if agencies is not None else None
-        async with IncidentService.open(database_for(args, settings)) as service:
+        if args.incidents_command in READING and not args.agencies:
+            database = where.existing_database()
+        else:
+            database, created = where.database_for_writing()
+            if created:
+                print(f"siaga112 incidents: new database {where.database}", file=sys.stderr)
+        tz = where.timezone
+        async with IncidentService.open(database) as service:
             if registry is not None:
                 await service.load_registry(registry)
-            return await action(service, settings)
+            return await action(service, tz)
     return run_guarded("incidents", work)
 
 
@@ -254,8 +253,7 @@ def _emit_incident(args: argparse.Namespace, i: Incident, tz: str) -> int:
 
 
 def _create(args: argparse.Namespace) -> int:
-    async def action(service: IncidentService, settings: EngineSettings) -> int:
-        tz = settings.incidents.timezone
+    async def action(service: IncidentService, tz: str) -> int:
         incident = await service.create(category=args.category, district=args.district, by=_operator(args),
                                         address=args.address, notes=args.notes, linkedids=args.call,
                                         at=parse_at(args.at, tz))
@@ -264,8 +262,8 @@ def _create(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    async def action(service: IncidentService, settings: EngineSettings) -> int:
-        return _emit_incident(args, await service.get(args.id), settings.incidents.timezone)
+    async def action(service: IncidentService, tz: str) -> int:
+        return _emit_incident(args, await service.get(args.id), tz)
     return _run(args, action)
 
 
@@ -294,10 +292,9 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    async def action(service: IncidentService, settings: EngineSettings) -> int:
+    async def action(service: IncidentService, tz: str) -> int:
         from callflow.reports.summary import Period  # noqa: PLC0415 - reports import incidents, not back
 
-        tz = settings.incidents.timezone
         since = until = None
         if args.date_from or args.date_to:
             first = parse_date(args.date_from or "1970-01-01", "--from")
@@ -322,8 +319,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    async def action(service: IncidentService, settings: EngineSettings) -> int:
-        tz = settings.incidents.timezone
+    async def action(service: IncidentService, tz: str) -> int:
         incident = await service.set_status(args.id, args.status, by=_operator(args),
                                             at=parse_at(args.at, tz), note=args.note)
         return _emit_incident(args, incident, tz)
@@ -340,16 +336,14 @@ def _emit_dispatch(args: argparse.Namespace, d: Dispatch, tz: str) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    async def action(service: IncidentService, settings: EngineSettings) -> int:
-        tz = settings.incidents.timezone
+    async def action(service: IncidentService, tz: str) -> int:
         d = await service.dispatch(args.id, by=_operator(args), unit_id=args.unit, at=parse_at(args.at, tz))
         return _emit_dispatch(args, d, tz)
     return _run(args, action)
 
 
 def _step(args: argparse.Namespace) -> int:
-    async def action(service: IncidentService, settings: EngineSettings) -> int:
-        tz = settings.incidents.timezone
+    async def action(service: IncidentService, tz: str) -> int:
         method = getattr(service, args.step)
         d = await method(args.id, by=_operator(args), dispatch_id=args.dispatch, at=parse_at(args.at, tz))
         return _emit_dispatch(args, d, tz)
@@ -357,8 +351,7 @@ def _step(args: argparse.Namespace) -> int:
 
 
 def _close(args: argparse.Namespace) -> int:
-    async def action(service: IncidentService, settings: EngineSettings) -> int:
-        tz = settings.incidents.timezone
+    async def action(service: IncidentService, tz: str) -> int:
         at = parse_at(args.at, tz)
         if args.dispatch is not None:
             d = await service.close_dispatch(args.id, by=_operator(args), dispatch_id=args.dispatch, at=at)
@@ -369,15 +362,15 @@ def _close(args: argparse.Namespace) -> int:
 
 
 def _link(args: argparse.Namespace) -> int:
-    async def action(service: IncidentService, settings: EngineSettings) -> int:
+    async def action(service: IncidentService, tz: str) -> int:
         incident = await service.link_call(args.id, args.linkedid, by=_operator(args))
-        return _emit_incident(args, incident, settings.incidents.timezone)
+        return _emit_incident(args, incident, tz)
     return _run(args, action)
 
 
 def _units(args: argparse.Namespace) -> int:
-    async def action(service: IncidentService, settings: EngineSettings) -> int:
-        del settings
+    async def action(service: IncidentService, tz: str) -> int:
+        del tz
         units = await service.units()
         if args.district:
             district = parse_district(args.district)

@@ -11,14 +11,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from callflow.app import ivr_server
+from callflow.commands._locate import LocateError, Location, add_location_options
 from callflow.commands.serve import engine_paths
 from callflow.lab import LabError, status
 from callflow.logs import configure_logging
-from callflow.settings import load_settings
-from ivr import IvrServer, TreeError, default_tree_path, load_tree, parse_tree
+from callflow.siteconfig import SiteConfigError, tree_path
+from ivr import IvrServer, TreeError, load_tree, parse_tree
 from ivr.process import die_with_parent
 from ivr.prompts import PromptError, install, measured_durations
 
@@ -26,31 +25,48 @@ from ivr.prompts import PromptError, install, measured_durations
 def register(sub: Any) -> None:
     p = sub.add_parser("ivr", help="the IVR tree: check it against the safety rules, generate its prompts")
     ivr_sub = p.add_subparsers(dest="ivr_command", metavar="ACTION", required=True)
-    p_check = ivr_sub.add_parser("check", help="validate an IVR tree (default pbx-config/ivr.toml)")
+    p_check = ivr_sub.add_parser("check", help="validate an IVR tree (default: the site file's tree)")
     p_check.add_argument("file", nargs="?", type=Path, help="tree TOML file")
+    add_location_options(p_check, database=False)
     p_check.set_defaults(handler=_check)
     p_prompts = ivr_sub.add_parser("prompts", help="generate the prompts' audio (espeak-ng + sox, 8 kHz) "
                                    "and install it where Asterisk plays it")
-    p_prompts.add_argument("--tree", type=Path, help="tree TOML file (default pbx-config/ivr.toml)")
-    where = p_prompts.add_mutually_exclusive_group(required=True)
-    where.add_argument("--lab", nargs="?", const="default", metavar="INSTANCE",
-                       help="install into a lab's sounds directory (default instance: default)")
-    where.add_argument("--sounds-dir", type=Path, help="Asterisk's sounds directory (host path)")
+    p_prompts.add_argument("--tree", type=Path, help="tree TOML file (default: the site file's tree: the "
+                                                     "site last applied, see --site)")
+    p_prompts.add_argument("--sounds-dir", type=Path, help="Asterisk's sounds directory (host path; "
+                                                            "default with --lab: the lab's)")
+    add_location_options(p_prompts, database=False)
     p_prompts.set_defaults(handler=_prompts)
     p_serve = ivr_sub.add_parser("serve", help="run only the FastAGI IVR server (`siaga112 serve` starts "
                                  "it as its child; use this to run it alone)")
-    p_serve.add_argument("--config", type=Path,
-                         help="settings TOML file ([ivr] section; also SIAGA112_CONFIG)")
-    p_serve.add_argument("--lab", nargs="?", const="default", metavar="INSTANCE",
-                         help="listen on a lab's FastAGI port and install prompts into its sounds dir")
+    add_location_options(p_serve, database=False)
     p_serve.add_argument("--log-format", choices=["auto", "json", "console"])
     p_serve.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)  # set by the engine
     p_serve.add_argument("--status-fd", type=int, help=argparse.SUPPRESS)  # the engine's gate reads it
     p_serve.set_defaults(handler=_serve)
 
 
+def _tree_of(args: argparse.Namespace, given: Path | None) -> Path:
+    """The tree named on the command line, else ``[ivr] tree`` in the settings, else the site's."""
+    if given is not None:
+        return given
+    where = Location.of(args)
+    if where.settings.ivr.tree is not None:
+        return where.settings.ivr.tree
+    path = tree_path(where.site)
+    if path is None:
+        raise LocateError(f"the site file {where.site_file} has its IVR off ([ivr] enabled = false); "
+                          "name a tree file")
+    print(f"tree {path} (from the site file {where.site_file})", file=sys.stderr)
+    return path
+
+
 def _check(args: argparse.Namespace) -> int:
-    path: Path = args.file or default_tree_path()
+    try:
+        path = _tree_of(args, args.file)
+    except (LocateError, SiteConfigError) as exc:
+        print(f"siaga112 ivr check: {exc}", file=sys.stderr)
+        return 2
     try:
         first = load_tree(path)
         checked = parse_tree(path.read_text(encoding="utf-8"), str(path), measured_durations(first.tree))
@@ -74,7 +90,15 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _prompts(args: argparse.Namespace) -> int:
-    path: Path = args.tree or default_tree_path()
+    if args.sounds_dir is None and args.lab is None:
+        print("siaga112 ivr prompts: say where to install: --lab [INSTANCE] or --sounds-dir DIR",
+              file=sys.stderr)
+        return 2
+    try:
+        path = _tree_of(args, args.tree)
+    except (LocateError, SiteConfigError) as exc:
+        print(f"siaga112 ivr prompts: {exc}", file=sys.stderr)
+        return 2
     try:
         sounds = args.sounds_dir
         if sounds is None:
@@ -85,9 +109,12 @@ def _prompts(args: argparse.Namespace) -> int:
         checked = load_tree(path)
         installed = install(checked.tree, sounds)
         parse_tree(path.read_text(encoding="utf-8"), str(path), {p.prompt_id: p.seconds for p in installed})
-    except (TreeError, PromptError, LabError, OSError) as exc:
-        print(f"siaga112 ivr prompts: {exc}", file=sys.stderr)
+    except TreeError as exc:
+        print(f"siaga112 ivr prompts: REFUSED {exc}", file=sys.stderr)
         return 1
+    except (PromptError, LabError, OSError) as exc:
+        print(f"siaga112 ivr prompts: {exc}", file=sys.stderr)
+        return 2
     for p in installed:
         state = "generated" if p.generated else "cached"
         print(f"  {p.prompt_id:<16} {p.seconds:5.1f} s  {state:<9}  {p.path}")
@@ -98,15 +125,16 @@ def _prompts(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     if args.parent_pid is not None and not die_with_parent(args.parent_pid):
         return 0  # the engine that started us is already gone
+    where = Location.of(args)
     try:
-        settings = load_settings(args.config)
-    except (ValidationError, FileNotFoundError, ValueError) as exc:
-        print(f"siaga112 ivr serve: invalid settings: {exc}", file=sys.stderr)
+        settings = where.settings
+    except LocateError as exc:
+        print(f"siaga112 ivr serve: {exc}", file=sys.stderr)
         return 2
     configure_logging(args.log_format or settings.log_format, settings.log_level, stream=sys.stdout)
     try:
         inline = settings.model_copy(update={"ivr": settings.ivr.model_copy(update={"isolation": "inline"})})
-        server = ivr_server(inline, engine_paths(settings, args.lab))
+        server = ivr_server(inline, engine_paths(settings, args.lab), site=where.site_source())
     except (LabError, OSError) as exc:
         print(f"siaga112 ivr serve: {exc}", file=sys.stderr)
         return 2

@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
 from typing import Any
 
-from callflow.lab import LabError, LabPorts, down, find_runtime, free_ports, status, up
+from callflow.commands._locate import Location
+from callflow.lab import (
+    LabError,
+    LabPorts,
+    down,
+    find_runtime,
+    free_ports,
+    lab_site_file,
+    status,
+    up,
+)
 
 
 def register(sub: Any) -> None:
@@ -29,6 +41,9 @@ def register(sub: Any) -> None:
     p_up.add_argument("--rtp-start", type=int, default=defaults.rtp_start)
     p_up.add_argument("--rtp-end", type=int, default=defaults.rtp_end)
     p_up.add_argument("--free-ports", action="store_true", help="pick free ports automatically")
+    p_up.add_argument("--site", type=Path, metavar="FILE",
+                      help="render this site file (it becomes the lab's applied site); default: the site "
+                           "last applied to this lab (`config apply --lab`), else pbx-config/site.toml")
     p_up.set_defaults(handler=_up)
     p_prov = lab_sub.add_parser("provision", parents=[common],
                                 help="build (once) the Asterisk root, or find an installed one")
@@ -45,11 +60,12 @@ def _up(args: argparse.Namespace) -> int:
     ports = free_ports() if args.free_ports else LabPorts(
         ami=args.ami_port, ami_tls=args.ami_tls_port, sip=args.sip_port, agi=args.agi_port,
         rtp_start=args.rtp_start, rtp_end=args.rtp_end)
+    site_file = lab_site_file(args.instance, args.site)
     try:
-        st = up(args.instance, ports)
+        st = up(args.instance, ports, site_file=args.site)
     except LabError as exc:
         print(f"siaga112 lab up: {exc}", file=sys.stderr)
-        return 1
+        return 2
     word = "already running" if already.running else "started"
     print(f"lab {st.instance!r} {word}: {st.asterisk_version} ({st.mode}, pid {st.pid})")
     print(f"  AMI      {st.ami['host']}:{st.ami['port']} (user {st.ami['username']}, secret in "
@@ -60,7 +76,9 @@ def _up(args: argparse.Namespace) -> int:
     print(f"  FastAGI  expected at {st.fastagi['host']}:{st.fastagi['port']}")
     if st.callbacks:
         print(f"  callback trunk dials citizens at 127.0.0.1:{st.callbacks['trunk_port']}/udp")
-    print(f"  config   {st.config_dir}")
+    print(f"  config   {st.config_dir} (site file {site_file})")
+    print(f"  database {Location(lab=st.instance).database} (created by `siaga112 serve --lab "
+          f"{st.instance}`)")
     print(f"  logs     {st.log_dir}")
     return 0
 
@@ -76,8 +94,12 @@ def _down(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     st = status(args.instance)
+    where = Location(lab=args.instance)
     if args.json:
-        print(st.as_json())
+        data = json.loads(st.as_json())
+        data.update(database=str(where.database.path), database_exists=where.database.path.is_file(),
+                    site_file=str(where.site_file.path), site_file_from=where.site_file.how)
+        print(json.dumps(data, indent=2, sort_keys=True))
         return 0 if st.running else 3
     if not st.running:
         print(f"lab {st.instance!r} is not running (start it with `siaga112 lab up`)")
@@ -87,6 +109,7 @@ def _status(args: argparse.Namespace) -> int:
     print(f"  AMI {st.ami['host']}:{st.ami['port']}  SIP {st.sip['host']}:{st.sip['port']}/udp  "
           f"FastAGI {st.fastagi['host']}:{st.fastagi['port']}")
     print(f"  root {st.root}  config {st.config_dir}")
+    print(f"  database {where.database.path}  site {where.site_file}")
     return 0
 
 
@@ -96,7 +119,7 @@ def _provision(args: argparse.Namespace) -> int:
         runtime = find_runtime()
     except LabError as exc:
         print(f"siaga112 lab provision: {exc}", file=sys.stderr)
-        return 1
+        return 2
     where = "installed" if runtime.mode == "host" else f"Debian sid root at {runtime.root}"
     print(f"lab: {runtime.version} ({where})")
     return 0

@@ -11,39 +11,22 @@ import asyncio
 import json
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
-
-from pydantic import ValidationError
 
 from callflow.ami import AmiConnection, EventItem
 from callflow.ami.errors import AmiError
 from callflow.ami.lists import queue_status
-from callflow.calls.setup import resolve_database
+from callflow.commands._locate import EXIT_REFUSED, EXIT_USAGE, Location, add_location_everywhere, run
 from callflow.commands.serve import endpoint_for
-from callflow.lab import LabError
 from callflow.policies import queue_policy
-from callflow.settings import EngineSettings, load_settings
-from callflow.siteconfig import SiteConfigError, load_site, pbx_config_dir
-from callflow.store import StoreError, open_database
+from callflow.settings import EngineSettings
+from callflow.store import open_database
 from queues import SCHEMA, OperatorActionError, QueuePolicy, UnknownOperator, login, logout, set_paused
 from queues.policy import interface
 
 
-def _where_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
-    """--config/--lab/--database, accepted before the action and after it (`operator login op1 --lab`):
-    after it they default to SUPPRESS so they never hide a value given before the action."""
-    extra: dict[str, Any] = {"default": argparse.SUPPRESS} if suppress else {}
-    parser.add_argument("--config", type=Path, help="settings TOML file (also SIAGA112_CONFIG)", **extra)
-    parser.add_argument("--lab", nargs="?", const="default", metavar="INSTANCE",
-                        help="act on a running lab's Asterisk (default instance: default)", **extra)
-    parser.add_argument("--database", type=Path,
-                        help="the engine's database (default: the lab's or settings')", **extra)
-
-
 def register(sub: Any) -> None:
     p = sub.add_parser("operator", help="operators: login, logout, pause, resume, list")
-    _where_options(p, suppress=False)
     ops = p.add_subparsers(dest="operator_command", metavar="ACTION", required=True)
     p_in = ops.add_parser("login", help="add the operator to the queues the site file lists for them")
     p_in.add_argument("name")
@@ -61,36 +44,34 @@ def register(sub: Any) -> None:
     p_list = ops.add_parser("list", help="each operator's state, since when, pause reason, queues")
     p_list.add_argument("--json", action="store_true", help="machine-readable output")
     p_list.set_defaults(handler=_run(_list))
-    for action in (p_in, p_out, p_pause, p_resume, p_list):
-        _where_options(action, suppress=True)
+    add_location_everywhere(p, ops)
 
 
 def _run(action: Any) -> Any:
     def handler(args: argparse.Namespace) -> int:
-        try:
-            settings = load_settings(args.config)
-            site_file = settings.site_file or pbx_config_dir() / "site.toml"
-            policy = queue_policy(load_site(site_file).site)
-        except (ValidationError, FileNotFoundError, ValueError) as exc:
-            print(f"siaga112 operator: invalid settings: {exc}", file=sys.stderr)
-        except SiteConfigError as exc:
-            print(f"siaga112 operator: {exc}", file=sys.stderr)
-        else:
+        def work() -> int:
+            where = Location.of(args)
+            settings = where.settings
+            policy = queue_policy(where.site.site)
             try:
-                code: int = asyncio.run(action(args, settings, policy))
+                code: int = asyncio.run(action(args, settings, policy, where))
             except UnknownOperator as exc:
-                print(f"siaga112 operator: {exc}", file=sys.stderr)
-            except (OperatorActionError, LabError, StoreError) as exc:
+                print(f"siaga112 operator: {exc} (site file read: {where.site_file})", file=sys.stderr)
+                return EXIT_REFUSED
+            except OperatorActionError as exc:
                 print(f"siaga112 operator {args.operator_command}: {exc}", file=sys.stderr)
-            else:
-                return code
-        return 2
+                return EXIT_USAGE
+            return code
+        return run(f"operator {args.operator_command}", work)
     return handler
 
 
 async def _connect(args: argparse.Namespace, settings: EngineSettings) -> AmiConnection:
     events: asyncio.Queue[EventItem] = asyncio.Queue()
-    endpoint = endpoint_for(settings, args.lab)
+    try:
+        endpoint = endpoint_for(settings, args.lab)
+    except ValueError as exc:  # no AMI secret configured
+        raise OperatorActionError(str(exc)) from None
     conn = AmiConnection(endpoint, events)
     try:
         await conn.connect()
@@ -100,7 +81,8 @@ async def _connect(args: argparse.Namespace, settings: EngineSettings) -> AmiCon
     return conn
 
 
-async def _login(args: argparse.Namespace, settings: EngineSettings, policy: QueuePolicy) -> int:
+async def _login(args: argparse.Namespace, settings: EngineSettings, policy: QueuePolicy,
+                 where: Location) -> int:
     policy.memberships(args.name)
     conn = await _connect(args, settings)
     try:
@@ -108,26 +90,32 @@ async def _login(args: argparse.Namespace, settings: EngineSettings, policy: Que
     finally:
         await conn.close()
     print(f"{args.name}: logged in to {', '.join(result.done) or 'no new queue'}"
-          + (f" ({'; '.join(result.notes)})" if result.notes else ""))
+          + (f" ({'; '.join(result.notes)})" if result.notes else "") + f"; site file {where.site_file}")
     return 0
 
 
-async def _logout(args: argparse.Namespace, settings: EngineSettings, policy: QueuePolicy) -> int:
+async def _logout(args: argparse.Namespace, settings: EngineSettings, policy: QueuePolicy,
+                  where: Location) -> int:
     policy.memberships(args.name)
     conn = await _connect(args, settings)
     try:
         result = await logout(conn, policy, args.name)
     finally:
         await conn.close()
+    del where
     print(f"{args.name}: logged out of {', '.join(result.done)}")
     return 0
 
 
-async def _pause(args: argparse.Namespace, settings: EngineSettings, policy: QueuePolicy) -> int:
+async def _pause(args: argparse.Namespace, settings: EngineSettings, policy: QueuePolicy,
+                 where: Location) -> int:
+    del where
     return await _set_paused(args, settings, policy, True, args.reason)
 
 
-async def _resume(args: argparse.Namespace, settings: EngineSettings, policy: QueuePolicy) -> int:
+async def _resume(args: argparse.Namespace, settings: EngineSettings, policy: QueuePolicy,
+                  where: Location) -> int:
+    del where
     return await _set_paused(args, settings, policy, False, "")
 
 
@@ -151,8 +139,10 @@ async def _set_paused(args: argparse.Namespace, settings: EngineSettings, policy
     return 0
 
 
-async def _list(args: argparse.Namespace, settings: EngineSettings, policy: QueuePolicy) -> int:
-    path = resolve_database(args.database, args.lab, settings.database)
+async def _list(args: argparse.Namespace, settings: EngineSettings, policy: QueuePolicy,
+                where: Location) -> int:
+    del settings
+    path = where.existing_database()
     conn = await open_database(path, [SCHEMA])
     try:
         async with conn.execute("SELECT operator, state, since, reason, pause_pending, queues "
@@ -182,5 +172,6 @@ async def _list(args: argparse.Namespace, settings: EngineSettings, policy: Queu
         reason = o["reason"] + (" (pause pending: after this call)" if o["pause_pending"] else "")
         print(f"{o['operator']:<10} {o['state']:<9} {since_text:<20} {seconds:>8}  "
               f"{','.join(o['queues']) or '-':<24} {reason}")
-    print(f"(state table of the engine, database {path}; an engine that is not running shows its last view)")
+    print(f"(state table of the engine, database {where.database}; site file {where.site_file}; an engine "
+          "that is not running shows its last view)")
     return 0

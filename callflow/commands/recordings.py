@@ -11,13 +11,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from callflow.calls.model import CallClass
+from callflow.commands._locate import (
+    EXIT_REFUSED,
+    LOCAL_TIME_HELP,
+    Location,
+    add_location_everywhere,
+    parse_local,
+    run,
+)
 from callflow.policies import recording_policy
-from callflow.settings import load_settings
-from callflow.siteconfig import SiteConfigError, load_site, pbx_config_dir
-from callflow.store import StoreError, open_database
+from callflow.store import open_database
 from recordings import (
     SCHEMA,
     Recording,
@@ -34,8 +38,6 @@ from recordings import (
 
 def register(sub: Any) -> None:
     p = sub.add_parser("recordings", help="call recordings: list, show, export, verify, purge, hold")
-    p.add_argument("--config", type=Path, help="settings TOML file (also SIAGA112_CONFIG)")
-    p.add_argument("--database", type=Path, help="the engine's database (default: from the settings)")
     rs = p.add_subparsers(dest="recordings_command", metavar="ACTION", required=True)
 
     p_list = rs.add_parser("list", help="recordings, newest first")
@@ -64,13 +66,14 @@ def register(sub: Any) -> None:
 
     p_purge = rs.add_parser(
         "purge", help="delete recordings past the site's retention (never a held one)",
-        description="Retention and legal hold come from the site file's [recording] section (site_file in "
-                    "the settings or SIAGA112_SITE_FILE, else pbx-config/site.toml): a recording is deleted "
+        description="Retention and legal hold come from the site file's [recording] section (the site "
+                    "the one rule chooses: --site, SIAGA112_SITE_FILE or the settings' site_file, the site "
+                    "last applied, else pbx-config/site.toml): a recording is deleted "
                     "once retention_days of its call class have passed since it was made, unless it is on "
                     "hold (`recordings hold`), its call is in legal_hold_calls, or legal_hold is true.")
     p_purge.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
-    p_purge.add_argument("--as-of", type=_instant, help="apply retention as of this UTC instant "
-                         "(ISO-8601); a future instant only with --dry-run")
+    p_purge.add_argument("--as-of", help=f"apply retention as of this instant ({LOCAL_TIME_HELP}); a future "
+                         "instant only with --dry-run")
     p_purge.add_argument("--by", default="retention", help="who runs the purge (recorded)")
     p_purge.set_defaults(handler=_run(_purge))
 
@@ -80,17 +83,7 @@ def register(sub: Any) -> None:
     p_hold.add_argument("--by", default="", help="who (recorded)")
     p_hold.add_argument("--reason", default="", help="why (recorded), e.g. a court order number")
     p_hold.set_defaults(handler=_run(_hold))
-
-
-def _instant(text: str) -> datetime:
-    try:
-        at = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO-8601 instant "
-                                         "(e.g. 2027-01-31T00:00:00+00:00)") from None
-    if at.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"{text!r} has no UTC offset; add +00:00")
-    return at.astimezone(UTC)
+    add_location_everywhere(p, rs)
 
 
 def _now() -> datetime:
@@ -102,28 +95,19 @@ Action = Callable[[RecordingIndex, argparse.Namespace, RecordingPolicy], Awaitab
 
 def _run(action: Action) -> Callable[[argparse.Namespace], int]:
     def handler(args: argparse.Namespace) -> int:
-        try:
-            settings = load_settings(args.config)
-        except (ValidationError, FileNotFoundError, ValueError) as exc:
-            print(f"siaga112 recordings: invalid settings: {exc}", file=sys.stderr)
-            return 2
-        database = args.database or settings.database
-        if not database.exists():
-            print(f"siaga112 recordings: no database at {database}: start the engine once "
-                  "(`siaga112 serve`) or pass --database", file=sys.stderr)
-            return 2
-        site_file = settings.site_file or pbx_config_dir() / "site.toml"
-        try:
-            policy = recording_policy(load_site(site_file).site.recording)
-        except SiteConfigError as exc:
-            print(f"siaga112 recordings: the site file cannot be used:\n{exc}", file=sys.stderr)
-            return 2
-        args.site_file_used = site_file
-        try:
-            return asyncio.run(_with_index(database, action, args, policy))
-        except (StoreError, RecordingError) as exc:
-            print(f"siaga112 recordings: {exc}", file=sys.stderr)
-            return 1
+        def work() -> int:
+            where = Location.of(args)
+            database = where.existing_database()
+            if getattr(args, "as_of", None) is not None:
+                args.as_of = parse_local(args.as_of, where.timezone, "--as-of")
+            policy = recording_policy(where.site.site.recording)  # SiteConfigError: exit 2, file:line
+            args.site_file_used = where.site_file.path
+            try:
+                return asyncio.run(_with_index(database, action, args, policy))
+            except RecordingError as exc:
+                print(f"siaga112 recordings: {exc}", file=sys.stderr)
+                return EXIT_REFUSED
+        return run("recordings", work)
     return handler
 
 

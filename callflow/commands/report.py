@@ -16,7 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from callflow.calls.records import load_records
-from callflow.commands._options import add_database_options, database_of, parse_when, settings_of
+from callflow.commands._locate import LOCAL_TIME_HELP, Location, add_location_everywhere, run
 from callflow.commands.report_agencies import register_agencies
 from callflow.commands.report_summary import register_summary
 from callflow.reports.measures import (
@@ -27,7 +27,7 @@ from callflow.reports.measures import (
     callback_measures,
 )
 from callflow.reports.sources import REPORT_SCHEMAS, callback_facts
-from callflow.store import StoreError, open_database
+from callflow.store import open_database
 from queues.occupancy import OperatorTime, TransitionRow, operator_time_report
 from queues.operators import SCHEMA as OPERATORS_SCHEMA
 from queues.states import State
@@ -35,7 +35,7 @@ from queues.states import State
 
 def _answer_times_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timezone", help="group by the local hour of arrival in this IANA time zone "
-                                      "(default: settings incidents.timezone, Asia/Makassar)")
+                                      "(default: the site's [centre] timezone, Asia/Makassar)")
 
 
 def _fmt(value: float | None, pct: bool = False) -> str:
@@ -58,8 +58,7 @@ def _table_row(label: str, a: AnswerTimes) -> str:
 
 
 async def _answer_times(args: argparse.Namespace, conn: Any) -> int:
-    settings = settings_of(args)
-    name = args.timezone or settings.incidents.timezone
+    name = args.timezone or args.centre_timezone
     try:
         zone = ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
@@ -157,33 +156,31 @@ def register(sub: Any) -> None:
     reports = p.add_subparsers(dest="report_name", metavar="REPORT", required=True)
     for name, (help_text, add_options, _) in REPORTS.items():
         rp = reports.add_parser(name, help=help_text)
-        rp.add_argument("--since", type=parse_when, help="calls arriving at or after (ISO 8601; default UTC)")
-        rp.add_argument("--until", type=parse_when, help="calls arriving before (ISO 8601; default UTC)")
+        rp.add_argument("--since", help=f"calls arriving at or after ({LOCAL_TIME_HELP})")
+        rp.add_argument("--until", help=f"calls arriving before ({LOCAL_TIME_HELP})")
         rp.add_argument("--format", choices=["text", "json"], default="text")
-        add_database_options(rp)
         add_options(rp)
         rp.set_defaults(handler=_report)
     register_summary(reports)  # incidents and response times (callflow/commands/report_summary.py)
     register_agencies(reports)  # agencies' completion and backlog (callflow/commands/report_agencies.py)
+    add_location_everywhere(p, reports)  # `report --lab X summary` == `report summary --lab X`
 
 
 def _report(args: argparse.Namespace) -> int:
-    try:
-        path = database_of(args)
-    except StoreError as exc:
-        print(f"siaga112 report: {exc}", file=sys.stderr)
-        return 2
+    def work() -> int:
+        where = Location.of(args)
+        path = where.existing_database()
+        args.since = where.when(args.since, "--since")
+        args.until = where.when(args.until, "--until")
+        args.centre_timezone = where.timezone
+        return asyncio.run(_open_and_run(args, path))
+    return run("report", work)
 
-    async def run() -> int:
-        conn = await open_database(path, (*REPORT_SCHEMAS, OPERATORS_SCHEMA))
-        try:
-            code: int = await REPORTS[args.report_name][2](args, conn)
-            return code
-        finally:
-            await conn.close()
 
+async def _open_and_run(args: argparse.Namespace, path: Any) -> int:
+    conn = await open_database(path, (*REPORT_SCHEMAS, OPERATORS_SCHEMA))
     try:
-        return asyncio.run(run())
-    except StoreError as exc:
-        print(f"siaga112 report: {exc}", file=sys.stderr)
-        return 2
+        code: int = await REPORTS[args.report_name][2](args, conn)
+        return code
+    finally:
+        await conn.close()

@@ -14,7 +14,6 @@ from callflow.agencies import SCHEMA as AGENCIES_SCHEMA
 from callflow.agencies import AgencyDesk
 from callflow.commands.incidents import (
     UsageError,
-    add_store_options,
     database_for,
     parse_date,
     run_guarded,
@@ -34,7 +33,6 @@ def register_agencies(report_subparsers: Any) -> None:
     p = report_subparsers.add_parser(
         "agencies", help="agencies: completion vs the 60 % goal, time to acknowledge and to done, backlog by "
                          "age, trend by month")
-    add_store_options(p)
     p.add_argument("--from", dest="date_from", required=True, metavar="YYYY-MM-DD",
                    help="first local date of the reports handed off (centre's time zone)")
     p.add_argument("--to", dest="date_to", required=True, metavar="YYYY-MM-DD",

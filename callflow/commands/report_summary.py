@@ -8,14 +8,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from callflow.commands.incidents import (
-    UsageError,
-    add_store_options,
-    database_for,
-    parse_date,
-    run_guarded,
-    settings_for,
-)
+from callflow.commands._locate import EXIT_USAGE, Location
+from callflow.commands.incidents import UsageError, parse_date, run_guarded
 from callflow.incidents import IncidentService
 from callflow.reports.plots import write_plots
 from callflow.reports.render import render_csv, render_json, render_text
@@ -27,7 +21,6 @@ def register_summary(report_subparsers: Any) -> None:
     p = report_subparsers.add_parser(
         "summary", help="the centre's summary: reports per class/category/status, completion, answer and "
                         "response times")
-    add_store_options(p)
     p.add_argument("--from", dest="date_from", required=True, metavar="YYYY-MM-DD",
                    help="first local date (centre's time zone)")
     p.add_argument("--to", dest="date_to", required=True, metavar="YYYY-MM-DD",
@@ -36,15 +29,16 @@ def register_summary(report_subparsers: Any) -> None:
     p.add_argument("--plot", type=Path, metavar="DIR", help="also write PNG charts into DIR")
     p.add_argument("--response-target-min", type=float,
                    help="dispatch -> on scene target in minutes (default: settings, 30)")
-    p.add_argument("--timezone", help="the centre's time zone (default: settings, Asia/Makassar)")
+    p.add_argument("--timezone", help="the centre's time zone (default: the site's [centre] timezone, "
+                                      "Asia/Makassar)")
     p.set_defaults(handler=_summary)
 
 
 def _summary(args: argparse.Namespace) -> int:
     async def work() -> int:
-        settings = settings_for(args)
-        inc = settings.incidents
-        tz = args.timezone or inc.timezone
+        where = Location.of(args)
+        inc = where.settings.incidents
+        tz = args.timezone or where.timezone
         try:
             ZoneInfo(tz)
         except (ZoneInfoNotFoundError, ValueError):
@@ -54,7 +48,7 @@ def _summary(args: argparse.Namespace) -> int:
             timezone=tz,
             response_target_min=args.response_target_min if args.response_target_min is not None
             else inc.response_target_min)
-        database = database_for(args, settings)
+        database = where.existing_database()
         async with IncidentService.open(database) as service, open_call_source(database) as source:
             report = await summarize(service, source, period, config)
         render = {"text": render_text, "json": render_json, "csv": render_csv}[args.format]
@@ -68,4 +62,4 @@ def _summary(args: argparse.Namespace) -> int:
         return run_guarded("report summary", work)
     except ValueError as exc:  # a period ending before it starts
         print(f"siaga112 report summary: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_USAGE

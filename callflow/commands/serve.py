@@ -13,30 +13,29 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+import structlog
 
 from callflow.ami import AmiEndpoint
 from callflow.app import EnginePaths, build_engine
-from callflow.calls.setup import resolve_database
+from callflow.commands._locate import LocateError, Location, add_location_options, choose_database
 from callflow.console import DEFAULT_ADDRESS, ConsoleError, HttpAddress
 from callflow.incidents import RegistryError
 from callflow.lab import LabError, status
 from callflow.logs import configure_logging
 from callflow.service import serve
-from callflow.settings import EngineSettings, load_settings, recordings_root
-from callflow.siteconfig import Site, SiteConfigError, load_site, pbx_config_dir
+from callflow.settings import EngineSettings, recordings_root
+from callflow.siteconfig import SiteConfigError
 from callflow.store import StoreError
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("serve", help="run the engine: attach to Asterisk over AMI and handle calls")
-    p.add_argument("--config", type=Path, help="settings TOML file (also SIAGA112_CONFIG)")
-    p.add_argument("--lab", nargs="?", const="default", metavar="INSTANCE",
-                   help="take AMI address and secret from a running lab (default instance: default); "
-                        "an AMI host/port set explicitly (SIAGA112_AMI__PORT, the settings file) still wins")
+    p = sub.add_parser("serve", help="run the engine: attach to Asterisk over AMI and handle calls",
+                       description="Run the engine. --lab also takes the AMI address and secret from a "
+                                   "running lab; an AMI host/port set explicitly (SIAGA112_AMI__PORT, the "
+                                   "settings file) still wins. The engine creates its database, says which "
+                                   "database and site file it uses, and follows the site as it is applied.")
+    add_location_options(p)
     p.add_argument("--log-format", choices=["auto", "json", "console"], help="default: auto")
-    p.add_argument("--database", type=Path, metavar="PATH",
-                   help="SQLite database (default: the lab's with --lab, else settings.database)")
     p.add_argument("--http", default=DEFAULT_ADDRESS, metavar="HOST:PORT",
                    help=f"operator console and wallboard (default {DEFAULT_ADDRESS}; 'off' for none)")
     p.set_defaults(handler=_serve)
@@ -63,12 +62,12 @@ def explicit_address(settings: EngineSettings, endpoint: AmiEndpoint) -> AmiEndp
 
 
 def engine_paths(settings: EngineSettings, lab: str | None, database: Path | None = None) -> EnginePaths:
-    """Where the engine's files are. Database: ``database`` (``--database``), else one set explicitly (the
-    settings file or SIAGA112_DATABASE), else the lab's, else the settings' default. With ``--lab`` the
-    recordings folder, Asterisk's CDR and queue_log, the FastAGI port and the prompt folder are the
-    lab's (settings that name a CDR/queue_log file still win). Raises LabError for a lab not running."""
-    explicit = database or (settings.database if "database" in settings.model_fields_set else None)
-    resolved = resolve_database(explicit, lab, settings.database)
+    """Where the engine's files are. Database: the one rule of :mod:`callflow.commands._locate`
+    (``database``: --database, else SIAGA112_DATABASE or the settings file's, else the lab's, else the
+    default). With ``--lab`` the recordings folder, Asterisk's CDR and queue_log, the FastAGI port and
+    the prompt folder are the lab's (settings that name a CDR/queue_log file still win). Raises LabError
+    for a lab not running."""
+    resolved = choose_database(database, settings, lab).path
     paths = EnginePaths(database=resolved,  # recordings default to beside the resolved database
                         recordings=recordings_root(settings.model_copy(update={"database": resolved})),
                         cdr_file=settings.calls.cdr_file,
@@ -91,19 +90,13 @@ def engine_paths(settings: EngineSettings, lab: str | None, database: Path | Non
 EXAMPLE_AGENCIES = Path(__file__).resolve().parents[2] / "examples" / "agencies-manado.example.toml"
 
 
-def site_of(settings: EngineSettings, lab: str | None) -> Site | None:
-    """The site file the engine runs by: ``site_file`` in the settings (SIAGA112_SITE_FILE); with
-    ``--lab``, pbx-config/site.toml (what the lab renders); none otherwise (the site model's defaults).
-    Raises SiteConfigError (file:line) for a bad file."""
-    site_file = settings.site_file or (pbx_config_dir() / "site.toml" if lab is not None else None)
-    return load_site(site_file).site if site_file is not None else None
-
-
 def _serve(args: argparse.Namespace) -> int:
+    where = Location.of(args)
     try:
-        settings = load_settings(args.config)
-    except (ValidationError, FileNotFoundError, ValueError) as exc:
-        print(f"siaga112 serve: invalid settings: {exc}", file=sys.stderr)
+        settings = where.settings
+        timezone = where.timezone  # loads the site: a bad site file is a start-up error (file:line)
+    except (LocateError, SiteConfigError) as exc:
+        print(f"siaga112 serve: {exc}", file=sys.stderr)
         return 2
     configure_logging(args.log_format or settings.log_format, settings.log_level, stream=sys.stdout)
     try:
@@ -111,13 +104,18 @@ def _serve(args: argparse.Namespace) -> int:
     except (LabError, ValueError, OSError) as exc:
         print(f"siaga112 serve: {exc}", file=sys.stderr)
         return 2
-    if args.log_format:
-        settings = settings.model_copy(update={"log_format": args.log_format})
+    settings = settings.model_copy(update={
+        "site_file": where.site_file.path,
+        "incidents": settings.incidents.model_copy(update={"timezone": timezone}),
+        **({"log_format": args.log_format} if args.log_format else {})})
+    structlog.get_logger("callflow.serve").info(
+        "engine.where", database=str(where.database.path), database_from=where.database.how,
+        site_file=str(where.site_file.path), site_from=where.site_file.how, timezone=timezone)
     try:
-        paths = engine_paths(settings, args.lab, args.database)
-        site = site_of(settings, args.lab)
+        paths = engine_paths(settings, args.lab, where.database.path)
         http = None if args.http == "off" else HttpAddress.parse(args.http)
-        engine = build_engine(settings, site, paths, endpoint=endpoint, http=http)
+        engine = build_engine(settings, where.site.site, paths, endpoint=endpoint, http=http,
+                              follow=where.site_source())
     except (StoreError, SiteConfigError, ConsoleError, RegistryError, LabError) as exc:
         print(f"siaga112 serve: {exc}", file=sys.stderr)
         return 2

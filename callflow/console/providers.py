@@ -8,7 +8,7 @@ Never fake data.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -224,3 +224,5 @@ class Providers:
     reports: ReportsProvider = field(default_factory=UnavailableReports)
     recordings: RecordingsProvider = field(default_factory=UnavailableRecordings)
     agencies: AgencyDeskProvider = field(default_factory=UnavailableAgencyDesk)
+    # the report categories the site runs lists (the form's catalog); None: every category
+    categories: Callable[[], Collection[str] | None] = field(default=lambda: None)

@@ -38,9 +38,9 @@ DispatchId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[0-9A-Z
 
 
 @router.get("/catalog")
-async def catalog(_: AnyUser) -> dict[str, Any]:
-    """The incident form's choices: the 16 categories, the 11 districts, the three statuses."""
-    return catalog_view()
+async def catalog(request: Request, _: AnyUser) -> dict[str, Any]:
+    """The incident form's choices: the categories the site lists, the 11 districts, the three statuses."""
+    return catalog_view(context(request).providers.categories())
 
 
 @router.get("/queues", response_model=QueueBoard)

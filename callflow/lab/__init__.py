@@ -1,7 +1,16 @@
 """The lab: a real Asterisk 22 on loopback, from an installed binary or a cached Debian sid root."""
 
-from callflow.lab._config import lab_ami_after, lab_apply_target
-from callflow.lab._control import LabStatus, down, free_ports, lab_dir, load_secrets, status, up
+from callflow.lab._config import keep_lab_secrets, lab_ami_after, lab_apply_target
+from callflow.lab._control import (
+    LabStatus,
+    down,
+    free_ports,
+    lab_dir,
+    lab_site_file,
+    load_secrets,
+    status,
+    up,
+)
 from callflow.lab._render import LabPorts, lab_site, load_lab_site
 from callflow.lab._root import cache_dir, find_runtime
 from callflow.lab.errors import LabError
@@ -15,10 +24,12 @@ __all__ = [
     "down",
     "find_runtime",
     "free_ports",
+    "keep_lab_secrets",
     "lab_ami_after",
     "lab_apply_target",
     "lab_dir",
     "lab_site",
+    "lab_site_file",
     "load_lab_site",
     "load_secrets",
     "pbx_config_dir",

@@ -3,6 +3,8 @@ file's, its configuration directory as the target, its AMI for reloads and verif
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 from callflow.ami import AmiEndpoint
@@ -28,3 +30,18 @@ def lab_apply_target(st: LabStatus, site_file: Path, keep: int = 10
 
 def lab_ami_after(st: LabStatus, secrets: dict[str, str]) -> AmiEndpoint:
     return AmiEndpoint(st.ami["host"], int(st.ami["port"]), AMI_USER, secrets["ami"])
+
+
+def keep_lab_secrets(st: LabStatus, secrets: dict[str, str]) -> list[str]:
+    """After an apply: the lab keeps the secrets of the site it runs (a new operator's, read from its
+    ``secret_env`` at apply time), so a later ``lab up`` renders the same site without that environment.
+    The lab's secrets file stays owner-only. Returns the names added."""
+    path = Path(st.secrets_file)
+    known = load_secrets(path)
+    added = sorted(key for key in secrets if key not in known)
+    if added:
+        known.update({key: secrets[key] for key in added})
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(known, fh)
+    return added

@@ -23,6 +23,7 @@ from callflow.lab._render import REGISTERING_OPERATORS, STATIC_OPERATORS, LabPor
 from callflow.lab._root import AsteriskRuntime, cache_dir, find_runtime
 from callflow.lab._tls import TLS_CERT, ensure_certificate
 from callflow.lab.errors import LabError
+from callflow.siteconfig import SiteConfigError, applied_site_path, load_site, pbx_config_dir, store_applied
 
 AMI_USER = "siaga112"
 BOOT_TIMEOUT_S = 60.0
@@ -187,13 +188,26 @@ def free_ports() -> LabPorts:
     raise LabError("could not find a free block of ports on 127.0.0.1")
 
 
+def lab_site_file(instance: str, site_file: Path | None = None) -> Path:
+    """The site file ``up`` renders: ``site_file`` if given, else the site last applied to the lab
+    (``config apply --lab``), else the shipped pbx-config/site.toml."""
+    if site_file is not None:
+        return site_file
+    applied = applied_site_path(lab_dir(instance) / "config")
+    return applied if applied.is_file() else pbx_config_dir() / "site.toml"
+
+
 def up(instance: str = "default", ports: LabPorts | None = None, *,
        site_file: Path | None = None) -> LabStatus:
     """Start the lab (building the Asterisk root first if needed). Idempotent: a running lab is reported.
-    ``site_file``: render this site file instead of pbx-config/site.toml (tests of other queue settings)."""
+    It renders :func:`lab_site_file`: a ``lab down`` then ``lab up`` keeps the site last applied. A
+    ``site_file`` given here becomes the site the lab runs (kept as applied: the engine, ``operator`` and
+    ``config diff`` read it)."""
     current = status(instance)
     if current.running:
         return current
+    chosen = site_file
+    site_file = lab_site_file(instance, site_file)
     ports = ports or LabPorts()
     for label, proto, port in ports.all_checked():
         _check_port_free(label, proto, port)
@@ -220,6 +234,11 @@ def up(instance: str = "default", ports: LabPorts | None = None, *,
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=5)
         raise
+    if chosen is not None:
+        try:
+            store_applied(lab_dir(instance) / "config", load_site(chosen))
+        except SiteConfigError as exc:  # rendered above, so it loads; kept defensive
+            raise LabError(str(exc)) from None
     _state_path(instance).write_text(st.as_json())
     return st
 

@@ -1,6 +1,16 @@
 """The site file: one TOML file an admin edits, checked, rendered into Asterisk's configuration, diffed
 and applied with verification and automatic rollback."""
 
+from callflow.siteconfig._applied import (
+    APPLIED_DIR,
+    DEFAULT_STATE_DIR,
+    TREE_NAME,
+    applied_site_path,
+    applied_texts,
+    store_applied,
+    tree_path,
+    tree_text,
+)
 from callflow.siteconfig._apply import ApplyOutcome, ApplyReport, ApplyTarget, apply_files
 from callflow.siteconfig._asterisk_log import MESSAGES_LOG, LogWatch, default_asterisk_log
 from callflow.siteconfig._checks import CheckContext, check_site, register_check, registered_checks
@@ -37,12 +47,15 @@ from callflow.siteconfig._secrets import MASK, mask, resolve_secrets, secret_pro
 from recordings.policy import RecordFrom
 
 __all__ = [
+    "APPLIED_DIR",
     "DEFAULT_KEEP",
+    "DEFAULT_STATE_DIR",
     "EMERGENCY_CATEGORIES",
     "HEADER_END",
     "MASK",
     "MESSAGES_LOG",
     "NONEMERGENCY_CATEGORIES",
+    "TREE_NAME",
     "Agencies",
     "AgencyEndpoint",
     "ApplyHistory",
@@ -64,6 +77,8 @@ __all__ = [
     "ServiceClass",
     "Site",
     "SiteConfigError",
+    "applied_site_path",
+    "applied_texts",
     "apply_files",
     "body",
     "check_site",
@@ -79,8 +94,11 @@ __all__ = [
     "resolve_secrets",
     "secret_problems",
     "site_schema",
+    "store_applied",
     "substitute",
     "template_values",
+    "tree_path",
+    "tree_text",
     "unified_diff",
     "write_files",
 ]

@@ -20,10 +20,12 @@ from pathlib import Path
 import structlog
 
 from callflow.ami import AmiConnection, AmiEndpoint, AmiError, EventItem
+from callflow.siteconfig._applied import TREE_NAME, applied_site_path, store_applied, tree_text
 from callflow.siteconfig._asterisk_log import LogWatch, refusals
 from callflow.siteconfig._diff import changed_files, diff_hash, read_live, unified_diff
 from callflow.siteconfig._expect import Expectation, module_for
 from callflow.siteconfig._history import DEFAULT_KEEP, ApplyHistory, ApplyRecord
+from callflow.siteconfig._load import LoadedSite
 from callflow.siteconfig._render import write_files
 from callflow.siteconfig._secrets import mask
 
@@ -64,6 +66,7 @@ class ApplyReport:
     rollback_problems: list[str] = field(default_factory=list)
     version: int | None = None
     diff_sha256: str = ""
+    tree_changed: bool = False  # the IVR tree differs from the one last applied (no Asterisk reload)
 
     @property
     def ok(self) -> bool:
@@ -85,30 +88,55 @@ def _reload_modules(changed: list[str]) -> tuple[list[str], list[str]]:
 
 async def apply_files(files: Mapping[str, str], target: ApplyTarget, *, site_file: Path, site_text: str,
                       secrets: Mapping[str, str], new_ami: AmiEndpoint | None = None,
-                      clock: Clock | None = None, verify_timeout: float = 10.0) -> ApplyReport:
+                      clock: Clock | None = None, verify_timeout: float = 10.0,
+                      site: LoadedSite | None = None) -> ApplyReport:
     """Apply ``files`` (rendered) to ``target``. ``new_ami`` is the AMI login as the new files define it
-    (verification logs in with it when manager.conf changed)."""
+    (verification logs in with it when manager.conf changed). With ``site`` (the loaded site file), its IVR
+    tree is part of the apply: a changed tree is in the diff, the history and the version, and once
+    Asterisk took the files the site and its tree are kept as what ``target`` runs
+    (:mod:`._applied`)."""
     now = clock or (lambda: datetime.now(UTC))
     history = ApplyHistory(target.state_dir, target.keep)
     with history.locked():
         old = read_live(target.etc_dir, sorted(files))
         changed = changed_files(old, files)
         diff = unified_diff(old, files, secrets)
-        report = ApplyReport(ApplyOutcome.UNCHANGED, changed=changed, diff_sha256=diff_hash(diff))
+        old_tree, new_tree = _trees(target.state_dir, site)
+        tree_changed = new_tree is not None and old_tree != new_tree
+        if tree_changed:
+            diff += unified_diff({TREE_NAME: old_tree}, {TREE_NAME: new_tree or ""}, secrets)
+        report = ApplyReport(ApplyOutcome.UNCHANGED, changed=changed, diff_sha256=diff_hash(diff),
+                             tree_changed=tree_changed)
         if changed:
             report.modules, report.restart_needed = _reload_modules(changed)
             await _apply_and_verify(files, old, target, report, new_ami=new_ami, secrets=secrets,
                                     verify_timeout=verify_timeout)
+        elif tree_changed:
+            report.outcome = ApplyOutcome.APPLIED  # nothing for Asterisk to reload: the engine reads it
+        if tree_changed:
+            report.changed = [*report.changed, TREE_NAME]
         if report.outcome is ApplyOutcome.APPLIED:
-            report.version = history.save_version(files, site_text)
+            extra = {TREE_NAME: new_tree} if new_tree is not None else {}
+            report.version = history.save_version({**files, **extra}, site_text)
+        if site is not None and report.ok:
+            store_applied(target.state_dir, site)
         history.record(ApplyRecord(
             at=now().isoformat(timespec="microseconds"), who=_who(), site_file=str(site_file),
-            diff_sha256=report.diff_sha256, outcome=report.outcome.value, changed=changed,
+            diff_sha256=report.diff_sha256, outcome=report.outcome.value, changed=report.changed,
             modules=report.modules, version=report.version,
             problems=report.problems + report.rollback_problems))
-    log.info("config.apply", outcome=report.outcome.value, changed=changed, modules=report.modules,
+    log.info("config.apply", outcome=report.outcome.value, changed=report.changed, modules=report.modules,
              diff_sha256=report.diff_sha256, problems=report.problems)
     return report
+
+
+def _trees(state_dir: Path, site: LoadedSite | None) -> tuple[str | None, str | None]:
+    """(tree last applied to ``state_dir``, tree of ``site``); None where there is none."""
+    if site is None:
+        return None, None
+    stored = applied_site_path(state_dir).with_name(TREE_NAME)
+    old = stored.read_text(encoding="utf-8") if stored.is_file() else None
+    return old, tree_text(site)
 
 
 async def _apply_and_verify(files: Mapping[str, str], old: Mapping[str, str | None], target: ApplyTarget,

@@ -15,6 +15,7 @@ import json
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
@@ -84,6 +85,17 @@ class _Section(BaseModel):
 class Centre(_Section):
     name: str = Field(min_length=1, max_length=80, pattern=ONE_LINE,
                       description="the centre's name, shown in headers")
+    timezone: str = Field(default="Asia/Makassar", description="the centre's local time (IANA name): "
+                          "dates, hours and months in reports; a time given without an offset")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}: an IANA name such as Asia/Makassar") from None
+        return value
 
 
 class Entry(_Section):

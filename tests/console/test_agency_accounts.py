@@ -82,5 +82,6 @@ def test_password_from_stdin_for_an_agency_account(tmp_path: Path, capsys: pytes
     monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
     code, out, err = _cli(capsys, tmp_path / "s.db", "add", "pdam", "--role", "agency", "--agency", "water",
                           "--agencies", str(AGENCIES), "--password-stdin")
-    assert (code, err) == (0, "")
+    # the only line on stderr names the database a write created (README: choosing the database)
+    assert (code, err) == (0, f"siaga112 console: new database {tmp_path / 's.db'} (--database)\n")
     assert PASSWORD not in out

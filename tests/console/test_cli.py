@@ -23,14 +23,15 @@ def _cli(capsys: pytest.CaptureFixture[str], db: Path, *args: str) -> tuple[int,
 def test_add_list_disable(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                           monkeypatch: pytest.MonkeyPatch) -> None:
     db = tmp_path / "siaga112.db"
-    code, out, _ = _cli(capsys, db, "list")
-    assert code == 0
-    assert "siaga112 console user add NAME --role admin" in out
+    code, _, err = _cli(capsys, db, "list")  # reading never creates a database
+    assert code == 2
+    assert f"no database at {db} (--database)" in err
+    assert not db.exists()
 
     monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
     code, out, err = _cli(capsys, db, "add", "admin1", "--role", "admin", "--password-stdin")
-    assert (code, err) == (0, "")
-    assert "account 'admin1' created (role admin)" in out
+    assert (code, err) == (0, f"siaga112 console: new database {db} (--database)\n")
+    assert f"account 'admin1' created (role admin) in {db} (--database)" in out
 
     monkeypatch.setenv("SIAGA112_CONSOLE_PASSWORD", PASSWORD)
     code, out, _ = _cli(capsys, db, "add", "rina", "--role", "operator", "--operator-id", "op3")

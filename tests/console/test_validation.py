@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -205,3 +206,23 @@ async def test_the_incident_forms_choices_are_the_centres_categories_districts_a
     for cat in emergency + other:
         for district in districts:
             IncidentDraft(category=cat, district=district)  # type: ignore[arg-type]
+
+
+async def test_the_form_offers_the_categories_of_the_site_the_engine_runs(console: Console,
+                                                                          tmp_path: Path) -> None:
+    """The catalog follows the running site: a site applied without `garbage` takes it off the form."""
+    from callflow.site_watch import SiteCategories  # noqa: PLC0415
+    from callflow.siteconfig import load_site, pbx_config_dir  # noqa: PLC0415
+
+    shipped = pbx_config_dir() / "site.toml"
+    categories = SiteCategories(load_site(shipped).site)
+    console.ctx.providers.categories = categories
+    async with console.client() as c:
+        await console.login(c, "op1")
+        before = {x["id"] for x in (await c.get("/api/catalog")).json()["categories"]}
+        assert len(before) == 16
+        site = tmp_path / "site.toml"
+        site.write_text(shipped.read_text().replace('"clean_water", "garbage"]', '"clean_water"]'))
+        categories.learn(load_site(site).site)  # what the engine's site watcher does on an apply
+        after = {x["id"] for x in (await c.get("/api/catalog")).json()["categories"]}
+    assert before - after == {"garbage"}

@@ -9,7 +9,8 @@ import sys
 
 import pytest
 
-from callflow.lab import LabError, LabStatus, down, free_ports, status, up
+from callflow.lab import LabError, LabStatus, down, free_ports, lab_dir, status, up
+from callflow.siteconfig import applied_site_path
 
 pytestmark = pytest.mark.integration
 
@@ -33,6 +34,10 @@ def test_status_json_says_what_runs_where(lab: LabStatus) -> None:
     assert data["config_dir"].endswith("/etc")
     assert "secret" not in json.dumps({k: v for k, v in data.items() if k != "secrets_file"})
     assert "Asterisk 22" in data["asterisk_version"]
+    # where the lab's engine keeps its data and which site it runs (what `--lab` means to every command)
+    assert data["database"] == str(lab_dir(lab.instance) / "siaga112.db")
+    assert data["site_file"] == str(applied_site_path(lab_dir(lab.instance) / "config"))
+    assert data["site_file_from"] == f"the site last applied to lab {lab.instance}"
 
 
 def test_up_twice_reports_the_running_lab(lab: LabStatus) -> None:

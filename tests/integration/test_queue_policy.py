@@ -305,8 +305,9 @@ async def test_paused_operator_is_not_rung_a_missed_ring_is_skipped_and_pause_wa
 
     # bad input: an unknown operator is named with the known ones; Asterisk's refusal is shown
     code, out = await operator_cli(queue_lab, site, database, "login", "op9")
-    assert code == 2
+    assert code == 1  # refused (README, exit codes), naming the site file it read
     assert "unknown operator 'op9'" in out
+    assert f"(site file read: {site} (SIAGA112_SITE_FILE))" in out
     assert "op1, op2" in out
     code, out = await operator_cli(queue_lab, site, database, "pause", "op5", "--reason", "x")
     assert code == 2

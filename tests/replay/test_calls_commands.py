@@ -57,9 +57,9 @@ def test_list_show_export_rebuild_and_report(database: Path, capsys: pytest.Capt
     assert len(data) == len(SESSION_NAMES)
     assert {d["outcome"] for d in data} == {"answered", "abandoned_in_queue", "short_abandon", "transferred"}
 
-    assert main(["calls", "export", "--format", "csv", "--since", "2026-11-22T08:05:00", *db]) == 0
+    assert main(["calls", "export", "--format", "csv", "--since", "2026-11-22T16:05:00", *db]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
-    assert {r["linkedid"] for r in rows} == {"1795334848.24", "1795334991.27"}  # arrived after 08:05 UTC
+    assert {r["linkedid"] for r in rows} == {"1795334848.24", "1795334991.27"}  # 16:05 WITA = 08:05 UTC
 
     assert main(["calls", "rebuild", "--check", *db]) == 0
     assert f"{len(SESSION_NAMES)} identical" in capsys.readouterr().out

@@ -108,14 +108,14 @@ def test_bad_input_on_the_cli_is_a_clear_error_and_changes_nothing(cli: Cli) -> 
     assert "no incident #42" in err
     code, _, err = cli("incidents", "create", "--category", "fire", "--district", "wenang", "--by", "op1",
                        "--at", "yesterday")
-    assert code == 1
-    assert "--at 'yesterday' is not a time" in err
+    assert code == 2  # a usage error (README, exit codes)
+    assert "--at 'yesterday' is not an ISO 8601 date or time" in err
 
 
 def test_operator_is_required(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SIAGA112_OPERATOR", raising=False)
     code, _, err = cli("incidents", "create", "--category", "fire", "--district", "wenang")
-    assert code == 1
+    assert code == 2
     assert "give --by OPERATOR" in err
     monkeypatch.setenv("SIAGA112_OPERATOR", "op9")
     created = cli.json("incidents", "create", "--category", "fire", "--district", "wenang")
@@ -162,11 +162,11 @@ def test_units_and_summary_formats_and_plots(cli: Cli, tmp_path: Path) -> None:
                                                         "service-level-per-hour.png", "status-shares.png"]
     assert "chart: " in err
     code, _, err = cli("report", "summary", "--from", "2026-05-31", "--to", "2026-05-01")
-    assert code == 1
+    assert code == 2  # usage errors exit 2 (README, exit codes)
     assert "ends (2026-05-01) before it starts" in err
     code, _, err = cli("report", "summary", "--from", "2026-05-01", "--to", "2026-05-31",
                        "--timezone", "Mars/Base")
-    assert code == 1
+    assert code == 2
     assert "unknown time zone 'Mars/Base'" in err
 
 
@@ -175,8 +175,11 @@ def test_settings_file_gives_registry_target_and_timezone(cli: Cli, tmp_path: Pa
     settings = tmp_path / "engine.toml"
     # load_settings() exports SIAGA112_CONFIG: set it here so monkeypatch removes it after the test
     monkeypatch.setenv("SIAGA112_CONFIG", str(settings))
-    settings.write_text(f'[incidents]\nagencies_file = "{EXAMPLE_AGENCIES}"\nresponse_target_min = 10\n'
-                        'timezone = "UTC"\n')
+    site = tmp_path / "site.toml"  # the time zone is the site's: this centre keeps UTC
+    shipped = (REPO / "pbx-config" / "site.toml").read_text()
+    site.write_text(shipped.replace('timezone = "Asia/Makassar"', 'timezone = "UTC"'))
+    settings.write_text(f'site_file = "{site}"\n[incidents]\nagencies_file = "{EXAMPLE_AGENCIES}"\n'
+                        'response_target_min = 10\n')
     code, out, err = cli("incidents", "--config", str(settings), "create", "--category", "health",
                          "--district", "wanea", "--by", "op1", "--at", "2026-06-01T23:30:00")
     assert code == 0, err

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import resource
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from structlog.testing import capture_logs
@@ -272,3 +273,36 @@ async def test_port_taken_keeps_retrying_then_listens() -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+async def test_a_tree_applied_while_serving_is_run_by_the_next_caller(tmp_path: Path) -> None:
+    """The site's tree is followed: a changed tree (new words) is prepared and swapped in without a
+    restart; a tree that breaks a rule is refused and the running one kept."""
+    from callflow.site_watch import SiteSource  # noqa: PLC0415
+    from callflow.siteconfig import pbx_config_dir  # noqa: PLC0415
+
+    (tmp_path / "site.toml").write_text((pbx_config_dir() / "site.toml").read_text())
+    tree = tmp_path / "ivr.toml"
+    shipped = (pbx_config_dir() / "ivr.toml").read_text()
+    tree.write_text(shipped)
+    srv = IvrServer(IvrSettings(port=0), site=SiteSource([tmp_path / "site.toml"]), follow_s=0.05)
+    task = asyncio.create_task(srv.run())
+    try:
+        await asyncio.wait_for(srv.listening.wait(), 10)
+        assert srv.checked is not None
+        before = srv.checked
+        root_words = before.tree.prompts["root"].text
+        tree.write_text(shipped.replace(root_words, "Siaga satu satu dua. Darurat, tekan satu."))
+        await asyncio.wait_for(srv.tree_reloaded.wait(), 10)
+        assert srv.checked is not before
+        assert srv.checked.tree.prompts["root"].text == "Siaga satu satu dua. Darurat, tekan satu."
+        swapped = srv.checked
+        srv.tree_reloaded.clear()
+        tree.write_text(shipped.replace('[nodes.root]', '[nodes.root]\nbogus = 1', 1))  # refused
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(srv.tree_reloaded.wait(), 0.5)
+        assert srv.checked is swapped
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
