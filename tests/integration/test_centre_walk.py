@@ -221,6 +221,14 @@ async def test_walk_the_centre(walk_lab: LabStatus, walk_ami: AmiConnection, tmp
                         dtmf=PRESS_EMERGENCY, number="081211110003", hold_ms=6000)))
                     await engine.wait_for(lambda r: r.get("ami_event") == "AgentConnect"
                                           and r.get("caller", "").endswith("003"), timeout=30)
+                    # the supervisor reads while this call is up: the finished calls so far, the same on
+                    # the wallboard's figures and in the report (the first call and the short abandon)
+                    await _records(engine, 2)
+                    live = (await sup.get("/api/calls/stats/today")).json()
+                    so_far = await _cli_json("report", "answer-times", "--format", "json", "--database",
+                                             str(db), "--since", started.isoformat())
+                    assert {k: live[k] for k in FIGURES} == {k: so_far["overall"][k] for k in FIGURES} == {
+                        "offered": 1, "answered": 1, "abandoned": 0, "short_abandons": 1}, (live, so_far)
                     await beside("console", "user", "list", "--database", str(db))
                     await beside("callbacks", "list", "--database", str(db))
                     assert (await second).ok
