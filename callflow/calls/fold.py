@@ -8,6 +8,8 @@ ignored; recovered rows (Asterisk's CDR file, queue_log) only fill what the AMI 
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -271,6 +273,7 @@ class CallFold:
             number = ev.get_field("Number")
             if number.lstrip("+").isdigit():
                 self.caller_number = number
+            self.caller_name = _decoded_name(ev.get_field("Name64")) or self.caller_name
             self._instant("callback_answered", at, src, f"task {ev.get_field('Task')}")
             return None
         if ev.user_event == "SiagaRecording" and ev.get_field("Status") == "failed":
@@ -407,3 +410,14 @@ def fold(linkedid: str, entries: Sequence[JournalEntry]) -> CallFold:
     for entry in entries:
         call.feed(entry)
     return call
+
+
+def _decoded_name(name64: str) -> str:
+    """The citizen's name the callback service sent base64-encoded (caller text never crosses the dial plan
+    raw); anything that does not decode to UTF-8 is left out, never half-taken."""
+    if not name64:
+        return ""
+    try:
+        return base64.b64decode(name64, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return ""

@@ -12,6 +12,7 @@ re-checked against the live channels and the call records, never replayed.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import sqlite3
@@ -277,7 +278,11 @@ class CallbackService:
                      "SIAGA_CALLBACK": str(task.id), "SIAGA_CALLBACK_OF": task.linkedid,
                      "SIAGA_CALLBACK_NUMBER": task.number,  # diallable digits only (number_problem)
                      # how long the citizen waited on the call before hanging up (the operator's pop)
-                     "SIAGA_CALLBACK_WAITED": waited}
+                     "SIAGA_CALLBACK_WAITED": waited,
+                     # the citizen's name from the call followed up, for the callback's record: caller
+                     # text, so base64 (no comma, CR or LF can reach the Variable header or the UserEvent)
+                     "SIAGA_CALLBACK_NAME64": base64.b64encode(
+                         (original[0].caller_name if original else "").encode()).decode()}
         log.info("callback.dialling", task=task.id, attempt=n, channel_id=chan,
                  caller=mask_number(task.number), original_arrival=task.arrival.isoformat())
         try:

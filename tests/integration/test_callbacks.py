@@ -88,10 +88,14 @@ async def test_abandoned_emergency_call_is_called_back_and_taken_by_an_operator(
     # the callback call's record is the citizen's follow-up: their number, the call it follows up
     store = await open_database(database, CALL_SCHEMAS)
     try:
-        [callback] = [r for r in await load_records(store) if r.is_callback]
+        records = await load_records(store)
     finally:
         await store.close()
+    [callback] = [r for r in records if r.is_callback]
+    [original] = [r for r in records if r.linkedid == task.linkedid]
     assert (callback.follows_up, callback.caller_number) == (task.linkedid, "081277771001")
+    assert original.caller_name  # SIPp's display name
+    assert callback.caller_name == original.caller_name  # the citizen's name, not the "112" it was shown
     assert callback.operator == "op1"
     assert task.status is TaskStatus.ANSWERED
     assert task.operator == "op1"

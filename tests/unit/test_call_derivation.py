@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -254,7 +255,8 @@ def test_an_answered_callback_is_recorded_as_the_citizens_follow_up() -> None:
     op = {"DestChannel": "PJSIP/op1-0000000a", "DestUniqueid": "1795300101.10", "DestLinkedid": lid}
     c = (Call().at(0, "Newchannel", cb).at(20, "Newstate", cb, ChannelStateDesc="Up")
          .at(20.1, "UserEvent", cb, UserEvent="SiagaCallback", Task="7", Original=CALLER["Linkedid"],
-             Number="081299990000", Arrival="1795300000.123456", Status="answered")
+             Number="081299990000", Arrival="1795300000.123456", Status="answered",
+             Name64=base64.b64encode("Jérôme D'Souza, Wenang".encode()).decode())
          .at(20.2, "UserEvent", cb, UserEvent="SiagaQueueEntry", Class="emergency", Queue="emergency",
              Route="callback")
          .at(20.3, "QueueCallerJoin", cb, Queue="emergency")
@@ -264,6 +266,7 @@ def test_an_answered_callback_is_recorded_as_the_citizens_follow_up() -> None:
     r = derive(lid, c.rows, DeriveOptions())
     assert r is not None
     assert (r.follows_up, r.caller_number, r.operator) == (CALLER["Linkedid"], "081299990000", "op1")
+    assert r.caller_name == "Jérôme D'Souza, Wenang"  # the citizen's, from the call followed up
     assert r.is_callback
     assert not r.is_citizen_call
     assert any(i.name == "callback_answered" and i.detail == "task 7" for i in r.instants)
