@@ -88,7 +88,7 @@ def test_cli_audits_account_changes(tmp_path: Path, capsys: pytest.CaptureFixtur
 def test_lab_option_names_the_database_serve_lab_uses(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """`serve --lab` keeps its database in the lab's directory: `console --lab` acts on that file."""
-    monkeypatch.setattr("callflow.calls.setup.lab_dir", lambda instance: tmp_path / instance)
+    monkeypatch.setattr("callflow.commands._locate.lab_dir", lambda instance: tmp_path / instance)
     (tmp_path / "mylab").mkdir()
     monkeypatch.setenv("SIAGA112_CONSOLE_PASSWORD", PASSWORD)
     assert main(["console", "--lab", "mylab", "user", "add", "sup", "--role", "supervisor"]) == 0
