@@ -227,7 +227,8 @@ async def test_failures_then_supervisor_with_attempts_recorded(
     assert variables == {"SIAGA_ARRIVAL": f"{T0.timestamp():.6f}", "SIAGA_ROUTE": "callback",
                          "SIAGA_CALLBACK": "1", "SIAGA_CALLBACK_OF": "1796000000.1",
                          "SIAGA_CALLBACK_NUMBER": "081234567890",
-                         "SIAGA_CALLBACK_WAITED": ""}  # no stored record of the call in this test
+                         # no stored record of the call in this test: no time waited, no name
+                         "SIAGA_CALLBACK_WAITED": "", "SIAGA_CALLBACK_NAME64": ""}
     await svc.handle(originate_response(first_id, "Failure", "3", clock.now))
     await until(lambda: _status(svc, TaskStatus.PENDING))
     clock.now += timedelta(seconds=6)  # past retry_s
