@@ -34,6 +34,7 @@ from ivr import IvrServer
 from ivr.gate import IvrGate
 from ivr.keys import MissedKeys
 from ivr.process import IvrProcess
+from ivr.silence import SpeechMarks
 from queues import ManagedOperators, OperatorManager
 from queues.callbacks import CallbackService
 from recordings import Recorder
@@ -97,6 +98,7 @@ def build_components(settings: EngineSettings, site: Site | None, paths: EngineP
         if settings.ivr.missed_keys:
             # first: a menu waiting for a key Asterisk dropped is a caller waiting (ivr/keys.py)
             components.insert(0, MissedKeys())
+        components.insert(0, SpeechMarks())  # marks a caller who spoke, for the silent-call probe
     if http is not None:
         components.append(_console(settings, paths, http, tracker=tracker, operators=operators,
                                    callbacks=callbacks, handoffs=policies.handoffs,

@@ -178,7 +178,8 @@ class CallTracker:
             log.info("call.record", linkedid=lid, outcome=str(record.outcome),
                      call_class=str(record.call_class), caller=mask_number(record.caller_number),
                      operator=record.operator, answer_s=record.answer_seconds, hangup_by=record.hangup_by,
-                     sources=list(record.sources), notes=list(record.notes))
+                     sources=list(record.sources), notes=list(record.notes), contact=record.contact or None,
+                     contact_detail=record.contact_detail or None)
             for listener in self.listeners:
                 try:
                     await listener.on_call_record(record)
