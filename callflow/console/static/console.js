@@ -171,6 +171,9 @@
   async function loadHistory(number) {
     $("pop-calls").replaceChildren();
     $("pop-incidents").replaceChildren();
+    $("pop-pranks").textContent = "";
+    $("nature").value = "";
+    $("nature-status").textContent = "";
     if (!number) return;
     try {
       const found = await api("GET", `/api/calls/by-number/${encodeURIComponent(number)}?days=30`);
@@ -183,6 +186,11 @@
         : [el("li", { text: "no earlier calls" })]));
     } catch (e) { unavailable($("panel-history"), e); }
     try {
+      const p = await api("GET", `/api/calls/by-number/${encodeURIComponent(number)}/pranks`);
+      $("pop-pranks").textContent = p.last_30d
+        ? `tagged prank: ${p.last_24h} in 24 h, ${p.last_30d} in 30 days` : "";
+    } catch (e) { $("pop-pranks").textContent = ""; }
+    try {
       const list = await api("GET", `/api/incidents?caller_number=${encodeURIComponent(number)}&days=30`);
       unavailable($("panel-history-incidents"), null);
       $("pop-incidents").replaceChildren(...(list.length ? list.map((i) => el("li", {
@@ -190,6 +198,18 @@
         : [el("li", { text: "no earlier incidents" })]));
     } catch (e) { unavailable($("panel-history-incidents"), e); }
   }
+
+  $("nature-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const nature = $("nature").value;
+    if (!current || !nature) return;
+    const c = calls.get(current);
+    try {
+      const t = await api("POST", `/api/calls/${encodeURIComponent(current)}/nature`,
+        { nature, caller_number: (c && c.caller) || "" });
+      $("nature-status").textContent = `tagged ${t.nature}`;
+    } catch (e) { $("nature-status").textContent = String(e.message || e); }
+  });
 
   function onMessage(m) {
     if (m.type.startsWith("queue.") || m.type === "gap") loadQueues();
