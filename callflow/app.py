@@ -36,6 +36,7 @@ from ivr.keys import MissedKeys
 from ivr.process import IvrProcess
 from ivr.silence import SpeechMarks
 from queues import ManagedOperators, OperatorManager
+from queues.abuse.service import AbuseFlags
 from queues.callbacks import CallbackService
 from recordings import Recorder
 
@@ -79,7 +80,8 @@ def build_components(settings: EngineSettings, site: Site | None, paths: EngineP
     tracker.listeners.append(callbacks)
     recorder = Recorder(database=paths.database, root=paths.recordings,
                         asterisk_root=paths.recordings_in_asterisk, policy=policies.recording)
-    components: list[Component] = [CallEventLogger(), tracker, recorder, operators, callbacks]
+    components: list[Component] = [CallEventLogger(), tracker, recorder, operators, callbacks,
+                                   AbuseFlags(paths.database)]
     if follow is not None:
         def learn(loaded: LoadedSite) -> None:
             new = SitePolicies.of(loaded.site, dial_callbacks=settings.callbacks.dial)

@@ -50,3 +50,26 @@ def flag_in_force(flags: list[AbuseFlag], at: datetime) -> AbuseFlag | None:
     """The latest of ``flags`` (one number's) in force at ``at``, or None."""
     live = [f for f in flags if f.in_force(at)]
     return max(live, key=lambda f: f.flagged_at) if live else None
+
+
+ASTDB_FAMILY = "siaga_abuse"  # contract with extensions.conf [siaga-queue-priority]: key = caller number
+
+
+@dataclass(frozen=True, slots=True)
+class SyncPlan:
+    """What to change in Asterisk's database so the dial plan sees the flags in force: ``put`` number ->
+    expiry (epoch seconds; the dial plan compares it with ``${EPOCH}``, so an expired flag is never applied
+    even while the engine is down), ``delete`` numbers no longer flagged."""
+
+    put: dict[str, int]
+    delete: frozenset[str]
+
+
+def sync_plan(flags: list[AbuseFlag], present: dict[str, int], at: datetime) -> SyncPlan:
+    """From every flag row and what Asterisk holds now (``present``: number -> expiry), the changes."""
+    wanted: dict[str, int] = {}
+    for f in flags:
+        if f.in_force(at):
+            wanted[f.number] = max(wanted.get(f.number, 0), int(f.expires_at.timestamp()))
+    put = {n: e for n, e in wanted.items() if present.get(n) != e}
+    return SyncPlan(put=put, delete=frozenset(n for n in present if n not in wanted))

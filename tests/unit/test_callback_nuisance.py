@@ -143,3 +143,24 @@ async def test_a_silent_call_gets_one_attempt_then_the_supervisor(
     assert task.max_attempts == 1
     assert task.status is TaskStatus.SUPERVISOR
     assert len(engine.session.sent) == 1
+
+
+# -- repeat-abuse flags: in force, expiry, what Asterisk's database must hold ------------------------------
+def test_a_flag_expires_by_itself_and_a_lift_ends_it_early() -> None:
+    from queues.abuse import AbuseFlag, flag_expiry
+    from queues.abuse.rules import sync_plan
+
+    flag = AbuseFlag(1, "0811", "pranks", "sup1", T0, flag_expiry(T0, None))
+    assert flag.expires_at == T0 + timedelta(hours=24)
+    assert flag.in_force(T0 + timedelta(hours=23))
+    assert not flag.in_force(T0 + timedelta(hours=24))
+    assert not flag.in_force(T0 - timedelta(seconds=1))
+    lifted = replace(flag, lifted_by="sup2", lifted_at=T0 + timedelta(hours=1))
+    assert not lifted.in_force(T0 + timedelta(hours=2))
+    with pytest.raises(ValueError, match="hours"):
+        flag_expiry(T0, 0)
+    until = int(flag.expires_at.timestamp())
+    assert sync_plan([flag], {}, T0).put == {"0811": until}
+    assert sync_plan([flag], {"0811": until}, T0) == sync_plan([], {}, T0)  # nothing to change
+    gone = sync_plan([lifted], {"0811": until, "0899": 1}, T0 + timedelta(hours=2))
+    assert (gone.put, gone.delete) == ({}, frozenset({"0811", "0899"}))
