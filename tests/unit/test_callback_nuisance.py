@@ -16,6 +16,8 @@ from callflow.ami import AmiMessage, LinkEvent, parse_event
 from callflow.calls.model import CallClass, Contact, Outcome
 from callflow.policies import callback_policy
 from callflow.siteconfig import Callbacks
+from queues.abuse import AbuseFlag, flag_expiry
+from queues.abuse.rules import sync_plan
 from queues.abuse.store import add_flag
 from queues.callbacks import AttemptOutcome, CallbackService, TaskStatus, after_attempt
 from queues.callbacks.rules import NumberHistory, nuisance_decision
@@ -147,9 +149,6 @@ async def test_a_silent_call_gets_one_attempt_then_the_supervisor(
 
 # -- repeat-abuse flags: in force, expiry, what Asterisk's database must hold ------------------------------
 def test_a_flag_expires_by_itself_and_a_lift_ends_it_early() -> None:
-    from queues.abuse import AbuseFlag, flag_expiry
-    from queues.abuse.rules import sync_plan
-
     flag = AbuseFlag(1, "0811", "pranks", "sup1", T0, flag_expiry(T0, None))
     assert flag.expires_at == T0 + timedelta(hours=24)
     assert flag.in_force(T0 + timedelta(hours=23))
