@@ -166,6 +166,13 @@
       timer.textContent = duration((end - c.connectedLocal) / 1000);
       timer.classList.toggle("live", c.endedLocal === undefined);
     } else timer.textContent = "–";
+    // silent caller (pressed 5 twice in the IVR): ask yes/no questions, the caller answers with keys
+    const answers = (c.keys || []).map((k) => (k === "1" ? "1 = YES" : k === "2" ? "2 = NO" : k));
+    $("pop-silent").textContent = c.silent === "silent_caller"
+      ? "SILENT CALLER (pressed 5 twice): ask yes/no questions; 1 = yes, 2 = no. Answers: "
+        + (answers.length ? answers.join(", ") : "none yet")
+      : c.silent === "silent" ? "silent in the IVR (did not press 5 twice)" : "";
+    $("pop-abuse").textContent = c.abuse ? "number flagged repeat_abuse by a supervisor (still answered)" : "";
   }
 
   async function loadHistory(number) {
@@ -228,6 +235,7 @@
     if (m.type === "queue.join") { c.joinedAt = m.at; c.queue = m.queue; }
     if (m.type === "call.queue_entry") {
       c.cls = m.class; c.route = m.route; if (m.category) c.category = m.category;
+      c.abuse = m.abuse === "1";
       if (current === m.linkedid) prefillCategory(c);
     }
     if (m.type === "call.ivr") {
@@ -237,6 +245,11 @@
     if (m.type === "call.callback") { // the engine's callback: the citizen's number and the call it follows up
       if (m.caller) c.caller = m.caller;
       c.callback = { at: m.original_arrival, waited: m.original_waited_s, original: m.original };
+    }
+    if (m.type === "call.silent") { c.silent = m.status; c.keys = []; }
+    if (m.type === "call.key" && c.silent === "silent_caller") {
+      c.keys.push(m.digit);
+      if (current === m.linkedid) renderPop();
     }
     if (m.arrival) c.arrival = m.arrival;
     const forMe = me && m.operator && m.operator === myId();
