@@ -89,7 +89,8 @@ def test_a_silent_caller_and_their_yes_no_keys_reach_the_pop() -> None:
     assert silent is not None
     assert (silent["type"], silent["status"], silent["keys"]) == ("call.silent", "silent_caller", "55")
     yes = to_message(event("Event: DTMFEnd\nChannel: PJSIP/citizen-ingress-1\nUniqueid: 9.1\n"
-                           "Linkedid: 9.1\nContext: siaga-queue-emergency\nDigit: 1\nDurationMs: 120\nDirection: Received\n"))
+                           "Linkedid: 9.1\nContext: siaga-queue-emergency\nDigit: 1\nDurationMs: 120\n"
+                           "Direction: Received\n"))
     assert yes is not None
     assert (yes["type"], yes["digit"], yes["linkedid"]) == ("call.key", "1", "9.1")
     in_ivr = event("Event: DTMFEnd\nChannel: PJSIP/citizen-ingress-1\nUniqueid: 9.1\nLinkedid: 9.1\n"
