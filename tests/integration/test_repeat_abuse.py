@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import sys
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import pytest
 
@@ -84,3 +86,38 @@ async def test_a_flagged_caller_is_answered_after_a_later_emergency_caller(lab: 
     listing = await abuse(lab, "list", "--number", FLAGGED)
     assert "set by sup1" in listing
     assert "lifted by sup1" in listing
+
+
+async def entry_abuse(events: asyncio.Queue[EventItem], number: str, timeout: float = 20) -> str:
+    """The ``Abuse`` header of the caller's SiagaQueueEntry ("1" when the dial plan found a flag)."""
+    async with asyncio.timeout(timeout):
+        while True:
+            item = await events.get()
+            if (isinstance(item, ChannelEvent) and item.name == "UserEvent" and item.chan is not None
+                    and item.chan.caller_id_num == number
+                    and item.message.get("UserEvent") == "SiagaQueueEntry"):
+                return item.message.get("Abuse") or ""
+
+
+async def test_a_flag_expires_by_itself(lab: LabStatus, ami: Ami) -> None:
+    _, events = ami
+    number = "081277779003"
+    engine = EngineProcess(lab.instance)
+    await engine.start()
+    try:
+        [flag] = json.loads(await abuse(lab, "flag", number, "--by", "sup1", "--reason", "lab test: expiry",
+                                        "--hours", "0.005", "--json"))
+        expires = datetime.fromisoformat(flag["expires_at"])
+        await engine.wait_for(lambda r: r.get("event") == "abuse.flag_applied", timeout=20)
+        script = CallerScript(dtmf=PRESS_EMERGENCY, number=number, hold_ms=1500)
+        during = asyncio.create_task(place_call(lab.sip["host"], lab.sip["port"], script))
+        assert await entry_abuse(events, number) == "1"
+        assert (await during).ok
+        # the flag's own time passes (18 s): nothing waits on an event here, the clock is the point
+        await asyncio.sleep(max(0.0, (expires - datetime.now(UTC)).total_seconds() + 1))
+        after = asyncio.create_task(place_call(lab.sip["host"], lab.sip["port"], script))
+        assert await entry_abuse(events, number) == ""
+        assert (await after).ok
+    finally:
+        await engine.stop()
+    assert "expired" in await abuse(lab, "list", "--number", number)
