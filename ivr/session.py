@@ -84,6 +84,7 @@ class IvrSession:
                 heard = await self._probe(name)
                 if heard is None or isinstance(heard, Decision):
                     return heard
+                digit = heard[:1]  # another key in the probe is the caller's answer to this menu
             if digit == "":
                 if last:
                     return await self._decide(Step.TIMEOUT, name, "", node.no_input)

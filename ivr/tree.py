@@ -137,8 +137,9 @@ class Limits(BaseModel):
 class Silent(BaseModel):
     """The silent-caller probe (ivr/silence.py): after ``after_s`` seconds in the IVR without speech or a
     key, at a menu's no-input on a path whose no-input is emergency, play ``prompts`` (in order) and wait
-    ``wait_s`` for 5 twice. 55: the emergency queue, marked silent_caller; anything else: the menu goes
-    on as before (no input still ends in the emergency queue; the IVR never hangs up by itself)."""
+    ``wait_s`` for 5 twice. 55: the emergency queue, marked silent_caller; another key answers the menu;
+    no key: the menu goes on as before (no input still ends in the emergency queue; the IVR never hangs
+    up by itself)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     after_s: float = Field(default=10.0, gt=0, le=120)
