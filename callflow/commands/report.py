@@ -84,7 +84,8 @@ async def _answer_times(args: argparse.Namespace, conn: Any) -> int:
                           "by_class": {k: v.as_dict() for k, v in by_class.items()},
                           "by_hour": {k: v.as_dict() for k, v in by_hour.items()},
                           "callbacks": callbacks.as_dict(), "genuine": genuine.as_dict(),
-                          "nuisance_by_hour": {h: {"nuisance": b, "calls": t} for h, (b, t) in nuisance.items()},
+                          "nuisance_by_hour": {h: {"nuisance": b, "calls": t}
+                                               for h, (b, t) in nuisance.items()},
                           "top_repeat_numbers": [{"number": n, "nuisance_calls": c} for n, c in top]},
                          indent=2))
         return 0
