@@ -124,14 +124,27 @@ class IvrSession:
         speech = speech_seconds(await self._variable(SPEECH_VAR))
         log.info("ivr.silent_probe", node=name, speech_s=speech)
         await self._gosub("silent", "silent", speech, "", name, strict=False)
-        sounds = "&".join(self.sound(p) for p in silent.prompts)
-        play_s = sum(self.checked.durations[p] for p in silent.prompts)
-        reply = await self.channel.command("GET DATA", sounds, str(int(silent.wait_s * 1000)),
-                                           str(len(PROBE_ANSWER)),
-                                           timeout=play_s + silent.wait_s + self.timing.slack_s)
+        # AGI's GET DATA plays one file (no "a&b" list: Asterisk fails it as a missing file), so the
+        # prompts before the last are STREAM FILE with every key as escape digit (a key ends the prompt
+        # and counts), and GET DATA plays the last one and waits for the rest of the keys
+        heard = ""
+        for prompt in silent.prompts[:-1]:
+            reply = await self.channel.command("STREAM FILE", self.sound(prompt), "0123456789*#",
+                                               timeout=self._play_timeout(prompt, 0.0))
+            if reply.result == "-1" or self.channel.hung_up:
+                return None
+            code = int(reply.result) if reply.result.isdigit() else 0
+            if code > 0:
+                heard = chr(code)
+                break
+        last = silent.prompts[-1]
+        reply = await self.channel.command("GET DATA", self.sound(last), str(int(silent.wait_s * 1000)),
+                                           str(len(PROBE_ANSWER) - len(heard)),
+                                           timeout=self._play_timeout(last, silent.wait_s))
         if reply.result == "-1" or self.channel.hung_up:
             return None
-        heard = reply.result if reply.result.isdigit() or set(reply.result) <= set("*#") else ""
+        if reply.result.isdigit() or (reply.result and set(reply.result) <= set("*#")):
+            heard += reply.result
         self.keys += heard
         if heard != PROBE_ANSWER:
             log.info("ivr.silent_probe_unanswered", node=name, keys=heard or None)
