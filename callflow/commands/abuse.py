@@ -6,16 +6,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from callflow.commands._options import add_database_options, database_of
-from callflow.store import StoreError, open_database
+from callflow.commands._locate import EXIT_USAGE, Location, add_location_everywhere, run
+from callflow.store import open_database
 from queues.abuse import ABUSE_SCHEMA, DEFAULT_FLAG_HOURS, AbuseFlag, flag_expiry
 from queues.abuse.store import add_flag, all_flags, flags_of, lift_flags
-from queues.callbacks.rules import number_problem
+
+CALLER_NUMBER = re.compile(r"^\+?[0-9]{2,20}$")  # as the console's pop shows a caller's number
 
 
 def register(sub: Any) -> None:
@@ -38,33 +40,30 @@ def register(sub: Any) -> None:
     listing.add_argument("--number", help="only this number's")
     for parser in (flag, lift, listing):
         parser.add_argument("--json", action="store_true", help="machine-readable output")
-        add_database_options(parser)
+    add_location_everywhere(p, actions)
     p.set_defaults(handler=_abuse)
 
 
 def _abuse(args: argparse.Namespace) -> int:
-    try:
-        path = database_of(args)
+    def work() -> int:
+        where = Location.of(args)
+        path = where.database_for_writing()[0] if args.abuse_action == "flag" else where.existing_database()
         return asyncio.run(_run(args, path))
-    except StoreError as exc:
-        print(f"siaga112 abuse: {exc}", file=sys.stderr)
-        return 2
+    return run("abuse", work)
 
 
 async def _run(args: argparse.Namespace, path: Path) -> int:
     now = datetime.now(UTC)
-    if args.abuse_action in ("flag", "lift"):
-        problem = number_problem(args.number)
-        if problem is not None:
-            print(f"siaga112 abuse: {problem.replace(': cannot call back', '')}: give the caller's number "
-                  "as the console shows it", file=sys.stderr)
-            return 2
+    if args.abuse_action in ("flag", "lift") and not CALLER_NUMBER.match(args.number):
+        print(f"siaga112 abuse: {args.number!r} is not a caller's number (digits, an optional leading +): "
+              "give it as the console shows it", file=sys.stderr)
+        return EXIT_USAGE
     if args.abuse_action == "flag":
         try:
             until = flag_expiry(now, args.hours)
         except ValueError as exc:
             print(f"siaga112 abuse: --hours: {exc}", file=sys.stderr)
-            return 2
+            return EXIT_USAGE
     conn = await open_database(path, (ABUSE_SCHEMA,))
     try:
         if args.abuse_action == "flag":
