@@ -34,7 +34,9 @@ from ivr import IvrServer
 from ivr.gate import IvrGate
 from ivr.keys import MissedKeys
 from ivr.process import IvrProcess
+from ivr.silence import SpeechMarks
 from queues import ManagedOperators, OperatorManager
+from queues.abuse.service import AbuseFlags
 from queues.callbacks import CallbackService
 from recordings import Recorder
 
@@ -78,7 +80,8 @@ def build_components(settings: EngineSettings, site: Site | None, paths: EngineP
     tracker.listeners.append(callbacks)
     recorder = Recorder(database=paths.database, root=paths.recordings,
                         asterisk_root=paths.recordings_in_asterisk, policy=policies.recording)
-    components: list[Component] = [CallEventLogger(), tracker, recorder, operators, callbacks]
+    components: list[Component] = [CallEventLogger(), tracker, recorder, operators, callbacks,
+                                   AbuseFlags(paths.database)]
     if follow is not None:
         def learn(loaded: LoadedSite) -> None:
             new = SitePolicies.of(loaded.site, dial_callbacks=settings.callbacks.dial)
@@ -97,6 +100,7 @@ def build_components(settings: EngineSettings, site: Site | None, paths: EngineP
         if settings.ivr.missed_keys:
             # first: a menu waiting for a key Asterisk dropped is a caller waiting (ivr/keys.py)
             components.insert(0, MissedKeys())
+        components.insert(0, SpeechMarks())  # marks a caller who spoke, for the silent-call probe
     if http is not None:
         components.append(_console(settings, paths, http, tracker=tracker, operators=operators,
                                    callbacks=callbacks, handoffs=policies.handoffs,

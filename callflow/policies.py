@@ -44,7 +44,8 @@ def callback_policy(section: Callbacks | None = None, *, dial: bool = True) -> C
     return CallbackPolicy(enabled=cb.enabled and dial, first_attempt_s=cb.first_attempt_s,
                           retry_s=cb.retry_s, max_attempts=cb.max_attempts, ring_timeout_s=cb.ring_timeout_s,
                           max_parallel=cb.max_parallel, caller_id=cb.caller_id,
-                          numbering_plan=NumberingPlan(tuple(cb.dial_patterns)))
+                          numbering_plan=NumberingPlan(tuple(cb.dial_patterns)),
+                          per_number_per_hour=cb.per_number_per_hour)
 
 
 def derive_options(section: Calls | None = None) -> DeriveOptions:

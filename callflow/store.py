@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -133,16 +134,43 @@ async def _switch_to_wal(conn: aiosqlite.Connection, path: Path) -> None:
         pause = min(pause * 2, 0.1)
 
 
+def _statements(script: str) -> list[str]:
+    """A schema step's SQL script as single statements: cut at each ``;`` where SQLite says the text so
+    far is a complete statement (a ``;`` inside a string or a trigger body is not a cut)."""
+    statements, pending = [], ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \t\r\n;"):
+                statements.append(pending.strip())
+            pending = ""
+    return statements
+
+
 async def migrate(conn: aiosqlite.Connection, schema: Schema) -> None:
-    async with conn.execute("SELECT version FROM schema_version WHERE component = ?", (schema.name,)) as cur:
-        row = await cur.fetchone()
-    current = int(row[0]) if row else 0
-    if current > len(schema.steps):
-        raise StoreError(f"the database's {schema.name!r} tables are at version {current}, newer than this "
-                         f"siaga112 knows ({len(schema.steps)}); upgrade siaga112")
-    for version in range(current, len(schema.steps)):
-        await conn.executescript(schema.steps[version])
-        await conn.execute("INSERT INTO schema_version (component, version) VALUES (?, ?) "
-                           "ON CONFLICT(component) DO UPDATE SET version = excluded.version",
-                           (schema.name, version + 1))
-    await conn.commit()
+    """Bring ``schema``'s tables to its last version, in one IMMEDIATE transaction: components open a new
+    database at once at start-up, and two of them sharing a schema both read version 0 and both created its
+    tables ("table ... already exists", a component lost) before this. Now the second waits for the lock
+    (busy timeout) and reads the first's version. Statements one by one: ``executescript`` would commit the
+    transaction first."""
+    if conn.in_transaction:
+        await conn.commit()
+    await conn.execute("BEGIN IMMEDIATE")
+    try:
+        async with conn.execute("SELECT version FROM schema_version WHERE component = ?",
+                                (schema.name,)) as cur:
+            row = await cur.fetchone()
+        current = int(row[0]) if row else 0
+        if current > len(schema.steps):
+            raise StoreError(f"the database's {schema.name!r} tables are at version {current}, newer than "
+                             f"this siaga112 knows ({len(schema.steps)}); upgrade siaga112")
+        for version in range(current, len(schema.steps)):
+            for statement in _statements(schema.steps[version]):
+                await conn.execute(statement)
+            await conn.execute("INSERT INTO schema_version (component, version) VALUES (?, ?) "
+                               "ON CONFLICT(component) DO UPDATE SET version = excluded.version",
+                               (schema.name, version + 1))
+        await conn.commit()
+    except BaseException:
+        await conn.rollback()
+        raise

@@ -308,7 +308,9 @@ class _Checker:
                     paths.append(PathCost(trail, f"key {digit} -> {chosen.action.value}",
                                           here + self.action_seconds(chosen)))
 
-        walk(t.first, (t.first,), 0.0)
+        # the silent-caller probe is played at most once per call, on any path: it counts on every one
+        probe = (sum(self.durations[p] for p in t.silent.prompts) + t.silent.wait_s) if t.silent else 0.0
+        walk(t.first, (t.first,), probe)
         worst = max(paths, key=lambda p: p.seconds)
         if worst.seconds > limit:
             estimated = " (some prompt lengths estimated from their text)" if self.estimated else ""

@@ -134,6 +134,19 @@ class Limits(BaseModel):
     max_path_seconds: float = Field(default=60.0, gt=0, le=600)
 
 
+class Silent(BaseModel):
+    """The silent-caller probe (ivr/silence.py): after ``after_s`` seconds in the IVR without speech or a
+    key, at a menu's no-input on a path whose no-input is emergency, play ``prompts`` (in order) and wait
+    ``wait_s`` for 5 twice. 55: the emergency queue, marked silent_caller; another key answers the menu;
+    no key: the menu goes on as before (no input still ends in the emergency queue; the IVR never hangs
+    up by itself)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    after_s: float = Field(default=10.0, gt=0, le=120)
+    prompts: list[str] = Field(min_length=1, max_length=4)
+    wait_s: float = Field(default=6.0, gt=0, le=30)
+
+
 class Tree(BaseModel):
     """The whole IVR. ``first`` is the menu every call starts in."""
 
@@ -145,6 +158,15 @@ class Tree(BaseModel):
     limits: Limits = Limits()
     prompts: dict[str, Prompt]
     nodes: dict[str, Node] = Field(min_length=1)
+    silent: Silent | None = None
+
+    @model_validator(mode="after")
+    def _silent_prompts(self) -> Self:
+        missing = [p for p in (self.silent.prompts if self.silent else []) if p not in self.prompts]
+        if missing:
+            raise ValueError(f"[silent] prompts {', '.join(map(repr, missing))} are not defined: add "
+                             "[prompts.<id>] for each")
+        return self
 
     @model_validator(mode="after")
     def _names(self) -> Self:

@@ -110,6 +110,21 @@ class DTMFEnd(ChannelEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ChannelTalkingStart(ChannelEvent):
+    """The caller started talking (``TALK_DETECT`` on the channel, module func_talkdetect)."""
+
+    event_name: ClassVar[str] = "ChannelTalkingStart"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChannelTalkingStop(ChannelEvent):
+    """The caller stopped talking; ``duration_ms`` is how long they talked."""
+
+    event_name: ClassVar[str] = "ChannelTalkingStop"
+    duration_ms: int = header("Duration", _to_int, 0)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AGIExecStart(ChannelEvent):
     """An AGI command starts on the channel (class ``agi``): the IVR's menus listen only inside one."""
 
@@ -379,7 +394,8 @@ EVENT_TYPES: dict[str, type[AmiEvent]] = {
     cls.event_name: cls
     for cls in (
         FullyBooted, Newchannel, Newstate, Newexten, Hangup, HangupRequest, SoftHangupRequest,
-        DialBegin, DialEnd, DTMFEnd, AGIExecStart, AGIExecEnd, VarSet, UserEvent, QueueCallerJoin,
+        DialBegin, DialEnd, DTMFEnd, ChannelTalkingStart, ChannelTalkingStop, AGIExecStart, AGIExecEnd,
+        VarSet, UserEvent, QueueCallerJoin,
         QueueCallerLeave, QueueCallerAbandon, AgentCalled, AgentConnect, AgentComplete, AgentRingNoAnswer,
         AgentDump, QueueMemberStatus, QueueMemberAdded, QueueMemberRemoved, QueueMemberPause, QueueMember,
         BridgeCreate, BridgeDestroy, BridgeEnter, BridgeLeave, BlindTransfer, AttendedTransfer, Cdr,

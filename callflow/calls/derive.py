@@ -116,6 +116,7 @@ def record_of(call: CallFold, options: DeriveOptions, entries: Sequence[JournalE
         dialed=call.dialed, call_class=call.call_class, outcome=outcome,
         arrival=arrival, ended=max(ends) if ends else call.caller_gone, answered=call.answered,
         operator=call.operator, queue=call.queues[-1] if call.queues else "", category=call.category,
-        ivr_path=tuple(call.ivr_path), hangup_by=hangup_by, follows_up=call.follows_up,
+        ivr_path=tuple(call.ivr_path), hangup_by=hangup_by, follows_up=call.follows_up, contact=call.contact,
+        contact_detail=call.contact_detail,
         instants=tuple(sorted(call.instants, key=lambda i: i.at)), legs=legs, sources=tuple(sources),
         notes=tuple(call.notes))

@@ -36,7 +36,7 @@ from callflow.ami.events import (
     UserEvent,
 )
 from callflow.calls.journal import JournalEntry, Kind
-from callflow.calls.model import CallClass, Instant, InstantSource
+from callflow.calls.model import CallClass, Contact, Instant, InstantSource
 from callflow.calls.states import CallState, Signal, Transition, apply
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -95,6 +95,8 @@ class CallFold:
     route: str = ""
     category: str = ""
     ivr_path: list[str] = field(default_factory=list)
+    contact: str = ""
+    contact_detail: str = ""
     operator: str = ""
     follows_up: str = ""  # a callback call: the citizen's call it follows up (SiagaCallback Original)
     answered: datetime | None = None
@@ -294,6 +296,16 @@ class CallFold:
             self.notes.append(f"supervisor {ev.get_field('Supervisor') or '?'} listened in on "
                               f"{ev.get_field('Operator') or '?'} ({ev.get_field('Mode') or '?'}) from "
                               f"{at.strftime('%H:%M:%S')} UTC (listen-in session {ev.get_field('Session')})")
+            return None
+        if ev.user_event == "SiagaSilent":
+            # the IVR's silent-call probe (ivr/silence.py): probed, then perhaps 55
+            status = ev.get_field("Status")
+            if status in {c.value for c in Contact}:
+                self.contact = status
+                self.contact_detail = (f"speech {ev.get_field('SpeechS') or '0'} s, "
+                                       f"keys {ev.get_field('Keys') or 'none'}")
+                self._instant("silent_probe" if status == Contact.SILENT else "silent_55", at, src,
+                              self.contact_detail)
             return None
         if ev.user_event == "SiagaIvr":
             step, node, digit = ev.get_field("Step"), ev.get_field("Node"), ev.get_field("Digit")

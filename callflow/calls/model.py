@@ -42,6 +42,13 @@ class CallClass(StrEnum):
     UNKNOWN = "unknown"
 
 
+class Contact(StrEnum):
+    """What the IVR's silent-call probe found (ivr/silence.py): the record's ``contact``."""
+
+    SILENT = "silent"  # neither speech nor a key before the probe, and no 55 after it
+    SILENT_CALLER = "silent_caller"  # silent, then pressed 5 twice: a genuine caller who cannot speak
+
+
 class InstantSource(StrEnum):
     AMI_TIMESTAMP = "ami_timestamp"  # Asterisk's event Timestamp (microseconds)
     ENGINE_CLOCK = "engine_clock"  # the engine's injectable UTC clock
@@ -93,6 +100,8 @@ class CallRecord:
     queue: str = ""
     category: str = ""  # IVR category hint (non-emergency types)
     ivr_path: tuple[str, ...] = ()
+    contact: str = ""  # silent-call detection (Contact): "" never probed, "silent", "silent_caller"
+    contact_detail: str = ""  # what the IVR detected: speech seconds and keys
     hangup_by: str = ""  # "caller" | "operator" | "system" | ""
     instants: tuple[Instant, ...] = ()
     legs: tuple[Leg, ...] = ()

@@ -59,6 +59,8 @@ def record_to_dict(record: CallRecord) -> dict[str, Any]:
         "queue": record.queue,
         "category": record.category,
         "ivr_path": list(record.ivr_path),
+        "contact": record.contact,
+        "contact_detail": record.contact_detail,
         "hangup_by": record.hangup_by,
         "instants": [{"name": i.name, "at": _t(i.at), "source": str(i.source), "detail": i.detail}
                      | ({"precision_s": i.precision_s} if i.precision_s is not None else {})
@@ -79,6 +81,7 @@ def record_from_dict(d: dict[str, Any]) -> CallRecord:
         dialed=d["dialed"], call_class=CallClass(d["call_class"]), outcome=Outcome(d["outcome"]),
         arrival=arrival, ended=_dt(d["ended"]), answered=_dt(d["answered"]), operator=d["operator"],
         queue=d["queue"], category=d["category"], ivr_path=tuple(d["ivr_path"]), hangup_by=d["hangup_by"],
+        contact=d.get("contact", ""), contact_detail=d.get("contact_detail", ""),
         instants=tuple(Instant(i["name"], _dt(i["at"]) or arrival, InstantSource(i["source"]), i["detail"],
                                i.get("precision_s")) for i in d["instants"]),
         legs=tuple(Leg(g["uniqueid"], g["channel"], g["role"], _dt(g["created"]), _dt(g["answered"]),

@@ -31,6 +31,7 @@ from callflow.ami.events import DamagedEvent
 from callflow.calls.derive import CallFold, DeriveOptions, derive
 from callflow.calls.journal import JOURNAL_SCHEMA, Journal, JournalEntry, Kind, read_entries
 from callflow.calls.model import LISTEN_LINKEDID_PREFIX, CallRecord, CallRecordListener
+from callflow.calls.nature import NATURE_SCHEMA
 from callflow.calls.records import RECORDS_SCHEMA, recorded_linkedids, store_records
 from callflow.calls.recovery import RecoveredCall, RecoverySources, calls_since, read_recovered
 from callflow.calls.states import CallState
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("callflow.calls")
 
-SCHEMAS = (JOURNAL_SCHEMA, RECORDS_SCHEMA)
+SCHEMAS = (JOURNAL_SCHEMA, RECORDS_SCHEMA, NATURE_SCHEMA)
 
 
 def spill_path_for(database: Path) -> Path:
@@ -178,7 +179,8 @@ class CallTracker:
             log.info("call.record", linkedid=lid, outcome=str(record.outcome),
                      call_class=str(record.call_class), caller=mask_number(record.caller_number),
                      operator=record.operator, answer_s=record.answer_seconds, hangup_by=record.hangup_by,
-                     sources=list(record.sources), notes=list(record.notes))
+                     sources=list(record.sources), notes=list(record.notes), contact=record.contact or None,
+                     contact_detail=record.contact_detail or None)
             for listener in self.listeners:
                 try:
                     await listener.on_call_record(record)

@@ -10,6 +10,7 @@ COMMAND_MODULES = [
     "callflow.commands.config",
     "callflow.commands.calls",
     "callflow.commands.callbacks",
+    "callflow.commands.abuse",
     "callflow.commands.ami",
     "callflow.commands.console",
     "callflow.commands.ivr",

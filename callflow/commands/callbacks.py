@@ -123,7 +123,8 @@ def task_dict(task: CallbackTask, attempts: list[Attempt] | None = None,
         "created_at": task.created_at.isoformat(), "status": str(task.status),
         "next_attempt_at": task.next_attempt_at.isoformat() if task.next_attempt_at else None,
         "attempts": task.attempts, "flag": task.flag, "operator": task.operator,
-        "updated_at": task.updated_at.isoformat(),
+        "updated_at": task.updated_at.isoformat(), "decision": task.decision,
+        "max_attempts": task.max_attempts,
     }
     if attempts is not None:
         out["attempt_log"] = [{"n": a.n, "channel_id": a.channel_id, "started_at": a.started_at.isoformat(),
@@ -138,7 +139,7 @@ def _list(tasks: list[CallbackTask]) -> None:
     print(f"{'id':>4} {'created (UTC)':<26} {'number':<16} {'status':<11} {'tries':>5} {'operator':<8} "
           f"reason / flag")
     for t in tasks:
-        note = t.flag or t.reason
+        note = t.flag or (t.decision if t.status is TaskStatus.SKIPPED else t.reason)
         print(f"{t.id:>4} {t.created_at.isoformat(timespec='seconds'):<26} {t.number or '(withheld)':<16} "
               f"{t.status!s:<11} {t.attempts:>5} {t.operator or '-':<8} {note}")
     print(f"{len(tasks)} callback task(s)")
@@ -155,6 +156,9 @@ def _show(t: CallbackTask, attempts: list[Attempt], closure: Closure | None) -> 
         print(f"  taken by operator {t.operator}")
     if t.flag:
         print(f"  flag: {t.flag}")
+    if t.decision:
+        limit = f" (at most {t.max_attempts} attempt(s))" if t.max_attempts else ""
+        print(f"  decision: {t.decision}{limit}")
     for a in attempts:
         ended = a.ended_at.isoformat(timespec="microseconds") if a.ended_at else "-"
         print(f"  attempt {a.n}: {a.outcome} started {a.started_at.isoformat(timespec='microseconds')} "

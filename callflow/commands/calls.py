@@ -12,6 +12,7 @@ from callflow.calls.derive import DeriveOptions, derive
 from callflow.calls.export import export_csv, export_json
 from callflow.calls.journal import JournalEntry
 from callflow.calls.model import CallRecord
+from callflow.calls.nature import natures_of
 from callflow.calls.records import load_records, record_row, record_rows, store_records
 from callflow.calls.tracker import SCHEMAS
 from callflow.commands._locate import LOCAL_TIME_HELP, Location, add_location_everywhere, run
@@ -68,7 +69,9 @@ async def _run(args: argparse.Namespace, path: Path) -> int:
             return 0
         records = await load_records(conn, since=args.since, until=args.until)
         if args.calls_action == "export":
-            text = export_json(records) if args.format == "json" else export_csv(records)
+            tagged = await natures_of(conn, (r.linkedid for r in records))
+            tags = {lid: str(t.nature) for lid, t in tagged.items()}
+            text = export_json(records, tags) if args.format == "json" else export_csv(records, tags)
             if args.output:
                 args.output.write_text(text, encoding="utf-8")
                 print(f"{len(records)} records written to {args.output}", file=sys.stderr)

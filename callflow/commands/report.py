@@ -15,10 +15,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from callflow.calls.nature import genuine_calls, natures_of, nuisance_by_hour, top_repeat_numbers
 from callflow.calls.records import load_records
 from callflow.commands._locate import LOCAL_TIME_HELP, Location, add_location_everywhere, run
 from callflow.commands.report_agencies import register_agencies
 from callflow.commands.report_summary import register_summary
+from callflow.logs import mask_number
 from callflow.reports.measures import (
     ANSWER_TIME_RULE,
     AnswerTimes,
@@ -36,6 +38,8 @@ from queues.states import State
 def _answer_times_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timezone", help="group by the local hour of arrival in this IANA time zone "
                                       "(default: the site's [centre] timezone, Asia/Makassar)")
+    p.add_argument("--show-numbers", action="store_true",
+                   help="top repeat numbers unmasked (supervisors only: the numbers are personal data)")
 
 
 def _fmt(value: float | None, pct: bool = False) -> str:
@@ -70,11 +74,20 @@ async def _answer_times(args: argparse.Namespace, conn: Any) -> int:
     by_class = answer_times_by(records, lambda r: str(r.call_class))
     by_hour = answer_times_by(records, lambda r: f"{r.arrival.astimezone(zone).hour:02d}")
     callbacks = callback_measures(await callback_facts(conn, args.since, args.until))
+    # honest numbers (issue 19): the same measures over genuine calls, the nuisance share, repeat numbers
+    tags = {lid: str(t.nature) for lid, t in (await natures_of(conn, [r.linkedid for r in records])).items()}
+    genuine = answer_times(genuine_calls(records, tags))
+    nuisance = nuisance_by_hour(records, tags, lambda r: f"{r.arrival.astimezone(zone).hour:02d}")
+    top = [(n if args.show_numbers else mask_number(n), c) for n, c in top_repeat_numbers(records, tags)]
     if args.format == "json":
         print(json.dumps({"rule": ANSWER_TIME_RULE, "timezone": name, "overall": overall.as_dict(),
                           "by_class": {k: v.as_dict() for k, v in by_class.items()},
                           "by_hour": {k: v.as_dict() for k, v in by_hour.items()},
-                          "callbacks": callbacks.as_dict()}, indent=2))
+                          "callbacks": callbacks.as_dict(), "genuine": genuine.as_dict(),
+                          "nuisance_by_hour": {h: {"nuisance": b, "calls": t}
+                                               for h, (b, t) in nuisance.items()},
+                          "top_repeat_numbers": [{"number": n, "nuisance_calls": c} for n, c in top]},
+                         indent=2))
         return 0
     print(f"Answer times: {overall.citizen_calls} citizen calls, {overall.short_abandons} short abandons "
           f"(counted apart), {overall.offered} offered. Rule: {ANSWER_TIME_RULE}.")
@@ -84,6 +97,7 @@ async def _answer_times(args: argparse.Namespace, conn: Any) -> int:
               f"{'short':>6}")
     print(header)
     print(_table_row("all calls", overall))
+    print(_table_row("genuine calls", genuine))  # without calls tagged prank, silent or accidental
     for key, stats in by_class.items():
         print(_table_row(f"class {key}", stats))
     for hour, stats in by_hour.items():
@@ -93,6 +107,9 @@ async def _answer_times(args: argparse.Namespace, conn: Any) -> int:
           f"{callbacks.attempts} ({callbacks.unanswered_attempts} unanswered), citizens reached "
           f"{callbacks.citizens_reached} (taken by an operator {callbacks.taken_by_operator}), hang-up -> "
           f"reached median {_secs(callbacks.hangup_to_reached.median)}")
+    print("nuisance share (tagged prank, silent or accidental) by hour: "
+          + (", ".join(f"{h}: {b}/{t}" for h, (b, t) in nuisance.items()) or "none"))
+    print("top repeat numbers (nuisance-tagged calls): " + (", ".join(f"{n} {c}" for n, c in top) or "none"))
     return 0
 
 

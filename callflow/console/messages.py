@@ -19,6 +19,7 @@ from callflow.ami.events import (
     AgentRingNoAnswer,
     AmiEvent,
     ChannelEvent,
+    DTMFEnd,
     Newchannel,
     QueueCallerAbandon,
     QueueCallerJoin,
@@ -31,6 +32,7 @@ from callflow.ami.events import (
 )
 
 Message = dict[str, Any]
+IVR_CONTEXTS = frozenset({"siaga-ivr", "siaga-ivr-step"})  # the IVR's own keys come as call.ivr
 
 _QUEUE_CALLER = (QueueCallerJoin, QueueCallerLeave, QueueCallerAbandon)
 _AGENT = (AgentCalled, AgentConnect, AgentComplete, AgentRingNoAnswer)
@@ -124,11 +126,16 @@ def to_message(item: EventItem, arrivals: Arrivals | None = None) -> Message | N
         return {"type": _MEMBER_TYPES[kind], **base, "queue": item.queue, "operator": item.member_name,
                 "interface": item.interface, "paused": item.paused, "paused_reason": item.paused_reason,
                 "in_call": item.in_call, "device": device}
+    if isinstance(item, DTMFEnd) and item.direction == "Received" and item.chan is not None \
+            and item.chan.context not in IVR_CONTEXTS:
+        # a caller's key after the IVR: a silent caller's yes (1) / no (2), shown live on the pop
+        return {"type": "call.key", **base, **_call_fields(item), "digit": item.digit}
     if isinstance(item, UserEvent):
         if item.user_event == "SiagaQueueEntry":
             return {"type": "call.queue_entry", **base, **_call_fields(item),
                     "class": item.get_field("Class"), "queue": item.get_field("Queue"),
-                    "route": item.get_field("Route"), "category": item.get_field("Category")}
+                    "route": item.get_field("Route"), "category": item.get_field("Category"),
+                    "abuse": item.get_field("Abuse")}
         if item.user_event == "SiagaCallback":
             # the citizen answered the engine's callback: the pop shows whose call it follows up
             number = item.get_field("Number")
@@ -137,6 +144,9 @@ def to_message(item: EventItem, arrivals: Arrivals | None = None) -> Message | N
                     "original": item.get_field("Original"), "task": item.get_field("Task"),
                     "original_arrival": _epoch_iso(item.get_field("Arrival")),
                     "original_waited_s": _seconds(item.get_field("Waited"))}
+        if item.user_event == "SiagaSilent":
+            return {"type": "call.silent", **base, **_call_fields(item), "status": item.get_field("Status"),
+                    "speech_s": item.get_field("SpeechS"), "keys": item.get_field("Keys")}
         if item.user_event == "SiagaIvr":
             return {"type": "call.ivr", **base, **_call_fields(item), "step": item.get_field("Step"),
                     "node": item.get_field("Node"), "digit": item.get_field("Digit"),

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from callflow.calls.model import CallRecord
+from callflow.calls.nature import Nature
 from callflow.console.catalog import Category, District, IncidentStatus
 from callflow.console.roles import Role
 
@@ -113,13 +114,40 @@ class CallSummary(BaseModel):
     queue: str
     category: str
     ivr_path: list[str]
+    contact: str = ""  # the IVR's silent-call finding: "", silent, silent_caller
+    nature: str = ""  # the operator's tag (callflow/calls/nature.py), "" until tagged
 
     @classmethod
-    def of(cls, record: CallRecord) -> CallSummary:
+    def of(cls, record: CallRecord, nature: str = "") -> CallSummary:
         return cls(linkedid=record.linkedid, caller_number=record.caller_number,
                    call_class=record.call_class.value, outcome=record.outcome.value, arrival=record.arrival,
                    answered=record.answered, answer_seconds=record.answer_seconds, operator=record.operator,
-                   queue=record.queue, category=record.category, ivr_path=list(record.ivr_path))
+                   queue=record.queue, category=record.category, ivr_path=list(record.ivr_path),
+                   contact=record.contact, nature=nature)
+
+
+class NatureChange(_In):
+    """An operator's tag of a call's nature; ``caller_number`` only for a call whose record is not stored
+    yet (still live on the operator's screen)."""
+
+    nature: Nature
+    caller_number: str = Field(default="", max_length=32)
+
+
+class NatureTagView(BaseModel):
+    linkedid: str
+    caller_number: str
+    nature: str
+    tagged_by: str
+    tagged_at: datetime
+
+
+class PrankCountsView(BaseModel):
+    """Calls from the number whose operator tag is prank."""
+
+    number: str
+    last_24h: int
+    last_30d: int
 
 
 class AnswerStats(BaseModel):

@@ -8,7 +8,7 @@ Never fake data.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -18,6 +18,7 @@ import aiosqlite
 
 from callflow.agencies import AgencyDesk
 from callflow.calls.model import CallRecord
+from callflow.calls.nature import Nature
 from callflow.console.catalog import IncidentStatus
 from callflow.console.models import (
     AnswerStats,
@@ -25,8 +26,10 @@ from callflow.console.models import (
     DispatchStepState,
     Incident,
     IncidentDraft,
+    NatureTagView,
     OperatorState,
     OperatorStatus,
+    PrankCountsView,
     QueueBoard,
     RecordingInfo,
     ReportSummary,
@@ -76,6 +79,12 @@ class CallsProvider(Protocol):
     async def from_number(self, number: str, since: datetime) -> Sequence[CallRecord]: ...
 
     async def answer_stats(self, since: datetime) -> AnswerStats: ...
+
+    async def natures(self, linkedids: Sequence[str]) -> Mapping[str, str]: ...
+
+    async def tag(self, linkedid: str, nature: Nature, caller_number: str, by: str) -> NatureTagView: ...
+
+    async def prank_counts(self, number: str) -> PrankCountsView: ...
 
 
 class OperatorsProvider(Protocol):
@@ -135,6 +144,15 @@ class UnavailableCalls:
         raise ProviderUnavailable(CALLS)
 
     async def answer_stats(self, since: datetime) -> AnswerStats:
+        raise ProviderUnavailable(CALLS)
+
+    async def natures(self, linkedids: Sequence[str]) -> Mapping[str, str]:
+        raise ProviderUnavailable(CALLS)
+
+    async def tag(self, linkedid: str, nature: Nature, caller_number: str, by: str) -> NatureTagView:
+        raise ProviderUnavailable(CALLS)
+
+    async def prank_counts(self, number: str) -> PrankCountsView:
         raise ProviderUnavailable(CALLS)
 
 

@@ -19,7 +19,10 @@ from callflow.console.models import (
     DispatchStepRequest,
     Incident,
     IncidentDraft,
+    NatureChange,
+    NatureTagView,
     OperatorStatus,
+    PrankCountsView,
     QueueBoard,
     StateChange,
     StatusChangeRequest,
@@ -34,6 +37,7 @@ AnyUser = Annotated[Session, Depends(require(ANY_ROLE))]
 FloorUser = Annotated[Session, Depends(require(FLOOR))]
 Operator = Annotated[Session, Depends(require(OPERATORS))]
 IncidentId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z_\-]+$")]
+CallId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z_.\-]+$")]
 DispatchId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z_\-]+$")]
 
 
@@ -64,7 +68,10 @@ async def set_my_state(body: StateChange, request: Request, session: Operator) -
 @router.get("/calls/recent", response_model=list[CallSummary])
 async def recent_calls(request: Request, _: AnyUser,
                        limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[CallSummary]:
-    return [CallSummary.of(r) for r in await context(request).providers.calls.recent(limit)]
+    calls = context(request).providers.calls
+    records = await calls.recent(limit)
+    tags = await calls.natures([r.linkedid for r in records])
+    return [CallSummary.of(r, tags.get(r.linkedid, "")) for r in records]
 
 
 @router.get("/calls/by-number/{number}", response_model=list[CallSummary])
@@ -74,7 +81,25 @@ async def calls_from_number(request: Request, _: AnyUser,
     """Earlier calls from one number (repeat callers, possible hoaxes): the last ``days`` days."""
     ctx = context(request)
     since = ctx.clock() - timedelta(days=days)
-    return [CallSummary.of(r) for r in await ctx.providers.calls.from_number(number, since)]
+    records = await ctx.providers.calls.from_number(number, since)
+    tags = await ctx.providers.calls.natures([r.linkedid for r in records])
+    return [CallSummary.of(r, tags.get(r.linkedid, "")) for r in records]
+
+
+@router.get("/calls/by-number/{number}/pranks", response_model=PrankCountsView)
+async def pranks_from_number(request: Request, _: AnyUser,
+                             number: Annotated[str, Path(pattern=NUMBER_PATTERN)]) -> PrankCountsView:
+    """How many calls from this number operators tagged prank: last 24 hours and last 30 days."""
+    return await context(request).providers.calls.prank_counts(number)
+
+
+@router.post("/calls/{linkedid}/nature", response_model=NatureTagView)
+async def tag_call_nature(linkedid: CallId, body: NatureChange, request: Request,
+                          session: FloorUser) -> NatureTagView:
+    """The operator's tag of the call's nature (genuine emergency, non-emergency, information, prank,
+    silent, accidental, test); a later tag replaces it, every tag is kept with who and when."""
+    return await context(request).providers.calls.tag(linkedid, body.nature, body.caller_number,
+                                                      session.user.name)
 
 
 @router.get("/calls/stats/today", response_model=AnswerStats)

@@ -62,7 +62,8 @@ async def _sse(hub: EventHub, user: str, keepalive: float, check_every: float,
                                             "`type` (queue.join, queue.leave, queue.abandon, agent.called, "
                                             "agent.connect, agent.complete, agent.noanswer, member.status, "
                                             "member.added, member.removed, member.pause, call.queue_entry, "
-                                            "call.ivr, call.record (a finished call was stored), "
+                                            "call.ivr, call.silent, call.key, "
+                                            "call.record (a finished call was stored), "
                                             "incident.changed, callback.changed, threshold.changed, "
                                             "listen.changed, link, gap, session.ended: the session was "
                                             "ended (logout, account disabled): log in again)"}})

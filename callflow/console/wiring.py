@@ -15,7 +15,7 @@ component owns; none keeps state of its own. Connections open when the console s
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
@@ -30,6 +30,7 @@ from callflow.agencies import HandoffPolicy
 from callflow.ami.client import Clock, utc_now
 from callflow.calls.export import export_csv
 from callflow.calls.model import CallRecord
+from callflow.calls.nature import Nature, natures_of, prank_counts, tag_call
 from callflow.calls.records import load_records, record_from_dict
 from callflow.calls.tracker import SCHEMAS as CALL_SCHEMAS
 from callflow.console import catalog
@@ -40,6 +41,8 @@ from callflow.console.models import (
     DispatchView,
     Incident,
     IncidentDraft,
+    NatureTagView,
+    PrankCountsView,
     RecordingInfo,
     ReportSummary,
     UnitView,
@@ -125,8 +128,9 @@ def answer_stats(records: Sequence[CallRecord], callbacks: Sequence[CallbackTask
 class StoredCalls:
     """The call tracker's finished call records (a call shows here once it has ended)."""
 
-    def __init__(self, store: StoreConnection) -> None:
+    def __init__(self, store: StoreConnection, *, clock: Clock = utc_now) -> None:
         self.store = store
+        self.clock = clock
 
     async def _select(self, sql: str, args: Sequence[object]) -> list[CallRecord]:
         async with self.store.conn.execute(sql, args) as cur:
@@ -147,6 +151,25 @@ class StoredCalls:
         conn = self.store.conn
         return answer_stats(await load_records(conn, since=since), await callback_facts(conn, since, None),
                             since)
+
+    async def natures(self, linkedids: Sequence[str]) -> Mapping[str, str]:
+        return {lid: str(t.nature) for lid, t in (await natures_of(self.store.conn, linkedids)).items()}
+
+    async def tag(self, linkedid: str, nature: Nature, caller_number: str, by: str) -> NatureTagView:
+        """Tag a call's nature; its number from the stored record, else (still live) the screen's."""
+        found = await load_records(self.store.conn, linkedid=linkedid)
+        number = found[0].caller_number if found else caller_number
+        if not number:
+            raise Refused("caller_number", f"no stored record for call {linkedid}: send the caller's "
+                                  "number with the tag (the call is still live), or tag it after it ends")
+        t = await tag_call(self.store.conn, linkedid=linkedid, caller_number=number, nature=nature, by=by,
+                           at=self.clock())
+        return NatureTagView(linkedid=t.linkedid, caller_number=t.caller_number, nature=str(t.nature),
+                             tagged_by=t.tagged_by, tagged_at=t.tagged_at)
+
+    async def prank_counts(self, number: str) -> PrankCountsView:
+        counts = await prank_counts(self.store.conn, number, self.clock())
+        return PrankCountsView(number=number, last_24h=counts.day, last_30d=counts.month)
 
 
 # -- incidents and dispatch --------------------------------------------------------------------------
@@ -356,8 +379,12 @@ class StoreReports:
         return ReportSummary(start=start, end=end, figures=figures, notes=list(report.notes))
 
     async def export_csv(self, start: datetime, end: datetime) -> bytes:
-        """The CSV of ``siaga112 calls export`` (formula cells quoted there, :mod:`callflow.csvsafe`)."""
-        return export_csv(await load_records(self.store.conn, since=start, until=end)).encode("utf-8")
+        """The CSV of ``siaga112 calls export`` (formula cells quoted there, :mod:`callflow.csvsafe`), with
+        the operators' tags."""
+        records = await load_records(self.store.conn, since=start, until=end)
+        tags = {lid: str(t.nature) for lid, t in (await natures_of(self.store.conn,
+                                                                   [r.linkedid for r in records])).items()}
+        return export_csv(records, tags).encode("utf-8")
 
 
 # -- recordings --------------------------------------------------------------------------------------
@@ -439,7 +466,7 @@ def store_providers(database: Path, *, recordings_root: Path, clock: Clock = utc
     operators and callbacks keep their stand-ins until their component replaces them."""
     reads = StoreConnection(database, STORE_SCHEMAS, CALLS)
     writes = StoreConnection(database, [*CALL_SCHEMAS, INCIDENTS_SCHEMA], INCIDENTS)
-    calls = StoredCalls(reads)
+    calls = StoredCalls(reads, clock=clock)
     incidents = ServiceIncidents(writes, calls, clock=clock, registry=registry)
     reports = StoreReports(incidents, reads, zone or ZoneInfo(timezone_name), timezone_name)
     recordings = IndexedRecordings(reads, recordings_root, clock=clock)

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
 import socket
+import struct
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -37,8 +39,46 @@ def free_udp_port() -> int:
         return port
 
 
-def dtmf_pcap(digit: str) -> Path:
-    return DTMF_PCAP_DIR / f"dtmf_2833_{_DTMF_NAMES.get(digit, digit)}.pcap"
+def dtmf_pcap(digit: str, press: int = 0) -> Path:
+    """sip-tester's RFC 2833 recording of ``digit``; ``press`` > 0: a copy for the caller's ``press``-th
+    repeat of that digit (:func:`shifted_rtp_pcap`), or Asterisk drops the repeat as a duplicate."""
+    shipped = DTMF_PCAP_DIR / f"dtmf_2833_{_DTMF_NAMES.get(digit, digit)}.pcap"
+    return shifted_rtp_pcap(shipped, press) if press else shipped
+
+
+_PCAP_LINK_HEADER = {1: 14, 113: 16}  # Ethernet, Linux cooked capture
+
+
+def shifted_rtp_pcap(source: Path, shift: int) -> Path:
+    """A copy of an RTP pcap whose RTP sequence numbers and timestamps are moved on by ``shift`` steps
+    (1000 packets, 8000 samples each). sip-tester's DTMF recordings all carry the same timestamp, so a
+    second press of the same digit looks like a retransmission of the first and Asterisk drops it. Written
+    once per (recording, shift) under the temporary directory; UDP checksums are zeroed (none, for IPv4)."""
+    target = Path(tempfile.gettempdir()) / "siaga112-pcap" / f"{source.stem}+{shift}.pcap"
+    if target.exists():
+        return target
+    data = bytearray(source.read_bytes())
+    endian = "<" if data[:4] == b"\xd4\xc3\xb2\xa1" else ">"
+    link = struct.unpack_from(f"{endian}I", data, 20)[0]
+    l2 = _PCAP_LINK_HEADER.get(link)
+    if l2 is None:
+        raise ValueError(f"{source}: pcap link type {link} is not Ethernet or Linux cooked capture")
+    offset = 24
+    while offset + 16 <= len(data):
+        included = struct.unpack_from(f"{endian}I", data, offset + 8)[0]
+        packet = offset + 16
+        udp = packet + l2 + (data[packet + l2] & 0x0F) * 4
+        rtp = udp + 8
+        seq, stamp = struct.unpack_from(">HI", data, rtp + 2)
+        struct.pack_into(">HI", data, rtp + 2, (seq + 1000 * shift) & 0xFFFF,
+                         (stamp + 8000 * shift) & 0xFFFFFFFF)
+        struct.pack_into(">H", data, udp + 6, 0)
+        offset = packet + included
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(f".{os.getpid()}.tmp")
+    partial.write_bytes(bytes(data))
+    partial.replace(target)
+    return target
 
 
 # SIP message pieces the lab's SIPp scenarios share (here, in bench/loadkit.py and bench/surge_priority.py).
@@ -192,11 +232,13 @@ class CallerScript:
 
     def _dtmf_parts(self) -> list[str]:
         parts, elapsed = [], 0
+        presses: dict[str, int] = {}
         for at_ms, digit in self.dtmf:
             wait = max(0, at_ms - elapsed)
             if wait:
                 parts.append(f'<pause milliseconds="{wait}"/>')
-            parts.append(f'<nop><action><exec play_pcap_audio="{dtmf_pcap(digit)}"/></action></nop>')
+            press = presses[digit] = presses.get(digit, -1) + 1  # a repeat needs its own timestamps
+            parts.append(f'<nop><action><exec play_pcap_audio="{dtmf_pcap(digit, press)}"/></action></nop>')
             elapsed = at_ms
         return parts
 

@@ -214,6 +214,10 @@ class Callbacks(_Section):
                               description="attempts before the task is flagged for a supervisor")
     ring_timeout_s: float = Field(default=30, ge=3, le=120, description="how long each attempt rings")
     max_parallel: int = Field(default=4, ge=1, le=50, description="callbacks dialled at the same time")
+    per_number_per_hour: int = Field(
+        default=1, ge=1, le=20,
+        description="callbacks to one number within any hour (a task's retries are one callback); later "
+                    "abandoned calls from that number are recorded as skipped, with the reason")
     caller_id: str = Field(default="112", pattern=_DIGITS, description="number the citizen sees")
     trunk_contact: str = Field(
         default="sip:127.0.0.1:5069", pattern=_SIP_URI,

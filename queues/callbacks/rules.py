@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from callflow.calls.model import CALLBACK_LINKEDID_PREFIX, CallClass, CallRecord, Outcome
+from callflow.calls.model import CALLBACK_LINKEDID_PREFIX, CallClass, CallRecord, Contact, Outcome
 from callflow.numbering import NumberingPlan
 
 CALLBACK_ID_PREFIX = CALLBACK_LINKEDID_PREFIX  # the Originate's ChannelId: the callback call's Uniqueid
@@ -22,6 +22,7 @@ class TaskStatus(StrEnum):
     SUPERVISOR = "supervisor"  # flagged: a supervisor must act (see ``flag``)
     SUPERSEDED = "superseded"  # the citizen called again and was answered before the callback
     CLOSED = "closed"  # a supervisor closed a flagged task, saying how (callbacks_closures)
+    SKIPPED = "skipped"  # never dialled: the nuisance rules said no (the task's ``decision`` says why)
 
 
 class ClosureOutcome(StrEnum):
@@ -70,6 +71,7 @@ class CallbackPolicy:
     caller_id: str
     trunk: str = "citizen-callback"  # PJSIP endpoint for citizens' numbers (contract with pjsip.conf)
     numbering_plan: NumberingPlan = field(default_factory=NumberingPlan)  # numbers it may dial
+    per_number_per_hour: int = 1  # callback tasks dialled to one number within any hour (the flood cap)
 
 
 def originate_outcome(reason: str) -> AttemptOutcome:
@@ -129,11 +131,13 @@ class NextStep:
     flag: str = ""
 
 
-def after_attempt(outcome: AttemptOutcome, attempts: int, at: datetime, policy: CallbackPolicy) -> NextStep:
-    """The task's next step once attempt number ``attempts`` (1-based) ended with ``outcome`` at ``at``."""
+def after_attempt(outcome: AttemptOutcome, attempts: int, at: datetime, policy: CallbackPolicy,
+                  max_attempts: int | None = None) -> NextStep:
+    """The task's next step once attempt number ``attempts`` (1-based) ended with ``outcome`` at ``at``;
+    ``max_attempts`` is the task's own limit (:func:`nuisance_decision`), else the policy's."""
     if outcome is AttemptOutcome.ANSWERED:
         return NextStep(TaskStatus.ANSWERED, None)
-    if attempts >= policy.max_attempts:
+    if attempts >= (max_attempts or policy.max_attempts):
         return NextStep(TaskStatus.SUPERVISOR, None,
                         f"{attempts} attempt(s) without an answer (last: {outcome}): call the citizen "
                         "another way or close the task")
@@ -145,3 +149,50 @@ def channel_id(task_id: int, attempt: int, started: datetime) -> str:
     start time (epoch milliseconds) keeps it unique beyond this database: Asterisk's CDR file and
     queue_log outlive a database, and gap recovery must never tie an old callback call to a new task."""
     return f"{CALLBACK_ID_PREFIX}{task_id}-{attempt}-{int(started.timestamp() * 1000)}"
+
+
+CAP_WINDOW = timedelta(hours=1)
+SILENT_ATTEMPTS = 1  # a silent call whose probe got no answer: one attempt, then the supervisor
+
+
+@dataclass(frozen=True, slots=True)
+class NumberHistory:
+    """What the service knows about the caller's number when a task is created: the tasks that call it
+    back (not skipped) created within :data:`CAP_WINDOW` before now, and a ``repeat_abuse`` flag in force
+    (its description, or "")."""
+
+    recent_tasks: tuple[int, ...] = ()
+    abuse_flag: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class NuisanceDecision:
+    """Whether a call needing a callback gets one, the attempts it gets (None: the policy's), and the
+    decision recorded on the task."""
+
+    call_back: bool
+    decision: str
+    max_attempts: int | None = None
+
+
+def nuisance_decision(record: CallRecord, history: NumberHistory, policy: CallbackPolicy) -> NuisanceDecision:
+    """The flood rules for a call that :func:`callback_reason` says needs a callback. Separate from
+    :func:`number_problem` (which says whether a number can be dialled at all): the service applies that
+    first, then this. In order: a flagged number is called back only if the call was classed emergency;
+    at most ``per_number_per_hour`` callback tasks per number within an hour (retries of one task are one
+    callback); a silent call whose probe got no 55 gets one attempt."""
+    if history.abuse_flag and record.call_class is not CallClass.EMERGENCY:
+        return NuisanceDecision(False, f"no callback: number flagged ({history.abuse_flag}) and the call was "
+                                       f"classed {record.call_class}, not emergency")
+    if len(history.recent_tasks) >= policy.per_number_per_hour:
+        tasks = ", ".join(str(t) for t in history.recent_tasks)
+        return NuisanceDecision(False, f"no callback: cap of {policy.per_number_per_hour} callback(s) per "
+                                       f"number per hour reached (task(s) {tasks}; site [callbacks] "
+                                       "per_number_per_hour)")
+    if record.contact == Contact.SILENT:
+        return NuisanceDecision(True, f"silent call, probe unanswered ({record.contact_detail}): "
+                                      f"{SILENT_ATTEMPTS} attempt", SILENT_ATTEMPTS)
+    if history.abuse_flag:
+        return NuisanceDecision(True, f"called back although flagged ({history.abuse_flag}): the call was "
+                                      "classed emergency")
+    return NuisanceDecision(True, "called back")

@@ -32,18 +32,24 @@ from callflow.calls.records import load_records, record_from_dict
 from callflow.console.models import Callback
 from callflow.logs import mask_number
 from callflow.store import open_database
+from queues.abuse import ABUSE_SCHEMA
+from queues.abuse.store import flag_at
 from queues.callbacks import store
 from queues.callbacks.rules import (
     CALLBACK_ID_PREFIX,
+    CAP_WINDOW,
     OPEN_STATUSES,
     AttemptOutcome,
     CallbackPolicy,
+    NuisanceDecision,
+    NumberHistory,
     TaskStatus,
     after_attempt,
     callback_reason,
     channel_id,
     from_citizen,
     is_callback_call,
+    nuisance_decision,
     number_problem,
     originate_outcome,
 )
@@ -88,7 +94,7 @@ class CallbackService:
     # -- component protocol ------------------------------------------------------------------------
     async def run(self, engine: Engine) -> None:
         self._engine = engine
-        self._conn = await open_database(self.database, (CALLBACKS_SCHEMA,))
+        self._conn = await open_database(self.database, (CALLBACKS_SCHEMA, ABUSE_SCHEMA))
         try:
             self._since = await store.service_since(self._conn, self.clock())
             await self._restore()
@@ -118,24 +124,39 @@ class CallbackService:
         now = self.clock()
         problem = (number_problem(record.caller_number, self.policy.numbering_plan) if self.policy.enabled
                    else DISABLED_FLAG)
-        if problem is None:
-            base = record.ended or record.arrival
-            status, due, flag = (TaskStatus.PENDING,
-                                 max(now, base + timedelta(seconds=self.policy.first_attempt_s)), "")
-        else:
-            status, due, flag = TaskStatus.SUPERVISOR, None, problem
         async with self._lock:
+            decision = await self._nuisance(record, now) if problem is None else None
+            limit = decision.max_attempts if decision is not None else None
+            if decision is not None and not decision.call_back:
+                status, due, flag = TaskStatus.SKIPPED, None, ""
+            elif problem is None:
+                base = record.ended or record.arrival
+                status, due, flag = (TaskStatus.PENDING,
+                                     max(now, base + timedelta(seconds=self.policy.first_attempt_s)), "")
+            else:
+                status, due, flag = TaskStatus.SUPERVISOR, None, problem
             task = await store.create_task(self._db, linkedid=record.linkedid, number=record.caller_number,
                                            reason=reason, call_class=str(record.call_class),
                                            arrival=record.arrival, now=now, status=status,
-                                           next_attempt_at=due, flag=flag)
+                                           next_attempt_at=due, flag=flag,
+                                           decision=decision.decision if decision else problem or "",
+                                           max_attempts=limit)
         if task is None:
             return  # this call already has its task (record derived again)
         self._changed(task.id, status)
         log.info("callback.task_created", task=task.id, linkedid=record.linkedid, reason=reason,
                  caller=mask_number(record.caller_number), status=str(status), flag=flag,
+                 decision=task.decision,
                  first_attempt_at=due.isoformat() if due else None)
         self._wake.set()
+
+    async def _nuisance(self, record: CallRecord, now: datetime) -> NuisanceDecision:
+        """The flood rules' decision for this call, from the number's recent tasks and abuse flag."""
+        flag = await flag_at(self._db, record.caller_number, record.arrival)
+        history = NumberHistory(
+            recent_tasks=await store.recent_callbacks(self._db, record.caller_number, now - CAP_WINDOW),
+            abuse_flag=flag.describe() if flag is not None else "")
+        return nuisance_decision(record, history, self.policy)
 
     # -- console provider -----------------------------------------------------------------------------
     async def callbacks(self, *, open_only: bool) -> Sequence[Callback]:
@@ -337,7 +358,7 @@ class CallbackService:
             task = await store.get_task(self._db, attempt.task_id)
             if task is None or task.status not in (TaskStatus.DIALLING, TaskStatus.CHECKING):
                 return
-            step = after_attempt(outcome, attempt.n, at, self.policy)
+            step = after_attempt(outcome, attempt.n, at, self.policy, task.max_attempts)
             await self._update_task(task.id, now=self.clock(), status=step.status,
                                     next_attempt_at=step.next_attempt_at, flag=step.flag or None)
             if step.status is TaskStatus.ANSWERED:

@@ -54,6 +54,12 @@ CALLBACKS_SCHEMA = Schema("callbacks", (
         flag TEXT NOT NULL
     );
     """,
+    # The nuisance rules' decision on each task (why it is or is not dialled) and its own attempt limit.
+    """
+    ALTER TABLE callbacks_tasks ADD COLUMN decision TEXT NOT NULL DEFAULT '';
+    ALTER TABLE callbacks_tasks ADD COLUMN max_attempts INTEGER;
+    CREATE INDEX callbacks_tasks_number ON callbacks_tasks(number, created_at);
+    """,
 ))
 
 
@@ -97,6 +103,8 @@ class CallbackTask:
     flag: str
     operator: str
     updated_at: datetime
+    decision: str = ""  # the nuisance rules' decision (queues/callbacks/rules.py nuisance_decision)
+    max_attempts: int | None = None  # the task's own limit; None: the policy's
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +120,7 @@ class Closure:
 
 
 _TASK_COLUMNS = ("id, linkedid, number, reason, call_class, arrival, created_at, status, next_attempt_at, "
-                 "attempts, flag, operator, updated_at")
+                 "attempts, flag, operator, updated_at, decision, max_attempts")
 
 
 def _task(row: aiosqlite.Row | tuple[object, ...]) -> CallbackTask:
@@ -122,7 +130,8 @@ def _task(row: aiosqlite.Row | tuple[object, ...]) -> CallbackTask:
                         created_at=datetime.fromisoformat(str(r[6])), status=TaskStatus(str(r[7])),
                         next_attempt_at=_dt(r[8] if isinstance(r[8], str) else None),
                         attempts=int(str(r[9])), flag=str(r[10]), operator=str(r[11]),
-                        updated_at=datetime.fromisoformat(str(r[12])))
+                        updated_at=datetime.fromisoformat(str(r[12])), decision=str(r[13]),
+                        max_attempts=int(str(r[14])) if r[14] is not None else None)
 
 
 def _attempt(row: aiosqlite.Row | tuple[object, ...]) -> Attempt:
@@ -135,14 +144,16 @@ def _attempt(row: aiosqlite.Row | tuple[object, ...]) -> Attempt:
 
 async def create_task(conn: aiosqlite.Connection, *, linkedid: str, number: str, reason: str,
                       call_class: str, arrival: datetime, now: datetime, status: TaskStatus,
-                      next_attempt_at: datetime | None, flag: str = "") -> CallbackTask | None:
+                      next_attempt_at: datetime | None, flag: str = "", decision: str = "",
+                      max_attempts: int | None = None) -> CallbackTask | None:
     """Insert the task of call ``linkedid``; None if it already has one (exactly one task per call)."""
     cur = await conn.execute(
         "INSERT INTO callbacks_tasks (linkedid, number, reason, call_class, arrival, created_at, status, "
-        "next_attempt_at, flag, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "next_attempt_at, flag, updated_at, decision, max_attempts) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
         "ON CONFLICT(linkedid) DO NOTHING",
         (linkedid, number, reason, call_class, _t(arrival), _t(now), str(status), _t(next_attempt_at), flag,
-         _t(now)))
+         _t(now), decision, max_attempts))
     created = cur.rowcount == 1
     await conn.commit()
     if not created:
@@ -267,3 +278,11 @@ async def closure_of(conn: aiosqlite.Connection, task_id: int) -> Closure | None
     r = tuple(row)
     return Closure(task_id=int(str(r[0])), closed_at=datetime.fromisoformat(str(r[1])), closed_by=str(r[2]),
                    outcome=ClosureOutcome(str(r[3])), note=str(r[4]), flag=str(r[5]))
+
+
+async def recent_callbacks(conn: aiosqlite.Connection, number: str, since: datetime) -> tuple[int, ...]:
+    """Tasks calling ``number`` back (any status but skipped) created at or after ``since``."""
+    async with conn.execute(
+            "SELECT id FROM callbacks_tasks WHERE number = ? AND created_at >= ? AND status != ? ORDER BY id",
+            (number, _t(since), str(TaskStatus.SKIPPED))) as cur:
+        return tuple(int(r[0]) for r in await cur.fetchall())

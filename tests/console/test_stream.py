@@ -79,6 +79,25 @@ def test_queue_and_agent_events_become_small_messages() -> None:
     assert to_message(var_set) is None
 
 
+def test_a_silent_caller_and_their_yes_no_keys_reach_the_pop() -> None:
+    flagged = to_message(event("Event: UserEvent\nUserEvent: SiagaQueueEntry\nUniqueid: 9.1\nLinkedid: 9.1\n"
+                               "Class: emergency\nQueue: emergency\nRoute: ivr\nAbuse: 1\n"))
+    assert flagged is not None
+    assert flagged["abuse"] == "1"
+    silent = to_message(event("Event: UserEvent\nUserEvent: SiagaSilent\nUniqueid: 9.1\nLinkedid: 9.1\n"
+                              "Status: silent_caller\nSpeechS: 0.0\nKeys: 55\nNode: root\n"))
+    assert silent is not None
+    assert (silent["type"], silent["status"], silent["keys"]) == ("call.silent", "silent_caller", "55")
+    yes = to_message(event("Event: DTMFEnd\nChannel: PJSIP/citizen-ingress-1\nUniqueid: 9.1\n"
+                           "Linkedid: 9.1\nContext: siaga-queue-emergency\nDigit: 1\nDurationMs: 120\n"
+                           "Direction: Received\n"))
+    assert yes is not None
+    assert (yes["type"], yes["digit"], yes["linkedid"]) == ("call.key", "1", "9.1")
+    in_ivr = event("Event: DTMFEnd\nChannel: PJSIP/citizen-ingress-1\nUniqueid: 9.1\nLinkedid: 9.1\n"
+                   "Context: siaga-ivr\nDigit: 5\nDurationMs: 120\nDirection: Received\n")
+    assert to_message(in_ivr) is None  # the IVR's own keys arrive as call.ivr steps
+
+
 async def test_a_full_client_queue_drops_oldest_and_says_so() -> None:
     hub = EventHub(per_client_limit=16)
     slow, fast = hub.subscribe("slow"), hub.subscribe("fast")

@@ -182,3 +182,25 @@ async def test_callback_is_answered_ahead_of_a_later_emergency_caller(
             result = await later
         assert result.ok, result.output
     assert str(connect["linkedid"]).startswith("siaga-cb-"), "the later caller was answered first"
+
+
+async def test_callback_cap_holds_for_a_repeat_number(lab: LabStatus, tmp_path: Path) -> None:
+    """Issue 19 item 4: two cut-off calls from one number within the hour give one callback (the default
+    cap), the second task is recorded as skipped with the reason."""
+    trunk = int(lab.callbacks["trunk_port"])
+    async with callback_engine(lab, tmp_path, first_attempt_s=0, retry_s=1, max_attempts=1,
+                               ring_timeout_s=3) as (engine, database), SippCitizen(trunk, answer=False):
+        for _ in range(2):  # hangs up in the IVR before choosing: a possible emergency each time
+            result = await place_call(lab.sip["host"], lab.sip["port"],
+                                      CallerScript(number="081277771009", hold_ms=1200))
+            assert result.ok, result.output
+        await engine.wait_for(event("callback.task_created", status="skipped"), timeout=20)
+        await engine.wait_for(event("callback.flagged_for_supervisor"), timeout=30)
+    first, second = (t for t, _ in await tasks_and_attempts(database))
+    assert first.status is TaskStatus.SUPERVISOR
+    assert first.decision == "called back"
+    assert second.status is TaskStatus.SKIPPED
+    assert f"task(s) {first.id}" in second.decision
+    dialled = [a for _, attempts in await tasks_and_attempts(database) for a in attempts]
+    assert len(dialled) == 1
+    assert dialled[0].task_id == first.id

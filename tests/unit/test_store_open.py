@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from callflow.calls.tracker import SCHEMAS as CALL_SCHEMAS
-from callflow.store import StoreError, open_database
+from callflow.store import Schema, StoreError, open_database
 from queues.operators import SCHEMA as OPERATOR_SCHEMA
 from recordings import SCHEMA as RECORDING_SCHEMA
 
@@ -114,3 +114,21 @@ async def test_an_existing_world_readable_database_is_made_owner_only(tmp_path: 
     conn = await open_database(db)
     await conn.close()
     assert stat.S_IMODE(db.stat().st_mode) == 0o600
+
+
+async def test_components_sharing_a_schema_open_a_new_database_at_once(tmp_path: Path) -> None:
+    """Two components migrating the same schema on a new file at the same moment (the callback service
+    and the abuse flags both use ``abuse``): one creates the tables, the others wait and see them.
+    Before the migration took an IMMEDIATE lock, all read version 0 and one failed "table ... already
+    exists"."""
+    shared = Schema("shared_test", ("CREATE TABLE shared_t (a INTEGER);\n"
+                                    "CREATE INDEX shared_i ON shared_t(a);",
+                                    "ALTER TABLE shared_t ADD COLUMN b TEXT NOT NULL DEFAULT '';"))
+    for n in range(8):
+        path = tmp_path / f"race{n}.db"
+        conns = await asyncio.gather(*(open_database(path, (shared,)) for _ in range(3)))
+        for conn in conns:
+            async with conn.execute("SELECT version FROM schema_version "
+                                    "WHERE component = 'shared_test'") as cur:
+                assert await cur.fetchone() == (2,)
+            await conn.close()

@@ -166,11 +166,21 @@
       timer.textContent = duration((end - c.connectedLocal) / 1000);
       timer.classList.toggle("live", c.endedLocal === undefined);
     } else timer.textContent = "–";
+    // silent caller (pressed 5 twice in the IVR): ask yes/no questions, the caller answers with keys
+    const answers = (c.keys || []).map((k) => (k === "1" ? "1 = YES" : k === "2" ? "2 = NO" : k));
+    $("pop-silent").textContent = c.silent === "silent_caller"
+      ? "SILENT CALLER (pressed 5 twice): ask yes/no questions; 1 = yes, 2 = no. Answers: "
+        + (answers.length ? answers.join(", ") : "none yet")
+      : c.silent === "silent" ? "silent in the IVR (did not press 5 twice)" : "";
+    $("pop-abuse").textContent = c.abuse ? "number flagged repeat_abuse by a supervisor (still answered)" : "";
   }
 
   async function loadHistory(number) {
     $("pop-calls").replaceChildren();
     $("pop-incidents").replaceChildren();
+    $("pop-pranks").textContent = "";
+    $("nature").value = "";
+    $("nature-status").textContent = "";
     if (!number) return;
     try {
       const found = await api("GET", `/api/calls/by-number/${encodeURIComponent(number)}?days=30`);
@@ -183,6 +193,11 @@
         : [el("li", { text: "no earlier calls" })]));
     } catch (e) { unavailable($("panel-history"), e); }
     try {
+      const p = await api("GET", `/api/calls/by-number/${encodeURIComponent(number)}/pranks`);
+      $("pop-pranks").textContent = p.last_30d
+        ? `tagged prank: ${p.last_24h} in 24 h, ${p.last_30d} in 30 days` : "";
+    } catch (e) { $("pop-pranks").textContent = ""; }
+    try {
       const list = await api("GET", `/api/incidents?caller_number=${encodeURIComponent(number)}&days=30`);
       unavailable($("panel-history-incidents"), null);
       $("pop-incidents").replaceChildren(...(list.length ? list.map((i) => el("li", {
@@ -190,6 +205,18 @@
         : [el("li", { text: "no earlier incidents" })]));
     } catch (e) { unavailable($("panel-history-incidents"), e); }
   }
+
+  $("nature-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const nature = $("nature").value;
+    if (!current || !nature) return;
+    const c = calls.get(current);
+    try {
+      const t = await api("POST", `/api/calls/${encodeURIComponent(current)}/nature`,
+        { nature, caller_number: (c && c.caller) || "" });
+      $("nature-status").textContent = `tagged ${t.nature}`;
+    } catch (e) { $("nature-status").textContent = String(e.message || e); }
+  });
 
   function onMessage(m) {
     if (m.type.startsWith("queue.") || m.type === "gap") loadQueues();
@@ -208,6 +235,7 @@
     if (m.type === "queue.join") { c.joinedAt = m.at; c.queue = m.queue; }
     if (m.type === "call.queue_entry") {
       c.cls = m.class; c.route = m.route; if (m.category) c.category = m.category;
+      c.abuse = m.abuse === "1";
       if (current === m.linkedid) prefillCategory(c);
     }
     if (m.type === "call.ivr") {
@@ -217,6 +245,11 @@
     if (m.type === "call.callback") { // the engine's callback: the citizen's number and the call it follows up
       if (m.caller) c.caller = m.caller;
       c.callback = { at: m.original_arrival, waited: m.original_waited_s, original: m.original };
+    }
+    if (m.type === "call.silent") { c.silent = m.status; c.keys = []; }
+    if (m.type === "call.key" && c.silent === "silent_caller") {
+      c.keys.push(m.digit);
+      if (current === m.linkedid) renderPop();
     }
     if (m.arrival) c.arrival = m.arrival;
     const forMe = me && m.operator && m.operator === myId();

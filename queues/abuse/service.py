@@ -1,0 +1,92 @@
+"""The repeat-abuse service: keeps Asterisk's database (AstDB family ``siaga_abuse``) in step with the flags
+in force, so the dial plan queues a flagged caller behind the other callers of the same queue (a lower
+``QUEUE_PRIO``; pbx-config/extensions.conf). Never a block: the call is answered and queued as any other.
+
+Supervisors set and lift flags with ``siaga112 abuse`` (callflow/commands/abuse.py), straight into the
+shared database; this service looks every ``interval_s`` and at every AMI link-up (when it first clears
+the family, since Asterisk may hold flags lifted while the link was down)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import aiosqlite
+import structlog
+
+from callflow.ami import AmiError, EventItem, LinkEvent
+from callflow.ami.client import Clock, utc_now
+from callflow.logs import mask_number
+from callflow.store import open_database
+from queues.abuse.rules import ASTDB_FAMILY, sync_plan
+from queues.abuse.store import ABUSE_SCHEMA, all_flags
+
+if TYPE_CHECKING:
+    from callflow.service import Engine
+
+log = structlog.get_logger("queues.abuse")
+
+
+class AbuseFlags:
+    """Engine component: the flags in force, mirrored into AstDB for the dial plan."""
+
+    name = "abuse"
+
+    def __init__(self, database: Path, *, clock: Clock = utc_now, interval_s: float = 2.0) -> None:
+        self.database = database
+        self.clock = clock
+        self.interval_s = interval_s
+        self._engine: Engine | None = None
+        self._link = asyncio.Event()
+        self._fresh_link = False
+        self._present: dict[str, int] = {}
+        self.syncs = 0
+
+    async def run(self, engine: Engine) -> None:
+        self._engine = engine
+        conn = await open_database(self.database, (ABUSE_SCHEMA,))
+        try:
+            while True:
+                await self._link.wait()
+                try:
+                    await self._sync(conn)
+                except (AmiError, sqlite3.Error) as exc:
+                    log.warning("abuse.sync_failed", error=str(exc), action="tried again shortly")
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.interval_s):
+                        await asyncio.Event().wait()
+        finally:
+            await conn.close()
+
+    async def handle(self, item: EventItem) -> None:
+        if isinstance(item, LinkEvent):
+            if item.state == "up":
+                self._fresh_link = True
+                self._link.set()
+            else:
+                self._link.clear()
+
+    async def _sync(self, conn: aiosqlite.Connection) -> None:
+        assert self._engine is not None  # noqa: S101 - set in run()
+        session = self._engine.session
+        if self._fresh_link:
+            with contextlib.suppress(AmiError):  # an empty family is refused: nothing to clear
+                await session.action("DBDelTree", {"Family": ASTDB_FAMILY})
+            self._present = {}
+            self._fresh_link = False
+        plan = sync_plan(await all_flags(conn), self._present, self.clock())
+        for number, expires in plan.put.items():
+            await session.action("DBPut", {"Family": ASTDB_FAMILY, "Key": number, "Val": str(expires)})
+            self._present[number] = expires
+            log.info("abuse.flag_applied", caller=mask_number(number), until=expires)
+        for number in plan.delete:
+            with contextlib.suppress(AmiError):  # already gone
+                await session.action("DBDel", {"Family": ASTDB_FAMILY, "Key": number})
+            self._present.pop(number, None)
+            log.info("abuse.flag_removed", caller=mask_number(number))
+        self.syncs += 1
+        if plan.put or plan.delete:
+            log.info("abuse.synced", flagged=len(self._present))
