@@ -33,10 +33,10 @@ import httpx
 import pytest
 
 from callflow.ami import AmiConnection, EventItem
-from callflow.lab import LabError, LabStatus, down, free_ports, lab_dir, up
+from callflow.lab import LabStatus, down, lab_dir
 from callflow.lab.sipp import PRESS_EMERGENCY, CallerScript, SippOperator, place_call
 from callflow.siteconfig import pbx_config_dir
-from tests.conftest import IN_CI, REPO
+from tests.conftest import REPO, lab_instance_name, start_lab
 from tests.support.ami_waits import assert_no_channels_left
 from tests.support.browser import (
     PASSWORD,
@@ -60,21 +60,10 @@ OP7_SECRET = "walk-op7-" + hashlib.sha256(str(REPO).encode()).hexdigest()[:20]
 
 @pytest.fixture(scope="module")
 def walk_lab() -> Iterator[LabStatus]:
-    """A lab of its own: the walk applies a site to it."""
-    if shutil.which("sipp") is None or (shutil.which("asterisk") is None and os.geteuid() != 0):
-        if IN_CI:
-            pytest.fail("the lab (Asterisk and SIPp) is not available")
-        pytest.skip("the lab (Asterisk and SIPp) is not available")
-    digest = hashlib.sha1(str(REPO).encode(), usedforsecurity=False).hexdigest()[:8]
-    instance = f"test-walk-{digest}"
-    down(instance)
+    """A lab of its own: the walk applies a site to it (and starts from the shipped site each run)."""
+    instance = lab_instance_name("test-walk")
     shutil.rmtree(lab_dir(instance) / "config", ignore_errors=True)
-    try:
-        status = up(instance, free_ports())
-    except LabError as exc:
-        if IN_CI:
-            pytest.fail(str(exc))
-        pytest.skip(str(exc))
+    status = start_lab(instance)  # fails in CI without the lab, skips elsewhere
     yield status
     down(instance)
 
