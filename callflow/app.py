@@ -149,7 +149,7 @@ def _console(settings: EngineSettings, paths: EnginePaths, http: HttpAddress, *,
     wiring.providers.callbacks = callbacks
     wiring.providers.categories = categories  # the form offers the running site's categories
     console = ConsoleComponent(http, paths.database, providers=wiring.providers, resources=wiring.resources,
-                               settings=settings.console)
+                               settings=settings.console, timezone=settings.incidents.timezone)
     hub, agencies = console.hub, wiring.agencies
 
     def incident_changed(message: dict[str, Any]) -> None:

@@ -17,6 +17,7 @@ from pydantic_settings import (
 )
 
 from callflow.calls.config import CallsSettings
+from callflow.centre import CENTRE_TIMEZONE
 from callflow.console_settings import ConsoleSettings
 from ivr.settings import IvrSettings
 
@@ -58,7 +59,7 @@ class IncidentSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     agencies_file: Path | None = None  # the agency/unit registry (TOML)
     response_target_min: float = 30.0  # dispatch -> on scene target
-    timezone: str = "Asia/Makassar"  # set by `serve` from the site file ([centre] timezone); not a setting
+    timezone: str = CENTRE_TIMEZONE  # set by `serve` from the site file ([centre] timezone); not a setting
 
 
 class CallbackSettings(BaseModel):

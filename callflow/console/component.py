@@ -15,12 +15,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 import structlog
 
 from callflow.ami import EventItem
 from callflow.ami.client import Clock, utc_now
 from callflow.calls.model import CallRecord
+from callflow.centre import CENTRE_TIMEZONE
 from callflow.console.accounts import AccountStore
 from callflow.console.app import create_app
 from callflow.console.audit import AuditLog
@@ -95,8 +97,10 @@ class ConsoleComponent:
     def __init__(self, address: HttpAddress, database: Path, *, providers: Providers | None = None,
                  clock: Clock = utc_now, session_ttl: timedelta = timedelta(hours=12),
                  per_client_limit: int = 256, resources: Sequence[Resource] = (),
-                 thresholds: ThresholdPolicy | None = None, settings: ConsoleSettings | None = None) -> None:
+                 thresholds: ThresholdPolicy | None = None, settings: ConsoleSettings | None = None,
+                 timezone: str = CENTRE_TIMEZONE) -> None:
         self.thresholds = thresholds or ThresholdPolicy()
+        self.timezone = ZoneInfo(timezone)  # the centre's day and clock: the site's [centre] timezone
         self.address = address
         self.settings = settings or ConsoleSettings()
         self.resources = list(resources)  # the providers' connections: opened in run, closed after
@@ -146,7 +150,8 @@ class ConsoleComponent:
             ctx = ConsoleContext(accounts=AccountStore(db, self.clock, self.session_ttl),
                                  audit=audit, hub=self.hub, providers=self.providers,
                                  throttle=LoginThrottle(self.clock), clock=self.clock, web=self.settings,
-                                 host_names=host_names(self.address.host, self.settings.allowed_hosts))
+                                 host_names=host_names(self.address.host, self.settings.allowed_hosts),
+                                 timezone=self.timezone)
             ctx.thresholds = ThresholdWatch(db, self.providers, audit, clock=self.clock,
                                             timezone=ctx.timezone, policy=self.thresholds,
                                             publish=self.hub.publish)

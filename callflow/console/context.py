@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from callflow.ami.client import Clock
+from callflow.centre import CENTRE_TIMEZONE
 from callflow.console.accounts import AccountStore
 from callflow.console.audit import AuditLog
 from callflow.console.hub import EventHub
@@ -35,7 +36,7 @@ class ConsoleContext:
     keepalive_s: float = 15.0
     web: ConsoleSettings = field(default_factory=ConsoleSettings)  # limits, proxies, session checks
     host_names: frozenset[str] = LOOPBACK_NAMES  # Host headers answered (limits.host_names)
-    timezone: tzinfo = field(default_factory=lambda: ZoneInfo("Asia/Makassar"))  # the centre's "today"
+    timezone: tzinfo = field(default_factory=lambda: ZoneInfo(CENTRE_TIMEZONE))  # the centre's "today"
 
     @property
     def trusted_proxies(self) -> tuple[IPv4Network | IPv6Network, ...]:

@@ -31,6 +31,8 @@ class UserView(BaseModel):
     role: Role
     operator_id: str | None
     agency_id: str | None = None
+    # the centre's IANA zone: the pages show every time in it (an operator's browser may be set otherwise)
+    centre_timezone: str = "UTC"
 
 
 class LoginResponse(BaseModel):

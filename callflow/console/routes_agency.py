@@ -27,6 +27,7 @@ from callflow.agencies import (
     caller_number_shown,
     overdue,
 )
+from callflow.centre import CENTRE_TIMEZONE
 from callflow.console.accounts import Session
 from callflow.console.audit import AuditAction, AuditOutcome
 from callflow.console.providers import Refused
@@ -279,5 +280,5 @@ async def agency_figures(request: Request, _: Watcher, start: datetime, end: dat
     ctx = context(request)
     desk = ctx.providers.agencies.desk
     handoffs = await desk.handoffs(open_only=False, since=start, until=end)
-    zone = ctx.timezone if isinstance(ctx.timezone, ZoneInfo) else ZoneInfo("Asia/Makassar")
+    zone = ctx.timezone if isinstance(ctx.timezone, ZoneInfo) else ZoneInfo(CENTRE_TIMEZONE)
     return report_as_dict(agency_report(handoffs, desk.policy, ctx.clock(), zone))

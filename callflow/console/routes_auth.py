@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 
@@ -18,9 +19,11 @@ router = APIRouter(prefix="/api/auth", tags=["auth"])
 CurrentSession = Annotated[Session, Depends(current_session)]
 
 
-def _view(session: Session) -> UserView:
+def _view(session: Session, request: Request) -> UserView:
     u = session.user
-    return UserView(name=u.name, role=u.role, operator_id=u.operator_id, agency_id=u.agency_id)
+    zone = context(request).timezone
+    return UserView(name=u.name, role=u.role, operator_id=u.operator_id, agency_id=u.agency_id,
+                    centre_timezone=zone.key if isinstance(zone, ZoneInfo) else "UTC")
 
 
 @router.post("/login", response_model=LoginResponse,
@@ -51,7 +54,8 @@ async def login(body: LoginRequest, request: Request, response: Response) -> Log
     response.set_cookie(
         SESSION_COOKIE, token, max_age=int(ctx.accounts.session_ttl.total_seconds()), path="/",
         httponly=True, samesite="strict", secure=request.url.scheme == "https")
-    return LoginResponse(user=_view(session), csrf_token=session.csrf_token, expires_at=session.expires_at)
+    return LoginResponse(user=_view(session, request), csrf_token=session.csrf_token,
+                         expires_at=session.expires_at)
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
@@ -68,8 +72,8 @@ async def logout(request: Request, session: CurrentSession) -> Response:
 
 
 @router.get("/me", response_model=UserView)
-async def me(session: CurrentSession) -> UserView:
-    return _view(session)
+async def me(session: CurrentSession, request: Request) -> UserView:
+    return _view(session, request)
 
 
 @router.get("/csrf", response_model=CsrfResponse)

@@ -33,6 +33,7 @@ from callflow.calls.model import CallRecord
 from callflow.calls.nature import Nature, natures_of, prank_counts, tag_call
 from callflow.calls.records import load_records, record_from_dict
 from callflow.calls.tracker import SCHEMAS as CALL_SCHEMAS
+from callflow.centre import CENTRE_TIMEZONE
 from callflow.console import catalog
 from callflow.console.agency_wiring import AgencyDeskService
 from callflow.console.models import (
@@ -458,7 +459,7 @@ class StoreWiring:
 
 
 def store_providers(database: Path, *, recordings_root: Path, clock: Clock = utc_now,
-                    timezone_name: str = "Asia/Makassar", zone: tzinfo | None = None,
+                    timezone_name: str = CENTRE_TIMEZONE, zone: tzinfo | None = None,
                     registry: AgencyRegistry | None = None,
                     handoffs: HandoffPolicy | None = None) -> StoreWiring:
     """Calls, incidents (with dispatch), reports and recordings over ``database``; the resources to

@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from callflow.calls.model import CallRecord
+from callflow.centre import CENTRE_TIMEZONE
 from callflow.incidents.categories import CATEGORIES, Category, CategoryClass
 from callflow.incidents.model import Incident, IncidentStatus
 from callflow.incidents.service import IncidentService
@@ -36,7 +37,7 @@ from callflow.reports.measures import (
 )
 from callflow.reports.sources import CallRecordSource
 
-DEFAULT_TIMEZONE = "Asia/Makassar"  # WITA, Manado's local time
+DEFAULT_TIMEZONE = CENTRE_TIMEZONE  # WITA, Manado's local time
 DEFAULT_RESPONSE_TARGET_MIN = 30.0  # the centre's arrival target (2018 article)
 
 

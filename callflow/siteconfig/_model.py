@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from callflow.calls.model import DEFAULT_SHORT_ABANDON_S
+from callflow.centre import CENTRE_TIMEZONE
 from callflow.numbering import INDONESIA_DIAL_PATTERNS, compile_patterns
 from callflow.siteconfig._conf_text import CONTROL_CHARACTERS, ONE_LINE, PLAIN_PATH
 from recordings.policy import RecordFrom  # one enum for the site file and the runtime policy
@@ -85,7 +86,7 @@ class _Section(BaseModel):
 class Centre(_Section):
     name: str = Field(min_length=1, max_length=80, pattern=ONE_LINE,
                       description="the centre's name, shown in headers")
-    timezone: str = Field(default="Asia/Makassar", description="the centre's local time (IANA name): "
+    timezone: str = Field(default=CENTRE_TIMEZONE, description="the centre's local time (IANA name): "
                           "dates, hours and months in reports; a time given without an offset")
 
     @field_validator("timezone")

@@ -19,6 +19,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -36,6 +37,9 @@ from callflow.console.wiring import StoreWiring, store_providers
 from callflow.incidents import load_registry
 from tests.conftest import IN_CI, REPO
 from tests.console.conftest import AGENCIES, PASSWORD, Console
+
+
+BROWSER_ZONE = "America/New_York"  # an operator's browser set to another zone than the centre's
 
 
 @pytest.fixture
@@ -368,11 +372,16 @@ def _agency_in_chromium(url: str, report: int, artifacts: Path) -> None:
 
 
 def _wallboard_in_chromium(url: str, report: int, artifacts: Path) -> str:
-    """The supervisor's wallboard: the water company's overdue report in the agencies panel."""
+    """The supervisor's wallboard: the water company's overdue report in the agencies panel, read in a browser
+    set to New York's time: the page still shows the centre's clock (the site's zone) and says so."""
     driver, profile = _chromium()
     wait = WebDriverWait(driver, 20, poll_frequency=0.1)
     try:
+        driver.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": BROWSER_ZONE})
+        assert driver.execute_script("return Intl.DateTimeFormat().resolvedOptions().timeZone") == BROWSER_ZONE
         _log_in(driver, f"{url}/wallboard", "sup")
+        wait.until(lambda d: _text(d, "#centre-zone"))
+        assert _text(driver, "#centre-zone").startswith("times: Asia/Makassar (")
         row = '#agency-backlog tr[data-agency="water"]'
         wait.until(lambda d: _text(d, row))
         shown = _text(driver, f'#agency-overdue li[data-report="{report}"]')
@@ -405,7 +414,9 @@ async def test_an_agency_account_in_chromium_acknowledges_reports_on_scene_and_c
                                                                      ("supervisor:sup", "agency:pdam-desk"))
         board = await asyncio.to_thread(_wallboard_in_chromium, url, water, REPO / "artifacts")
     assert board.startswith("EXAMPLE Water utility 1 1 | ")  # name, open, overdue
-    assert f"#{water} EXAMPLE Water utility: not acknowledged by" in board
+    due = made.due_at.astimezone(ZoneInfo("Asia/Makassar")).strftime("%H:%M:%S")  # the centre's clock
+    assert due != made.due_at.astimezone(ZoneInfo(BROWSER_ZONE)).strftime("%H:%M:%S")
+    assert f"#{water} EXAMPLE Water utility: not acknowledged by {due} — escalated" in board
     assert "to supervisor:sup, agency:pdam-desk" in board
     with sqlite3.connect(database) as db:
         steps = db.execute("SELECT e.state, e.by FROM dispatch_event e JOIN dispatch_dispatch d ON d.id = "

@@ -17,7 +17,8 @@ async def test_login_sets_a_strict_httponly_session_cookie_and_audits(console: C
         r = await c.post("/api/auth/login", json={"name": "sup", "password": PASSWORD})
         assert r.status_code == 200
         body = r.json()
-        assert body["user"] == {"name": "sup", "role": "supervisor", "operator_id": None, "agency_id": None}
+        assert body["user"] == {"name": "sup", "role": "supervisor", "operator_id": None, "agency_id": None,
+                                "centre_timezone": "Asia/Makassar"}
         assert len(body["csrf_token"]) >= 32
         cookie = r.headers["set-cookie"]
         assert cookie.startswith("siaga112_session=")

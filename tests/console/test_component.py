@@ -53,7 +53,8 @@ def test_a_taken_port_is_a_clear_error(tmp_path: Path) -> None:
 def test_serve_wires_the_real_providers_and_listens_for_call_records(tmp_path: Path) -> None:
     """``build_engine`` gives the console the store-backed providers (operators and callbacks keep
     their stand-ins) and makes it a listener of the call tracker; a bad agency file stops ``serve``."""
-    settings = load_settings(ivr={"enabled": False})
+    # a centre in another zone (Jakarta, WIB): the console's day and clock follow the site, as the reports do
+    settings = load_settings(ivr={"enabled": False}, incidents={"timezone": "Asia/Jakarta"})
     paths = EnginePaths(database=tmp_path / "siaga112.db", recordings=tmp_path / "rec")
     engine = build_engine(settings, None, paths, endpoint=AmiEndpoint("127.0.0.1", 1, "siaga112", "unused"),
                           http=HttpAddress("127.0.0.1", 0))
@@ -70,6 +71,7 @@ def test_serve_wires_the_real_providers_and_listens_for_call_records(tmp_path: P
         assert isinstance(p.operators, ManagedOperators)
         assert isinstance(p.callbacks, CallbackService)
         assert console in tracker.listeners
+        assert str(console.timezone) == "Asia/Jakarta"
         # an incident change reaches every page (the hub) and the agencies' outbox (issue 21)
         assert isinstance(p.agencies, AgencyDeskService)
         assert p.agencies.publish == console.hub.publish

@@ -8,7 +8,7 @@
   const list = () => document.getElementById("reports");
   const panel = () => document.getElementById("panel-reports");
   const msg = (text) => { document.getElementById("action-msg").textContent = text; };
-  const when = (iso) => (iso ? new Date(iso).toLocaleString() : "–");
+  const when = (iso) => Siaga.when(iso, "datetime");
 
   async function act(id, path, body, done) {
     msg("");

@@ -94,6 +94,26 @@ const Siaga = (() => {
     return h > 0 ? `${h}:${mm}:${ss}` : `${m}:${ss}`;
   }
 
+  /* Times as the centre's clock shows them (the site's [centre] timezone, from /api/auth/me), whatever
+     zone the operator's browser is set to: "14:05:12", "4 Dec 14:05:12", or "14:05" (style "hm"). */
+  function centreZone() { return (me && me.centre_timezone) || "UTC"; }
+  function when(iso, style) {
+    if (!iso) return "–";
+    const at = iso instanceof Date ? iso : new Date(iso);
+    if (Number.isNaN(at.getTime())) return "?";
+    const opts = { timeZone: centreZone(), hour: "2-digit", minute: "2-digit", hour12: false };
+    if (style !== "hm") opts.second = "2-digit";
+    if (style === "datetime") { opts.day = "numeric"; opts.month = "short"; opts.year = "numeric"; }
+    return new Intl.DateTimeFormat("en-GB", opts).format(at);
+  }
+  /* The zone's short name for a header, e.g. "Asia/Makassar (GMT+8)". */
+  function zoneLabel() {
+    const parts = new Intl.DateTimeFormat("en-GB", { timeZone: centreZone(), timeZoneName: "short" })
+      .formatToParts(new Date());
+    const short = (parts.find((p) => p.type === "timeZoneName") || {}).value || "";
+    return short ? `${centreZone()} (${short})` : centreZone();
+  }
+
   /* A panel shows data, or says plainly why it cannot (503: which component is not wired). */
   function unavailable(panel, err) {
     const box = panel.querySelector(".panel-status");
@@ -133,6 +153,8 @@ const Siaga = (() => {
       loginBox.hidden = true;
       app.hidden = false;
       document.getElementById("who").textContent = `${user.name} (${user.role})`;
+      const zone = document.getElementById("centre-zone");
+      if (zone) zone.textContent = `times: ${zoneLabel()}`;
       start(user);
     };
     form.addEventListener("submit", async (ev) => {
@@ -152,5 +174,6 @@ const Siaga = (() => {
     resume().then((user) => { if (user) show(user); else loginBox.hidden = false; });
   }
 
-  return { api, stream, el, duration, unavailable, setupLogin, say, STATE_LABELS, me: () => me };
+  return { api, stream, el, duration, unavailable, setupLogin, say, when, zoneLabel, STATE_LABELS,
+    me: () => me };
 })();

@@ -139,8 +139,7 @@
 
   function callbackText(c) {
     if (!c.callback) return "";
-    const at = c.callback.at ? new Date(c.callback.at) : null;
-    const hhmm = at ? at.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", hour12: false }) : "?";
+    const hhmm = c.callback.at ? Siaga.when(c.callback.at, "hm") : "?";
     const waited = typeof c.callback.waited === "number" ? `, which waited ${Math.round(c.callback.waited)} s` : "";
     return `callback for the call of ${hhmm}${waited}`;
   }
@@ -188,7 +187,7 @@
       unavailable($("panel-history"), null);
       $("pop-repeat").textContent = list.length ? `repeat caller: ${list.length} earlier call(s) in 30 days` : "";
       $("pop-calls").replaceChildren(...(list.length ? list.map((r) => el("li", {
-        text: `${new Date(r.arrival).toLocaleString()} — ${OUTCOMES[r.outcome] || r.outcome.replace(/_/g, " ")}`
+        text: `${Siaga.when(r.arrival, "datetime")} — ${OUTCOMES[r.outcome] || r.outcome.replace(/_/g, " ")}`
           + `${r.operator ? " (" + r.operator + ")" : ""}` + (r.ivr_path.length ? ` — ${ivrPathText(r.ivr_path)}` : "") }))
         : [el("li", { text: "no earlier calls" })]));
     } catch (e) { unavailable($("panel-history"), e); }
@@ -201,7 +200,7 @@
       const list = await api("GET", `/api/incidents?caller_number=${encodeURIComponent(number)}&days=30`);
       unavailable($("panel-history-incidents"), null);
       $("pop-incidents").replaceChildren(...(list.length ? list.map((i) => el("li", {
-        text: `${new Date(i.created_at).toLocaleString()} — #${i.id} ${i.category}, ${i.district} (${i.status})` }))
+        text: `${Siaga.when(i.created_at, "datetime")} — #${i.id} ${i.category}, ${i.district} (${i.status})` }))
         : [el("li", { text: "no earlier incidents" })]));
     } catch (e) { unavailable($("panel-history-incidents"), e); }
   }
@@ -365,7 +364,7 @@
 
   function dispatchLine(i, d, msg) {
     const times = [["dispatched", d.dispatched_at], ["en route", d.en_route_at], ["on scene", d.on_scene_at],
-      ["closed", d.closed_at]].filter(([, at]) => at).map(([what, at]) => `${what} ${new Date(at).toLocaleTimeString()}`);
+      ["closed", d.closed_at]].filter(([, at]) => at).map(([what, at]) => `${what} ${Siaga.when(at)}`);
     const line = el("div", { class: "dispatch", "data-dispatch": d.id },
       el("span", { text: `${d.unit_name} (${d.state.replace(/_/g, " ")})${d.example_data ? " [example]" : ""} — ${times.join(", ")}` }));
     if (d.state === "closed" || i.status === "done") return line;
@@ -392,7 +391,7 @@
       const list = await api("GET", "/api/callbacks?open_only=true");
       unavailable($("panel-callbacks"), null);
       $("callbacks").replaceChildren(...(list.length ? list.map((c) => el("li", { "data-callback": c.id,
-        text: `${c.number} — ${c.reason.replace(/_/g, " ")} (${c.status.replace(/_/g, " ")}, since ${new Date(c.created_at).toLocaleTimeString()})` }))
+        text: `${c.number} — ${c.reason.replace(/_/g, " ")} (${c.status.replace(/_/g, " ")}, since ${Siaga.when(c.created_at)})` }))
         : [el("li", { text: "no open callbacks" })]));
     } catch (e) { unavailable($("panel-callbacks"), e); }
   }

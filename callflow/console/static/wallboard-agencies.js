@@ -17,8 +17,8 @@
         el("td", { class: r.overdue ? "late" : "" }, String(r.overdue)))));
       const late = overdue.filter((o) => o.still_open);
       document.getElementById("agency-overdue").replaceChildren(...late.map((o) => el("li", { "data-report": String(o.report_id) },
-        `#${o.report_id} ${o.agency_name}: not ${o.stage === "acknowledge" ? "acknowledged" : "done"} by ${new Date(o.due_at).toLocaleTimeString()}`
-        + ` — escalated ${new Date(o.escalated_at).toLocaleTimeString()} to ${o.notified.join(", ") || "nobody on duty"}`)));
+        `#${o.report_id} ${o.agency_name}: not ${o.stage === "acknowledge" ? "acknowledged" : "done"} by ${Siaga.when(o.due_at)}`
+        + ` — escalated ${Siaga.when(o.escalated_at)} to ${o.notified.join(", ") || "nobody on duty"}`)));
     } catch (e) {
       Siaga.unavailable(panel(), e);
     }

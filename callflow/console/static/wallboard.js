@@ -92,7 +92,7 @@
     const cell = el("td", { class: "listen", "data-operator": o.operator });
     if (mine) {
       cell.append(el("span", { class: `listen-state ${mine.state}`, text: mine.state === "ringing"
-        ? "your phone is ringing…" : `${mine.mode} since ${new Date(mine.started_at).toLocaleTimeString()}` }), " ");
+        ? "your phone is ringing…" : `${mine.mode} since ${Siaga.when(mine.started_at)}` }), " ");
       for (const [mode, label] of MODES.filter(([m]) => m !== mine.mode && mine.state === "active")) {
         const b = el("button", { type: "button", class: "listen-mode", "data-mode": mode, text: label });
         b.addEventListener("click", () => listenAction(`/api/listen/${mine.id}/mode`, { mode }));
@@ -133,7 +133,7 @@
   }
 
   function alertItem(a) {
-    const when = (t) => new Date(t).toLocaleTimeString();
+    const when = (t) => Siaga.when(t);
     const state = !a.active ? "cleared" : a.acknowledged_at ? "acknowledged" : "raised";
     const status = !a.active ? `cleared ${when(a.cleared_at)}`
       : a.acknowledged_at ? `acknowledged by ${a.acknowledged_by} at ${when(a.acknowledged_at)}` : `since ${when(a.raised_at)}`;
