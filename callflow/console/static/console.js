@@ -226,6 +226,13 @@
     if (m.type === "call.record") {
       const c = current && calls.get(current);
       if (c && c.caller && c.caller === m.caller) loadHistory(c.caller);
+      // the stored record ends the call on the pop too, should the agent's own completion event have been
+      // missed (a stream reconnect): a pop never stays "connected" after the call is over
+      if (c && m.linkedid === current && (c.state === "connected" || c.state === "ringing")) {
+        c.state = c.state === "ringing" ? "missed (not answered)" : "ended";
+        if (c.endedLocal === undefined) c.endedLocal = Date.now();
+        renderPop();
+      }
       return;
     }
     if (m.type === "incident.changed" || m.type === "callback.changed") return;
