@@ -8,13 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import shutil
-import socket
 import sqlite3
-import tempfile
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -23,9 +18,6 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-import uvicorn
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -35,9 +27,9 @@ from callflow.console import Role
 from callflow.console.app import create_app
 from callflow.console.wiring import StoreWiring, store_providers
 from callflow.incidents import load_registry
-from tests.conftest import IN_CI, REPO
 from tests.console.conftest import AGENCIES, PASSWORD, Console
-
+from tests.support.asgi import served
+from tests.support.browser import STALE, chromium, click, log_in, screenshot, text, wait_contains, wait_text
 
 BROWSER_ZONE = "America/New_York"  # an operator's browser set to another zone than the centre's
 
@@ -285,134 +277,65 @@ async def test_the_report_and_the_wallboard_count_the_same_backlog(
 
 
 # -- in Chromium ---------------------------------------------------------------------------------------
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 NOT_YET = "\u2013"  # the page's "not yet" mark (an en dash)
 
 
-@asynccontextmanager
-async def _served(console: Console) -> AsyncIterator[str]:
-    """The console app on a loopback port of this process (uvicorn, as the engine serves it)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(16)
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(console.ctx), lifespan="off", log_config=None,
-                                           access_log=False, server_header=False))
-    serving = asyncio.ensure_future(server.serve(sockets=[sock]))
-    try:
-        async with asyncio.timeout(10):
-            while not server.started:  # noqa: ASYNC110 -- uvicorn's Server exposes a flag, no event
-                await asyncio.sleep(0.02)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait({serving}, timeout=5)
-        sock.close()
+def _agency_in_chromium(url: str, report: int) -> None:
+    with chromium() as driver:
+        box = f"#report-{report}"
+        log_in(driver, f"{url}/agency", "pln-desk", PASSWORD)
+        assert text(driver, "#agency-name") == "electricity"
+        assert text(driver, "#report-count") == "1"
+        assert "081234567890" not in text(driver, box)  # no caller number for agencies by default
+        click(driver, f"{box} .ack")
+        _wait_until(driver, lambda: f"acknowledged {NOT_YET}" not in text(driver, f"{box} .state")
+                    and bool(text(driver, f"{box} .state")))
+        click(driver, f"{box} .on-scene")
+        _wait_until(driver, lambda: f"on scene {NOT_YET}" not in text(driver, f"{box} .state"))
+        driver.find_element(By.CSS_SELECTOR, f"{box} .note-text").send_keys(  # type: ignore[attr-defined]
+            "pole replaced, power back")
+        click(driver, f"{box} .done")
+        wait_text(driver, "#report-count", "0")
+        assert text(driver, "#action-msg") == f"#{report} done"
+        screenshot(driver, "agency-desk-done.png")
 
 
-def _chromium() -> tuple[Any, str]:
-    profile = tempfile.mkdtemp(prefix="siaga112-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync",
-                 "--disable-background-networking", "--window-size=1200,900", f"--user-data-dir={profile}"):
-        options.add_argument(flag)
-    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options), profile
+def _wait_until(driver: object, condition: Callable[[], bool]) -> None:
+    WebDriverWait(driver, 20, poll_frequency=0.1, ignored_exceptions=STALE).until(lambda _: condition())
 
 
-def _text(driver: Any, css: str) -> str:
-    try:
-        return str(driver.find_element(By.CSS_SELECTOR, css).text)
-    except Exception:  # noqa: BLE001 -- re-rendered or gone meanwhile: read again
-        return ""
-
-
-def _log_in(driver: Any, url: str, name: str) -> None:
-    driver.get(url)
-    wait = WebDriverWait(driver, 20, poll_frequency=0.1)
-    wait.until(lambda d: d.find_element(By.ID, "login-form").is_displayed())
-    driver.find_element(By.ID, "login-name").send_keys(name)
-    driver.find_element(By.ID, "login-password").send_keys(PASSWORD)
-    driver.find_element(By.CSS_SELECTOR, "#login-form button").click()
-    wait.until(lambda d: d.find_element(By.ID, "app").is_displayed())
-
-
-def _agency_in_chromium(url: str, report: int, artifacts: Path) -> None:
-    driver, profile = _chromium()
-    wait = WebDriverWait(driver, 20, poll_frequency=0.1)
-    box = f"#report-{report}"
-
-    def text(css: str) -> str:
-        return _text(driver, css)
-
-    def click(css: str) -> None:
-        wait.until(lambda d: d.find_element(By.CSS_SELECTOR, css).is_enabled())
-        driver.find_element(By.CSS_SELECTOR, css).click()
-
-    try:
-        _log_in(driver, f"{url}/agency", "pln-desk")
-        wait.until(lambda d: text("#link") == "live")
-        assert text("#agency-name") == "electricity"
-        assert text("#report-count") == "1"
-        assert "081234567890" not in text(box)  # no caller number for agencies by default
-        click(f"{box} .ack")
-        wait.until(lambda d: f"acknowledged {NOT_YET}" not in text(f"{box} .state") and text(f"{box} .state"))
-        click(f"{box} .on-scene")
-        wait.until(lambda d: f"on scene {NOT_YET}" not in text(f"{box} .state"))
-        driver.find_element(By.CSS_SELECTOR, f"{box} .note-text").send_keys("pole replaced, power back")
-        click(f"{box} .done")
-        wait.until(lambda d: text("#report-count") == "0")
-        assert text("#action-msg") == f"#{report} done"
-        artifacts.mkdir(exist_ok=True)
-        assert driver.save_screenshot(str(artifacts / "agency-desk-done.png"))
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
-
-
-def _wallboard_in_chromium(url: str, report: int, artifacts: Path) -> str:
+def _wallboard_in_chromium(url: str, report: int) -> str:
     """The supervisor's wallboard: the water company's overdue report in the agencies panel, read in a browser
     set to New York's time: the page still shows the centre's clock (the site's zone) and says so."""
-    driver, profile = _chromium()
-    wait = WebDriverWait(driver, 20, poll_frequency=0.1)
-    try:
-        driver.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": BROWSER_ZONE})
-        assert driver.execute_script("return Intl.DateTimeFormat().resolvedOptions().timeZone") == BROWSER_ZONE
-        _log_in(driver, f"{url}/wallboard", "sup")
-        wait.until(lambda d: _text(d, "#centre-zone"))
-        assert _text(driver, "#centre-zone").startswith("times: Asia/Makassar (")
+    with chromium() as driver:
+        driver.execute_cdp_cmd(  # type: ignore[attr-defined]
+            "Emulation.setTimezoneOverride", {"timezoneId": BROWSER_ZONE})
+        assert driver.execute_script(  # type: ignore[attr-defined]
+            "return Intl.DateTimeFormat().resolvedOptions().timeZone") == BROWSER_ZONE
+        log_in(driver, f"{url}/wallboard", "sup", PASSWORD)
+        wait_contains(driver, "#centre-zone", "times: Asia/Makassar (")
         row = '#agency-backlog tr[data-agency="water"]'
-        wait.until(lambda d: _text(d, row))
-        shown = _text(driver, f'#agency-overdue li[data-report="{report}"]')
-        artifacts.mkdir(exist_ok=True)
-        assert driver.save_screenshot(str(artifacts / "wallboard-agency-overdue.png"))
-        return f"{_text(driver, row)} | {shown}"
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
+        _wait_until(driver, lambda: bool(text(driver, row)))
+        shown = text(driver, f'#agency-overdue li[data-report="{report}"]')
+        screenshot(driver, "wallboard-agency-overdue.png")
+        return f"{text(driver, row)} | {shown}"
 
 
 async def test_an_agency_account_in_chromium_acknowledges_reports_on_scene_and_closes(
         desk: tuple[Console, StoreWiring, Path]) -> None:
-    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
-        message = "Debian packages chromium and chromium-driver are needed (`make setup`)"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
     console, wiring, database = desk
     async with console.client() as op:
         await console.login(op, "op1")
         power = await _handed(console, op, "electricity", "electricity-wenang")
         water = await _handed(console, op, "clean_water", "water-wenang")
-    async with _served(console) as url:
-        await asyncio.to_thread(_agency_in_chromium, url, power, REPO / "artifacts")
+    async with served(create_app(console.ctx)) as url:
+        await asyncio.to_thread(_agency_in_chromium, url, power)
         # the water company lets its report go unacknowledged past its 24 h deadline: escalated
         console.clock.advance(hours=24)
         [made] = await wiring.agencies.desk.sweep()
         assert (made.incident_id, made.agency_id, made.notified) == (water, "water",
                                                                      ("supervisor:sup", "agency:pdam-desk"))
-        board = await asyncio.to_thread(_wallboard_in_chromium, url, water, REPO / "artifacts")
+        board = await asyncio.to_thread(_wallboard_in_chromium, url, water)
     assert board.startswith("EXAMPLE Water utility 1 1 | ")  # name, open, overdue
     due = made.due_at.astimezone(ZoneInfo("Asia/Makassar")).strftime("%H:%M:%S")  # the centre's clock
     assert due != made.due_at.astimezone(ZoneInfo(BROWSER_ZONE)).strftime("%H:%M:%S")

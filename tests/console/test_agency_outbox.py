@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -19,7 +18,6 @@ from typing import Any
 
 import pytest
 import structlog
-import uvicorn
 
 from callflow.agencies import Endpoint, EventKind, HandoffEvent, HandoffPolicy, handoffs_of
 from callflow.agencies.delivery import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
@@ -28,6 +26,7 @@ from callflow.cli import main
 from callflow.console.wiring import StoreWiring, store_providers
 from callflow.incidents import Category, load_registry
 from tests.console.conftest import AGENCIES, Console
+from tests.support.asgi import served
 from tests.support.eido_schema import eido_validator
 from tests.unit.test_agency_measures import T0, incident
 
@@ -63,20 +62,8 @@ class Receiver:
 
 @asynccontextmanager
 async def _listening(app: Receiver) -> AsyncIterator[str]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))  # loopback only
-    sock.listen(8)
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_config=None, access_log=False))
-    serving = asyncio.ensure_future(server.serve(sockets=[sock]))
-    try:
-        async with asyncio.timeout(10):
-            while not server.started:  # noqa: ASYNC110 -- uvicorn's Server exposes a flag, no event
-                await asyncio.sleep(0.02)
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}/eido"
-    finally:
-        server.should_exit = True
-        await asyncio.wait({serving}, timeout=5)
-        sock.close()
+    async with served(app) as base:
+        yield f"{base}/eido"
 
 
 async def _next(receiver: Receiver, count: int) -> None:

@@ -114,11 +114,11 @@ def wait_contains(driver: object, css: str, part: str, timeout: float = 20) -> N
         raise AssertionError(f"{css} never contained {part!r} (shows {text(driver, css)!r})") from exc
 
 
-def log_in(driver: object, url: str, name: str) -> None:
+def log_in(driver: object, url: str, name: str, password: str = PASSWORD) -> None:
     driver.get(url)  # type: ignore[attr-defined]
     wait_visible(driver, "#login-form")
     driver.find_element(By.ID, "login-name").send_keys(name)  # type: ignore[attr-defined]
-    driver.find_element(By.ID, "login-password").send_keys(PASSWORD)  # type: ignore[attr-defined]
+    driver.find_element(By.ID, "login-password").send_keys(password)  # type: ignore[attr-defined]
     driver.find_element(By.CSS_SELECTOR, "#login-form button").click()  # type: ignore[attr-defined]
     wait_text(driver, "#link", "live")  # logged in and the live stream is connected
 
