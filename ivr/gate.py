@@ -3,11 +3,13 @@
 Asterisk cannot authenticate a FastAGI server: whatever process listens on the port gets every 112 caller
 (number, channel) and may run any dial plan application on the call (Dial out included). So the dial plan
 connects to the IVR only while the global ``SIAGA_IVR_GATE`` is ``open``, and only this component sets it,
-over the engine's authenticated AMI session: ``open`` once the IVR has bound the port (so no other process
-can hold it), ``closed`` when binding failed (another process holds the port: calls go straight to the
-emergency queue, never to it) and when the IVR or the engine stops. The global starts ``closed`` on every
-Asterisk start and dial plan reload (``clearglobalvars``): the gate is set again on every AMI (re)connect and
-every ``Reload`` event.
+over the engine's authenticated AMI session. The gate is a lease (:mod:`callflow.lease`): the global holds
+the Asterisk epoch second until which the dial plan trusts the IVR, renewed every few seconds while the IVR
+holds the port (so no other process can hold it). It is ended (``0``) when binding failed (another process
+holds the port: calls go straight to the emergency queue, never to it) and when the IVR or the engine stops;
+and if the engine dies without ending it (``kill -9``), it runs out by itself within ``LEASE_S``: a process
+that binds the freed port then gets no call. The global starts at ``0`` on every Asterisk start and dial
+plan reload (``clearglobalvars``): the gate is set again on every AMI (re)connect and every ``Reload`` event.
 
 ``ivr.listening`` is logged here, once the gate is open: from then on calls reach the IVR.
 """
@@ -21,6 +23,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from callflow.ami import AmiError, EventItem, LinkEvent
+from callflow.lease import LEASE_S, RENEW_S, grant, revoke
 
 if TYPE_CHECKING:
     from callflow.service import Engine
@@ -51,6 +54,7 @@ class IvrGate:
         self._dirty = asyncio.Event()
         self._engine: Engine | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._failing = False  # the last grant or revoke failed (its warning is already out)
 
     def report_threadsafe(self, state: str, port: int | None = None) -> None:
         """``report`` from any thread (an IVR serving from its own thread)."""
@@ -69,40 +73,53 @@ class IvrGate:
 
     async def handle(self, item: EventItem) -> None:
         if isinstance(item, LinkEvent):
+            self.opened.clear()  # unknown what Asterisk holds until the gate is set again
             if item.state == "up":
                 self._dirty.set()
-            else:
-                self.opened.clear()
         elif item.name == "Reload":  # a dial plan reload resets globals to extensions.conf's (closed)
+            self.opened.clear()
             self._dirty.set()
 
     async def run(self, engine: Engine) -> None:
         self._engine = engine
         self._loop = asyncio.get_running_loop()
         while True:
-            await self._dirty.wait()
+            # while the IVR holds the port: renew the lease (or retry a failed grant) every RENEW_S
+            renew = RENEW_S if self.state == IvrState.BOUND else None
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(renew):
+                    await self._dirty.wait()
             self._dirty.clear()
             await self._apply()
 
     async def _apply(self) -> None:
         assert self._engine is not None  # noqa: S101 - set by run() before any apply
         want = "open" if self.state == IvrState.BOUND else "closed"
+        was_open = self.opened.is_set()
         try:
-            await self._engine.session.action("Setvar", {"Variable": GATE_VARIABLE, "Value": want})
+            if want == "open":
+                await grant(self._engine.session, GATE_VARIABLE)
+            else:
+                await revoke(self._engine.session, GATE_VARIABLE)
         except AmiError as exc:
             self.opened.clear()
             if want == "closed":
                 log.error(  # noqa: TRY400 - AMI down is said in full; no traceback
                     "ivr.gate_not_closed", error=str(exc), ivr=self.state, port=self.port,
-                          hint="AMI is down: the dial plan keeps its last gate setting (closed after an "
-                               "Asterisk restart); retried when AMI is back")
-            else:
+                    hint=f"AMI is down: the dial plan's lease on the IVR runs out by itself within "
+                         f"{LEASE_S} s of its last renewal (then calls go to the emergency queue); retried "
+                         "when AMI is back")
+            elif was_open or not self._failing:  # said once per outage, retried every RENEW_S
                 log.warning("ivr.gate_not_opened", error=str(exc), port=self.port,
-                            hint="calls go to the emergency queue until AMI is back")
+                            hint=f"the lease runs out within {LEASE_S} s: calls go to the emergency queue "
+                                 "until AMI is back")
+            self._failing = True
             return
+        self._failing = False
         if want == "open":
             self.opened.set()
-            log.info("ivr.listening", port=self.port, gate="open")
+            if not was_open:
+                log.info("ivr.listening", port=self.port, gate="open", lease_s=LEASE_S)
             return
         self.opened.clear()
         if self.state == IvrState.FAILED:

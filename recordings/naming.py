@@ -31,3 +31,23 @@ def relative_path(linkedid: str, uniqueid: str, started: datetime, fmt: str) -> 
         raise ValueError(f"recording format {fmt!r} is not a plain file extension")
     name = f"{safe_id(linkedid)}-{safe_id(uniqueid)}-{at:%H%M%S%f}.{fmt}"
     return PurePosixPath(f"{at:%Y}", f"{at:%m}", f"{at:%d}", name)
+
+
+_ANNOUNCED = re.compile(r"(?P<y>\d{4})/(?P<m>\d{2})/(?P<d>\d{2})/[0-9A-Za-z_]{1,48}-[0-9A-Za-z_]{1,48}-"
+                        r"(?P<hms>\d{6})(?P<us>\d{6})\.[A-Za-z0-9]{1,8}")
+
+
+def announced_path(text: str, linkedid: str, uniqueid: str, fmt: str) -> tuple[PurePosixPath, datetime]:
+    """The relative path the dial plan named in its ``SiagaRecording`` event, and the instant it names,
+    if it is exactly what :func:`relative_path` gives for this channel at that instant (anything else, a
+    path climbing out of the root included, raises ``ValueError``: the dial plan and this module disagree)."""
+    found = _ANNOUNCED.fullmatch(text)
+    if found is None:
+        raise ValueError(f"recording path {text!r} is not "
+                         "YYYY/MM/DD/<linkedid>-<uniqueid>-<HHMMSSffffff>.<fmt>")
+    stamp = f"{found['y']}{found['m']}{found['d']}{found['hms']}{found['us']}"
+    at = datetime.strptime(stamp, "%Y%m%d%H%M%S%f").replace(tzinfo=UTC)
+    expected = relative_path(linkedid, uniqueid, at, fmt)
+    if PurePosixPath(text) != expected:
+        raise ValueError(f"recording path {text!r} is not the channel's: expected {str(expected)!r}")
+    return expected, at

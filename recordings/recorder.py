@@ -1,13 +1,23 @@
-"""The recorder: starts MixMonitor over AMI on the caller's channel and indexes each finished file.
+"""The recorder: indexes each recording the dial plan makes of a caller's channel.
 
-When: on ``AgentConnect`` (an operator answered) for every call the policy records: emergency calls
-always (queue in the policy's emergency queues, or ``SiagaQueueEntry`` said ``Class: emergency``), and
-optionally already at arrival (the caller's ``Newchannel``). A recording ends with the caller's channel
+The dial plan starts MixMonitor itself (pbx-config/extensions.conf ``[siaga-record]``): the AMI MixMonitor
+action needs the ``system`` class, which would also let the engine's AMI user read every secret and load
+modules. The recorder publishes the policy as dial plan globals (root, format, from arrival, non-emergency
+calls) and holds a lease on recording (:mod:`callflow.lease`): while the engine is gone, nothing is
+recorded that nothing would index. The dial plan names the file from Asterisk's ids and clock in the shape
+of :mod:`recordings.naming` and says so in a ``SiagaRecording`` user event (``started`` at arrival,
+``armed`` at queue entry: MixMonitor's ``b``, audio only once an operator answers); the recorder accepts
+only the name :func:`~recordings.naming.relative_path` gives for that channel.
+
+When a recording counts: on ``AgentConnect`` (an operator answered) for every call the policy records:
+emergency calls always (queue in the policy's emergency queues, or ``SiagaQueueEntry`` said ``Class:
+emergency``), and optionally already at arrival. A recording ends with the caller's channel
 (``MixMonitorStop`` or ``Hangup``, whichever comes first); the file is then awaited until Asterisk has
 closed it, given mode 0640, hashed off the event loop and indexed.
 
-Faults never touch the call: an unusable root (not writable, full) or a refused MixMonitor is logged at
-error level and stored as a ``failed`` recording row for that call; the call goes on unrecorded.
+Faults never touch the call: an unusable root (not writable, full: the recorder stops the dial plan's
+MixMonitor) or a call the dial plan did not record is logged at error level and stored as a ``failed``
+recording row for that call; the call goes on unrecorded.
 """
 
 from __future__ import annotations
@@ -37,10 +47,11 @@ from callflow.ami.events import (
     UserEvent,
 )
 from callflow.calls.model import CallClass
+from callflow.lease import LEASE_S, RENEW_S, grant, revoke
 from callflow.store import StoreError, open_database
 from recordings.audio import file_facts, wav_closed
 from recordings.index import SCHEMA, RecordingIndex, RecordingStatus
-from recordings.naming import relative_path
+from recordings.naming import announced_path, relative_path
 from recordings.policy import RecordingPolicy
 
 if TYPE_CHECKING:
@@ -52,6 +63,10 @@ FILE_MODE = 0o640
 DIR_MODE = 0o750
 ARRIVAL_CONTEXTS = frozenset({"from-citizens"})  # pbx-config contract: where citizens' calls arrive
 DiskUsage = Callable[[Path], Any]  # shutil.disk_usage's shape: .free in bytes
+# pbx-config/extensions.conf contract ([globals], [siaga-record])
+LEASE_VARIABLE = "SIAGA_REC_LEASE"
+DIAL_PLAN_EVENT = "SiagaRecording"
+_MIXMONITOR_UNSAFE = frozenset(",|()[]{}$;\"'\\ \t\r\n")  # would end or bend MixMonitor's file argument
 
 
 def make_private_dirs(root: Path, directory: Path) -> None:
@@ -92,9 +107,21 @@ class _Active:
 
 
 @dataclass
+class _Armed:
+    """A recording the dial plan armed at queue entry (MixMonitor ``b``): it counts once an operator
+    answers. ``problem``: why the root cannot take it ('' if it can), once checked."""
+
+    rel: PurePosixPath
+    channel: str
+    problem: asyncio.Future[str]
+
+
+@dataclass
 class _Call:
     call_class: CallClass = CallClass.UNKNOWN
     active: dict[str, _Active] = field(default_factory=dict)
+    armed: dict[str, _Armed] = field(default_factory=dict)
+    arrived: dict[str, datetime] = field(default_factory=dict)  # arrival-context Newchannel times
 
 
 class Recorder:
@@ -118,6 +145,8 @@ class Recorder:
         self._pending = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self._published = False  # the policy's globals are in the dial plan as far as known
+        self._wake = asyncio.Event()  # publish again now (AMI up, dial plan reloaded)
 
     # -- component protocol -------------------------------------------------------------------------
     async def run(self, engine: Engine) -> None:
@@ -138,6 +167,7 @@ class Recorder:
                  emergency_from=str(self.policy.emergency_from),
                  record_nonemergency=self.policy.record_nonemergency)
         tasks: set[asyncio.Task[None]] = set()
+        lease = asyncio.create_task(self._hold_lease(engine))
         try:
             while True:
                 job = await self._jobs.get()
@@ -145,6 +175,9 @@ class Recorder:
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
         finally:
+            lease.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await lease
             # Stopping: finish what the last events decided (files Asterisk is closing), within bounds.
             while not self._jobs.empty():
                 task = asyncio.create_task(self._guarded(self._jobs.get_nowait()))
@@ -161,15 +194,74 @@ class Recorder:
             self.index = None
             await conn.close()
 
+    # -- the dial plan's side: policy globals and the lease ------------------------------------------
+    def dial_plan_globals(self) -> dict[str, str]:
+        """What ``[siaga-record]`` reads: where Asterisk writes, the format, and whether to record from
+        arrival and non-emergency calls (the policy's decisions, not the site file's)."""
+        return {
+            "SIAGA_REC_ROOT": str(self.asterisk_root),
+            "SIAGA_REC_FORMAT": self.policy.format,
+            "SIAGA_REC_ARRIVAL": "1" if self.policy.starts_at_arrival else "0",
+            "SIAGA_REC_NONEMERGENCY": "1" if self.policy.record_nonemergency else "0",
+        }
+
+    async def _hold_lease(self, engine: Engine) -> None:
+        """Publish the globals (again after every AMI link-up and dial plan reload) and renew the lease
+        every RENEW_S; said once when it cannot, and when it can again."""
+        root = str(self.asterisk_root)
+        if not self.asterisk_root.is_absolute() or _MIXMONITOR_UNSAFE & set(root):
+            log.error("recording.root_unusable_for_asterisk", asterisk_root=root,
+                      action="CALLS ARE NOT RECORDED: give an absolute recordings directory without "
+                             "spaces, quotes or , | ( ) [ ] { } $ ; (site file [paths] recordings)")
+            return
+        failing = False
+        while True:
+            try:
+                if not self._published:
+                    for variable, value in self.dial_plan_globals().items():
+                        await engine.session.action("Setvar", {"Variable": variable, "Value": value})
+                    self._published = True
+                await grant(engine.session, LEASE_VARIABLE)
+            except AmiError as exc:
+                if not failing:
+                    log.warning("recording.lease_not_renewed", error=str(exc),
+                                hint=f"within {LEASE_S} s of the last renewal Asterisk stops starting "
+                                     "recordings (nothing would index them); renewed when AMI is back")
+                failing = True
+            else:
+                if failing:
+                    log.info("recording.lease_renewed")
+                failing = False
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(RENEW_S):
+                    await self._wake.wait()
+
+    async def before_stop(self) -> None:
+        """The engine is stopping: no new recordings (calls in progress keep theirs, and are indexed)."""
+        if self._engine is None:
+            return
+        with contextlib.suppress(AmiError, TimeoutError):
+            async with asyncio.timeout(2.0):
+                await revoke(self._engine.session, LEASE_VARIABLE)
+
     async def handle(self, item: EventItem) -> None:
         if isinstance(item, LinkEvent):
-            if item.state == "up" and item.gap_started is not None and self._calls:
-                self._enqueue(functools.partial(self._reconcile, item.at))
+            if item.state == "up":
+                self._published = False
+                self._wake.set()
+                if item.gap_started is not None and self._calls:
+                    self._enqueue(functools.partial(self._reconcile, item.at))
             return
+        if item.name == "Reload":  # a dial plan reload resets the globals (clearglobalvars)
+            self._published = False
+            self._wake.set()
         if isinstance(item, Newchannel):
             self._on_newchannel(item)
         elif isinstance(item, UserEvent) and item.user_event == "SiagaQueueEntry":
             self._on_queue_entry(item)
+        elif isinstance(item, UserEvent) and item.user_event == DIAL_PLAN_EVENT:
+            self._on_dial_plan_recording(item)
         elif isinstance(item, AgentConnect):
             self._on_agent_connect(item)
         elif isinstance(item, MixMonitorStop | Hangup):
@@ -177,11 +269,35 @@ class Recorder:
 
     # -- decisions (no I/O: effects are queued as jobs) ---------------------------------------------
     def _on_newchannel(self, ev: Newchannel) -> None:
+        """The caller's arrival: a recording the dial plan starts from arrival is dated from here."""
         chan = ev.chan
         if (chan is None or chan.uniqueid != chan.linkedid or chan.context not in ARRIVAL_CONTEXTS
                 or not self.policy.starts_at_arrival):
             return
-        self._start(self._calls.setdefault(chan.linkedid, _Call()), chan, ev.time, "arrival")
+        self._calls.setdefault(chan.linkedid, _Call()).arrived[chan.uniqueid] = ev.time
+
+    def _on_dial_plan_recording(self, ev: UserEvent) -> None:
+        chan = ev.chan
+        status = ev.get_field("Status")
+        if chan is None or status not in {"started", "armed"}:  # "failed" is the engine's own note
+            return
+        try:
+            rel, _ = announced_path(ev.get_field("File"), chan.linkedid, chan.uniqueid, self.policy.format)
+        except ValueError as exc:
+            log.error(  # noqa: TRY400 - the dial plan's mistake is said in full; no traceback
+                "recording.bad_path", linkedid=chan.linkedid, uniqueid=chan.uniqueid, error=str(exc),
+                      action="this recording is stopped and the call is flagged once answered: re-apply the "
+                             "shipped dial plan (pbx-config/extensions.conf [siaga-record])")
+            self._enqueue(functools.partial(self._stop_channel, chan.channel))
+            return
+        call = self._calls.setdefault(chan.linkedid, _Call())
+        if status == "started":
+            made_at = call.arrived.pop(chan.uniqueid, ev.time)
+            self._start(call, chan, made_at, "arrival", rel=rel)
+            return
+        armed = _Armed(rel=rel, channel=chan.channel, problem=asyncio.get_running_loop().create_future())
+        call.armed[chan.uniqueid] = armed
+        self._enqueue(functools.partial(self._check_armed, armed))
 
     def _on_queue_entry(self, ev: UserEvent) -> None:
         if ev.chan is None:
@@ -207,11 +323,15 @@ class Recorder:
             call.call_class = CallClass.EMERGENCY
         elif call.call_class == CallClass.UNKNOWN and ev.queue:
             call.call_class = CallClass.NONEMERGENCY
+        armed = call.armed.pop(chan.uniqueid, None)
         if not self.policy.records(call.call_class):
+            if armed is not None:  # the dial plan's view of the policy differs from this engine's
+                self._enqueue(functools.partial(self._stop_channel, armed.channel))
             return
         if chan.uniqueid in call.active:  # already recording since arrival
             return
-        self._start(call, chan, ev.time, "answer")
+        self._start(call, chan, ev.time, "answer", rel=armed.rel if armed else None,
+                    problem=armed.problem if armed else None)
 
     def _on_channel_end(self, chan: ChannelSnapshot | None, at: datetime, *, caller_gone: bool) -> None:
         if chan is None:
@@ -219,6 +339,8 @@ class Recorder:
         call = self._calls.get(chan.linkedid)
         if call is None:
             return
+        call.armed.pop(chan.uniqueid, None)
+        call.arrived.pop(chan.uniqueid, None)
         active = call.active.pop(chan.uniqueid, None)
         if active is not None:
             active.call_class = call.call_class
@@ -226,20 +348,26 @@ class Recorder:
         if caller_gone and chan.uniqueid == chan.linkedid and not call.active:
             del self._calls[chan.linkedid]
 
-    def _start(self, call: _Call, chan: ChannelSnapshot, at: datetime, trigger: str) -> None:
-        try:
-            rel = relative_path(chan.linkedid, chan.uniqueid, at, self.policy.format)
-        except ValueError as exc:
-            rel, problem = None, str(exc)
+    def _start(self, call: _Call, chan: ChannelSnapshot, at: datetime, trigger: str, *,
+               rel: PurePosixPath | None, problem: asyncio.Future[str] | None = None) -> None:
+        """A recording that counts from ``at``: ``rel`` is the file the dial plan named (None: the dial
+        plan recorded nothing, and the row says so)."""
         if rel is None:
-            log.error("recording.bad_id", linkedid=chan.linkedid, uniqueid=chan.uniqueid, error=problem)
-            return
+            try:
+                row_path = relative_path(chan.linkedid, chan.uniqueid, at, self.policy.format)
+            except ValueError as exc:
+                log.error(  # noqa: TRY400 - said in full; no traceback
+                    "recording.bad_id", linkedid=chan.linkedid, uniqueid=chan.uniqueid, error=str(exc))
+                return
         active = _Active(linkedid=chan.linkedid, uniqueid=chan.uniqueid, channel=chan.channel,
-                         call_class=call.call_class, path=self.root / rel,
-                         asterisk_path=self.asterisk_root / rel, made_at=at,
+                         call_class=call.call_class, path=self.root / (rel or row_path),
+                         asterisk_path=self.asterisk_root / (rel or row_path), made_at=at,
                          row=asyncio.get_running_loop().create_future())
+        if rel is None:
+            self._enqueue(functools.partial(self._not_recorded, active))
+            return
         call.active[chan.uniqueid] = active
-        self._enqueue(functools.partial(self._begin, active, trigger))
+        self._enqueue(functools.partial(self._begin, active, trigger, problem))
 
     # -- effects ------------------------------------------------------------------------------------
     def _enqueue(self, job: Callable[[], Awaitable[None]]) -> None:
@@ -261,14 +389,27 @@ class Recorder:
             if not self._pending:
                 self._idle.set()
 
-    async def _begin(self, active: _Active, trigger: str) -> None:
+    async def _check_armed(self, armed: _Armed) -> None:
+        """At queue entry, before any operator answers: a root that cannot take the file stops the
+        armed MixMonitor now (Asterisk would write into a full disk); the answer then flags the call."""
+        problem = await asyncio.to_thread(self._root_problem, self.root / armed.rel.parent)
+        if problem:
+            await self._stop_channel(armed.channel)
+        armed.problem.set_result(problem)
+
+    async def _begin(self, active: _Active, trigger: str, checked: asyncio.Future[str] | None) -> None:
         await self._ready.wait()
-        index, engine = self.index, self._engine
-        if index is None or engine is None:  # the recorder is shutting down
+        index = self.index
+        if index is None:  # the recorder is shutting down
             active.row.set_result(None)
             return
         bound = log.bind(linkedid=active.linkedid, uniqueid=active.uniqueid)
-        problem = await asyncio.to_thread(self._root_problem, active.path.parent)
+        if checked is not None:
+            problem = await checked
+        else:
+            problem = await asyncio.to_thread(self._root_problem, active.path.parent)
+            if problem:
+                await self._stop_channel(active.channel)
         retain = active.made_at + self.policy.retention(active.call_class)
         status = RecordingStatus.FAILED if problem else RecordingStatus.RECORDING
         rid = await index.add(linkedid=active.linkedid, uniqueid=active.uniqueid,
@@ -281,19 +422,35 @@ class Recorder:
                                "recordings root")
             await self._flag_call(active, problem)
             return
-        try:
-            await engine.session.action("MixMonitor", {"Channel": active.channel,
-                                                             "File": str(active.asterisk_path)})
-        except AmiError as exc:
-            active.row.set_result(None)
-            await index.set_status(rid, RecordingStatus.FAILED, f"MixMonitor refused: {exc}")
-            bound.error("recording.start_failed", recording_id=rid, error=str(exc),
-                        action="THIS CALL IS NOT RECORDED: check Asterisk's log (app_mixmonitor loaded?)")
-            await self._flag_call(active, f"MixMonitor refused: {exc}")
-            return
         active.row.set_result(rid)
         bound.info("recording.started", recording_id=rid, trigger=trigger, call_class=str(active.call_class),
                    path=str(active.path))
+
+    async def _not_recorded(self, active: _Active) -> None:
+        """An operator answered a call the policy records, and the dial plan armed no recording of it."""
+        await self._ready.wait()
+        index = self.index
+        if index is None:
+            return
+        problem = ("the dial plan started no recording (its lease from the engine had run out, or "
+                   "extensions.conf lacks [siaga-record])")
+        rid = await index.add(linkedid=active.linkedid, uniqueid=active.uniqueid,
+                              call_class=str(active.call_class), path=active.path, fmt=self.policy.format,
+                              made_at=active.made_at,
+                              retain_until=active.made_at + self.policy.retention(active.call_class),
+                              status=RecordingStatus.FAILED, problem=problem)
+        log.error("recording.not_started", linkedid=active.linkedid, uniqueid=active.uniqueid,
+                  recording_id=rid, problem=problem,
+                  action="THIS CALL IS NOT RECORDED: check that the engine's AMI link is up and `siaga112 "
+                         "config apply` the shipped dial plan")
+        await self._flag_call(active, problem)
+
+    async def _stop_channel(self, channel: str) -> None:
+        """Stop the dial plan's MixMonitor on ``channel`` (StopMixMonitor: AMI class ``call``)."""
+        if self._engine is None:
+            return
+        with contextlib.suppress(AmiError):  # the channel may already be gone
+            await self._engine.session.action("StopMixMonitor", {"Channel": channel})
 
     async def _flag_call(self, active: _Active, problem: str) -> None:
         """Put the failure on the call record too: a ``SiagaRecording`` user event naming the call goes
@@ -303,7 +460,7 @@ class Recorder:
         text = " ".join(problem.split())  # one line: AMI refuses CR/LF in a value
         with contextlib.suppress(AmiError):
             await self._engine.session.action("UserEvent", {
-                "UserEvent": "SiagaRecording", "Status": "failed", "Problem": text,
+                "UserEvent": DIAL_PLAN_EVENT, "Status": "failed", "Problem": text,
                 "Linkedid": active.linkedid, "Uniqueid": active.uniqueid})
 
     def _root_problem(self, directory: Path) -> str:
@@ -345,10 +502,9 @@ class Recorder:
     async def _stop_unwanted(self, active: _Active) -> None:
         """Recorded from arrival, then classified as a class the policy does not record."""
         rid = await active.row
-        if rid is None or self._engine is None:
+        if rid is None:
             return
-        with contextlib.suppress(AmiError):  # the channel may already be gone; _finish discards anyway
-            await self._engine.session.action("StopMixMonitor", {"Channel": active.channel})
+        await self._stop_channel(active.channel)  # gone already: _finish discards anyway
 
     async def _finish(self, active: _Active, ended_at: datetime) -> None:
         rid = await active.row

@@ -13,6 +13,7 @@ from typing import Any
 from callflow.ami import AmiEndpoint
 from callflow.lab import LabError, keep_lab_secrets, lab_ami_after, lab_apply_target, load_secrets, status
 from callflow.siteconfig import (
+    APPLY_KEY,
     DEFAULT_KEEP,
     DEFAULT_STATE_DIR,
     TREE_NAME,
@@ -167,7 +168,8 @@ def _target(args: argparse.Namespace, *, check: bool
     secrets = resolve_secrets(loaded)
     ami = loaded.site.ami
     host = "127.0.0.1" if ami.bind.is_loopback or ami.bind.is_unspecified else str(ami.bind)
-    endpoint = AmiEndpoint(host, ami.port, ami.username, secrets["ami"])
+    # `config apply`'s own AMI user: the engine's cannot reload or verify (no `system`/`config` class)
+    endpoint = AmiEndpoint(host, ami.port, ami.apply.username, secrets[APPLY_KEY])
     asterisk_log = None
     if check:  # applying: verification must be able to read what Asterisk refuses, or nothing is changed
         asterisk_log = getattr(args, "asterisk_log", None) or default_asterisk_log(args.etc)

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from callflow.ami import AmiEndpoint
 from callflow.lab._control import AMI_USER, LabStatus, lab_dir, load_secrets
-from callflow.lab._render import load_lab_site
+from callflow.lab._render import APPLY_USER, load_lab_site
 from callflow.lab.errors import LabError
-from callflow.siteconfig import MESSAGES_LOG, ApplyTarget, LoadedSite
+from callflow.siteconfig import APPLY_KEY, MESSAGES_LOG, ApplyTarget, LoadedSite
 
 
 def lab_apply_target(st: LabStatus, site_file: Path, keep: int = 10
@@ -24,12 +24,13 @@ def lab_apply_target(st: LabStatus, site_file: Path, keep: int = 10
     loaded, secrets = load_lab_site(site_file, ports=st.ports(), inner=st.instance_dir_in_root,
                                     ami_user=AMI_USER, secrets=lab_secrets)
     target = ApplyTarget(etc_dir=Path(st.config_dir), state_dir=lab_dir(st.instance) / "config",
-                         ami=st.ami_endpoint(), keep=keep, asterisk_log=Path(st.log_dir) / MESSAGES_LOG)
+                         ami=st.apply_endpoint(), keep=keep, asterisk_log=Path(st.log_dir) / MESSAGES_LOG)
     return loaded, secrets, target
 
 
 def lab_ami_after(st: LabStatus, secrets: dict[str, str]) -> AmiEndpoint:
-    return AmiEndpoint(st.ami["host"], int(st.ami["port"]), AMI_USER, secrets["ami"])
+    """``config apply``'s login as the files being applied define it (its own user, not the engine's)."""
+    return AmiEndpoint(st.ami["host"], int(st.ami["port"]), APPLY_USER, secrets[APPLY_KEY])
 
 
 def keep_lab_secrets(st: LabStatus, secrets: dict[str, str]) -> list[str]:

@@ -19,11 +19,18 @@ from typing import Any
 
 from callflow.ami import AmiConnection, AmiEndpoint, AmiError, EventItem
 from callflow.ami.events import FullyBooted
-from callflow.lab._render import REGISTERING_OPERATORS, STATIC_OPERATORS, LabPorts, render_config
+from callflow.lab._render import APPLY_USER, REGISTERING_OPERATORS, STATIC_OPERATORS, LabPorts, render_config
 from callflow.lab._root import AsteriskRuntime, cache_dir, find_runtime
 from callflow.lab._tls import TLS_CERT, ensure_certificate
 from callflow.lab.errors import LabError
-from callflow.siteconfig import SiteConfigError, applied_site_path, load_site, pbx_config_dir, store_applied
+from callflow.siteconfig import (
+    APPLY_KEY,
+    SiteConfigError,
+    applied_site_path,
+    load_site,
+    pbx_config_dir,
+    store_applied,
+)
 
 AMI_USER = "siaga112"
 BOOT_TIMEOUT_S = 60.0
@@ -73,6 +80,14 @@ class LabStatus:
                                tls_ca_file=self.ami["tls_ca_file"])
         return AmiEndpoint(self.ami["host"], int(self.ami["port"]), self.ami["username"], secret)
 
+    def apply_endpoint(self) -> AmiEndpoint:
+        """``config apply``'s AMI login (reloads and verification), over the plain loopback listener."""
+        secret = load_secrets(Path(self.secrets_file)).get(APPLY_KEY)
+        if not secret:
+            raise LabError(f"lab {self.instance!r} has no AMI user for `config apply` (started by an older "
+                           f"siaga112): restart it (`siaga112 lab down/up --instance {self.instance}`)")
+        return AmiEndpoint(self.ami["host"], int(self.ami["port"]), APPLY_USER, secret)
+
     def ports(self) -> LabPorts:
         """The ports this lab was started with (what ``config apply --lab`` renders with)."""
         defaults = LabPorts()
@@ -108,15 +123,19 @@ def load_secrets(path: Path) -> dict[str, str]:
 
 def _secrets_for(instance: str) -> tuple[Path, dict[str, str]]:
     """Per-lab secrets (AMI and SIP), generated once, mode 0600, never in the repo or logs.
-    ``SIAGA112_AMI_SECRET`` overrides the AMI one."""
+    ``SIAGA112_AMI_SECRET`` and ``SIAGA112_AMI_APPLY_SECRET`` override the AMI ones."""
     path = lab_dir(instance) / "secrets.json"
     data: dict[str, str] = load_secrets(path) if path.exists() else {}
     data.setdefault("ami", secrets.token_urlsafe(24))
+    data.setdefault(APPLY_KEY, secrets.token_urlsafe(24))  # `config apply`'s own AMI user
     for i in range(1, STATIC_OPERATORS + REGISTERING_OPERATORS + 1):
         data.setdefault(f"op{i}", secrets.token_urlsafe(18))
     env_secret = os.environ.get("SIAGA112_AMI_SECRET")
     if env_secret:
         data["ami"] = env_secret
+    env_apply = os.environ.get("SIAGA112_AMI_APPLY_SECRET")
+    if env_apply:
+        data[APPLY_KEY] = env_apply
     path.parent.mkdir(parents=True, exist_ok=True)
     path.parent.chmod(0o700)  # the lab's directory holds its secrets and the engine's database
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -64,6 +64,9 @@ _LOOPBACK_CONTACT = re.compile(r"^(sip:[^@]+@(?:127\.\d+\.\d+\.\d+|localhost)):(
 _LOOPBACK_TRUNK = re.compile(r"^sip:(?:[^@]+@)?(?:127\.\d+\.\d+\.\d+|localhost)(?::\d+)?$")
 
 
+APPLY_USER = "siaga112-apply"  # `config apply`'s AMI user in every lab
+
+
 def lab_site(site: Site, *, ports: LabPorts, inner: str, ami_user: str) -> Site:
     """The site with the lab's ports, directories and AMI user. Static loopback contacts keep their offset
     from the SIP port (``op1`` at SIP port + 1), so the lab's SIPp answerers are found. Citizens' calls
@@ -87,6 +90,8 @@ def lab_site(site: Site, *, ports: LabPorts, inner: str, ami_user: str) -> Site:
         # AMI over TLS beside plain AMI: the lab's self-signed certificate (made by `lab up`, see
         # callflow/lab/_tls.py) under the instance's keys/ directory
         "ami": site.ami.model_copy(update={"bind": loopback, "port": ports.ami, "username": ami_user,
+                                           "apply": site.ami.apply.model_copy(
+                                               update={"username": APPLY_USER}),
                                            "permit": [ipaddress.IPv4Network("127.0.0.1/32")], "tls": True,
                                            "tls_port": ports.ami_tls,
                                            "tls_cert_file": Path(f"{inner}/keys/{TLS_CERT}"),

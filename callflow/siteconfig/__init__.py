@@ -43,11 +43,12 @@ from callflow.siteconfig._render import (
     write_files,
 )
 from callflow.siteconfig._schema import site_schema
-from callflow.siteconfig._secrets import MASK, mask, resolve_secrets, secret_problems
+from callflow.siteconfig._secrets import APPLY_KEY, MASK, mask, resolve_secrets, secret_problems
 from recordings.policy import RecordFrom
 
 __all__ = [
     "APPLIED_DIR",
+    "APPLY_KEY",
     "DEFAULT_KEEP",
     "DEFAULT_STATE_DIR",
     "EMERGENCY_CATEGORIES",

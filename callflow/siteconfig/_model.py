@@ -298,6 +298,13 @@ class Agencies(_Section):
         return self
 
 
+class AmiApply(SecretRef):
+    """``config apply``'s own AMI user (reloads and verification: classes system, config, reporting), logged
+    in only while applying; the running engine's user cannot reload, read configs or load modules."""
+
+    username: Annotated[str, Field(pattern=_NAME)] = "siaga112-apply"
+
+
 class Ami(SecretRef):
     bind: IPv4Address = Field(default=ipaddress.IPv4Address("127.0.0.1"))
     port: int = Field(default=5038, ge=1, le=65535)
@@ -309,6 +316,17 @@ class Ami(SecretRef):
     tls_port: int = Field(default=5039, ge=1, le=65535)
     tls_cert_file: FilePath | None = None
     tls_key_file: FilePath | None = None
+    apply: AmiApply = Field(
+        default_factory=lambda: AmiApply(secret_env="SIAGA112_AMI_APPLY_SECRET"),  # noqa: S106 - a variable's name
+        description="`config apply`'s own AMI user; its secret from secret_env or secret_file, never the "
+                    "engine's")
+
+    @model_validator(mode="after")
+    def _apply_user_is_another(self) -> Ami:
+        if self.apply.username == self.username:
+            raise ValueError(f"ami.apply.username {self.apply.username!r} is the engine's user: give `config "
+                             f"apply` its own (e.g. {self.username}-apply)")
+        return self
 
 
 class Sip(_Section):

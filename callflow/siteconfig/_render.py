@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
+from callflow.ami.privileges import APPLY_READ, APPLY_WRITE, ENGINE_READ, ENGINE_WRITE, classes, reasons
 from callflow.siteconfig._conf_text import conf_escape, control_character, rendered_value_problems
 from callflow.siteconfig._load import LoadedSite
 from callflow.siteconfig._model import Queue, Site
@@ -120,6 +121,15 @@ def template_values(site: Site, secrets: Mapping[str, str]) -> dict[str, str]:
         "AMI_USER": site.ami.username,
         "AMI_SECRET": conf_escape(secrets["ami"]),
         "AMI_PERMIT": "\n".join(f"permit = {net.with_netmask}" for net in site.ami.permit),
+        "AMI_READ": classes(ENGINE_READ),
+        "AMI_WRITE": classes(ENGINE_WRITE),
+        "AMI_READ_WHY": reasons("read", ENGINE_READ),
+        "AMI_WRITE_WHY": reasons("write", ENGINE_WRITE),
+        "AMI_APPLY_USER": site.ami.apply.username,
+        "AMI_APPLY_SECRET": conf_escape(secrets["ami_apply"]),
+        "AMI_APPLY_READ": classes(APPLY_READ),
+        "AMI_APPLY_WRITE": classes(APPLY_WRITE),
+        "AMI_APPLY_WRITE_WHY": reasons("write", APPLY_WRITE),
         "AMI_TLS": _ami_tls(site),
         "SIP_BIND": str(site.sip.bind),
         "SIP_PORT": str(site.sip.port),

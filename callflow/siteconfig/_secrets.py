@@ -18,19 +18,20 @@ from callflow.siteconfig._model import SecretRef
 from callflow.siteconfig._problems import Problem, SiteConfigError
 
 MIN_SECRET_LENGTH = 16
+APPLY_KEY = "ami_apply"  # `config apply`'s AMI user
 MASK = "********"
 
 
 @dataclass(frozen=True)
 class SecretSlot:
-    key: str  # "ami" or the operator's name
+    key: str  # "ami", "ami_apply" or the operator's name
     ref: SecretRef
     loc: tuple[str | int, ...]  # the section in the site file
 
 
 def secret_slots(loaded: LoadedSite) -> list[SecretSlot]:
     site = loaded.site
-    slots = [SecretSlot("ami", site.ami, ("ami",))]
+    slots = [SecretSlot("ami", site.ami, ("ami",)), SecretSlot(APPLY_KEY, site.ami.apply, ("ami", "apply"))]
     slots += [SecretSlot(op.name, op, ("operators", i)) for i, op in enumerate(site.operators)]
     return slots
 
@@ -106,7 +107,7 @@ def _resolve(loaded: LoadedSite, overrides: Mapping[str, str]) -> tuple[dict[str
                       f"environment variable {source}" if slot.ref.secret_env else
                       f"secret file {loaded.resolve(Path(source))}")
             what = ("has more than one line" if found.startswith("a line break") else f"contains {found}")
-            where = "pjsip.conf" if slot.key != "ami" else "manager.conf"
+            where = "manager.conf" if slot.key in {"ami", APPLY_KEY} else "pjsip.conf"
             problems.append(loaded.problem(
                 (*slot.loc, field), f"secret for {slot.key} ({origin}) {what}: Asterisk would read the rest "
                                     f"as new lines of {where}",
@@ -121,6 +122,12 @@ def _resolve(loaded: LoadedSite, overrides: Mapping[str, str]) -> tuple[dict[str
                                            "print(secrets.token_urlsafe(24))'`"))
             continue
         values[slot.key] = value
+    if values.get(APPLY_KEY) and values.get(APPLY_KEY) == values.get("ami"):
+        problems.append(loaded.problem(
+            ("ami", "apply"), "the secret for `config apply`'s AMI user is the engine's: whoever reads the "
+                              "engine's secret could reload and read every configuration",
+            "give [ami.apply] its own secret (secret_env or secret_file)"))
+        del values[APPLY_KEY]
     return values, problems
 
 

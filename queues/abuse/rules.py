@@ -4,6 +4,7 @@ callbacks to calls that were not classed emergency (queues/callbacks/rules.py). 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -52,12 +53,22 @@ def flag_in_force(flags: list[AbuseFlag], at: datetime) -> AbuseFlag | None:
     return max(live, key=lambda f: f.flagged_at) if live else None
 
 
-ASTDB_FAMILY = "siaga_abuse"  # contract with extensions.conf [siaga-queue-priority]: key = caller number
+# Contract with extensions.conf [siaga-queue-priority]: one dial plan global per flagged number,
+# SIAGA_ABUSE_<caller number> = expiry. Globals, not AstDB: AMI's DBPut/DBDel need the `system` class,
+# Setvar only `call` (README "Security: the PBX side").
+ABUSE_VARIABLE_PREFIX = "SIAGA_ABUSE_"
+_DIAL_PLAN_NUMBER = re.compile(r"[0-9+*#]{1,32}")  # what the dial plan leaves of a caller id
+
+
+def abuse_variable(number: str) -> str | None:
+    """The dial plan global that carries ``number``'s flag, or None for a number no caller id can be
+    (the dial plan keeps only digits and + * #)."""
+    return ABUSE_VARIABLE_PREFIX + number if _DIAL_PLAN_NUMBER.fullmatch(number) else None
 
 
 @dataclass(frozen=True, slots=True)
 class SyncPlan:
-    """What to change in Asterisk's database so the dial plan sees the flags in force: ``put`` number ->
+    """What to change in the dial plan's globals so it sees the flags in force: ``put`` number ->
     expiry (epoch seconds; the dial plan compares it with ``${EPOCH}``, so an expired flag is never applied
     even while the engine is down), ``delete`` numbers no longer flagged."""
 

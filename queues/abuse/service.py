@@ -1,10 +1,12 @@
-"""The repeat-abuse service: keeps Asterisk's database (AstDB family ``siaga_abuse``) in step with the flags
-in force, so the dial plan queues a flagged caller behind the other callers of the same queue (a lower
-``QUEUE_PRIO``; pbx-config/extensions.conf). Never a block: the call is answered and queued as any other.
+"""The repeat-abuse service: keeps the dial plan's globals ``SIAGA_ABUSE_<number>`` (= expiry) in step with
+the flags in force, so the dial plan queues a flagged caller behind the other callers of the same queue (a
+lower ``QUEUE_PRIO``; pbx-config/extensions.conf). Never a block: the call is answered and queued as any
+other. Globals (AMI Setvar, class ``call``) rather than AstDB (DBPut needs ``system``).
 
 Supervisors set and lift flags with ``siaga112 abuse`` (callflow/commands/abuse.py), straight into the
-shared database; this service looks every ``interval_s`` and at every AMI link-up (when it first clears
-the family, since Asterisk may hold flags lifted while the link was down)."""
+shared database; this service looks every ``interval_s``, and at every AMI link-up and dial plan reload
+(which clears globals) it sets every flag in force again and clears every number ever flagged that is not
+(Asterisk may hold a flag lifted while the link was down, or set by an engine that died)."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from callflow.ami import AmiError, EventItem, LinkEvent
 from callflow.ami.client import Clock, utc_now
 from callflow.logs import mask_number
 from callflow.store import open_database
-from queues.abuse.rules import ASTDB_FAMILY, sync_plan
+from queues.abuse.rules import abuse_variable, sync_plan
 from queues.abuse.store import ABUSE_SCHEMA, all_flags
 
 if TYPE_CHECKING:
@@ -68,23 +70,32 @@ class AbuseFlags:
                 self._link.set()
             else:
                 self._link.clear()
+        elif item.name == "Reload":  # a dial plan reload resets the globals (clearglobalvars)
+            self._fresh_link = True
 
     async def _sync(self, conn: aiosqlite.Connection) -> None:
         assert self._engine is not None  # noqa: S101 - set in run()
         session = self._engine.session
+        flags = await all_flags(conn)
         if self._fresh_link:
-            with contextlib.suppress(AmiError):  # an empty family is refused: nothing to clear
-                await session.action("DBDelTree", {"Family": ASTDB_FAMILY})
-            self._present = {}
+            # unknown what Asterisk holds: every number ever flagged is set again or cleared
+            self._present = {f.number: -1 for f in flags}
             self._fresh_link = False
-        plan = sync_plan(await all_flags(conn), self._present, self.clock())
+        plan = sync_plan(flags, self._present, self.clock())
         for number, expires in plan.put.items():
-            await session.action("DBPut", {"Family": ASTDB_FAMILY, "Key": number, "Val": str(expires)})
+            variable = abuse_variable(number)
+            if variable is None:
+                log.warning("abuse.number_unusable", caller=mask_number(number),
+                            hint="no caller id can be this number (digits and + * # only): not applied")
+                self._present[number] = expires
+                continue
+            await session.action("Setvar", {"Variable": variable, "Value": str(expires)})
             self._present[number] = expires
             log.info("abuse.flag_applied", caller=mask_number(number), until=expires)
         for number in plan.delete:
-            with contextlib.suppress(AmiError):  # already gone
-                await session.action("DBDel", {"Family": ASTDB_FAMILY, "Key": number})
+            variable = abuse_variable(number)
+            if variable is not None:
+                await session.action("Setvar", {"Variable": variable, "Value": "0"})
             self._present.pop(number, None)
             log.info("abuse.flag_removed", caller=mask_number(number))
         self.syncs += 1

@@ -303,6 +303,7 @@ async def test_production_apply_with_etc_and_a_manager_change(config_lab: LabSta
     same = site_variant(tmp_path, *edits)
     lab_secrets = load_secrets(Path(config_lab.secrets_file))
     env = {**os.environ, "SIAGA112_AMI_SECRET": lab_secrets["ami"],
+           "SIAGA112_AMI_APPLY_SECRET": lab_secrets["ami_apply"],
            **{f"SIAGA112_SECRET_OP{i}": lab_secrets[f"op{i}"] for i in range(1, 7)}}
     state = tmp_path / "state"
     messages_log = str(Path(config_lab.log_dir) / "messages.log")

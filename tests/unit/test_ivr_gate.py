@@ -7,13 +7,17 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from structlog.testing import capture_logs
 
 from callflow.ami import AmiMessage, ConnectionLost, LinkEvent
 from callflow.ami.events import UnknownEvent
+from callflow.lease import LEASE_S
 from ivr.gate import GATE_VARIABLE, IvrGate, IvrState
 
 NOW = datetime(2026, 12, 4, 20, 0, tzinfo=UTC)
+EPOCH = 1796414400
+OPEN = str(EPOCH + LEASE_S)  # the gate is a lease: open until Asterisk's clock passes this
 
 
 class _Session:
@@ -24,10 +28,14 @@ class _Session:
         self.changed = asyncio.Event()
 
     async def action(self, name: str, headers: dict[str, str], **_: Any) -> AmiMessage:
-        self.attempts += 1
-        self.changed.set()
+        if self.down or name == "Setvar":
+            self.attempts += 1
+            self.changed.set()
         if self.down:
             raise ConnectionLost("AMI link is down; the action was not sent")
+        if name == "Getvar":  # the lease is reckoned on Asterisk's clock
+            assert headers["Variable"] == "EPOCH"
+            return AmiMessage((("Response", "Success"), ("Value", str(EPOCH))))
         assert name == "Setvar"
         assert headers["Variable"] == GATE_VARIABLE
         self.sent.append(headers["Value"])
@@ -64,7 +72,7 @@ async def test_open_only_while_bound_and_set_again_after_a_reload_or_reconnect()
         gate.report(IvrState.FAILED, 4573)
         await _settle(engine, 4)
     task.cancel()
-    assert engine.session.sent == ["open", "open", "open", "closed"]
+    assert engine.session.sent == [OPEN, OPEN, OPEN, "0"]
     assert not gate.opened.is_set()
     assert [e["event"] for e in logs].count("ivr.listening") == 3
     [closed] = [e for e in logs if e["event"] == "ivr.gate_closed"]
@@ -84,5 +92,22 @@ async def test_a_gate_it_could_not_close_is_said_so_and_retried_when_ami_is_back
         await gate.handle(LinkEvent("up", NOW))
         await _settle(engine, 2)
     task.cancel()
-    assert engine.session.sent == ["closed"]
+    assert engine.session.sent == ["0"]
     assert any(e["event"] == "ivr.gate_closed" for e in logs)
+
+
+async def test_the_lease_is_renewed_while_bound_and_ended_when_the_ivr_stops(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """kill -9 of the engine leaves no one to close the gate: it stays open only as long as renewed."""
+    monkeypatch.setattr("ivr.gate.RENEW_S", 0.02)
+    gate, engine = IvrGate(port=4573), _Engine()
+    task = asyncio.create_task(gate.run(engine))  # type: ignore[arg-type]
+    with capture_logs() as logs:
+        gate.report(IvrState.BOUND, 4573)
+        await _settle(engine, 4)  # granted, then renewed three times without any event
+        gate.report(IvrState.STOPPED)
+        await _settle(engine, 5)
+    task.cancel()
+    assert engine.session.sent[:4] == [OPEN] * 4
+    assert engine.session.sent[-1] == "0"
+    assert [e["event"] for e in logs].count("ivr.listening") == 1  # renewals are not news

@@ -202,11 +202,12 @@ def test_namespace_without_options_means_the_defaults() -> None:
 
 def test_config_check_of_the_shipped_site_says_how(capsys: pytest.CaptureFixture[str],
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("SIAGA112_AMI_SECRET", *(f"SIAGA112_SECRET_OP{i}" for i in range(1, 7))):
+    for name in ("SIAGA112_AMI_SECRET", "SIAGA112_AMI_APPLY_SECRET",
+                 *(f"SIAGA112_SECRET_OP{i}" for i in range(1, 7))):
         monkeypatch.delenv(name, raising=False)
     assert main(["config", "check", str(SHIPPED)]) == 1
     err = capsys.readouterr().err
-    assert err.count("is not set") == 7
+    assert err.count("is not set") == 8
     assert "`siaga112 config check pbx-config/site.toml --lab INSTANCE`" in err
 
 

@@ -1,5 +1,6 @@
-"""The recorder's decisions, event by event: when MixMonitor starts and stops, what is indexed,
-discarded or flagged. The AMI peer here only answers actions (and writes the file Asterisk would);
+"""The recorder's decisions, event by event: which recording the dial plan announced counts, what is
+indexed, stopped, discarded or flagged. The AMI peer here only answers actions (the test writes the file
+Asterisk's MixMonitor would);
 the real Asterisk path is covered by tests/integration/test_recordings.py."""
 
 from __future__ import annotations
@@ -11,44 +12,59 @@ import wave
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
-from callflow.ami import ActionFailed, AmiCodec, AmiMessage, LinkEvent, parse_event
+from callflow.ami import AmiCodec, AmiMessage, LinkEvent, parse_event
+from callflow.lease import LEASE_S
 from callflow.policies import recording_policy
 from callflow.siteconfig import Recording
 from callflow.store import open_database
 from recordings import SCHEMA, Recorder, RecordFrom, RecordingIndex, RecordingPolicy, RecordingStatus
+from recordings.naming import relative_path
 
 NOW = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
 TS = "1795334400.250000"  # 2026-11-22 08:00:00.25 UTC
 
 
-class AsteriskStandIn:
-    """Answers MixMonitor/StopMixMonitor; on MixMonitor writes a closed 1 s WAV where Asterisk would."""
+LEASE_ACTIONS = {"Getvar", "Setvar"}  # the recorder's globals and lease (test_the_dial_plan_is_told_...)
 
-    def __init__(self, *, refuse: bool = False) -> None:
+
+class AsteriskStandIn:
+    """Answers the recorder's actions (Asterisk's clock for the lease: Getvar EPOCH)."""
+
+    def __init__(self) -> None:
         self.actions: list[tuple[str, dict[str, str]]] = []
-        self.refuse = refuse
+        self.lease: list[tuple[str, dict[str, str]]] = []
 
     async def action(self, name: str, headers: dict[str, str] | None = None, **_: Any) -> AmiMessage:
-        self.actions.append((name, dict(headers or {})))
-        if self.refuse:
-            raise ActionFailed(name, "Could not start monitoring channel")
-        if name == "MixMonitor":
-            path = Path(headers["File"])  # type: ignore[index]
-            with wave.open(str(path), "wb") as wav:
-                wav.setnchannels(1)
-                wav.setsampwidth(2)
-                wav.setframerate(8000)
-                wav.writeframes(struct.pack("<8000h", *([1000, -1000] * 4000)))
+        (self.lease if name in LEASE_ACTIONS else self.actions).append((name, dict(headers or {})))
+        if name == "Getvar":
+            return AmiMessage((("Response", "Success"), ("Value", "1795334400")))
         return AmiMessage((("Response", "Success"),))
 
     async def list_action(self, name: str, headers: dict[str, str] | None = None, **_: Any
                           ) -> tuple[AmiMessage, list[Any]]:
         self.actions.append((name, dict(headers or {})))
         return AmiMessage((("Response", "Success"),)), []  # no channel up any more
+
+
+def write_wav(path: Path) -> None:
+    """A closed 1 s WAV where Asterisk's MixMonitor would have written it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(8000)
+        wav.writeframes(struct.pack("<8000h", *([1000, -1000] * 4000)))
+
+
+def dial_plan_file(linkedid: str = "1795334400.7") -> str:
+    """The name pbx-config/extensions.conf [siaga-record] gives (Asterisk's ids and clock)."""
+    return str(relative_path(linkedid, linkedid, datetime(2026, 11, 22, 8, 0, 0, 120000, tzinfo=UTC), "wav"))
 
 
 class FakeEngine:
@@ -71,11 +87,11 @@ def caller(linkedid: str = "1795334400.7", **extra: str) -> dict[str, str]:
 FROM_ARRIVAL = recording_policy(Recording(emergency_from=RecordFrom.ARRIVAL))
 
 
-async def started(tmp_path: Path, policy: RecordingPolicy, *, refuse: bool = False
+async def started(tmp_path: Path, policy: RecordingPolicy, **options: Any
                   ) -> AsyncIterator[tuple[Recorder, AsteriskStandIn]]:
-    session = AsteriskStandIn(refuse=refuse)
+    session = AsteriskStandIn()
     recorder = Recorder(database=tmp_path / "db.sqlite", root=tmp_path / "rec", policy=policy,
-                        settle_timeout=2.0)
+                        settle_timeout=2.0, **options)
     task = asyncio.create_task(recorder.run(FakeEngine(session)))  # type: ignore[arg-type]
     try:
         yield recorder, session
@@ -95,69 +111,125 @@ async def rows(recorder: Recorder) -> list[Any]:
 
 async def test_answered_emergency_is_recorded_and_indexed(tmp_path: Path) -> None:
     async for recorder, session in started(tmp_path, recording_policy()):
-        await recorder.handle(ev("UserEvent", UserEvent="SiagaQueueEntry", Class="emergency", **caller()))
         await recorder.handle(ev("Newchannel", **caller()))
-        assert session.actions == []  # default policy: from the answer
+        await recorder.handle(ev("UserEvent", UserEvent="SiagaQueueEntry", Class="emergency", **caller()))
+        # the dial plan arms MixMonitor (b: audio once bridged) and says which file
+        await recorder.handle(ev("UserEvent", UserEvent="SiagaRecording", Status="armed", Trigger="answer",
+                                 File=dial_plan_file(), **caller()))
         await recorder.handle(ev("AgentConnect", Queue="emergency", MemberName="op1", **caller()))
+        write_wav(recorder.root / dial_plan_file())
         await recorder.handle(ev("Hangup", **caller()))
         await asyncio.wait_for(recorder.wait_idle(), 10)
-        ((name, headers),) = session.actions
-        assert name == "MixMonitor"
-        assert headers["Channel"] == "PJSIP/citizen-00000001"
+        assert session.actions == []  # no MixMonitor action: the dial plan records (no `system` class)
         (rec,) = await rows(recorder)
         assert rec.status == RecordingStatus.OK
         assert rec.duration_s == 1.0
-        assert str(rec.path) == headers["File"]
+        assert rec.path == recorder.root / dial_plan_file()
         assert stat.S_IMODE(rec.path.stat().st_mode) == 0o640
         day, month, year = rec.path.parents[0], rec.path.parents[1], rec.path.parents[2]
         assert (year.parent, year.name, month.name, day.name) == (recorder.root, "2026", "11", "22")
-        # README: folders 0750; the parents made by mkdir(parents=True) were 0755 (issue 17)
+        # README: folders 0750 (the recorder tightens what it finds, Asterisk's mkdir included)
         assert [stat.S_IMODE(d.stat().st_mode) for d in (year, month, day)] == [0o750] * 3
-        assert rec.made_at == datetime(2026, 11, 22, 8, 0, 0, 250000, tzinfo=UTC)
+        assert rec.made_at == datetime(2026, 11, 22, 8, 0, 0, 250000, tzinfo=UTC)  # the answer
 
 
 async def test_arrival_recording_of_a_call_that_turns_nonemergency_is_discarded(tmp_path: Path) -> None:
     async for recorder, session in started(tmp_path, FROM_ARRIVAL):
         await recorder.handle(ev("Newchannel", **caller()))
+        await recorder.handle(ev("UserEvent", UserEvent="SiagaRecording", Status="started", Trigger="arrival",
+                                 File=dial_plan_file(), **caller()))
+        write_wav(recorder.root / dial_plan_file())
         await recorder.handle(ev("UserEvent", UserEvent="SiagaQueueEntry", Class="nonemergency", **caller()))
         await recorder.handle(ev("AgentConnect", Queue="nonemergency", MemberName="op1", **caller()))
         await recorder.handle(ev("Hangup", **caller()))
         await asyncio.wait_for(recorder.wait_idle(), 10)
-        assert [name for name, _ in session.actions] == ["MixMonitor", "StopMixMonitor"]
+        assert [name for name, _ in session.actions] == ["StopMixMonitor"]
         (rec,) = await rows(recorder)
         assert rec.status == RecordingStatus.DISCARDED
         assert not rec.path.exists()
 
 
-async def test_refused_mixmonitor_flags_the_call(tmp_path: Path) -> None:
-    async for recorder, _ in started(tmp_path, recording_policy(), refuse=True):
+async def test_an_answered_call_the_dial_plan_did_not_record_is_flagged(tmp_path: Path) -> None:
+    async for recorder, session in started(tmp_path, recording_policy()):
         await recorder.handle(ev("AgentConnect", Queue="emergency", MemberName="op1", **caller()))
         await recorder.handle(ev("Hangup", **caller()))
         await asyncio.wait_for(recorder.wait_idle(), 10)
         (rec,) = await rows(recorder)
         assert rec.status == RecordingStatus.FAILED
-        assert "MixMonitor refused" in rec.problem
+        assert "dial plan started no recording" in rec.problem
+        ((name, headers),) = session.actions  # the call record is marked too
+        assert (name, headers["UserEvent"], headers["Status"]) == ("UserEvent", "SiagaRecording", "failed")
+
+
+async def test_a_full_root_stops_the_armed_recording_before_the_answer(tmp_path: Path) -> None:
+    full = {"disk_usage": lambda _p: SimpleNamespace(free=5 * 1024 * 1024)}
+    async for recorder, session in started(tmp_path, recording_policy(), **full):
+        await recorder.handle(ev("UserEvent", UserEvent="SiagaRecording", Status="armed", Trigger="answer",
+                                 File=dial_plan_file(), **caller()))
+        await asyncio.wait_for(recorder.wait_idle(), 10)
+        assert [name for name, _ in session.actions] == ["StopMixMonitor"]
+        await recorder.handle(ev("AgentConnect", Queue="emergency", MemberName="op1", **caller()))
+        await recorder.handle(ev("Hangup", **caller()))
+        await asyncio.wait_for(recorder.wait_idle(), 10)
+        (rec,) = await rows(recorder)
+        assert rec.status == RecordingStatus.FAILED
+        assert "is full" in rec.problem
+
+
+@pytest.mark.parametrize("announced", [
+    "../../../etc/passwd",
+    "2026/11/22/1795334400_9-1795334400_9-080000120000.wav",  # another channel's name
+    "2026/11/22/1795334400_7-1795334400_7-080000120000.wav,b",
+])
+async def test_a_file_name_not_the_channels_is_refused_and_stopped(tmp_path: Path, announced: str) -> None:
+    async for recorder, session in started(tmp_path, recording_policy()):
+        with capture_logs() as logs:
+            await recorder.handle(ev("UserEvent", UserEvent="SiagaRecording", Status="armed",
+                                     Trigger="answer", File=announced, **caller()))
+            await asyncio.wait_for(recorder.wait_idle(), 10)
+        assert [name for name, _ in session.actions] == ["StopMixMonitor"]
+        [refused] = [e for e in logs if e["event"] == "recording.bad_path"]
+        assert refused["log_level"] == "error"
+        assert await rows(recorder) == []
 
 
 async def test_hostile_ids_stay_inside_the_root(tmp_path: Path) -> None:
-    async for recorder, session in started(tmp_path, recording_policy()):
+    async for recorder, _ in started(tmp_path, recording_policy()):
         bad = caller(linkedid="../../../etc/passwd")
+        await recorder.handle(ev("UserEvent", UserEvent="SiagaRecording", Status="armed", Trigger="answer",
+                                 File=dial_plan_file("../../../etc/passwd"), **bad))
         await recorder.handle(ev("AgentConnect", Queue="emergency", MemberName="op1", **bad))
         await recorder.handle(ev("Hangup", **bad))
         await asyncio.wait_for(recorder.wait_idle(), 10)
-        ((_, headers),) = session.actions
-        assert Path(headers["File"]).resolve().is_relative_to((tmp_path / "rec").resolve())
+        (rec,) = await rows(recorder)
+        assert rec.path.resolve().is_relative_to((tmp_path / "rec").resolve())
 
 
 async def test_hangup_lost_in_an_ami_gap_is_reconciled_on_reconnect(tmp_path: Path) -> None:
     async for recorder, session in started(tmp_path, recording_policy()):
+        await recorder.handle(ev("UserEvent", UserEvent="SiagaRecording", Status="armed", Trigger="answer",
+                                 File=dial_plan_file(), **caller()))
         await recorder.handle(ev("AgentConnect", Queue="emergency", MemberName="op1", **caller()))
+        write_wav(recorder.root / dial_plan_file())
         await asyncio.wait_for(recorder.wait_idle(), 10)
         back = datetime(2026, 11, 22, 8, 0, 30, tzinfo=UTC)
         await recorder.handle(LinkEvent("down", NOW, reason="peer closed"))
         await recorder.handle(LinkEvent("up", back, gap_started=NOW, reconnect=True))
         await asyncio.wait_for(recorder.wait_idle(), 10)
-        assert [name for name, _ in session.actions] == ["MixMonitor", "CoreShowChannels"]
+        assert [name for name, _ in session.actions] == ["CoreShowChannels"]
         (rec,) = await rows(recorder)
         assert rec.status == RecordingStatus.OK
         assert rec.ended_at == back
+
+
+async def test_the_dial_plan_is_told_the_policy_and_holds_a_lease(tmp_path: Path) -> None:
+    async for recorder, session in started(tmp_path, FROM_ARRIVAL):
+        async with asyncio.timeout(5):
+            while not any(h.get("Variable") == "SIAGA_REC_LEASE" for _, h in session.lease):  # noqa: ASYNC110
+                await asyncio.sleep(0.01)  # the recorder renews from its own task
+        values = {h["Variable"]: h["Value"] for name, h in session.lease if name == "Setvar"}
+        assert values == {"SIAGA_REC_ROOT": str(tmp_path / "rec"), "SIAGA_REC_FORMAT": "wav",
+                          "SIAGA_REC_ARRIVAL": "1", "SIAGA_REC_NONEMERGENCY": "0",
+                          "SIAGA_REC_LEASE": str(1795334400 + LEASE_S)}  # Asterisk's clock + the lease
+        await recorder.before_stop()  # stopping: no new recordings from now on
+        assert session.lease[-1] == ("Setvar", {"Variable": "SIAGA_REC_LEASE", "Value": "0"})
