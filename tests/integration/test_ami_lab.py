@@ -80,7 +80,13 @@ async def test_login_and_typed_list_actions(
     summary = {s.queue: s for s in await queue_summary(conn)}
     assert summary["emergency"].logged_in == 1
     assert await core_show_channels(conn) == ()
-    endpoints = {e.object_name for e in await pjsip_endpoints(conn)}
+    # PJSIPShowEndpoints needs the `system` class: `config apply`'s user has it, the engine's not
+    apply_conn = AmiConnection(lab.apply_endpoint(), asyncio.Queue())
+    await apply_conn.connect()
+    try:
+        endpoints = {e.object_name for e in await pjsip_endpoints(apply_conn)}
+    finally:
+        await apply_conn.close()
     assert {"citizen-ingress", "op1", "op2", "op3", "op4", "op5", "op6"} <= endpoints
 
 

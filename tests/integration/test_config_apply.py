@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from callflow.ami import AmiConnection, EventItem
+from callflow.ami import AmiConnection, AmiEvent, AmiMessage, EventItem
 from callflow.lab import (
     LabError,
     LabStatus,
@@ -73,6 +73,18 @@ async def lab_ami(config_lab: LabStatus) -> AsyncIterator[LabAmi]:
         await conn.close()
 
 
+async def read_back(lab: LabStatus, action: str, headers: dict[str, str] | None = None
+                    ) -> tuple[AmiMessage, list[AmiEvent]]:
+    """Read back what Asterisk loaded as `config apply` does, with its own AMI user: the engine's may not
+    (PJSIPShowEndpoint(s) need the `system` class, which it no longer has)."""
+    conn = AmiConnection(lab.apply_endpoint(), asyncio.Queue())
+    await conn.connect()
+    try:
+        return await conn.list_action(action, headers)
+    finally:
+        await conn.close()
+
+
 def site_variant(tmp_path: Path, *replacements: tuple[str, str]) -> Path:
     """The default site file with some edits, beside an IVR tree (the IVR component's file, if present)."""
     text = (pbx_config_dir() / "site.toml").read_text()
@@ -122,7 +134,7 @@ async def test_apply_then_a_real_112_call(config_lab: LabStatus, lab_ami: LabAmi
     assert report.changed == ["extensions.conf", "pjsip.conf", "queues.conf"]
     assert report.modules == ["res_pjsip.so", "pbx_config.so", "app_queue.so"]  # only what changed
     # Asterisk runs the new configuration (read back over AMI, not from our files).
-    _, detail = await conn.list_action("PJSIPShowEndpoint", {"Endpoint": "op1"})
+    _, detail = await read_back(config_lab, "PJSIPShowEndpoint", {"Endpoint": "op1"})
     assert any(d.message.get("Callerid") == '"Operator Satu" <201>' for d in detail)
     _, queues = await conn.list_action("QueueStatus", {"Queue": "emergency"})
     assert any(q.message.get("ServiceLevel") == "12" for q in queues if q.name == "QueueParams")
@@ -152,7 +164,7 @@ async def test_rejected_change_is_rolled_back_and_calls_still_work(
     assert any("op2" in p for p in report.problems), report.problems
     assert report.rollback_problems == []
     assert (Path(config_lab.config_dir) / "pjsip.conf").read_bytes() == before
-    _, detail = await conn.list_action("PJSIPShowEndpoint", {"Endpoint": "op2"})
+    _, detail = await read_back(config_lab, "PJSIPShowEndpoint", {"Endpoint": "op2"})
     assert not any("Dua" in (d.message.get("Callerid") or "") for d in detail)
     assert ApplyHistory(lab_dir(config_lab.instance) / "config").records()[-1].outcome == "rolled_back"
     await answered_112_call(config_lab, conn, events)
@@ -170,7 +182,6 @@ async def test_option_asterisk_refuses_on_an_existing_endpoint_is_rolled_back(
         config_lab: LabStatus, lab_ami: LabAmi, tmp_path: Path) -> None:
     """Issue 15: a misspelt option was "applied and verified" while Asterisk kept op7's old definition
     (AMI shows the endpoint, with the same caller id); only Asterisk's log said so."""
-    conn, _ = lab_ami
     (tmp_path / "reset").mkdir()
     assert (await apply_site(config_lab, site_variant(tmp_path / "reset"))).ok  # only the option differs
     before = (Path(config_lab.config_dir) / "pjsip.conf").read_bytes()
@@ -184,14 +195,13 @@ async def test_option_asterisk_refuses_on_an_existing_endpoint_is_rolled_back(
     assert "previous configuration was restored" in out
     assert (Path(config_lab.config_dir) / "pjsip.conf").read_bytes() == before
     assert ApplyHistory(lab_dir(config_lab.instance) / "config").records()[-1].outcome == "rolled_back"
-    _, detail = await conn.list_action("PJSIPShowEndpoint", {"Endpoint": "op2"})
+    _, detail = await read_back(config_lab, "PJSIPShowEndpoint", {"Endpoint": "op2"})
     assert any(d.message.get("Callerid") == '"Operator 2" <202>' for d in detail)
 
 
 async def test_intruder_section_injected_by_a_value_is_refused_and_nothing_changes(
         config_lab: LabStatus, lab_ami: LabAmi, tmp_path: Path) -> None:
     """Issue 17 item 4: a line break in a pjsip_options value added an [intruder] endpoint without auth."""
-    conn, _ = lab_ami
     etc = Path(config_lab.config_dir)
     before = {p.name: p.read_bytes() for p in sorted(etc.glob("*.conf"))}
     records = len(ApplyHistory(lab_dir(config_lab.instance) / "config").records())
@@ -204,7 +214,7 @@ async def test_intruder_section_injected_by_a_value_is_refused_and_nothing_chang
     assert "nothing was changed" in out
     assert {p.name: p.read_bytes() for p in sorted(etc.glob("*.conf"))} == before
     assert len(ApplyHistory(lab_dir(config_lab.instance) / "config").records()) == records
-    _, items = await conn.list_action("PJSIPShowEndpoints")
+    _, items = await read_back(config_lab, "PJSIPShowEndpoints")
     names = {i.message.get("ObjectName") for i in items if i.message.get("Event") == "EndpointList"}
     assert "op2" in names
     assert "intruder" not in names
@@ -213,12 +223,11 @@ async def test_intruder_section_injected_by_a_value_is_refused_and_nothing_chang
 async def test_semicolon_in_a_value_reaches_asterisk_whole(config_lab: LabStatus, lab_ami: LabAmi,
                                                            tmp_path: Path) -> None:
     """`;` is written `\\;`: Asterisk reads the value whole (unescaped, it kept "Ab" of a secret "Ab;...")."""
-    conn, _ = lab_ami
     path = site_variant(tmp_path, ('display_name = "Operator 3"', 'display_name = "Operator; Tiga"\n'
                                    'pjsip_options = { set_var = "SIAGA_PROBE=Ab;cd;--x" }'))
     report = await apply_site(config_lab, path)
     assert report.outcome is ApplyOutcome.APPLIED, report
-    _, detail = await conn.list_action("PJSIPShowEndpoint", {"Endpoint": "op3"})
+    _, detail = await read_back(config_lab, "PJSIPShowEndpoint", {"Endpoint": "op3"})
     shown = next(d.message for d in detail if d.message.get("Event") == "EndpointDetail")
     assert (shown.get("SetVar"), shown.get("Callerid")) == ("SIAGA_PROBE=Ab;cd;--x", '"Operator; Tiga" <203>')
 

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from callflow.ami import AmiConnection, AmiEndpoint, ConnectionLost, EventItem, LoginFailed
+from callflow.ami import ActionFailed, AmiConnection, AmiEndpoint, ConnectionLost, EventItem, LoginFailed
 from callflow.lab import LabStatus
 from callflow.lab.sipp import PRESS_EMERGENCY, CallerScript, SippOperator, place_call
+from callflow.lease import LEASE_S, RENEW_S
 from tests.support.ami_waits import named, next_event
 from tests.support.engine import EngineProcess
 
@@ -187,3 +188,87 @@ async def test_ami_over_tls_on_the_labs_asterisk(lab: LabStatus) -> None:
         await engine.stop()
     connected = next(r for r in engine.records if r.get("event") == "ami.connected")
     assert connected["where"] == f"tls://siaga112@127.0.0.1:{endpoint.port}"
+
+
+async def test_the_engines_ami_user_reads_no_secret_and_runs_no_command(
+        lab: LabStatus, ami: tuple[AmiConnection, asyncio.Queue[EventItem]]) -> None:
+    """Issue 17 item 2: with `system`, the engine's user read pjsip.conf (every operator's SIP secret) and
+    manager.conf, and loaded app_system to run a shell through Originate. Now each is refused by
+    Asterisk; `config apply`'s own user can reload and read, the engine's cannot."""
+    conn, _ = ami
+    refused: dict[str, str] = {}
+    attempts: list[tuple[str, dict[str, str]]] = [
+        ("GetConfig", {"Filename": "pjsip.conf"}),
+        ("GetConfig", {"Filename": "manager.conf"}),
+        ("ModuleLoad", {"Module": "app_system.so", "LoadType": "load"}),
+        ("Originate", {"Channel": "Local/s@siaga-arrival", "Application": "System",
+                       "Data": "touch /tmp/siaga112-pwned", "Async": "false", "Timeout": "2000"}),
+        ("Reload", {"Module": "manager"}),
+    ]
+    for name, headers in attempts:
+        try:
+            reply = await conn.action(name, headers)
+        except ActionFailed as exc:
+            refused[f"{name} {next(iter(headers.values()))}"] = str(exc)
+        else:  # never the reply itself: it would hold the secrets it read
+            pytest.fail(f"the engine's AMI user may {name} {headers}: {reply.get('Response')}")
+    assert all("Permission denied" in why or "Forbidden" in why for why in refused.values()), refused
+    assert len(refused) == len(attempts)
+    # the engine's own work still goes through: Setvar/Getvar (leases, policy) are class `call`
+    assert (await conn.action("Getvar", {"Variable": "EPOCH"})).get("Value", "").isdigit()
+
+    apply_conn = AmiConnection(lab.apply_endpoint(), asyncio.Queue())
+    await apply_conn.connect()
+    try:
+        await apply_conn.action("Reload", {"Module": "app_queue.so"})
+        _, endpoints = await apply_conn.list_action("PJSIPShowEndpoints")
+    finally:
+        await apply_conn.close()
+    assert any(e.message.get("ObjectName") == "op1" for e in endpoints)
+    assert lab.apply_endpoint().secret != lab.ami_endpoint().secret
+
+
+async def _gate_closed(conn: AmiConnection, timeout: float) -> float:
+    """Seconds until the dial plan's IVR gate is closed by Asterisk's own clock (the lease ran out)."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    async with asyncio.timeout(timeout):
+        while True:
+            gate = (await conn.action("Getvar", {"Variable": "SIAGA_IVR_GATE"})).get("Value") or ""
+            epoch = int((await conn.action("Getvar", {"Variable": "EPOCH"})).get("Value") or "0")
+            if gate.isdigit() and int(gate) <= epoch:
+                return loop.time() - start
+            await asyncio.sleep(0.2)  # Asterisk's clock is the event here: no AMI event marks an expiry
+
+
+async def test_after_kill_9_the_gate_closes_by_itself(
+        lab: LabStatus, ami: tuple[AmiConnection, asyncio.Queue[EventItem]]) -> None:
+    """The engine is killed (-9: it closes nothing). Within the lease the dial plan stops trusting the
+    FastAGI port by itself: a process that binds it next gets no call, which reaches the emergency queue
+    by the fail-safe route."""
+    conn, events = ami
+    engine = EngineProcess(lab.instance)
+    await engine.start()  # ivr.listening: the gate's lease is held
+    await engine.kill()
+    fake = FakeFastAgi()
+    async with asyncio.timeout(10):  # the IVR (the engine's child) lets go of the port as it dies
+        while True:
+            try:
+                server = await asyncio.start_server(fake.serve, "127.0.0.1", lab.fastagi["port"])
+                break
+            except OSError:
+                await asyncio.sleep(0.1)
+    try:
+        waited = await _gate_closed(conn, timeout=LEASE_S + RENEW_S + 2)
+        call = asyncio.create_task(place_call(lab.sip["host"], lab.sip["port"],
+                                              CallerScript(number="081200003333", hold_ms=1500), timeout=30))
+        entry = await next_event(events, named("UserEvent", UserEvent="SiagaQueueEntry"), timeout=20)
+        result = await call
+    finally:
+        server.close()
+        await server.wait_closed()
+    print(f"gate closed {waited:.1f} s after kill -9 (lease {LEASE_S} s)")
+    assert waited <= LEASE_S + 1
+    assert result.ok, result.output
+    assert (entry.message.get("Queue"), entry.message.get("Route")) == ("emergency", "failsafe")
+    assert fake.calls == 0
