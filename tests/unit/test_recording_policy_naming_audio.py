@@ -18,7 +18,7 @@ from callflow.policies import recording_policy
 from callflow.siteconfig import Recording, Retention
 from recordings import RecordFrom, RecordingPolicy
 from recordings.audio import file_facts, sha256_of, wav_closed, wav_duration, wav_rms
-from recordings.naming import relative_path, safe_id
+from recordings.naming import announced_path, relative_path, safe_id
 
 AT = datetime(2026, 11, 22, 8, 30, 15, 123456, tzinfo=UTC)
 
@@ -79,6 +79,25 @@ def test_no_id_can_escape_the_root_or_inject_options(linkedid: str, uniqueid: st
     assert len(rel.parts) == 4
     stem = rel.name.removesuffix(".wav")
     assert all(c.isascii() and (c.isalnum() or c in "_-") for c in stem)
+
+
+@given(st.text(min_size=1, max_size=60), st.text(min_size=1, max_size=60),
+       st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2099, 12, 31),  # noqa: DTZ001 - naive bounds are hypothesis's API; the values get UTC
+                    timezones=st.just(UTC)))
+def test_the_dial_plans_name_is_accepted_only_for_its_own_channel(linkedid: str, uniqueid: str,
+                                                                   at: datetime) -> None:
+    """pbx-config/extensions.conf [siaga-record] names the file; the engine takes it only if it is what
+    relative_path gives for that channel at the instant the name carries."""
+    try:
+        rel = relative_path(linkedid, uniqueid, at, "wav")
+    except ValueError:
+        return
+    assert announced_path(str(rel), linkedid, uniqueid, "wav") == (rel, at)
+    for wrong in (f"../{rel}", f"/{rel}", f"{rel},b", str(rel).replace(".wav", ".gsm")):
+        with pytest.raises(ValueError, match="recording path"):
+            announced_path(wrong, linkedid, uniqueid, "wav")
+    with pytest.raises(ValueError, match="not the channel's"):
+        announced_path(str(rel), linkedid + "9", uniqueid, "wav")
 
 
 def _write_wav(path: Path, samples: list[int], rate: int = 8000) -> None:
