@@ -231,5 +231,11 @@ async def test_the_dial_plan_is_told_the_policy_and_holds_a_lease(tmp_path: Path
         assert values == {"SIAGA_REC_ROOT": str(tmp_path / "rec"), "SIAGA_REC_FORMAT": "wav",
                           "SIAGA_REC_ARRIVAL": "1", "SIAGA_REC_NONEMERGENCY": "0",
                           "SIAGA_REC_LEASE": str(1795334400 + LEASE_S)}  # Asterisk's clock + the lease
+        # a dial plan reload resets the globals (clearglobalvars): all of them are sent again at once
+        sent = len(session.lease)
+        await recorder.handle(ev("Reload", Module="pbx_config.so", Status="0"))
+        async with asyncio.timeout(1):  # well before the next renewal (RENEW_S)
+            while not any(h.get("Variable") == "SIAGA_REC_ROOT" for _, h in session.lease[sent:]):  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
         await recorder.before_stop()  # stopping: no new recordings from now on
         assert session.lease[-1] == ("Setvar", {"Variable": "SIAGA_REC_LEASE", "Value": "0"})
