@@ -132,8 +132,9 @@ class Recorder:
                  settle_timeout: float = 10.0, disk_usage: DiskUsage = shutil.disk_usage) -> None:
         self.database = database
         self.root = root
-        self.asterisk_root = PurePosixPath(asterisk_root if asterisk_root is not None else root)
-        self.policy = policy  # built from the site file by callflow.policies
+        # MixMonitor needs an absolute path (a relative one lands in Asterisk's own monitor directory)
+        self.asterisk_root = PurePosixPath(asterisk_root if asterisk_root is not None else root.absolute())
+        self._policy = policy  # built from the site file by callflow.policies
         self.clock = clock
         self.settle_timeout = settle_timeout
         self.disk_usage = disk_usage
@@ -147,6 +148,17 @@ class Recorder:
         self._idle.set()
         self._published = False  # the policy's globals are in the dial plan as far as known
         self._wake = asyncio.Event()  # publish again now (AMI up, dial plan reloaded)
+
+    @property
+    def policy(self) -> RecordingPolicy:
+        return self._policy
+
+    @policy.setter
+    def policy(self, policy: RecordingPolicy) -> None:
+        """A changed site file's policy: the dial plan is told at once (its globals are the policy's)."""
+        self._policy = policy
+        self._published = False
+        self._wake.set()
 
     # -- component protocol -------------------------------------------------------------------------
     async def run(self, engine: Engine) -> None:

@@ -237,5 +237,13 @@ async def test_the_dial_plan_is_told_the_policy_and_holds_a_lease(tmp_path: Path
         async with asyncio.timeout(1):  # well before the next renewal (RENEW_S)
             while not any(h.get("Variable") == "SIAGA_REC_ROOT" for _, h in session.lease[sent:]):  # noqa: ASYNC110
                 await asyncio.sleep(0.01)
+        # the site file changed (serve follows it): the dial plan gets the new policy at once
+        sent = len(session.lease)
+        recorder.policy = recording_policy(Recording(nonemergency=True))
+        wanted = ("Setvar", {"Variable": "SIAGA_REC_NONEMERGENCY", "Value": "1"})
+        async with asyncio.timeout(1):
+            while wanted not in session.lease[sent:]:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+        assert ("Setvar", {"Variable": "SIAGA_REC_ARRIVAL", "Value": "0"}) in session.lease[sent:]
         await recorder.before_stop()  # stopping: no new recordings from now on
         assert session.lease[-1] == ("Setvar", {"Variable": "SIAGA_REC_LEASE", "Value": "0"})
