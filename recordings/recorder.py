@@ -37,7 +37,7 @@ from callflow.ami.events import (
     UserEvent,
 )
 from callflow.calls.model import CallClass
-from callflow.store import StoreError, open_database
+from callflow.store import StoreError, StoreLocation, open_database
 from recordings.audio import file_facts, wav_closed
 from recordings.index import SCHEMA, RecordingIndex, RecordingStatus
 from recordings.naming import relative_path
@@ -100,7 +100,7 @@ class _Call:
 class Recorder:
     name = "recordings"
 
-    def __init__(self, *, database: Path, root: Path, policy: RecordingPolicy,
+    def __init__(self, *, database: StoreLocation, root: Path, policy: RecordingPolicy,
                  asterisk_root: PurePosixPath | str | None = None, clock: Clock = utc_now,
                  settle_timeout: float = 10.0, disk_usage: DiskUsage = shutil.disk_usage) -> None:
         self.database = database

@@ -15,6 +15,7 @@ import structlog
 
 from callflow.ami import AmiConnection, EventItem
 from callflow.lab import LabError, LabStatus, down, free_ports, pbx_config_dir, up
+from callflow.store import PostgresUrl, StoreLocation
 from tests.support.ami_waits import assert_no_channels_left
 from tests.support.engine import EngineProcess
 from tests.support.pg import (
@@ -82,6 +83,34 @@ def postgres_url(private_postgres: PrivatePostgres) -> Iterator[str]:
     url = private_postgres.create_database()
     yield url
     private_postgres.drop_database(url)
+
+
+@pytest.fixture
+def store_backend(request: pytest.FixtureRequest) -> str:
+    """Which store a test runs on: "sqlite" unless the module says ``pytestmark = BOTH_STORES``."""
+    return str(getattr(request, "param", "sqlite"))
+
+
+# ``pytestmark = BOTH_STORES``: a module's tests that use a store run on SQLite and on PostgreSQL
+BOTH_STORES = pytest.mark.both_stores
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "store_backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker("both_stores"):
+        metafunc.parametrize("store_backend", ["sqlite", "postgresql"], indirect=True)
+
+
+@pytest.fixture
+def store_location(store_backend: str, tmp_path: Path,
+                   request: pytest.FixtureRequest) -> Iterator[StoreLocation]:
+    """The test's store: a new SQLite file, or a new database on the session's private PostgreSQL."""
+    if store_backend == "sqlite":
+        yield tmp_path / "siaga112.db"
+        return
+    server: PrivatePostgres = request.getfixturevalue("private_postgres")
+    url = server.create_database()
+    yield PostgresUrl.parse(url)
+    server.drop_database(url)
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from callflow.calls.records import load_records, record_row, record_rows, store_
 from callflow.calls.tracker import SCHEMAS
 from callflow.commands._locate import LOCAL_TIME_HELP, Location, add_location_everywhere, run
 from callflow.policies import derive_options
-from callflow.store import open_database
+from callflow.store import StoreLocation, open_database
 
 
 def register(sub: Any) -> None:
@@ -55,7 +55,7 @@ def _calls(args: argparse.Namespace) -> int:
     return run("calls", work)
 
 
-async def _run(args: argparse.Namespace, path: Path) -> int:
+async def _run(args: argparse.Namespace, path: StoreLocation) -> int:
     conn = await open_database(path, SCHEMAS)
     try:
         if args.calls_action == "rebuild":
