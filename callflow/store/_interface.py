@@ -110,6 +110,10 @@ class Cursor(Protocol):
 
     async def fetchall(self) -> list[Row]: ...
 
+    async def fetchmany(self, size: int) -> list[Row]:
+        """Up to ``size`` more rows ([] at the end): long reads without every row in memory at once."""
+        ...
+
     async def close(self) -> None: ...
 
 

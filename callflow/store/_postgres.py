@@ -107,6 +107,12 @@ class _PgCursor:
         with translated():
             return await self._cur.fetchall()
 
+    async def fetchmany(self, size: int) -> list[Row]:
+        if self._cur.pgresult is None or self._cur.description is None:
+            return []
+        with translated():
+            return await self._cur.fetchmany(size)
+
     async def close(self) -> None:
         await self._cur.close()
 

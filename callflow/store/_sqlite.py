@@ -68,6 +68,10 @@ class _SqliteCursor:
         with translated():
             return [tuple(r) for r in await self._cur.fetchall()]
 
+    async def fetchmany(self, size: int) -> list[Row]:
+        with translated():
+            return [tuple(r) for r in await self._cur.fetchmany(size)]
+
     async def close(self) -> None:
         with translated():
             await self._cur.close()

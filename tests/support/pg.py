@@ -59,6 +59,7 @@ class PrivatePostgres:
     root: Path  # temporary directory: data/, the socket, the server log
     port: int
     run_as: str | None  # system user the server programs run as (None: ourselves)
+    durable: bool = False  # fsync on (benchmarks measure real commits); tests throw the cluster away
 
     @property
     def data_dir(self) -> Path:
@@ -91,10 +92,11 @@ class PrivatePostgres:
         except subprocess.CalledProcessError as exc:
             raise PostgresUnavailable(f"initdb failed: {exc.stderr.strip()}") from exc
         conf = self.data_dir / "postgresql.conf"
+        sync = "on" if self.durable else "off"
         with conf.open("a", encoding="utf-8") as fh:
-            # loopback only; fsync off: a test cluster is thrown away (the speed matters, not the crash)
+            # loopback only; fsync off for tests: the cluster is thrown away (speed matters, not a crash)
             fh.write(f"\nlisten_addresses = '127.0.0.1'\nport = {self.port}\n"
-                     f"unix_socket_directories = '{self.root}'\nfsync = off\nfull_page_writes = off\n"
+                     f"unix_socket_directories = '{self.root}'\nfsync = {sync}\nfull_page_writes = {sync}\n"
                      "synchronous_commit = on\nmax_connections = 200\nshared_buffers = 32MB\n")
 
     def start(self) -> None:
@@ -125,7 +127,7 @@ class PrivatePostgres:
             self.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def start_private_postgres() -> PrivatePostgres:
+def start_private_postgres(*, durable: bool = False) -> PrivatePostgres:
     """Make and start a throw-away cluster. Raises PostgresUnavailable (the caller skips or, in CI, fails)."""
     bin_dir = find_bin_dir()
     run_as: str | None = None
@@ -141,7 +143,7 @@ def start_private_postgres() -> PrivatePostgres:
         entry = pwd.getpwnam(run_as)
         os.chown(root, entry.pw_uid, entry.pw_gid)
     root.chmod(0o700)
-    server = PrivatePostgres(bin_dir, root, _free_port(), run_as)
+    server = PrivatePostgres(bin_dir, root, _free_port(), run_as, durable)
     try:
         server.init()
         server.start()
