@@ -12,10 +12,7 @@ import pytest
 
 from callflow.console.wiring import StoreWiring
 from callflow.store import StoreLocation, open_database
-from tests.conftest import BOTH_STORES
 from tests.console.conftest import Console
-
-pytestmark = BOTH_STORES  # the same tests on SQLite and on PostgreSQL
 
 UNIT = "fire-wenang-1"
 DAY = "start=2026-11-22T00:00:00%2B08:00&end=2026-11-23T00:00:00%2B08:00"
