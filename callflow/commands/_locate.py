@@ -166,8 +166,8 @@ class Location:
         if not store_exists(choice.path):
             raise LocateError(
                 f"no database at {choice}. It is created by the engine (`siaga112 serve` with the same "
-                "--lab/--database/--config); to read another one, give --lab INSTANCE, --database PATH or "
-                "--config FILE (`siaga112 lab status --json` prints a lab's database)")
+                "--lab/--database/--config); to read another one, give --lab INSTANCE, --database PATH|URL "
+                "or --config FILE (`siaga112 lab status --json` prints a lab's database)")
         return choice.path
 
     def database_for_writing(self) -> tuple[StoreLocation, bool]:

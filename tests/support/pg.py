@@ -110,6 +110,15 @@ class PrivatePostgres:
     def stop(self, mode: str = "fast") -> None:
         self._run("pg_ctl", "-D", str(self.data_dir), "-m", mode, "-w", "stop", check=False)
 
+    def require_password(self, role: str) -> None:
+        """Make ``role`` log in over loopback TCP with its password (SCRAM) instead of being trusted."""
+        hba = self.data_dir / "pg_hba.conf"
+        rule = f"host all {role} 127.0.0.1/32 scram-sha-256\n"
+        text = hba.read_text(encoding="utf-8")
+        if rule not in text:
+            hba.write_text(rule + text, encoding="utf-8")  # first match wins: before the trust lines
+        self._run("pg_ctl", "-D", str(self.data_dir), "reload")
+
     def psql(self, sql: str, dbname: str = "postgres") -> str:
         result = self._run("psql", "-X", "-q", "-A", "-t", "-h", str(self.root), "-p", str(self.port),
                            "-U", self.superuser, "-d", dbname, "-v", "ON_ERROR_STOP=1", "-c", sql)

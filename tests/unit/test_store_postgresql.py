@@ -107,6 +107,32 @@ async def test_a_lost_connection_is_reopened_by_the_next_statement(private_postg
         await db.close()
 
 
+async def test_the_password_comes_from_a_0600_password_file_not_the_url(
+        private_postgres: PrivatePostgres, postgres_url: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = "s3cret-" + tmp_path.name[-8:]
+    private_postgres.psql("DROP ROLE IF EXISTS siaga_pw")
+    private_postgres.psql(f"CREATE ROLE siaga_pw LOGIN PASSWORD '{secret}'")
+    dbname = postgres_url.rsplit("/", 1)[-1]
+    private_postgres.psql(f'ALTER DATABASE "{dbname}" OWNER TO siaga_pw')
+    private_postgres.require_password("siaga_pw")
+    url = f"postgresql://siaga_pw@127.0.0.1:{private_postgres.port}/{dbname}"
+    monkeypatch.delenv("PGPASSWORD", raising=False)
+    monkeypatch.setenv("PGPASSFILE", str(tmp_path / "none"))
+    with pytest.raises(StoreError, match="cannot reach") as refused:
+        await open_database(url, [THINGS])
+    assert secret not in str(refused.value)
+    passfile = tmp_path / "pgpass"
+    passfile.write_text(f"127.0.0.1:{private_postgres.port}:{dbname}:siaga_pw:{secret}\n", encoding="utf-8")
+    passfile.chmod(0o600)  # libpq ignores a password file others can read
+    monkeypatch.setenv("PGPASSFILE", str(passfile))
+    db = await open_database(url, [THINGS])
+    try:
+        assert await db.tables("things") == ["things"]
+    finally:
+        await db.close()
+
+
 def test_reading_commands_never_create_a_postgresql_store(postgres_url: str,
                                                           capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["calls", "list", "--database", postgres_url]) == EXIT_USAGE
