@@ -3,12 +3,18 @@ SQLite's loose typing kept, refusals that say what to do, a lost connection reop
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 
+from callflow.calls.setup import check_database
+from callflow.calls.tracker import SCHEMAS
 from callflow.cli import main
 from callflow.commands._locate import EXIT_USAGE
+from callflow.console.schema import CONSOLE_SCHEMA
+from callflow.console.wiring import STORE_SCHEMAS
+from callflow.lab import free_ports
 from callflow.store import (
     Database,
     IntegrityError,
@@ -131,6 +137,25 @@ async def test_the_password_comes_from_a_0600_password_file_not_the_url(
         assert await db.tables("things") == ["things"]
     finally:
         await db.close()
+
+
+async def test_components_opening_a_new_store_at_once_migrate_it_once(postgres_url: str) -> None:
+    """The engine's parts open the store together at first start: the migration lock serialises them."""
+    schemas = [*SCHEMAS, *STORE_SCHEMAS, CONSOLE_SCHEMA]
+    opened = await asyncio.gather(*(open_database(postgres_url, schemas) for _ in range(4)))
+    try:
+        async with opened[0].execute("SELECT component, version FROM schema_version") as cur:
+            versions = dict(await cur.fetchall())
+        assert versions == {s.name: len(s.steps) for s in schemas}
+    finally:
+        for db in opened:
+            await db.close()
+
+
+def test_serve_refuses_to_start_on_an_unreachable_store_saying_which() -> None:
+    url = PostgresUrl.parse(f"postgresql://siaga112@127.0.0.1:{free_ports().ami}/siaga112")  # nobody there
+    with pytest.raises(StoreError, match=r"cannot reach the PostgreSQL store postgresql://siaga112@127\.0\.0\.1"):
+        check_database(url)
 
 
 def test_reading_commands_never_create_a_postgresql_store(postgres_url: str,
