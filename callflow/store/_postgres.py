@@ -9,15 +9,17 @@ back as ``int`` (or ``float``), as SQLite gives them.
 
 A lost connection (the server restarted, the network cut) is reopened by the next statement: the
 statement that met the loss raises :class:`OperationalError` (its transaction is gone, as after a
-crash), the caller retries as it would a locked SQLite file. After any failed statement PostgreSQL
-refuses the rest of the transaction, so it is rolled back at once (SQLite keeps the statements before
-the failed one; every component already rolls back or retries the whole transaction on an error).
+crash), the caller retries as it would a locked SQLite file. A failed statement undoes only itself, as
+in SQLite: inside an open transaction each statement runs under a savepoint (PostgreSQL would otherwise
+refuse the rest of the transaction, and the tasks of a component share one connection, so one task's
+failed probe would undo another's uncommitted writes); a failure outside one ends its own transaction.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import Any, Self
 
@@ -138,6 +140,9 @@ class PostgresDatabase:
         self.raw = conn
         self.url = url
         self._closed = False
+        # one statement (and what its failure undoes) at a time: the tasks of a component share the
+        # connection, and none may run in a transaction another's failure has just aborted
+        self._lock = asyncio.Lock()
 
     @property
     def location(self) -> PostgresUrl:
@@ -166,32 +171,46 @@ class PostgresDatabase:
     def execute(self, sql: str, params: Params = ()) -> Statement:
         async def run() -> Cursor:
             query = to_postgresql(sql)
-            conn = await self._ready()
-            cur = conn.cursor()
-            if query is None:
+            async with self._lock:
+                conn = await self._ready()
+                cur = conn.cursor()
+                if query is None:
+                    return _PgCursor(cur)
+                try:
+                    with translated():
+                        await self._statement(conn, lambda: cur.execute(query, tuple(params)))
+                except DatabaseError:
+                    await cur.close()
+                    await self._failed()
+                    raise
                 return _PgCursor(cur)
-            try:
-                with translated():
-                    await cur.execute(query, tuple(params))
-            except DatabaseError:
-                await cur.close()
-                await self._failed()
-                raise
-            return _PgCursor(cur)
         return Statement(run)
 
     async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
         query = to_postgresql(sql)
         if query is None:
             return
-        conn = await self._ready()
-        try:
-            async with conn.cursor() as cur:
-                with translated():
-                    await cur.executemany(query, [tuple(r) for r in rows])
-        except DatabaseError:
-            await self._failed()
-            raise
+        args = [tuple(r) for r in rows]
+        async with self._lock:
+            conn = await self._ready()
+            try:
+                async with conn.cursor() as cur:
+                    with translated():
+                        await self._statement(conn, lambda: cur.executemany(query, args))
+            except DatabaseError:
+                await self._failed()
+                raise
+
+    @staticmethod
+    async def _statement(conn: psycopg.AsyncConnection[Row], run: Callable[[], Awaitable[object]]) -> None:
+        """Run one statement. Inside an open transaction it runs under a savepoint: a failed statement
+        then undoes itself only, as in SQLite, not the transaction's earlier statements (which may be
+        another task's uncommitted writes on this shared connection)."""
+        if conn.info.transaction_status == TransactionStatus.INTRANS:
+            async with conn.transaction():
+                await run()
+        else:
+            await run()
 
     async def insert(self, sql: str, params: Params = ()) -> int:
         async with self.execute(f"{sql.rstrip().rstrip(';')} RETURNING id", params) as cur:
@@ -201,20 +220,22 @@ class PostgresDatabase:
         return int(row[0])
 
     async def commit(self) -> None:
-        if self.raw.closed:
-            raise OperationalError(f"the connection to {self.url} was lost before the commit")
-        try:
-            with translated():
-                await self.raw.commit()
-        except DatabaseError:
-            await self._failed()
-            raise
+        async with self._lock:
+            if self.raw.closed:
+                raise OperationalError(f"the connection to {self.url} was lost before the commit")
+            try:
+                with translated():
+                    await self.raw.commit()
+            except DatabaseError:
+                await self._failed()
+                raise
 
     async def rollback(self) -> None:
-        if self.raw.closed or self.raw.broken:
-            return  # the server already dropped the transaction with the connection
-        with translated():
-            await self.raw.rollback()
+        async with self._lock:
+            if self.raw.closed or self.raw.broken:
+                return  # the server already dropped the transaction with the connection
+            with translated():
+                await self.raw.rollback()
 
     async def close(self) -> None:
         self._closed = True

@@ -22,11 +22,13 @@ from callflow.store import (
     PostgresUrl,
     Schema,
     StoreError,
+    StoreLocation,
     open_database,
     parse_location,
     store_exists,
 )
 from callflow.store._dialect import to_postgresql
+from tests.conftest import BOTH_STORES
 from tests.support.pg import PrivatePostgres
 
 THINGS = Schema("things", (
@@ -86,6 +88,26 @@ async def test_sqlite_forms_and_loose_typing_work_on_postgresql(postgres_url: st
             await db.execute("SELECT * FROM no_such_table")
         async with db.execute("SELECT COUNT(*) FROM things") as cur:  # the failed statement was rolled back
             assert await cur.fetchone() == (2,)
+    finally:
+        await db.close()
+
+
+@BOTH_STORES
+async def test_a_failed_statement_undoes_only_itself_on_either_store(store_location: StoreLocation) -> None:
+    """Tasks of a component share one connection: one task's failed probe ("no such table yet") must not
+    undo another task's uncommitted writes (SQLite undoes the statement only; PostgreSQL would abort the
+    whole transaction without the savepoint the store puts around statements inside one)."""
+    db = await open_database(store_location, [THINGS])
+    try:
+        await db.insert("INSERT INTO things (name) VALUES (?)", ("Polisi",))  # not committed yet
+        with pytest.raises(OperationalError):
+            await db.execute("SELECT * FROM calls_records")  # another task's probe: no such table
+        with pytest.raises(IntegrityError):
+            await db.insert("INSERT INTO things (name) VALUES (?)", ("polisi",))
+        await db.insert("INSERT INTO things (name) VALUES (?)", ("SAR",))
+        await db.commit()
+        async with db.execute("SELECT name FROM things ORDER BY id") as cur:
+            assert await cur.fetchall() == [("Polisi",), ("SAR",)]
     finally:
         await db.close()
 
