@@ -21,7 +21,7 @@ from callflow.ami import AmiEndpoint
 from callflow.calls.derive import DeriveOptions
 from callflow.calls.recovery import RecoverySources
 from callflow.calls.setup import check_database
-from callflow.calls.tracker import CallTracker
+from callflow.calls.tracker import CallTracker, spill_path_for
 from callflow.console import ConsoleComponent, ConsoleError, HttpAddress
 from callflow.console.wiring import prepare_store, store_providers
 from callflow.incidents import load_registry
@@ -30,6 +30,7 @@ from callflow.service import CallEventLogger, Component, Engine
 from callflow.settings import EngineSettings
 from callflow.site_watch import SiteCategories, SiteSource, SiteWatcher
 from callflow.siteconfig import LoadedSite, Site
+from callflow.store import StoreLocation
 from ivr import IvrServer
 from ivr.gate import IvrGate
 from ivr.keys import MissedKeys
@@ -46,7 +47,7 @@ class EnginePaths:
     """Where the engine's files and ports are on this host, resolved by the command (from ``--lab``,
     ``--database`` and the settings): every part uses these, none looks them up again."""
 
-    database: Path  # the one SQLite file every part shares
+    database: StoreLocation  # the one store every part shares (a SQLite file or a PostgreSQL URL)
     recordings: Path  # recordings root, host side
     recordings_in_asterisk: str | None = None  # the same folder as Asterisk sees it (a lab's chroot)
     cdr_file: Path | None = None  # Asterisk's CSV CDR and queue_log: what happened while detached
@@ -55,6 +56,7 @@ class EnginePaths:
     fastagi_port: int | None = None  # the IVR's FastAGI port and prompt folder (default: the settings')
     sounds_dir: Path | None = None
     lab: str | None = None  # the lab instance these came from (the IVR child process resolves the same)
+    data_dir: Path | None = None  # the engine's own files (the journal's spill file with a PostgreSQL store)
 
 
 def build_engine(settings: EngineSettings, site: Site | None, paths: EnginePaths, *, endpoint: AmiEndpoint,
@@ -113,7 +115,8 @@ def call_tracker(settings: EngineSettings, paths: EnginePaths, derive: DeriveOpt
     message, file untouched) for a bad database."""
     check_database(paths.database)
     calls = settings.calls
-    return CallTracker(paths.database, sources=RecoverySources(paths.cdr_file, paths.queue_log_file),
+    return CallTracker(paths.database, spill_path=spill_path_for(paths.database, paths.data_dir),
+                       sources=RecoverySources(paths.cdr_file, paths.queue_log_file),
                        options=derive,
                        max_buffer=calls.buffer_rows)
 

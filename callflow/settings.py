@@ -8,7 +8,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -19,6 +19,7 @@ from pydantic_settings import (
 from callflow.calls.config import CallsSettings
 from callflow.centre import CENTRE_TIMEZONE
 from callflow.console_settings import ConsoleSettings
+from callflow.store import StoreError, StoreLocation, parse_location
 from ivr.settings import IvrSettings
 
 _CONFIG_FILE: ContextVar[str | None] = ContextVar("siaga112_config_file", default=None)
@@ -74,13 +75,20 @@ class CallbackSettings(BaseModel):
 class EngineSettings(BaseSettings):
     """Settings of ``siaga112 serve``. File: ``--config FILE`` or ``SIAGA112_CONFIG``."""
 
-    model_config = SettingsConfigDict(env_prefix="SIAGA112_", env_nested_delimiter="__", extra="forbid")
+    # hide_input_in_errors: a refused value may be a secret (a database URL with a password in it)
+    model_config = SettingsConfigDict(env_prefix="SIAGA112_", env_nested_delimiter="__", extra="forbid",
+                                      hide_input_in_errors=True)
 
     ami: AmiSettings = AmiSettings()
     ivr: IvrSettings = IvrSettings()
-    database: Path = Path("var/siaga112.db")
+    database: StoreLocation = Field(default=Path("var/siaga112.db"), description="the store: a SQLite "
+                                    "file (the embedded default) or a postgresql:// URL (no password in it: "
+                                    "libpq's PGPASSFILE, ~/.pgpass, service file or PGPASSWORD)")
+    data_dir: Path | None = Field(default=None, description="the engine's own files (the journal's spill "
+                                  "file, the default recordings root); default: the SQLite database's "
+                                  "folder, or var/ with a PostgreSQL store")
     recordings_dir: Path | None = Field(default=None, description="recordings root; default: "
-                                        "'recordings' beside the database (the data directory)")
+                                        "'recordings' in the data directory")
     incidents: IncidentSettings = IncidentSettings()
     calls: CallsSettings = CallsSettings()
     callbacks: CallbackSettings = CallbackSettings()
@@ -90,6 +98,14 @@ class EngineSettings(BaseSettings):
                                    "(callflow/policies.py). With --lab: pbx-config/site.toml")
     log_format: str = "auto"
     log_level: str = "info"
+
+    @field_validator("database", mode="before")
+    @classmethod
+    def _store_location(cls, value: Any) -> StoreLocation:
+        try:
+            return parse_location(value)
+        except StoreError as exc:
+            raise ValueError(str(exc)) from None
 
     @classmethod
     def settings_customise_sources(
@@ -107,8 +123,15 @@ class EngineSettings(BaseSettings):
         return tuple(sources)
 
 
+def data_dir(settings: EngineSettings) -> Path:
+    """Where the engine keeps its own files: ``data_dir``, else the SQLite database's folder, else var/."""
+    if settings.data_dir is not None:
+        return settings.data_dir
+    return settings.database.parent if isinstance(settings.database, Path) else Path("var")
+
+
 def recordings_root(settings: EngineSettings) -> Path:
-    return settings.recordings_dir or settings.database.parent / "recordings"
+    return settings.recordings_dir or data_dir(settings) / "recordings"
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> EngineSettings:

@@ -18,9 +18,7 @@ import asyncio
 import contextlib
 import json
 from datetime import datetime
-from pathlib import Path
 
-import aiosqlite
 import structlog
 
 from callflow.ami import EventItem, LinkEvent
@@ -43,7 +41,7 @@ from callflow.ami.events import (
 )
 from callflow.ami.lists import queue_status
 from callflow.service import Engine
-from callflow.store import Schema, StoreError, open_database
+from callflow.store import Database, DatabaseError, Schema, StoreError, StoreLocation, open_database
 from queues.policy import EMERGENCY, OVERFLOW_TIERS, QueuePolicy, operator_of
 from queues.states import Membership, MemberSnapshot, OperatorTable, OperatorView, State, Transition
 
@@ -86,7 +84,7 @@ def snapshot(member: QueueMember) -> MemberSnapshot:
 class OperatorManager:
     name = "operators"
 
-    def __init__(self, *, database: Path, policy: QueuePolicy, clock: Clock = utc_now,
+    def __init__(self, *, database: StoreLocation, policy: QueuePolicy, clock: Clock = utc_now,
                  reconcile_interval: float = 60.0) -> None:
         self.database = database
         self.policy = policy
@@ -95,7 +93,7 @@ class OperatorManager:
         self.table = OperatorTable(policy.operators, wrapup=policy.wrapup, start=clock())
         self._engine: Engine | None = None
         self._writes: asyncio.Queue[Transition] = asyncio.Queue()
-        self._conn: aiosqlite.Connection | None = None
+        self._conn: Database | None = None
         self._ready = asyncio.Event()  # database open, last state restored
         self._started = asyncio.Event()  # restored, or running without a database
         self._wake = asyncio.Event()
@@ -301,7 +299,7 @@ class OperatorManager:
                  json.dumps(list(v.queues)), v.caller,
                  v.wrapup_until.isoformat() if v.wrapup_until else None, t.at.isoformat()))
             await self._conn.commit()
-        except aiosqlite.Error as exc:
+        except DatabaseError as exc:
             problem = str(exc)
         if problem:
             log.error("operator.store_failed", operator=t.operator, error=problem,

@@ -12,9 +12,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
-
-from callflow.store import Schema, StoreError
+from callflow.store import Database, Row, Schema
 
 SCHEMA = Schema("recordings", (
     """
@@ -94,7 +92,7 @@ class Recording:
     purged_at: datetime | None
 
     @classmethod
-    def from_row(cls, row: aiosqlite.Row | tuple[Any, ...]) -> Recording:
+    def from_row(cls, row: Row) -> Recording:
         (rid, linkedid, uniqueid, call_class, path, fmt, made_at, ended_at, duration, size, sha,
          retain_until, hold, status, problem, verified_at, purged_at) = tuple(row)
         made, retain = datetime.fromisoformat(made_at), datetime.fromisoformat(retain_until)
@@ -132,21 +130,19 @@ _COLUMNS = ("id, linkedid, uniqueid, call_class, path, format, made_at, ended_at
 class RecordingIndex:
     """Reads and writes of the recordings tables over one open store connection."""
 
-    def __init__(self, conn: aiosqlite.Connection) -> None:
+    def __init__(self, conn: Database) -> None:
         self.conn = conn
 
     async def add(self, *, linkedid: str, uniqueid: str, call_class: str, path: Path, fmt: str,
                   made_at: datetime, retain_until: datetime, status: RecordingStatus,
                   problem: str = "") -> int:
-        cur = await self.conn.execute(
+        rid = await self.conn.insert(
             "INSERT INTO recordings_files (linkedid, uniqueid, call_class, path, format, made_at, "
             "retain_until, status, problem) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (linkedid, uniqueid, call_class, str(path), fmt, iso(made_at), iso(retain_until), str(status),
              problem))
         await self.conn.commit()
-        if cur.lastrowid is None:
-            raise StoreError("SQLite returned no row id for a new recording")
-        return cur.lastrowid
+        return rid
 
     async def finish(self, rid: int, *, ended_at: datetime | None, duration_s: float | None,
                      size_bytes: int, sha256: str, call_class: str, retain_until: datetime) -> None:
@@ -227,16 +223,11 @@ class RecordingIndex:
     async def call_record(self, linkedid: str) -> tuple[str, dict[str, Any]] | None:
         """The call's own record, if the call tracker's table is in this store: the first table whose
         name starts with ``call`` and that has a ``linkedid`` column."""
-        async with self.conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'call%' "
-                "ORDER BY name") as cur:
-            tables = [r[0] for r in await cur.fetchall()]
-        for table in tables:
-            async with self.conn.execute(f"PRAGMA table_info({table})") as cur:
-                columns = [r[1] for r in await cur.fetchall()]
+        for table in await self.conn.tables("call"):
+            columns = await self.conn.columns(table)
             if "linkedid" not in columns:
                 continue
-            async with self.conn.execute(f'SELECT * FROM "{table}" WHERE linkedid = ? LIMIT 1',  # noqa: S608 (table names from sqlite_master)
+            async with self.conn.execute(f'SELECT * FROM "{table}" WHERE linkedid = ? LIMIT 1',  # noqa: S608 (table names from the store's catalogue)
                                          (linkedid,)) as cur:
                 row = await cur.fetchone()
             if row is not None:

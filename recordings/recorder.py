@@ -48,7 +48,7 @@ from callflow.ami.events import (
 )
 from callflow.calls.model import CallClass
 from callflow.lease import LEASE_S, RENEW_S, grant, revoke
-from callflow.store import StoreError, open_database
+from callflow.store import StoreError, StoreLocation, open_database
 from recordings.audio import file_facts, wav_closed
 from recordings.index import SCHEMA, RecordingIndex, RecordingStatus
 from recordings.naming import announced_path, relative_path
@@ -127,7 +127,7 @@ class _Call:
 class Recorder:
     name = "recordings"
 
-    def __init__(self, *, database: Path, root: Path, policy: RecordingPolicy,
+    def __init__(self, *, database: StoreLocation, root: Path, policy: RecordingPolicy,
                  asterisk_root: PurePosixPath | str | None = None, clock: Clock = utc_now,
                  settle_timeout: float = 10.0, disk_usage: DiskUsage = shutil.disk_usage) -> None:
         self.database = database

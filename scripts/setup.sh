@@ -12,6 +12,8 @@ command -v sox >/dev/null 2>&1 || need+=(sox)
 # the console's end-to-end tests drive the system's headless Chromium (no browser download works here)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
+# the PostgreSQL store (and the tests' private cluster: initdb/pg_ctl, kept off PATH by Debian)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || need+=(postgresql)
 if ((${#need[@]})); then
   if [ "$(id -u)" = 0 ]; then
     echo "setup: installing Debian packages: ${need[*]}"

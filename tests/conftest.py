@@ -15,8 +15,15 @@ import structlog
 
 from callflow.ami import AmiConnection, EventItem
 from callflow.lab import LabError, LabStatus, down, free_ports, pbx_config_dir, up
+from callflow.store import PostgresUrl, StoreLocation
 from tests.support.ami_waits import assert_no_channels_left
 from tests.support.engine import EngineProcess
+from tests.support.pg import (
+    PostgresUnavailable,
+    PrivatePostgres,
+    remove_private_postgres,
+    start_private_postgres,
+)
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 REPO = Path(__file__).resolve().parents[1]
@@ -55,6 +62,55 @@ def lab() -> Iterator[LabStatus]:
     status = start_lab(lab_instance_name())
     yield status
     down(status.instance)
+
+
+@pytest.fixture(scope="session")
+def private_postgres() -> Iterator[PrivatePostgres]:
+    """One throw-away PostgreSQL cluster per test session (loopback, free port, temporary directory):
+    skips without PostgreSQL on a developer's machine, fails in CI."""
+    try:
+        server = start_private_postgres()
+    except PostgresUnavailable as exc:
+        _missing("PostgreSQL", f"{exc} (install the Debian package postgresql: `make setup`)")
+        raise  # unreachable: _missing fails or skips
+    yield server
+    remove_private_postgres(server)
+
+
+@pytest.fixture
+def postgres_url(private_postgres: PrivatePostgres) -> Iterator[str]:
+    """A fresh, empty database on the session's private PostgreSQL; its ``postgresql://`` URL."""
+    url = private_postgres.create_database()
+    yield url
+    private_postgres.drop_database(url)
+
+
+@pytest.fixture
+def store_backend(request: pytest.FixtureRequest) -> str:
+    """Which store a test runs on: "sqlite" unless the module says ``pytestmark = BOTH_STORES``."""
+    return str(getattr(request, "param", "sqlite"))
+
+
+# ``pytestmark = BOTH_STORES``: a module's tests that use a store run on SQLite and on PostgreSQL
+BOTH_STORES = pytest.mark.both_stores
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "store_backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker("both_stores"):
+        metafunc.parametrize("store_backend", ["sqlite", "postgresql"], indirect=True)
+
+
+@pytest.fixture
+def store_location(store_backend: str, tmp_path: Path,
+                   request: pytest.FixtureRequest) -> Iterator[StoreLocation]:
+    """The test's store: a new SQLite file, or a new database on the session's private PostgreSQL."""
+    if store_backend == "sqlite":
+        yield tmp_path / "siaga112.db"
+        return
+    server: PrivatePostgres = request.getfixturevalue("private_postgres")
+    url = server.create_database()
+    yield PostgresUrl.parse(url)
+    server.drop_database(url)
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import aiosqlite
 import httpx
 import structlog
 
@@ -35,6 +34,7 @@ from callflow.agencies.eido import eido_document
 from callflow.agencies.rules import Endpoint, HandoffPolicy
 from callflow.agencies.service import AgencyDesk
 from callflow.agencies.store import DeliveryAttempt, HandoffStore, OutboxMessage
+from callflow.store import Database
 
 log = structlog.get_logger("callflow.agencies.outbox")
 
@@ -74,7 +74,7 @@ class _Target:
 
 
 class Outbox:
-    def __init__(self, conn: aiosqlite.Connection, desk: AgencyDesk, policy: HandoffPolicy, *, clock: Clock,
+    def __init__(self, conn: Database, desk: AgencyDesk, policy: HandoffPolicy, *, clock: Clock,
                  delays: tuple[timedelta, ...] = RETRY_DELAYS,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
         self._store = HandoffStore(conn)

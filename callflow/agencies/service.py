@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
-import aiosqlite
 import structlog
 
 from callflow.agencies.rules import (
@@ -28,6 +27,7 @@ from callflow.agencies.rules import (
 )
 from callflow.agencies.store import Escalation, HandoffStore
 from callflow.incidents import DispatchState, IncidentService, IncidentStatus
+from callflow.store import Database
 
 log = structlog.get_logger("callflow.agencies")
 
@@ -41,7 +41,7 @@ class NotHanded(Exception):
 
 
 class AgencyDesk:
-    def __init__(self, conn: aiosqlite.Connection, incidents: IncidentService, policy: HandoffPolicy, *,
+    def __init__(self, conn: Database, incidents: IncidentService, policy: HandoffPolicy, *,
                  clock: Clock, notifier: Notifier | None = None) -> None:
         self._conn = conn
         self._store = HandoffStore(conn)

@@ -11,11 +11,9 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import aiosqlite
-
 from callflow.agencies.delivery import DeliveryState
 from callflow.agencies.rules import EventKind, HandoffEvent, Overdue, Stage
-from callflow.store import Schema
+from callflow.store import Database, Row, Schema
 
 SCHEMA = Schema("agencies", (
     """
@@ -117,14 +115,14 @@ _OUTBOX = ("SELECT id, agency_id, incident_id, reason, body, created_at, state, 
            "FROM agency_outbox")
 
 
-def _message(r: aiosqlite.Row | tuple[object, ...]) -> OutboxMessage:
+def _message(r: Row) -> OutboxMessage:
     return OutboxMessage(int(str(r[0])), str(r[1]), int(str(r[2])), str(r[3]), str(r[4]),
                          from_text(str(r[5])), DeliveryState(str(r[6])), int(str(r[7])),
                          from_text(str(r[8])) if r[8] else None)
 
 
 class HandoffStore:
-    def __init__(self, conn: aiosqlite.Connection) -> None:
+    def __init__(self, conn: Database) -> None:
         self._conn = conn
 
     async def add_event(self, event: HandoffEvent) -> None:
@@ -164,12 +162,12 @@ class HandoffStore:
 
     # -- outbox ---------------------------------------------------------------------------------------
     async def enqueue(self, agency_id: str, incident_id: int, reason: str, body: str, at: datetime) -> int:
-        cur = await self._conn.execute(
+        message_id = await self._conn.insert(
             "INSERT INTO agency_outbox (agency_id, incident_id, reason, body, created_at, state, "
             "next_attempt_at) VALUES (?, ?, ?, ?, ?, 'pending', ?)",
             (agency_id, incident_id, reason, body, to_text(at), to_text(at)))
         await self._conn.commit()
-        return int(cur.lastrowid or 0)
+        return message_id
 
     async def due(self, at: datetime, limit: int = 50) -> list[OutboxMessage]:
         """Pending messages whose next attempt is due, oldest first (a report's messages stay in order)."""

@@ -15,7 +15,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import sqlite3
 import threading
 from collections import deque
 from collections.abc import Iterable
@@ -24,12 +23,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
 import structlog
 
 from callflow.ami import AmiEvent, AmiMessage, LinkEvent, parse_event
 from callflow.ami.events import AttendedTransfer, BlindTransfer, ChannelEvent
-from callflow.store import Schema
+from callflow.store import Database, DatabaseError, OperationalError, Schema
 
 log = structlog.get_logger("callflow.calls.journal")
 
@@ -119,7 +117,7 @@ def _plain(value: Any) -> Any:
 class Journal:
     """Append-only journal with one writer task (``run``). ``committed`` is the highest durable seq."""
 
-    def __init__(self, conn: aiosqlite.Connection | None, spill_path: Path, *, max_buffer: int = 10_000,
+    def __init__(self, conn: Database | None, spill_path: Path, *, max_buffer: int = 10_000,
                  max_batch: int = 2_000, retry_s: float = 0.25, busy_timeout_ms: int = 100) -> None:
         self.conn = conn
         self.spill_path = spill_path
@@ -177,7 +175,7 @@ class Journal:
         if self._has_spill():
             try:
                 await self._replay_spill()
-            except (sqlite3.OperationalError, sqlite3.DatabaseError) as exc:
+            except (OperationalError, DatabaseError) as exc:
                 log.warning("journal.spill_replay_deferred", error=str(exc), spill_file=str(self.spill_path))
         async with self.conn.execute("SELECT COALESCE(MAX(seq), 0) FROM calls_journal") as cur:
             row = await cur.fetchone()
@@ -222,8 +220,8 @@ class Journal:
                     self._buffer.extendleft(reversed(batch))
                     raise
                 await self._durable(e.seq for e in batch)
-        except (sqlite3.OperationalError, sqlite3.DatabaseError) as exc:
-            with contextlib.suppress(sqlite3.Error, ValueError, AttributeError):
+        except (OperationalError, DatabaseError) as exc:
+            with contextlib.suppress(DatabaseError, ValueError, AttributeError):
                 await self.conn.rollback()  # type: ignore[union-attr]
             if not self.degraded:
                 log.warning("journal.database_unavailable", error=str(exc), spill_file=str(self.spill_path),
@@ -340,7 +338,7 @@ class Journal:
         return sorted(entries, key=lambda e: e.seq)
 
 
-async def read_entries(conn: aiosqlite.Connection, linkedid: str | None = None) -> list[JournalEntry]:
+async def read_entries(conn: Database, linkedid: str | None = None) -> list[JournalEntry]:
     """Journal rows of one call (or all rows), in order."""
     sql = "SELECT * FROM calls_journal"
     args: tuple[str, ...] = ()

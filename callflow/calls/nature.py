@@ -11,10 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-import aiosqlite
-
 from callflow.calls.model import CallRecord
-from callflow.store import Schema
+from callflow.store import Database, Schema
 
 
 class Nature(StrEnum):
@@ -86,7 +84,7 @@ def _iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-async def tag_call(conn: aiosqlite.Connection, *, linkedid: str, caller_number: str, nature: Nature, by: str,
+async def tag_call(conn: Database, *, linkedid: str, caller_number: str, nature: Nature, by: str,
                    at: datetime) -> NatureTag:
     await conn.execute("INSERT INTO calls_nature (linkedid, caller_number, nature, tagged_by, tagged_at) "
                        "VALUES (?, ?, ?, ?, ?)", (linkedid, caller_number, str(nature), by, _iso(at)))
@@ -94,7 +92,7 @@ async def tag_call(conn: aiosqlite.Connection, *, linkedid: str, caller_number: 
     return NatureTag(linkedid, caller_number, nature, by, at)
 
 
-async def natures_of(conn: aiosqlite.Connection, linkedids: Iterable[str]) -> dict[str, NatureTag]:
+async def natures_of(conn: Database, linkedids: Iterable[str]) -> dict[str, NatureTag]:
     """The current tag (latest row) of each of ``linkedids`` that has one."""
     wanted = list(dict.fromkeys(linkedids))
     found: dict[str, NatureTag] = {}
@@ -118,7 +116,7 @@ class PrankCounts:
     month: int
 
 
-async def prank_counts(conn: aiosqlite.Connection, number: str, at: datetime) -> PrankCounts:
+async def prank_counts(conn: Database, number: str, at: datetime) -> PrankCounts:
     async with conn.execute(
             "SELECT n.linkedid, n.nature, n.tagged_at FROM calls_nature n WHERE n.caller_number = ? "
             "AND n.tagged_at >= ? ORDER BY n.id", (number, _iso(at - timedelta(days=30)))) as cur:

@@ -8,10 +8,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import aiosqlite
-
 from callflow.calls.model import CallClass, CallRecord, Instant, InstantSource, Leg, Outcome
-from callflow.store import Schema
+from callflow.store import Database, Schema
 
 RECORDS_SCHEMA = Schema("calls_records", (
     """
@@ -100,19 +98,23 @@ def record_row(record: CallRecord) -> tuple[Any, ...]:
             ",".join(record.sources), record_json(record))
 
 
-async def store_records(conn: aiosqlite.Connection, records: Sequence[CallRecord]) -> None:
+async def store_records(conn: Database, records: Sequence[CallRecord]) -> None:
     """Insert or replace (re-derivation replaces a row with an equal one); commits."""
-    await conn.executemany("INSERT OR REPLACE INTO calls_records VALUES (?,?,?,?,?,?,?,?,?,?)",
+    await conn.executemany("INSERT INTO calls_records VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT (linkedid) DO "
+                           "UPDATE SET arrival = excluded.arrival, ended = excluded.ended, outcome = "
+                           "excluded.outcome, call_class = excluded.call_class, queue = excluded.queue, "
+                           "operator = excluded.operator, answered = excluded.answered, sources = "
+                           "excluded.sources, record = excluded.record",
                            [record_row(r) for r in records])
     await conn.commit()
 
 
-async def recorded_linkedids(conn: aiosqlite.Connection) -> set[str]:
+async def recorded_linkedids(conn: Database) -> set[str]:
     async with conn.execute("SELECT linkedid FROM calls_records") as cur:
         return {str(r[0]) for r in await cur.fetchall()}
 
 
-async def load_records(conn: aiosqlite.Connection, *, since: datetime | None = None,
+async def load_records(conn: Database, *, since: datetime | None = None,
                        until: datetime | None = None, linkedid: str | None = None) -> list[CallRecord]:
     """Records by arrival (``since`` inclusive, ``until`` exclusive), oldest first."""
     sql, args = "SELECT record FROM calls_records WHERE 1=1", list[str | None]()
@@ -126,7 +128,7 @@ async def load_records(conn: aiosqlite.Connection, *, since: datetime | None = N
         return [record_from_dict(json.loads(r[0])) for r in await cur.fetchall()]
 
 
-async def record_rows(conn: aiosqlite.Connection) -> list[tuple[Any, ...]]:
+async def record_rows(conn: Database) -> list[tuple[Any, ...]]:
     """Every stored row, for comparisons (rebuild must reproduce them exactly)."""
     async with conn.execute("SELECT * FROM calls_records ORDER BY linkedid") as cur:
         return [tuple(r) for r in await cur.fetchall()]
@@ -136,7 +138,7 @@ class StoredCallRecords:
     """The tracker's stored call records as a read-only source for reports and the console
     (:class:`callflow.reports.sources.CallRecordSource`)."""
 
-    def __init__(self, conn: aiosqlite.Connection) -> None:
+    def __init__(self, conn: Database) -> None:
         self._conn = conn
 
     async def get(self, linkedid: str) -> CallRecord | None:

@@ -4,13 +4,12 @@ callflow/commands/_locate.py)."""
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 from callflow.calls.tracker import SCHEMAS
-from callflow.store import open_database
+from callflow.store import StoreLocation, open_database
 
 
-def check_database(path: Path) -> None:
+def check_database(path: StoreLocation) -> None:
     """Open (creating or migrating) and close the database: raises StoreError for a foreign or corrupt
     file before the engine starts, so ``serve`` fails with a clear message and never overwrites it."""
 

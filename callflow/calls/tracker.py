@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sqlite3
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,7 +21,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import aiosqlite
 import structlog
 
 from callflow.ami import AmiError, EventItem, LinkEvent
@@ -36,7 +34,7 @@ from callflow.calls.records import RECORDS_SCHEMA, recorded_linkedids, store_rec
 from callflow.calls.recovery import RecoveredCall, RecoverySources, calls_since, read_recovered
 from callflow.calls.states import CallState
 from callflow.logs import mask_number
-from callflow.store import open_database
+from callflow.store import Database, DatabaseError, OperationalError, StoreLocation, open_database
 
 if TYPE_CHECKING:
     from callflow.service import Engine
@@ -46,8 +44,13 @@ log = structlog.get_logger("callflow.calls")
 SCHEMAS = (JOURNAL_SCHEMA, RECORDS_SCHEMA, NATURE_SCHEMA)
 
 
-def spill_path_for(database: Path) -> Path:
-    return database.with_name(database.name + ".spill.jsonl")
+def spill_path_for(database: StoreLocation, data_dir: Path | None = None) -> Path:
+    """Where the journal keeps rows while the store cannot take them: beside a SQLite file; for a
+    PostgreSQL store, in the engine's data directory (default var/), named after the database."""
+    if isinstance(database, Path):
+        return database.with_name(database.name + ".spill.jsonl")
+    name = "".join(c if c.isalnum() or c in "-_" else "_" for c in database.display.split("://", 1)[-1])
+    return (data_dir or Path("var")) / f"journal-{name}.spill.jsonl"
 
 
 @dataclass
@@ -61,7 +64,8 @@ class _OpenCall:
 class CallTracker:
     name = "call-tracker"
 
-    def __init__(self, database: Path, *, sources: RecoverySources | None = None,
+    def __init__(self, database: StoreLocation, *, spill_path: Path | None = None,
+                 sources: RecoverySources | None = None,
                  options: DeriveOptions | None = None, listeners: Sequence[CallRecordListener] = (),
                  clock: Clock = utc_now, max_buffer: int = 10_000, settle_s: float = 10.0,
                  recovery_wait_s: float = 3.0) -> None:
@@ -72,13 +76,14 @@ class CallTracker:
         self.clock = clock
         self.settle_s = settle_s
         self.recovery_wait_s = recovery_wait_s
-        self.journal = Journal(None, spill_path_for(database), max_buffer=max_buffer)
+        self.journal = Journal(None, spill_path or spill_path_for(database),
+                               max_buffer=max_buffer)
         self.open: dict[str, _OpenCall] = {}
         self._done: OrderedDict[str, None] = OrderedDict()
         self._finish_q: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
         self._link_q: asyncio.Queue[LinkEvent] = asyncio.Queue()
         self._ready = asyncio.Event()
-        self._conn: aiosqlite.Connection | None = None
+        self._conn: Database | None = None
         self._engine: Engine | None = None
         self._restart_gap_from: datetime | None = None
 
@@ -214,9 +219,9 @@ class CallTracker:
         while True:
             try:
                 return await self._derive_and_store(lid)
-            except (sqlite3.OperationalError, sqlite3.DatabaseError) as exc:
+            except (OperationalError, DatabaseError) as exc:
                 assert self._conn is not None  # noqa: S101
-                with contextlib.suppress(sqlite3.Error, ValueError):
+                with contextlib.suppress(DatabaseError, ValueError):
                     await self._conn.rollback()
                 log.warning("call.record_store_failed", error=str(exc), retry_in_s=delay)
                 await asyncio.sleep(delay)

@@ -4,8 +4,8 @@ Every command that touches the store or reads the site takes ``--lab [INSTANCE]`
 ``--config FILE`` and ``--site FILE``, before or after its action (``incidents --lab X list`` and
 ``incidents list --lab X`` are the same). The rule, first match wins:
 
-database
-    1. ``--database PATH``
+database (a SQLite file, or a ``postgresql://`` URL wherever a path is taken: see README "The store")
+    1. ``--database PATH|URL``
     2. ``SIAGA112_DATABASE``, or ``database`` in the settings file (``--config FILE`` / ``SIAGA112_CONFIG``)
     3. ``--lab [INSTANCE]``: that lab's database (``siaga112 lab status --json`` prints it)
     4. ``var/siaga112.db`` under the current directory (the settings' default)
@@ -21,8 +21,9 @@ time zone
     the site file's ``[centre] timezone`` (default Asia/Makassar, WITA). A time given without an offset
     is the centre's local time, in every command.
 
-A command that reads never creates a database: it refuses one that does not exist, naming the file it
-looked for, why that one, and how to point at the right one. ``serve`` creates its database; any other
+A command that reads never creates a database: it refuses one that does not exist (no file; a
+PostgreSQL database without siaga112's tables), naming what it looked for, why that one, and how to point
+at the right one. ``serve`` creates its database; any other
 command that writes creates it only when it was named (not the bare default) and says so.
 
 Exit codes (README "Exit codes"): 0 done; 1 the command ran and found problems or refused (a check
@@ -40,7 +41,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
@@ -56,7 +57,9 @@ from callflow.siteconfig import (
     load_site,
     pbx_config_dir,
 )
-from callflow.store import StoreError
+from callflow.store import StoreError, StoreLocation, parse_location, store_exists
+
+Where = TypeVar("Where", Path, StoreLocation)
 
 EXIT_OK = 0
 EXIT_REFUSED = 1
@@ -84,14 +87,23 @@ def add_location_options(parser: argparse.ArgumentParser, *, after_action: bool 
     group.add_argument("--lab", nargs="?", const="default", metavar="INSTANCE",
                        help="a lab's database and site (default instance: default)", **extra)
     if database:
-        group.add_argument("--database", "--db", dest="database", type=Path, metavar="PATH",
-                           help="the engine's SQLite database (wins over everything else)", **extra)
+        group.add_argument("--database", "--db", dest="database", type=database_option, metavar="PATH|URL",
+                           help="the engine's store: a SQLite file or a postgresql:// URL (wins over "
+                                "everything else)", **extra)
     group.add_argument("--config", type=Path, metavar="FILE",
                        help="settings TOML file (also SIAGA112_CONFIG): its database and site_file", **extra)
     if site:
         group.add_argument("--site", type=Path, metavar="FILE",
                            help="the site file (also SIAGA112_SITE_FILE; default: the last applied site, "
                                 "else pbx-config/site.toml)", **extra)
+
+
+def database_option(text: str) -> StoreLocation:
+    """``--database``: a file path or a ``postgresql://`` URL (refused with a password in it)."""
+    try:
+        return parse_location(text)
+    except StoreError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_location_everywhere(parser: argparse.ArgumentParser, actions: Any, **kinds: bool) -> None:
@@ -102,10 +114,10 @@ def add_location_everywhere(parser: argparse.ArgumentParser, actions: Any, **kin
 
 
 @dataclass(frozen=True)
-class Choice:
-    """A file and why that one (said in messages: "database X (from --lab 'demo')")."""
+class Choice(Generic[Where]):
+    """A file or a PostgreSQL store, and why that one (said in messages: "database X (--lab demo)")."""
 
-    path: Path
+    path: Where
     how: str
 
     def __str__(self) -> str:
@@ -115,7 +127,8 @@ class Choice:
 class Location:
     """The database, site file and time zone of one command run (see the module's rule)."""
 
-    def __init__(self, *, lab: str | None = None, database: Path | None = None, config: Path | None = None,
+    def __init__(self, *, lab: str | None = None, database: StoreLocation | None = None,
+                 config: Path | None = None,
                  site: Path | None = None, environ: dict[str, str] | None = None) -> None:
         self.lab = lab
         self.database_option = database
@@ -142,25 +155,27 @@ class Location:
 
     # -- database ------------------------------------------------------------------------------------
     @cached_property
-    def database(self) -> Choice:
+    def database(self) -> Choice[StoreLocation]:
         return choose_database(self.database_option, self.settings, self.lab, environ=self.environ,
                                settings_file=self._settings_file())
 
-    def existing_database(self) -> Path:
-        """The database, which must exist: raises LocateError (naming it) when it does not."""
+    def existing_database(self) -> StoreLocation:
+        """The database, which must exist: raises LocateError (naming it) when it does not (StoreError when
+        a PostgreSQL server cannot be reached)."""
         choice = self.database
-        if not choice.path.is_file():
+        if not store_exists(choice.path):
             raise LocateError(
                 f"no database at {choice}. It is created by the engine (`siaga112 serve` with the same "
-                "--lab/--database/--config); to read another one, give --lab INSTANCE, --database PATH or "
-                "--config FILE (`siaga112 lab status --json` prints a lab's database)")
+                "--lab/--database/--config); to read another one, give --lab INSTANCE, --database PATH|URL "
+                "or --config FILE (`siaga112 lab status --json` prints a lab's database)")
         return choice.path
 
-    def database_for_writing(self) -> tuple[Path, bool]:
+    def database_for_writing(self) -> tuple[StoreLocation, bool]:
         """(database, created): a missing database is created only when it was named (not the bare
-        default, which is how accounts ended up in a ``./var`` nobody reads)."""
+        default, which is how accounts ended up in a ``./var`` nobody reads). A PostgreSQL database itself
+        is made by its administrator (``createdb``); siaga112 creates only its tables in it."""
         choice = self.database
-        if choice.path.is_file():
+        if store_exists(choice.path):
             return choice.path, False
         if choice.how.startswith("the default"):
             self.existing_database()  # raises, saying how to name it
@@ -168,7 +183,7 @@ class Location:
 
     # -- site ----------------------------------------------------------------------------------------
     @cached_property
-    def site_file(self) -> Choice:
+    def site_file(self) -> Choice[Path]:
         if self.site_option is not None:
             return Choice(self.site_option, "--site")
         settings = self.settings
@@ -218,8 +233,8 @@ class Location:
         return parse_local(text, self.timezone, option)
 
 
-def choose_database(option: Path | None, settings: EngineSettings, lab: str | None, *,
-                    environ: dict[str, str] | None = None, settings_file: str = "") -> Choice:
+def choose_database(option: StoreLocation | None, settings: EngineSettings, lab: str | None, *,
+                    environ: dict[str, str] | None = None, settings_file: str = "") -> Choice[StoreLocation]:
     """The database rule (module docstring), for a command's options and its loaded settings."""
     if option is not None:
         return Choice(option, "--database")

@@ -9,11 +9,10 @@ import json
 import re
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from callflow.commands._locate import EXIT_USAGE, Location, add_location_everywhere, run
-from callflow.store import open_database
+from callflow.store import StoreLocation, open_database
 from queues.abuse import ABUSE_SCHEMA, DEFAULT_FLAG_HOURS, AbuseFlag, flag_expiry
 from queues.abuse.store import add_flag, all_flags, flags_of, lift_flags
 
@@ -52,7 +51,7 @@ def _abuse(args: argparse.Namespace) -> int:
     return run("abuse", work)
 
 
-async def _run(args: argparse.Namespace, path: Path) -> int:
+async def _run(args: argparse.Namespace, path: StoreLocation) -> int:
     now = datetime.now(UTC)
     if args.abuse_action in ("flag", "lift") and not CALLER_NUMBER.match(args.number):
         print(f"siaga112 abuse: {args.number!r} is not a caller's number (digits, an optional leading +): "

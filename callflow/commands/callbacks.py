@@ -7,11 +7,10 @@ import asyncio
 import json
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from callflow.commands._locate import EXIT_USAGE, Location, add_location_everywhere, run
-from callflow.store import open_database
+from callflow.store import Database, StoreLocation, open_database
 from queues.callbacks import CALLBACKS_SCHEMA, Attempt, CallbackTask
 from queues.callbacks.rules import OPEN_STATUSES, ClosureOutcome, TaskStatus
 from queues.callbacks.store import Closure, attempts_of, close_flagged, closure_of, get_task, list_tasks
@@ -46,7 +45,7 @@ def _callbacks(args: argparse.Namespace) -> int:
     return run("callbacks", lambda: asyncio.run(_run(args, Location.of(args).existing_database())))
 
 
-async def _run(args: argparse.Namespace, path: Path) -> int:
+async def _run(args: argparse.Namespace, path: StoreLocation) -> int:
     conn = await open_database(path, (CALLBACKS_SCHEMA,))
     try:
         if args.callbacks_action in ("show", "close"):
@@ -78,7 +77,7 @@ async def _run(args: argparse.Namespace, path: Path) -> int:
         await conn.close()
 
 
-async def _close(conn: Any, task: CallbackTask, args: argparse.Namespace) -> int:
+async def _close(conn: Database, task: CallbackTask, args: argparse.Namespace) -> int:
     by, note = args.by.strip(), args.note.strip()
     if not by or not note:
         print("siaga112 callbacks close: --by and --note must not be empty (who closed the task, and what "

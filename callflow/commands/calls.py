@@ -17,7 +17,7 @@ from callflow.calls.records import load_records, record_row, record_rows, store_
 from callflow.calls.tracker import SCHEMAS
 from callflow.commands._locate import LOCAL_TIME_HELP, Location, add_location_everywhere, run
 from callflow.policies import derive_options
-from callflow.store import open_database
+from callflow.store import Database, StoreLocation, open_database
 
 
 def register(sub: Any) -> None:
@@ -55,7 +55,7 @@ def _calls(args: argparse.Namespace) -> int:
     return run("calls", work)
 
 
-async def _run(args: argparse.Namespace, path: Path) -> int:
+async def _run(args: argparse.Namespace, path: StoreLocation) -> int:
     conn = await open_database(path, SCHEMAS)
     try:
         if args.calls_action == "rebuild":
@@ -84,7 +84,7 @@ async def _run(args: argparse.Namespace, path: Path) -> int:
         await conn.close()
 
 
-async def _rebuild(conn: Any, args: argparse.Namespace) -> int:
+async def _rebuild(conn: Database, args: argparse.Namespace) -> int:
     before = {row[0]: row for row in await record_rows(conn)}
     options = DeriveOptions(short_abandon_s=args.short_abandon_s)
     records: list[CallRecord] = []
@@ -102,12 +102,13 @@ async def _rebuild(conn: Any, args: argparse.Namespace) -> int:
             records.append(record)
 
     async with conn.execute("SELECT * FROM calls_journal WHERE linkedid != '' ORDER BY linkedid, seq") as cur:
-        async for row in cur:
-            entry = JournalEntry.from_row(row)
-            if current and current[0].linkedid != entry.linkedid:
-                flush()
-                current = []
-            current.append(entry)
+        while rows := await cur.fetchmany(1000):
+            for row in rows:
+                entry = JournalEntry.from_row(row)
+                if current and current[0].linkedid != entry.linkedid:
+                    flush()
+                    current = []
+                current.append(entry)
     flush()
     if not args.check:
         await store_records(conn, records)

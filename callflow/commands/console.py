@@ -36,7 +36,7 @@ from callflow.console import (
 )
 from callflow.console.passwords import PasswordPolicyError, check_policy
 from callflow.incidents import RegistryError, load_registry
-from callflow.store import open_database
+from callflow.store import StoreLocation, open_database
 
 PASSWORD_ENV = "SIAGA112_CONSOLE_PASSWORD"  # noqa: S105 -- the variable's name, not a password
 
@@ -98,7 +98,7 @@ def _read_password(args: argparse.Namespace) -> str:
     return first
 
 
-async def _with_store(database: Path, work: Any) -> int:
+async def _with_store(database: StoreLocation, work: Any) -> int:
     db = await open_database(database, [CONSOLE_SCHEMA])
     try:
         code: int = await work(AccountStore(db, utc_now), AuditLog(db, utc_now))

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from callflow.ami import AmiError
@@ -30,7 +29,7 @@ from callflow.reports.measures import answer_times
 from callflow.service import Engine
 from callflow.settings import EngineSettings
 from callflow.siteconfig import SiteConfigError
-from callflow.store import StoreError
+from callflow.store import StoreError, StoreLocation
 from ivr import IvrServer
 from ivr.gate import IvrGate
 
@@ -104,7 +103,7 @@ def _demo(args: argparse.Namespace) -> int:
             print("lab: stopped")
 
 
-async def _run(lab: LabStatus, tracker: CallTracker, ivr: IvrServer, database: Path) -> int:
+async def _run(lab: LabStatus, tracker: CallTracker, ivr: IvrServer, database: StoreLocation) -> int:
     collector = RecordCollector()
     tracker.listeners.append(collector)
     gate = IvrGate()
@@ -153,7 +152,7 @@ async def _run(lab: LabStatus, tracker: CallTracker, ivr: IvrServer, database: P
     return 0
 
 
-def _print_summary(records: list[CallRecord], database: Path) -> None:
+def _print_summary(records: list[CallRecord], database: StoreLocation) -> None:
     print("\ncall records (one per call; instants from Asterisk's event Timestamp, UTC; answer time counted "
           "from arrival at the PBX, IVR included):")
     print(f"  {'caller':<14} {'class':<13} {'IVR choice':<24} {'outcome':<10} {'operator':<8} "

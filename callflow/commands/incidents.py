@@ -39,7 +39,7 @@ from callflow.incidents.export import dispatch_as_dict, incident_as_dict, unit_a
 from callflow.logs import configure_logging
 from callflow.settings import EngineSettings
 from callflow.siteconfig import SiteConfigError
-from callflow.store import StoreError
+from callflow.store import StoreError, StoreLocation
 
 
 class UsageError(LocateError):
@@ -51,7 +51,7 @@ def settings_for(args: argparse.Namespace) -> EngineSettings:
     return Location.of(args).settings
 
 
-def database_for(args: argparse.Namespace, settings: EngineSettings) -> Path:
+def database_for(args: argparse.Namespace, settings: EngineSettings) -> StoreLocation:
     """The database of the one rule; it must exist (a read never creates one)."""
     del settings  # the rule reads the same settings
     return Location.of(args).existing_database()

@@ -5,7 +5,6 @@ callflow/commands/incidents.py): the same documents the outbox sends to agencies
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from callflow.agencies import SCHEMA as AGENCIES_SCHEMA
@@ -17,7 +16,7 @@ from callflow.incidents.service import utc_now
 from callflow.policies import handoff_policy
 from callflow.settings import EngineSettings
 from callflow.siteconfig import load_site, pbx_config_dir
-from callflow.store import open_database
+from callflow.store import StoreLocation, open_database
 
 
 def site_handoff_policy(settings: EngineSettings) -> HandoffPolicy:
@@ -28,7 +27,7 @@ def site_handoff_policy(settings: EngineSettings) -> HandoffPolicy:
     return handoff_policy(site.agencies if site is not None else None)
 
 
-async def eido_documents(database: Path, policy: HandoffPolicy, *, incident_id: int | None = None,
+async def eido_documents(database: StoreLocation, policy: HandoffPolicy, *, incident_id: int | None = None,
                          since: datetime | None = None,
                          until: datetime | None = None) -> list[dict[str, Any]]:
     """One report's document (``incident_id``), or those of the reports created in ``[since, until)``."""

@@ -19,6 +19,7 @@ from callflow.lab import (
     status,
     up,
 )
+from callflow.store import StoreError, StoreLocation, store_exists
 
 
 def register(sub: Any) -> None:
@@ -92,12 +93,19 @@ def _down(args: argparse.Namespace) -> int:
     return 0
 
 
+def _exists(database: StoreLocation) -> bool:
+    try:
+        return store_exists(database)
+    except StoreError:  # a PostgreSQL server not reachable: nothing there to use
+        return False
+
+
 def _status(args: argparse.Namespace) -> int:
     st = status(args.instance)
     where = Location(lab=args.instance)
     if args.json:
         data = json.loads(st.as_json())
-        data.update(database=str(where.database.path), database_exists=where.database.path.is_file(),
+        data.update(database=str(where.database.path), database_exists=_exists(where.database.path),
                     site_file=str(where.site_file.path), site_file_from=where.site_file.how)
         print(json.dumps(data, indent=2, sort_keys=True))
         return 0 if st.running else 3

@@ -21,7 +21,7 @@ from callflow.commands._locate import (
     run,
 )
 from callflow.policies import recording_policy
-from callflow.store import open_database
+from callflow.store import StoreLocation, open_database
 from recordings import (
     SCHEMA,
     Recording,
@@ -111,7 +111,7 @@ def _run(action: Action) -> Callable[[argparse.Namespace], int]:
     return handler
 
 
-async def _with_index(database: Path, action: Action, args: argparse.Namespace,
+async def _with_index(database: StoreLocation, action: Action, args: argparse.Namespace,
                       policy: RecordingPolicy) -> int:
     conn = await open_database(database, [SCHEMA])
     try:

@@ -29,7 +29,7 @@ from callflow.reports.measures import (
     callback_measures,
 )
 from callflow.reports.sources import REPORT_SCHEMAS, callback_facts
-from callflow.store import open_database
+from callflow.store import Database, open_database
 from queues.occupancy import OperatorTime, TransitionRow, operator_time_report
 from queues.operators import SCHEMA as OPERATORS_SCHEMA
 from queues.states import State
@@ -61,7 +61,7 @@ def _table_row(label: str, a: AnswerTimes) -> str:
             f"{_fmt(a.ivr.median):>8} {a.short_abandons:>6}")
 
 
-async def _answer_times(args: argparse.Namespace, conn: Any) -> int:
+async def _answer_times(args: argparse.Namespace, conn: Database) -> int:
     name = args.timezone or args.centre_timezone
     try:
         zone = ZoneInfo(name)
@@ -122,7 +122,7 @@ def _hms(seconds: float) -> str:
     return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
 
 
-async def _operators(args: argparse.Namespace, conn: Any) -> int:
+async def _operators(args: argparse.Namespace, conn: Database) -> int:
     end = args.until or datetime.now(UTC)
     start = args.since or end - timedelta(hours=24)
     if end <= start:

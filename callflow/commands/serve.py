@@ -20,12 +20,12 @@ from callflow.app import EnginePaths, build_engine
 from callflow.commands._locate import LocateError, Location, add_location_options, choose_database
 from callflow.console import DEFAULT_ADDRESS, ConsoleError, HttpAddress
 from callflow.incidents import RegistryError
-from callflow.lab import LabError, status
+from callflow.lab import LabError, lab_dir, status
 from callflow.logs import configure_logging
 from callflow.service import serve
-from callflow.settings import EngineSettings, recordings_root
+from callflow.settings import EngineSettings, data_dir, recordings_root
 from callflow.siteconfig import SiteConfigError
-from callflow.store import StoreError
+from callflow.store import StoreError, StoreLocation
 
 
 def register(sub: Any) -> None:
@@ -61,15 +61,17 @@ def explicit_address(settings: EngineSettings, endpoint: AmiEndpoint) -> AmiEndp
                                port=settings.ami.port if "port" in explicit else endpoint.port)
 
 
-def engine_paths(settings: EngineSettings, lab: str | None, database: Path | None = None) -> EnginePaths:
+def engine_paths(settings: EngineSettings, lab: str | None,
+                 database: StoreLocation | None = None) -> EnginePaths:
     """Where the engine's files are. Database: the one rule of :mod:`callflow.commands._locate`
     (``database``: --database, else SIAGA112_DATABASE or the settings file's, else the lab's, else the
     default). With ``--lab`` the recordings folder, Asterisk's CDR and queue_log, the FastAGI port and
     the prompt folder are the lab's (settings that name a CDR/queue_log file still win). Raises LabError
     for a lab not running."""
     resolved = choose_database(database, settings, lab).path
+    located = settings.model_copy(update={"database": resolved})
     paths = EnginePaths(database=resolved,  # recordings default to beside the resolved database
-                        recordings=recordings_root(settings.model_copy(update={"database": resolved})),
+                        recordings=recordings_root(located), data_dir=data_dir(located),
                         cdr_file=settings.calls.cdr_file,
                         queue_log_file=settings.calls.queue_log_file,
                         agencies_file=settings.incidents.agencies_file)
@@ -84,7 +86,9 @@ def engine_paths(settings: EngineSettings, lab: str | None, database: Path | Non
         queue_log_file=paths.queue_log_file or (Path(st.queue_log_file) if st.queue_log_file else None),
         # with --lab and no registry configured: the example registry (units marked as example data)
         agencies_file=paths.agencies_file or (EXAMPLE_AGENCIES if EXAMPLE_AGENCIES.exists() else None),
-        fastagi_port=int(st.fastagi["port"]), sounds_dir=Path(st.sounds_dir), lab=lab)
+        fastagi_port=int(st.fastagi["port"]), sounds_dir=Path(st.sounds_dir), lab=lab,
+        # a lab on a PostgreSQL store keeps its spill file in the lab's own folder
+        data_dir=paths.data_dir if settings.data_dir or isinstance(resolved, Path) else lab_dir(lab))
 
 
 EXAMPLE_AGENCIES = Path(__file__).resolve().parents[2] / "examples" / "agencies-manado.example.toml"

@@ -13,12 +13,11 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import aiosqlite
-
 from callflow.ami.client import Clock
 from callflow.console.passwords import check_policy, hash_password_async, verify_password_async
 from callflow.console.roles import Role
 from callflow.console.schema import iso, parse_iso
+from callflow.store import Database, Row
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,31}$")
 OPERATOR_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
@@ -50,7 +49,7 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _user(row: aiosqlite.Row | tuple[object, ...]) -> User:
+def _user(row: Row) -> User:
     uid, name, role, operator_id, disabled, created, agency_id = row
     return User(int(str(uid)), str(name), Role(str(role)), None if operator_id is None else str(operator_id),
                 bool(disabled), parse_iso(str(created)), None if agency_id is None else str(agency_id))
@@ -60,7 +59,7 @@ _USER_COLUMNS = "id, name, role, operator_id, disabled, created_at, agency_id"
 
 
 class AccountStore:
-    def __init__(self, db: aiosqlite.Connection, clock: Clock,
+    def __init__(self, db: Database, clock: Clock,
                  session_ttl: timedelta = timedelta(hours=12)) -> None:
         self._db = db
         self._clock = clock

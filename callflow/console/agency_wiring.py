@@ -13,7 +13,6 @@ import contextlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import aiosqlite
 import structlog
 
 from callflow.agencies import AgencyDesk, Handoff, HandoffPolicy, Overdue
@@ -21,13 +20,14 @@ from callflow.agencies.outbox import Outbox, OutboxError
 from callflow.ami.client import Clock
 from callflow.console.providers import AGENCIES, ProviderUnavailable
 from callflow.incidents import IncidentError
+from callflow.store import Database, DatabaseError, OperationalError
 
 log = structlog.get_logger("callflow.console.agencies")
 
 Publish = Callable[[dict[str, Any]], None]
 
 
-async def active_accounts(conn: aiosqlite.Connection, agency_id: str) -> list[str]:
+async def active_accounts(conn: Database, agency_id: str) -> list[str]:
     """``supervisor:NAME`` and ``agency:NAME`` of the active accounts an escalation concerns. The
     console's accounts table may not exist yet (a store no console has opened): then nobody."""
     try:
@@ -35,7 +35,7 @@ async def active_accounts(conn: aiosqlite.Connection, agency_id: str) -> list[st
                 "SELECT role, name FROM console_users WHERE disabled = 0 AND (role = 'supervisor' OR "
                 "(role = 'agency' AND agency_id = ?)) ORDER BY role DESC, name", (agency_id,)) as cur:
             return [f"{r[0]}:{r[1]}" for r in await cur.fetchall()]
-    except aiosqlite.OperationalError:
+    except OperationalError:
         return []
 
 
@@ -49,7 +49,7 @@ class AgencyDeskService:
         self.policy = policy
         self.clock = clock
         self.publish: Publish | None = None
-        self._conn: aiosqlite.Connection | None = None
+        self._conn: Database | None = None
         self._desk: AgencyDesk | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._deliverer: asyncio.Task[None] | None = None
@@ -77,7 +77,7 @@ class AgencyDeskService:
         return told
 
     @property
-    def desk_connection(self) -> aiosqlite.Connection:
+    def desk_connection(self) -> Database:
         if self._conn is None:
             raise ProviderUnavailable(AGENCIES, f"{AGENCIES}: not open (the console is starting or stopping)")
         return self._conn
@@ -124,7 +124,7 @@ class AgencyDeskService:
                     if change != "created":
                         await outbox.publish(incident, "handoff" if change == "dispatched" else change)
                 await outbox.deliver_due()
-            except (aiosqlite.Error, ProviderUnavailable, IncidentError) as exc:  # the next round retries
+            except (DatabaseError, ProviderUnavailable, IncidentError) as exc:  # the next round retries
                 log.warning("agencies.outbox_failed", error=str(exc))
             except Exception:  # a bug in one round must not end deliveries: logged in full
                 log.exception("agencies.outbox_crashed")
@@ -137,7 +137,7 @@ class AgencyDeskService:
         while True:
             try:
                 await self.desk.sweep()
-            except (aiosqlite.Error, ProviderUnavailable, IncidentError) as exc:  # the next sweep retries
+            except (DatabaseError, ProviderUnavailable, IncidentError) as exc:  # the next sweep retries
                 log.warning("agencies.sweep_failed", error=str(exc))
             except Exception:  # a bug in one round must not end escalations: logged in full
                 log.exception("agencies.sweep_crashed")

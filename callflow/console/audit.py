@@ -6,10 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-import aiosqlite
-
 from callflow.ami.client import Clock
 from callflow.console.schema import iso, parse_iso
+from callflow.store import Database
 
 
 class AuditAction(StrEnum):
@@ -48,7 +47,7 @@ class AuditEntry:
 
 
 class AuditLog:
-    def __init__(self, db: aiosqlite.Connection, clock: Clock) -> None:
+    def __init__(self, db: Database, clock: Clock) -> None:
         self._db = db
         self._clock = clock
 

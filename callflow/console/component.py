@@ -13,7 +13,6 @@ import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
@@ -39,7 +38,7 @@ from callflow.console.thresholds import THRESHOLDS_SCHEMA, ThresholdPolicy, Thre
 from callflow.console.throttle import LoginThrottle
 from callflow.console.wiring import Resource
 from callflow.console_settings import ConsoleSettings
-from callflow.store import open_database
+from callflow.store import StoreLocation, open_database
 
 if TYPE_CHECKING:
     from callflow.service import Engine
@@ -94,7 +93,7 @@ def bind(address: HttpAddress) -> socket.socket:
 class ConsoleComponent:
     name = "console"
 
-    def __init__(self, address: HttpAddress, database: Path, *, providers: Providers | None = None,
+    def __init__(self, address: HttpAddress, database: StoreLocation, *, providers: Providers | None = None,
                  clock: Clock = utc_now, session_ttl: timedelta = timedelta(hours=12),
                  per_client_limit: int = 256, resources: Sequence[Resource] = (),
                  thresholds: ThresholdPolicy | None = None, settings: ConsoleSettings | None = None,

@@ -14,8 +14,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
-import aiosqlite
-
 from callflow.agencies import AgencyDesk
 from callflow.calls.model import CallRecord
 from callflow.calls.nature import Nature
@@ -35,6 +33,7 @@ from callflow.console.models import (
     ReportSummary,
     UnitView,
 )
+from callflow.store import Database
 
 
 class ProviderUnavailable(Exception):
@@ -217,7 +216,7 @@ class AgencyDeskProvider(Protocol):
     def desk(self) -> AgencyDesk: ...
 
     @property
-    def desk_connection(self) -> aiosqlite.Connection: ...
+    def desk_connection(self) -> Database: ...
 
 
 class UnavailableAgencyDesk:
@@ -226,7 +225,7 @@ class UnavailableAgencyDesk:
         raise ProviderUnavailable(AGENCIES)
 
     @property
-    def desk_connection(self) -> aiosqlite.Connection:
+    def desk_connection(self) -> Database:
         raise ProviderUnavailable(AGENCIES)
 
 

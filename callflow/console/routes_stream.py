@@ -7,7 +7,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
 
-import aiosqlite
 import structlog
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
@@ -16,6 +15,7 @@ from callflow.console.accounts import Session
 from callflow.console.hub import EventHub
 from callflow.console.roles import ANY_ROLE
 from callflow.console.security import SESSION_COOKIE, context, require
+from callflow.store import DatabaseError
 
 log = structlog.get_logger("callflow.console")
 
@@ -39,7 +39,7 @@ async def _sse(hub: EventHub, user: str, keepalive: float, check_every: float,
                 last_check = now
                 try:
                     valid = await still_valid()
-                except aiosqlite.Error as exc:  # a busy store must not cut every stream: the next check says
+                except DatabaseError as exc:  # a busy store must not cut every stream: the next check says
                     log.warning("console.session_check_failed", user=user, error=str(exc))
                     valid = True
                 if not valid:

@@ -61,6 +61,15 @@ CONSOLE_SCHEMA = Schema(
         ALTER TABLE console_users_v2 RENAME TO console_users;
         """,
     ),
+    # PostgreSQL widens the CHECK in place (dropping the table would take the sessions' foreign key)
+    postgresql={1: """
+        DELETE FROM console_sessions;
+        ALTER TABLE console_users DROP CONSTRAINT console_users_role_check;
+        ALTER TABLE console_users ADD CONSTRAINT console_users_role_check
+            CHECK (role IN ('operator', 'supervisor', 'admin', 'agency'));
+        ALTER TABLE console_users ADD COLUMN agency_id TEXT;
+        ALTER TABLE console_users ADD CHECK ((role = 'agency') = (agency_id IS NOT NULL));
+        """},
 )
 
 

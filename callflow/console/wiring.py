@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-import aiosqlite
 import structlog
 
 from callflow.agencies import SCHEMA as AGENCIES_SCHEMA
@@ -68,7 +67,7 @@ from callflow.reports.measures import CallbackTaskFacts, answer_times, callback_
 from callflow.reports.render import as_dict
 from callflow.reports.sources import REPORT_SCHEMAS, StoredCentre, callback_facts
 from callflow.reports.summary import Period, SummaryConfig, build_summary
-from callflow.store import Schema, open_database
+from callflow.store import Database, Schema, StoreLocation, open_database
 from recordings.index import SCHEMA as RECORDING_SCHEMA
 from recordings.index import Recording, RecordingIndex, RecordingStatus
 
@@ -89,11 +88,11 @@ class Resource(Protocol):
 class StoreConnection:
     """One connection to the shared store, with the schemas its readers need applied."""
 
-    def __init__(self, path: Path, schemas: Sequence[Schema], component: str) -> None:
+    def __init__(self, path: StoreLocation, schemas: Sequence[Schema], component: str) -> None:
         self.path = path
         self.schemas = list(schemas)
         self.component = component
-        self._conn: aiosqlite.Connection | None = None
+        self._conn: Database | None = None
 
     async def start(self) -> None:
         if self._conn is None:
@@ -105,7 +104,7 @@ class StoreConnection:
             await conn.close()
 
     @property
-    def conn(self) -> aiosqlite.Connection:
+    def conn(self) -> Database:
         if self._conn is None:
             raise ProviderUnavailable(self.component, f"{self.component}: the store at {self.path} is not "
                                                       "open (the console is starting or stopping)")
@@ -442,7 +441,7 @@ class IndexedRecordings:
 STORE_SCHEMAS: tuple[Schema, ...] = (*REPORT_SCHEMAS, INCIDENTS_SCHEMA, AGENCIES_SCHEMA, RECORDING_SCHEMA)
 
 
-async def prepare_store(database: Path) -> None:
+async def prepare_store(database: StoreLocation) -> None:
     """Create or migrate the tables the providers read, once, before the engine's components start:
     the recorder and the console would otherwise both create ``recordings_*`` on a new database at the
     same moment. Raises StoreError (file untouched) for a foreign or corrupt file."""
@@ -458,7 +457,7 @@ class StoreWiring:
     agencies: AgencyDeskService  # set ``agencies.publish`` to publish hand-off changes and escalations
 
 
-def store_providers(database: Path, *, recordings_root: Path, clock: Clock = utc_now,
+def store_providers(database: StoreLocation, *, recordings_root: Path, clock: Clock = utc_now,
                     timezone_name: str = CENTRE_TIMEZONE, zone: tzinfo | None = None,
                     registry: AgencyRegistry | None = None,
                     handoffs: HandoffPolicy | None = None) -> StoreWiring:

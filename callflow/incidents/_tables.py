@@ -9,8 +9,6 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import UTC, datetime
 
-import aiosqlite
-
 from callflow.calls.model import InstantSource
 from callflow.incidents.categories import Category, District
 from callflow.incidents.model import (
@@ -22,7 +20,7 @@ from callflow.incidents.model import (
     StatusChange,
 )
 from callflow.incidents.registry import AgencyType, Unit
-from callflow.store import Schema
+from callflow.store import Database, Row, Schema
 
 SCHEMA = Schema("incidents", (
     """
@@ -116,35 +114,35 @@ _UNIT_SELECT = ("SELECT u.id, u.name, u.agency_id, a.name, a.type, u.district, u
                 "FROM agency_unit u JOIN agency_agency a ON a.id = u.agency_id")
 
 
-def unit_from_row(row: aiosqlite.Row | tuple[object, ...]) -> Unit:
+def unit_from_row(row: Row) -> Unit:
     cats = str(row[6])
     return Unit(str(row[0]), str(row[1]), str(row[2]), str(row[3]), AgencyType(str(row[4])),
                 District(str(row[5])), frozenset(Category(c) for c in cats.split(",") if c), bool(row[7]))
 
 
-async def active_units(conn: aiosqlite.Connection) -> list[Unit]:
+async def active_units(conn: Database) -> list[Unit]:
     async with conn.execute(_UNIT_SELECT + " WHERE u.active = 1 ORDER BY u.id") as cur:
         return [unit_from_row(r) for r in await cur.fetchall()]
 
 
-async def unit_by_id(conn: aiosqlite.Connection, unit_id: str) -> Unit | None:
+async def unit_by_id(conn: Database, unit_id: str) -> Unit | None:
     async with conn.execute(_UNIT_SELECT + " WHERE u.id = ?", (unit_id,)) as cur:
         row = await cur.fetchone()
     return unit_from_row(row) if row else None
 
 
-async def unit_is_active(conn: aiosqlite.Connection, unit_id: str) -> bool:
+async def unit_is_active(conn: Database, unit_id: str) -> bool:
     async with conn.execute("SELECT active FROM agency_unit WHERE id = ?", (unit_id,)) as cur:
         row = await cur.fetchone()
     return bool(row and row[0])
 
 
-async def busy_units(conn: aiosqlite.Connection) -> set[str]:
+async def busy_units(conn: Database) -> set[str]:
     async with conn.execute("SELECT unit_id FROM dispatch_dispatch WHERE closed_at IS NULL") as cur:
         return {str(r[0]) for r in await cur.fetchall()}
 
 
-async def read_incidents(conn: aiosqlite.Connection, where: str = "", params: tuple[object, ...] = (),
+async def read_incidents(conn: Database, where: str = "", params: tuple[object, ...] = (),
                          limit: int | None = None) -> list[Incident]:
     """Incidents matching ``where`` (SQL over ``incident_incident i``) with their calls, history and
     dispatches, in three extra queries whatever the count."""

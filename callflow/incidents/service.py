@@ -8,9 +8,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 
-import aiosqlite
 import structlog
 
 from callflow.calls.model import InstantSource
@@ -19,7 +17,7 @@ from callflow.incidents.categories import Category, District, parse_category, pa
 from callflow.incidents.errors import DispatchError, IllegalTransition, IncidentError, IncidentNotFound
 from callflow.incidents.model import Dispatch, DispatchState, Incident, IncidentStatus
 from callflow.incidents.registry import AgencyRegistry, Unit, suggest_unit
-from callflow.store import open_database
+from callflow.store import Database, StoreLocation, open_database
 
 log = structlog.get_logger("callflow.incidents")
 
@@ -36,14 +34,14 @@ class IncidentService:
     Times: pass ``at`` for a time the operator entered (source ``operator``); without it the service's
     clock stamps the change (source ``engine_clock``)."""
 
-    def __init__(self, conn: aiosqlite.Connection, *, clock: Clock = utc_now) -> None:
+    def __init__(self, conn: Database, *, clock: Clock = utc_now) -> None:
         self._conn = conn
         self._clock = clock
         self._write_lock = asyncio.Lock()  # one connection: one write transaction at a time
 
     @classmethod
     @asynccontextmanager
-    async def open(cls, path: Path, *, clock: Clock = utc_now) -> AsyncIterator[IncidentService]:
+    async def open(cls, path: StoreLocation, *, clock: Clock = utc_now) -> AsyncIterator[IncidentService]:
         conn = await open_database(path, [tables.SCHEMA])
         try:
             yield cls(conn, clock=clock)
@@ -60,7 +58,7 @@ class IncidentService:
         return at.astimezone(UTC), InstantSource.OPERATOR
 
     @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def _transaction(self) -> AsyncIterator[Database]:
         async with self._write_lock:
             await self._conn.execute("BEGIN IMMEDIATE")
             try:
@@ -122,11 +120,10 @@ class IncidentService:
         when, source = self._stamp(at)
         stamp = tables.to_text(when)
         async with self._transaction() as conn:
-            cur = await conn.execute(
+            incident_id = await conn.insert(
                 "INSERT INTO incident_incident (category, district, address, notes, status, created_at, "
                 "created_by, caller_number) VALUES (?, ?, ?, ?, 'wait', ?, ?, ?)",
                 (cat.value, dist.value, address, notes, stamp, by, caller_number.strip()))
-            incident_id = int(cur.lastrowid or 0)
             await conn.execute(
                 "INSERT INTO incident_status_change (incident_id, from_status, to_status, at, by, source) "
                 "VALUES (?, NULL, 'wait', ?, ?, ?)", (incident_id, stamp, by, source.value))
@@ -221,7 +218,7 @@ class IncidentService:
                                     f"before its last change at {last.isoformat()}; check the time given")
 
     @staticmethod
-    async def _apply_status(conn: aiosqlite.Connection, incident: Incident, target: IncidentStatus, *,
+    async def _apply_status(conn: Database, incident: Incident, target: IncidentStatus, *,
                             when: datetime, by: str, source: InstantSource, note: str = "") -> None:
         await conn.execute("UPDATE incident_incident SET status = ? WHERE id = ?",
                            (target.value, incident.id))
@@ -267,10 +264,9 @@ class IncidentService:
             if unit.id in busy:
                 raise DispatchError(f"unit {unit.id!r} is still on another dispatch; close that first or "
                                     "pick another unit")
-            cur = await conn.execute(
+            dispatch_id = await conn.insert(
                 "INSERT INTO dispatch_dispatch (incident_id, unit_id, state, dispatched_at) "
                 "VALUES (?, ?, 'dispatched', ?)", (incident_id, unit.id, tables.to_text(when)))
-            dispatch_id = int(cur.lastrowid or 0)
             await conn.execute("INSERT INTO dispatch_event (dispatch_id, state, at, by, source) "
                                "VALUES (?, 'dispatched', ?, ?, ?)",
                                (dispatch_id, tables.to_text(when), by, source.value))
@@ -346,7 +342,7 @@ class IncidentService:
                                 f"{d.state.value.replace('_', ' ')} time {last.isoformat()}; check the time")
 
     @staticmethod
-    async def _apply_step(conn: aiosqlite.Connection, d: Dispatch, state: DispatchState, *, when: datetime,
+    async def _apply_step(conn: Database, d: Dispatch, state: DispatchState, *, when: datetime,
                           by: str, source: InstantSource) -> None:
         column = {DispatchState.EN_ROUTE: "en_route_at", DispatchState.ON_SCENE: "on_scene_at",
                   DispatchState.CLOSED: "closed_at"}[state]

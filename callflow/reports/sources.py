@@ -10,16 +10,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from datetime import datetime
-from pathlib import Path
 from typing import Protocol, runtime_checkable
-
-import aiosqlite
 
 from callflow.calls.model import CallRecord
 from callflow.calls.records import StoredCallRecords
 from callflow.calls.tracker import SCHEMAS
 from callflow.reports.measures import CallbackAttemptFacts, CallbackTaskFacts
-from callflow.store import Schema, open_database
+from callflow.store import Database, Schema, StoreLocation, open_database
 
 # What reports read and may create: the call tracker's tables. The callback service's tables
 # (queues/callbacks/store.py) are read when they exist; importing that package here would be a cycle
@@ -76,14 +73,12 @@ def _within(at: datetime, since: datetime | None, until: datetime | None) -> boo
     return (since is None or at >= since) and (until is None or at < until)
 
 
-async def callback_facts(conn: aiosqlite.Connection, since: datetime | None, until: datetime | None
+async def callback_facts(conn: Database, since: datetime | None, until: datetime | None
                          ) -> list[CallbackTaskFacts]:
     """The callback tasks (the callback service's tables) of calls that arrived in ``[since, until)``,
     each with its attempts and the hang-up of the citizen's call (from that call's record)."""
-    async with conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'callbacks_tasks'"
-                            ) as cur:
-        if await cur.fetchone() is None:
-            return []  # the callback service never ran on this database
+    if "callbacks_tasks" not in await conn.tables("callbacks_tasks"):
+        return []  # the callback service never ran on this database
     calls = StoredCallRecords(conn)
     attempts: dict[int, list[CallbackAttemptFacts]] = {}
     async with conn.execute("SELECT task_id, n, started_at, ended_at, outcome FROM callbacks_attempts "
@@ -114,7 +109,7 @@ class StoredCentre(StoredCallRecords):
 
 
 @asynccontextmanager
-async def open_call_source(database: Path) -> AsyncIterator[CallRecordSource | None]:
+async def open_call_source(database: StoreLocation) -> AsyncIterator[CallRecordSource | None]:
     """The call records the CLI reports read, for the engine's store at ``database``.
 
     This is the one place where the call tracker's store is plugged in: the records the engine stored

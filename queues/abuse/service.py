@@ -12,17 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sqlite3
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-import aiosqlite
 import structlog
 
 from callflow.ami import AmiError, EventItem, LinkEvent
 from callflow.ami.client import Clock, utc_now
 from callflow.logs import mask_number
-from callflow.store import open_database
+from callflow.store import Database, DatabaseError, StoreLocation, open_database
 from queues.abuse.rules import abuse_variable, sync_plan
 from queues.abuse.store import ABUSE_SCHEMA, all_flags
 
@@ -37,7 +34,7 @@ class AbuseFlags:
 
     name = "abuse"
 
-    def __init__(self, database: Path, *, clock: Clock = utc_now, interval_s: float = 2.0) -> None:
+    def __init__(self, database: StoreLocation, *, clock: Clock = utc_now, interval_s: float = 2.0) -> None:
         self.database = database
         self.clock = clock
         self.interval_s = interval_s
@@ -55,7 +52,7 @@ class AbuseFlags:
                 await self._link.wait()
                 try:
                     await self._sync(conn)
-                except (AmiError, sqlite3.Error) as exc:
+                except (AmiError, DatabaseError) as exc:
                     log.warning("abuse.sync_failed", error=str(exc), action="tried again shortly")
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.interval_s):
@@ -73,7 +70,7 @@ class AbuseFlags:
         elif item.name == "Reload":  # a dial plan reload resets the globals (clearglobalvars)
             self._fresh_link = True
 
-    async def _sync(self, conn: aiosqlite.Connection) -> None:
+    async def _sync(self, conn: Database) -> None:
         assert self._engine is not None  # noqa: S101 - set in run()
         session = self._engine.session
         flags = await all_flags(conn)

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import aiosqlite
-
-from callflow.store import Schema
+from callflow.store import Database, Row, Schema
 from queues.abuse.rules import AbuseFlag, flag_in_force
 
 ABUSE_SCHEMA = Schema("abuse", (
@@ -34,7 +32,7 @@ def _iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-def _flag(row: aiosqlite.Row | tuple[object, ...]) -> AbuseFlag:
+def _flag(row: Row) -> AbuseFlag:
     r = tuple(row)
     return AbuseFlag(id=int(str(r[0])), number=str(r[1]), reason=str(r[2]), flagged_by=str(r[3]),
                      flagged_at=datetime.fromisoformat(str(r[4])),
@@ -43,18 +41,17 @@ def _flag(row: aiosqlite.Row | tuple[object, ...]) -> AbuseFlag:
                      lift_note=str(r[8]))
 
 
-async def add_flag(conn: aiosqlite.Connection, *, number: str, reason: str, by: str, at: datetime,
+async def add_flag(conn: Database, *, number: str, reason: str, by: str, at: datetime,
                    expires_at: datetime) -> AbuseFlag:
-    cur = await conn.execute(
+    flag_id = await conn.insert(
         "INSERT INTO abuse_flags (number, reason, flagged_by, flagged_at, expires_at) VALUES (?, ?, ?, ?, ?)",
         (number, reason, by, _iso(at), _iso(expires_at)))
-    flag_id = cur.lastrowid
     await conn.commit()
     flags = [f for f in await flags_of(conn, number) if f.id == flag_id]
     return flags[0]
 
 
-async def lift_flags(conn: aiosqlite.Connection, number: str, *, by: str, at: datetime, note: str
+async def lift_flags(conn: Database, number: str, *, by: str, at: datetime, note: str
                      ) -> list[AbuseFlag]:
     """Lift every flag on ``number`` in force at ``at``; the lifted flags (none: nothing was in force)."""
     live = [f for f in await flags_of(conn, number) if f.in_force(at)]
@@ -66,17 +63,17 @@ async def lift_flags(conn: aiosqlite.Connection, number: str, *, by: str, at: da
     return [f for f in await flags_of(conn, number) if f.id in ids]
 
 
-async def flags_of(conn: aiosqlite.Connection, number: str) -> list[AbuseFlag]:
+async def flags_of(conn: Database, number: str) -> list[AbuseFlag]:
     async with conn.execute(f"SELECT {_COLUMNS} FROM abuse_flags WHERE number = ? ORDER BY id",  # noqa: S608
                             (number,)) as cur:
         return [_flag(r) for r in await cur.fetchall()]
 
 
-async def all_flags(conn: aiosqlite.Connection) -> list[AbuseFlag]:
+async def all_flags(conn: Database) -> list[AbuseFlag]:
     async with conn.execute(f"SELECT {_COLUMNS} FROM abuse_flags ORDER BY id") as cur:  # noqa: S608
         return [_flag(r) for r in await cur.fetchall()]
 
 
-async def flag_at(conn: aiosqlite.Connection, number: str, at: datetime) -> AbuseFlag | None:
+async def flag_at(conn: Database, number: str, at: datetime) -> AbuseFlag | None:
     """The flag on ``number`` in force at ``at``, or None."""
     return flag_in_force(await flags_of(conn, number), at)

@@ -15,13 +15,10 @@ import asyncio
 import base64
 import contextlib
 import json
-import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import aiosqlite
 import structlog
 
 from callflow.ami import ActionFailed, AmiError, ConnectionLost, EventItem, LinkEvent
@@ -31,7 +28,7 @@ from callflow.calls.model import CallRecord
 from callflow.calls.records import load_records, record_from_dict
 from callflow.console.models import Callback
 from callflow.logs import mask_number
-from callflow.store import open_database
+from callflow.store import Database, DatabaseError, OperationalError, StoreLocation, open_database
 from queues.abuse import ABUSE_SCHEMA
 from queues.abuse.store import flag_at
 from queues.callbacks import store
@@ -73,13 +70,13 @@ class CallbackService:
 
     name = "callbacks"
 
-    def __init__(self, database: Path, policy: CallbackPolicy, *, clock: Clock = utc_now,
+    def __init__(self, database: StoreLocation, policy: CallbackPolicy, *, clock: Clock = utc_now,
                  interval_s: float = 0.5) -> None:
         self.database = database
         self.policy = policy
         self.clock = clock
         self.interval_s = interval_s
-        self._conn: aiosqlite.Connection | None = None
+        self._conn: Database | None = None
         self._engine: Engine | None = None
         self._ready = asyncio.Event()
         self._wake = asyncio.Event()
@@ -166,7 +163,7 @@ class CallbackService:
 
     # -- internals ----------------------------------------------------------------------------------
     @property
-    def _db(self) -> aiosqlite.Connection:
+    def _db(self) -> Database:
         assert self._conn is not None  # noqa: S101 - set in run() before _ready
         return self._conn
 
@@ -200,7 +197,7 @@ class CallbackService:
                     self._wake.set()
                 elif isinstance(item, AmiEvent):
                     await self._originate_response(item)
-            except (sqlite3.Error, AmiError, ValueError):
+            except (DatabaseError, AmiError, ValueError):
                 log.exception("callback.event_failed", item=item.name)
             finally:
                 self._inbox.task_done()
@@ -218,7 +215,7 @@ class CallbackService:
                     "AND r.answered IS NULL AND r.arrival >= ? AND r.linkedid NOT LIKE ?",
                     (store.iso(since), CALLBACK_ID_PREFIX + "%")) as cur:
                 rows = await cur.fetchall()
-        except sqlite3.OperationalError:  # no calls_records table yet (a new database)
+        except OperationalError:  # no calls_records table yet (a new database)
             return
         for row in rows:
             record = record_from_dict(json.loads(row[0]))
@@ -238,7 +235,7 @@ class CallbackService:
                 if self.clock() >= next_catch_up:
                     next_catch_up = self.clock() + timedelta(seconds=CATCH_UP_EVERY_S)
                     await self._catch_up()
-            except (sqlite3.Error, ValueError, KeyError):
+            except (DatabaseError, ValueError, KeyError):
                 log.exception("callback.catch_up_failed")
             if not self._link_up or not self.policy.enabled:
                 await self._count_pass()
@@ -246,7 +243,7 @@ class CallbackService:
             try:
                 await self._dial_due()
                 await self._watchdog()
-            except (sqlite3.Error, AmiError):
+            except (DatabaseError, AmiError):
                 log.exception("callback.scheduler_failed")
             finally:
                 await self._count_pass()
@@ -454,7 +451,7 @@ class CallbackService:
     async def _record_of(self, linkedid: str) -> list[CallRecord]:
         try:
             return await load_records(self._db, linkedid=linkedid)
-        except sqlite3.OperationalError:  # no calls_records table yet (tracker not started)
+        except OperationalError:  # no calls_records table yet (tracker not started)
             return []
 
 

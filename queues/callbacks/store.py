@@ -6,9 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import aiosqlite
-
-from callflow.store import Schema
+from callflow.store import Database, Row, Schema
 from queues.callbacks.rules import AttemptOutcome, ClosureOutcome, TaskStatus
 
 CALLBACKS_SCHEMA = Schema("callbacks", (
@@ -123,7 +121,7 @@ _TASK_COLUMNS = ("id, linkedid, number, reason, call_class, arrival, created_at,
                  "attempts, flag, operator, updated_at, decision, max_attempts")
 
 
-def _task(row: aiosqlite.Row | tuple[object, ...]) -> CallbackTask:
+def _task(row: Row) -> CallbackTask:
     r = tuple(row)
     return CallbackTask(id=int(str(r[0])), linkedid=str(r[1]), number=str(r[2]), reason=str(r[3]),
                         call_class=str(r[4]), arrival=datetime.fromisoformat(str(r[5])),
@@ -134,7 +132,7 @@ def _task(row: aiosqlite.Row | tuple[object, ...]) -> CallbackTask:
                         max_attempts=int(str(r[14])) if r[14] is not None else None)
 
 
-def _attempt(row: aiosqlite.Row | tuple[object, ...]) -> Attempt:
+def _attempt(row: Row) -> Attempt:
     r = tuple(row)
     return Attempt(task_id=int(str(r[0])), n=int(str(r[1])), channel_id=str(r[2]),
                    started_at=datetime.fromisoformat(str(r[3])),
@@ -142,7 +140,7 @@ def _attempt(row: aiosqlite.Row | tuple[object, ...]) -> Attempt:
                    outcome=AttemptOutcome(str(r[5])), detail=str(r[6]), action_id=str(r[7]))
 
 
-async def create_task(conn: aiosqlite.Connection, *, linkedid: str, number: str, reason: str,
+async def create_task(conn: Database, *, linkedid: str, number: str, reason: str,
                       call_class: str, arrival: datetime, now: datetime, status: TaskStatus,
                       next_attempt_at: datetime | None, flag: str = "", decision: str = "",
                       max_attempts: int | None = None) -> CallbackTask | None:
@@ -161,21 +159,21 @@ async def create_task(conn: aiosqlite.Connection, *, linkedid: str, number: str,
     return await task_of_call(conn, linkedid)
 
 
-async def task_of_call(conn: aiosqlite.Connection, linkedid: str) -> CallbackTask | None:
+async def task_of_call(conn: Database, linkedid: str) -> CallbackTask | None:
     async with conn.execute(f"SELECT {_TASK_COLUMNS} FROM callbacks_tasks WHERE linkedid = ?",  # noqa: S608
                             (linkedid,)) as cur:
         row = await cur.fetchone()
     return _task(row) if row else None
 
 
-async def get_task(conn: aiosqlite.Connection, task_id: int) -> CallbackTask | None:
+async def get_task(conn: Database, task_id: int) -> CallbackTask | None:
     async with conn.execute(f"SELECT {_TASK_COLUMNS} FROM callbacks_tasks WHERE id = ?",  # noqa: S608
                             (task_id,)) as cur:
         row = await cur.fetchone()
     return _task(row) if row else None
 
 
-async def list_tasks(conn: aiosqlite.Connection, *, statuses: frozenset[TaskStatus] | None = None
+async def list_tasks(conn: Database, *, statuses: frozenset[TaskStatus] | None = None
                      ) -> list[CallbackTask]:
     async with conn.execute(f"SELECT {_TASK_COLUMNS} FROM callbacks_tasks ORDER BY id") as cur:  # noqa: S608
         rows = await cur.fetchall()
@@ -183,7 +181,7 @@ async def list_tasks(conn: aiosqlite.Connection, *, statuses: frozenset[TaskStat
     return [t for t in tasks if statuses is None or t.status in statuses]
 
 
-async def update_task(conn: aiosqlite.Connection, task_id: int, *, now: datetime, status: TaskStatus,
+async def update_task(conn: Database, task_id: int, *, now: datetime, status: TaskStatus,
                       next_attempt_at: datetime | None = None, flag: str | None = None,
                       operator: str | None = None, attempts: int | None = None) -> None:
     await conn.execute(
@@ -193,7 +191,7 @@ async def update_task(conn: aiosqlite.Connection, task_id: int, *, now: datetime
     await conn.commit()
 
 
-async def add_attempt(conn: aiosqlite.Connection, task_id: int, n: int, channel: str, started_at: datetime
+async def add_attempt(conn: Database, task_id: int, n: int, channel: str, started_at: datetime
                       ) -> None:
     """Record attempt ``n`` BEFORE its Originate is sent: a crash after sending leaves a row to re-check."""
     await conn.execute(
@@ -204,7 +202,7 @@ async def add_attempt(conn: aiosqlite.Connection, task_id: int, n: int, channel:
     await conn.commit()
 
 
-async def set_attempt(conn: aiosqlite.Connection, channel: str, *, outcome: AttemptOutcome,
+async def set_attempt(conn: Database, channel: str, *, outcome: AttemptOutcome,
                       ended_at: datetime | None, detail: str = "", action_id: str | None = None) -> None:
     await conn.execute(
         "UPDATE callbacks_attempts SET outcome = ?, ended_at = ?, detail = ?, "
@@ -213,14 +211,14 @@ async def set_attempt(conn: aiosqlite.Connection, channel: str, *, outcome: Atte
     await conn.commit()
 
 
-async def attempts_of(conn: aiosqlite.Connection, task_id: int) -> list[Attempt]:
+async def attempts_of(conn: Database, task_id: int) -> list[Attempt]:
     async with conn.execute(
             "SELECT task_id, n, channel_id, started_at, ended_at, outcome, detail, action_id "
             "FROM callbacks_attempts WHERE task_id = ? ORDER BY n", (task_id,)) as cur:
         return [_attempt(r) for r in await cur.fetchall()]
 
 
-async def attempt_by_channel(conn: aiosqlite.Connection, channel: str) -> Attempt | None:
+async def attempt_by_channel(conn: Database, channel: str) -> Attempt | None:
     async with conn.execute(
             "SELECT task_id, n, channel_id, started_at, ended_at, outcome, detail, action_id "
             "FROM callbacks_attempts WHERE channel_id = ?", (channel,)) as cur:
@@ -228,7 +226,7 @@ async def attempt_by_channel(conn: aiosqlite.Connection, channel: str) -> Attemp
     return _attempt(row) if row else None
 
 
-async def attempts_in(conn: aiosqlite.Connection, outcomes: frozenset[AttemptOutcome]) -> list[Attempt]:
+async def attempts_in(conn: Database, outcomes: frozenset[AttemptOutcome]) -> list[Attempt]:
     marks = ", ".join("?" for _ in outcomes)
     async with conn.execute(
             "SELECT task_id, n, channel_id, started_at, ended_at, outcome, detail, action_id "  # noqa: S608
@@ -237,7 +235,7 @@ async def attempts_in(conn: aiosqlite.Connection, outcomes: frozenset[AttemptOut
         return [_attempt(r) for r in await cur.fetchall()]
 
 
-async def service_since(conn: aiosqlite.Connection, now: datetime) -> datetime:
+async def service_since(conn: Database, now: datetime) -> datetime:
     """When callbacks started on this database (set at the first start, ``now``)."""
     await conn.execute("INSERT OR IGNORE INTO callbacks_meta (key, value) VALUES ('since', ?)", (iso(now),))
     await conn.commit()
@@ -246,7 +244,7 @@ async def service_since(conn: aiosqlite.Connection, now: datetime) -> datetime:
     return datetime.fromisoformat(str(row[0])) if row else now
 
 
-async def close_flagged(conn: aiosqlite.Connection, task_id: int, *, by: str, outcome: ClosureOutcome,
+async def close_flagged(conn: Database, task_id: int, *, by: str, outcome: ClosureOutcome,
                         note: str, now: datetime) -> Closure | None:
     """Close task ``task_id`` if it is flagged for a supervisor, in one transaction; None if it is not
     (any more): the status test is part of the UPDATE, so a task the engine is handling is never closed."""
@@ -269,7 +267,7 @@ async def close_flagged(conn: aiosqlite.Connection, task_id: int, *, by: str, ou
     return await closure_of(conn, task_id)
 
 
-async def closure_of(conn: aiosqlite.Connection, task_id: int) -> Closure | None:
+async def closure_of(conn: Database, task_id: int) -> Closure | None:
     async with conn.execute("SELECT task_id, closed_at, closed_by, outcome, note, flag "
                             "FROM callbacks_closures WHERE task_id = ?", (task_id,)) as cur:
         row = await cur.fetchone()
@@ -280,7 +278,7 @@ async def closure_of(conn: aiosqlite.Connection, task_id: int) -> Closure | None
                    outcome=ClosureOutcome(str(r[3])), note=str(r[4]), flag=str(r[5]))
 
 
-async def recent_callbacks(conn: aiosqlite.Connection, number: str, since: datetime) -> tuple[int, ...]:
+async def recent_callbacks(conn: Database, number: str, since: datetime) -> tuple[int, ...]:
     """Tasks calling ``number`` back (any status but skipped) created at or after ``since``."""
     async with conn.execute(
             "SELECT id FROM callbacks_tasks WHERE number = ? AND created_at >= ? AND status != ? ORDER BY id",

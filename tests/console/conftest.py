@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import aiosqlite
 import httpx
 import pytest
 
@@ -17,7 +16,7 @@ from callflow.console.limits import host_names
 from callflow.console.throttle import LoginThrottle
 from callflow.console.wiring import StoreWiring, store_providers
 from callflow.incidents import load_registry
-from callflow.store import open_database
+from callflow.store import Database, StoreLocation, open_database
 from tests.conftest import REPO
 
 PASSWORD = "correct horse battery"
@@ -37,7 +36,7 @@ class ManualClock:
 
 @dataclass
 class Console:
-    db: aiosqlite.Connection
+    db: Database
     ctx: ConsoleContext
     clock: ManualClock
     client: Callable[..., httpx.AsyncClient]
@@ -56,8 +55,8 @@ class Console:
 
 
 @pytest.fixture
-async def console(tmp_path: Path) -> AsyncIterator[Console]:
-    db = await open_database(tmp_path / "console.db", [CONSOLE_SCHEMA])
+async def console(store_location: StoreLocation) -> AsyncIterator[Console]:
+    db = await open_database(store_location, [CONSOLE_SCHEMA])
     clock = ManualClock()
     ctx = ConsoleContext(accounts=AccountStore(db, clock), audit=AuditLog(db, clock), hub=EventHub(16),
                          providers=Providers(), throttle=LoginThrottle(clock), clock=clock,
@@ -77,9 +76,10 @@ async def console(tmp_path: Path) -> AsyncIterator[Console]:
 
 
 @pytest.fixture
-async def wired(console: Console, tmp_path: Path) -> AsyncIterator[tuple[Console, StoreWiring, Path]]:
-    """The console over the real providers (wiring.py) on a temporary store, the Manado example units."""
-    database = tmp_path / "siaga112.db"
+async def wired(console: Console, tmp_path: Path, store_location: StoreLocation
+                ) -> AsyncIterator[tuple[Console, StoreWiring, StoreLocation]]:
+    """The console over the real providers (wiring.py) on the test's store, the Manado example units."""
+    database = store_location
     root = tmp_path / "recordings"
     root.mkdir()
     wiring = store_providers(database, recordings_root=root, clock=console.clock,

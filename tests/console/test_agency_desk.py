@@ -27,6 +27,7 @@ from callflow.console import Role
 from callflow.console.app import create_app
 from callflow.console.wiring import StoreWiring, store_providers
 from callflow.incidents import load_registry
+from callflow.store import StoreLocation
 from tests.console.conftest import AGENCIES, PASSWORD, Console
 from tests.support.asgi import served
 from tests.support.browser import STALE, chromium, click, log_in, screenshot, text, wait_contains, wait_text
@@ -35,8 +36,10 @@ BROWSER_ZONE = "America/New_York"  # an operator's browser set to another zone t
 
 
 @pytest.fixture
-async def desk(console: Console, tmp_path: Path) -> AsyncIterator[tuple[Console, StoreWiring, Path]]:
-    database = tmp_path / "console.db"  # the console's own file: one shared store, as in the engine
+async def desk(console: Console, tmp_path: Path,
+               store_location: StoreLocation) -> AsyncIterator[tuple[Console, StoreWiring, Path]]:
+    database = store_location  # the console's own store: one shared store, as in the engine
+    assert isinstance(database, Path)  # these tests read the SQLite file directly
     root = tmp_path / "recordings"
     root.mkdir()
     wiring = store_providers(database, recordings_root=root, clock=console.clock,

@@ -25,6 +25,7 @@ from callflow.agencies.eido import eido_document
 from callflow.cli import main
 from callflow.console.wiring import StoreWiring, store_providers
 from callflow.incidents import Category, load_registry
+from callflow.store import StoreLocation
 from tests.console.conftest import AGENCIES, Console
 from tests.support.asgi import served
 from tests.support.eido_schema import eido_validator
@@ -75,11 +76,12 @@ async def _next(receiver: Receiver, count: int) -> None:
 
 async def test_a_handoff_reaches_the_agencys_system_signed_after_one_refusal(
         console: Console, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+        capsys: pytest.CaptureFixture[str], store_location: StoreLocation) -> None:
     monkeypatch.setenv(SECRET_ENV, SECRET)
     receiver = Receiver()
     validator = eido_validator()
-    database = tmp_path / "console.db"
+    database = store_location  # the console's own store
+    assert isinstance(database, Path)  # read below as a SQLite file
     async with _listening(receiver) as url:
         policy = HandoffPolicy(sweep_s=3600, endpoints={"electricity": Endpoint(url, secret_env=SECRET_ENV)})
         root = tmp_path / "recordings"

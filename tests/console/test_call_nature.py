@@ -8,17 +8,17 @@ import csv
 import io
 import json
 from datetime import timedelta
-from pathlib import Path
 
 from callflow.calls.export import export_csv, export_json
 from callflow.calls.model import Outcome
 from callflow.console.wiring import StoreWiring
+from callflow.store import StoreLocation
 from tests.console.conftest import Console
 from tests.console.test_providers import NOW, NUMBER, _store, call
 
 
 async def test_an_operator_tags_a_call_and_the_tag_is_on_the_record_and_in_the_export(
-        wired: tuple[Console, StoreWiring, Path]) -> None:
+        wired: tuple[Console, StoreWiring, StoreLocation]) -> None:
     console, _, database = wired
     await _store(database, [call("7.1", NOW - timedelta(hours=1), Outcome.ANSWERED, answer_s=5.0),
                             call("7.2", NOW - timedelta(minutes=30), Outcome.ANSWERED, answer_s=4.0)])
@@ -48,7 +48,7 @@ async def test_an_operator_tags_a_call_and_the_tag_is_on_the_record_and_in_the_e
 
 
 async def test_prank_counts_per_number_over_24_hours_and_30_days(
-        wired: tuple[Console, StoreWiring, Path]) -> None:
+        wired: tuple[Console, StoreWiring, StoreLocation]) -> None:
     console, _, database = wired
     await _store(database, [call("8.1", NOW - timedelta(hours=2), Outcome.ANSWERED, answer_s=5.0),
                             call("8.2", NOW - timedelta(hours=1), Outcome.ANSWERED, answer_s=5.0),

@@ -4,10 +4,9 @@ and the 403 page an operator gets for the wallboard."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from callflow.console.messages import Arrivals, to_message
 from callflow.console.wiring import StoreWiring
+from callflow.store import StoreLocation
 from tests.console.conftest import Console
 from tests.console.test_stream import event
 
@@ -34,7 +33,7 @@ def test_agent_messages_carry_the_calls_arrival_at_the_pbx() -> None:
 
 
 async def test_units_say_which_categories_they_serve_and_incidents_their_suggestion(
-        wired: tuple[Console, StoreWiring, Path]) -> None:
+        wired: tuple[Console, StoreWiring, StoreLocation]) -> None:
     console, _, _ = wired
     async with console.client() as c:
         await console.login(c, "op1")

@@ -5,14 +5,13 @@ engine's clock, feed the "dispatch -> on scene" measure, and a step out of order
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-import aiosqlite
 import httpx
 import pytest
 
 from callflow.console.wiring import StoreWiring
+from callflow.store import StoreLocation, open_database
 from tests.console.conftest import Console
 
 UNIT = "fire-wenang-1"
@@ -38,14 +37,14 @@ async def _step(c: httpx.AsyncClient, incident_id: str, dispatch_id: int | str, 
     return await c.post(f"/api/incidents/{incident_id}/dispatches/{dispatch_id}/step", json=body)
 
 
-async def _events(database: Path) -> list[tuple[str, str, str, str]]:
-    async with aiosqlite.connect(database) as conn, conn.execute(
+async def _events(database: StoreLocation) -> list[tuple[str, str, str, str]]:
+    async with await open_database(database) as conn, conn.execute(
             "SELECT state, at, by, source FROM dispatch_event ORDER BY id") as cur:
         return [(r[0], r[1], r[2], r[3]) for r in await cur.fetchall()]
 
 
 async def test_dispatched_en_route_on_scene_closed_stamped_by_the_engine_clock(
-        wired: tuple[Console, StoreWiring, Path]) -> None:
+        wired: tuple[Console, StoreWiring, StoreLocation]) -> None:
     console, wiring, database = wired
     published: list[dict[str, Any]] = []
     wiring.incidents.notify = published.append
@@ -93,7 +92,7 @@ async def test_dispatched_en_route_on_scene_closed_stamped_by_the_engine_clock(
 
 
 async def test_a_step_may_be_skipped_but_never_taken_backwards(
-        wired: tuple[Console, StoreWiring, Path]) -> None:
+        wired: tuple[Console, StoreWiring, StoreLocation]) -> None:
     console, _, database = wired
     async with console.client() as c:
         await console.login(c, "op1")
@@ -135,7 +134,7 @@ async def test_a_step_may_be_skipped_but_never_taken_backwards(
 
 
 async def test_unknown_incident_or_dispatch_is_404_naming_which(
-        wired: tuple[Console, StoreWiring, Path]) -> None:
+        wired: tuple[Console, StoreWiring, StoreLocation]) -> None:
     console, _, database = wired
     async with console.client() as c:
         await console.login(c, "op1")
@@ -164,7 +163,7 @@ async def test_unknown_incident_or_dispatch_is_404_naming_which(
     {"state": "on_scene", "at": "2026-11-22T07:00:00Z"},  # no client times: the engine's clock stamps
 ])
 async def test_bad_step_body_is_422_naming_the_field(
-        wired: tuple[Console, StoreWiring, Path], body: dict[str, str]) -> None:
+        wired: tuple[Console, StoreWiring, StoreLocation], body: dict[str, str]) -> None:
     console, _, database = wired
     async with console.client() as c:
         await console.login(c, "op1")
@@ -176,7 +175,7 @@ async def test_bad_step_body_is_422_naming_the_field(
     assert [e[0] for e in await _events(database)] == ["dispatched"]
 
 
-async def test_step_needs_a_floor_user(wired: tuple[Console, StoreWiring, Path]) -> None:
+async def test_step_needs_a_floor_user(wired: tuple[Console, StoreWiring, StoreLocation]) -> None:
     console, _, database = wired
     async with console.client() as c:
         await console.login(c, "op1")

@@ -15,7 +15,6 @@ import csv
 import io
 import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,10 +24,13 @@ from callflow.calls.records import store_records
 from callflow.calls.tracker import SCHEMAS as CALL_SCHEMAS
 from callflow.cli import main
 from callflow.console.wiring import StoreWiring
-from callflow.store import open_database
+from callflow.store import StoreLocation, open_database
 from queues.callbacks import store as callbacks
 from queues.callbacks.rules import AttemptOutcome, TaskStatus
+from tests.conftest import BOTH_STORES
 from tests.console.conftest import Console
+
+pytestmark = BOTH_STORES  # the same tests on SQLite and on PostgreSQL
 
 DAY = datetime(2026, 11, 21, 16, 0, tzinfo=UTC)  # 00:00 WITA, 22 November; the console's clock: 16:00 WITA
 AMI = InstantSource.AMI_TIMESTAMP
@@ -97,7 +99,7 @@ CALLS = [
 ]
 
 
-async def store_day(database: Path) -> None:
+async def store_day(database: StoreLocation) -> None:
     """The records as the tracker stores them; the callback tasks as the callback service does."""
     conn = await open_database(database, [*CALL_SCHEMAS, callbacks.CALLBACKS_SCHEMA])
     try:
@@ -184,7 +186,7 @@ def flat(prefix: str, d: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-async def test_every_surface_shows_the_same_figures(wired: tuple[Console, StoreWiring, Path],
+async def test_every_surface_shows_the_same_figures(wired: tuple[Console, StoreWiring, StoreLocation],
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     console, _, database = wired
     await store_day(database)

@@ -10,7 +10,6 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import aiosqlite
 import pytest
 
 from callflow.calls.model import CallClass, CallRecord, Outcome
@@ -18,10 +17,13 @@ from callflow.calls.records import store_records
 from callflow.calls.tracker import SCHEMAS as CALL_SCHEMAS
 from callflow.console.wiring import StoreWiring
 from callflow.csvsafe import spreadsheet_safe
-from callflow.store import open_database
+from callflow.store import StoreLocation, open_database
 from recordings.index import SCHEMA as RECORDING_SCHEMA
 from recordings.index import RecordingIndex, RecordingStatus
+from tests.conftest import BOTH_STORES
 from tests.console.conftest import Console
+
+pytestmark = BOTH_STORES  # the same tests on SQLite and on PostgreSQL
 
 NOW = datetime(2026, 11, 22, 8, 0, 0, 123456, tzinfo=UTC)  # the console fixture's clock: 16:00 WITA
 NUMBER = "081234500112"
@@ -36,7 +38,7 @@ def call(linkedid: str, arrival: datetime, outcome: Outcome, *, number: str = NU
                       operator="op1" if answered else "", queue="emergency", ivr_path=("root", "1"))
 
 
-async def _store(database: Path, records: list[CallRecord]) -> None:
+async def _store(database: StoreLocation, records: list[CallRecord]) -> None:
     conn = await open_database(database, CALL_SCHEMAS)
     try:
         await store_records(conn, records)
@@ -44,14 +46,15 @@ async def _store(database: Path, records: list[CallRecord]) -> None:
         await conn.close()
 
 
-async def _count(database: Path, table: str) -> int:
-    async with aiosqlite.connect(database) as conn, conn.execute(f"SELECT COUNT(*) FROM {table}") as cur:  # noqa: S608
+async def _count(database: StoreLocation, table: str) -> int:
+    async with await open_database(database) as conn, conn.execute(f"SELECT COUNT(*) FROM {table}") as cur:  # noqa: S608
         row = await cur.fetchone()
     assert row is not None
     return int(row[0])
 
 
-async def test_calls_history_and_todays_answer_figures(wired: tuple[Console, StoreWiring, Path]) -> None:
+async def test_calls_history_and_todays_answer_figures(
+        wired: tuple[Console, StoreWiring, StoreLocation]) -> None:
     console, _, database = wired
     midnight = datetime(2026, 11, 21, 16, 0, tzinfo=UTC)  # 00:00 WITA on 22 November
     await _store(database, [
@@ -83,7 +86,8 @@ async def test_calls_history_and_todays_answer_figures(wired: tuple[Console, Sto
     assert bad.json()["fields"][0]["field"] == "number"
 
 
-async def test_incident_create_dispatch_status_round_trip(wired: tuple[Console, StoreWiring, Path]) -> None:
+async def test_incident_create_dispatch_status_round_trip(
+        wired: tuple[Console, StoreWiring, StoreLocation]) -> None:
     console, wiring, database = wired
     published: list[dict[str, object]] = []
     wiring.incidents.notify = published.append
@@ -127,7 +131,7 @@ async def test_incident_create_dispatch_status_round_trip(wired: tuple[Console, 
 
 
 async def test_incident_refusals_name_the_field_and_change_nothing(
-        wired: tuple[Console, StoreWiring, Path]) -> None:
+        wired: tuple[Console, StoreWiring, StoreLocation]) -> None:
     console, _, database = wired
     async with console.client() as c:
         await console.login(c, "op1")
@@ -170,7 +174,7 @@ async def test_incident_refusals_name_the_field_and_change_nothing(
 
 
 async def test_reports_summary_and_export_are_supervisor_only_and_audited(
-        wired: tuple[Console, StoreWiring, Path]) -> None:
+        wired: tuple[Console, StoreWiring, StoreLocation]) -> None:
     console, _, database = wired
     day = datetime(2026, 11, 21, 16, 0, tzinfo=UTC)
     await _store(database, [replace(call("5.1", day + timedelta(hours=1), Outcome.ANSWERED, answer_s=7.0),
@@ -208,7 +212,7 @@ async def test_reports_summary_and_export_are_supervisor_only_and_audited(
 
 
 async def test_recordings_list_and_download_round_trip_audited(
-        wired: tuple[Console, StoreWiring, Path], tmp_path: Path) -> None:
+        wired: tuple[Console, StoreWiring, StoreLocation], tmp_path: Path) -> None:
     console, _, database = wired
     root = tmp_path / "recordings"
     wav = root / "2026" / "11" / "22" / "1763791542_1-1763791542_1-080000000000.wav"
@@ -268,7 +272,7 @@ async def test_recordings_list_and_download_round_trip_audited(
 
 
 async def test_operators_and_callbacks_still_say_they_are_not_wired(
-        wired: tuple[Console, StoreWiring, Path]) -> None:
+        wired: tuple[Console, StoreWiring, StoreLocation]) -> None:
     console, _, _ = wired
     async with console.client() as c:
         await console.login(c, "sup")

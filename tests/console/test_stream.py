@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import aiosqlite
 import httpx
 import pytest
 
@@ -23,7 +22,7 @@ from callflow.console import CONSOLE_SCHEMA, AccountStore, ConsoleComponent, Htt
 from callflow.console.hub import EventHub
 from callflow.console.messages import to_message
 from callflow.console.routes_stream import _sse
-from callflow.store import open_database
+from callflow.store import OperationalError, open_database
 from tests.console.conftest import PASSWORD
 
 NOW = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
@@ -268,7 +267,8 @@ async def test_disabling_the_account_from_another_process_ends_its_open_stream(r
 
 async def test_a_stream_ends_when_its_session_is_gone_and_survives_a_store_error() -> None:
     hub = EventHub(8)
-    answers: list[bool | Exception] = [aiosqlite.OperationalError("database is locked"), True, False]
+    # a busy store, as the store interface raises it
+    answers: list[bool | Exception] = [OperationalError("database is locked"), True, False]
 
     async def still_valid() -> bool:
         answer = answers.pop(0)

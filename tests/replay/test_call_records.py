@@ -20,7 +20,9 @@ from callflow.calls.model import CallRecord, InstantSource, Outcome
 from callflow.calls.records import load_records, record_from_dict, record_json, record_row, record_rows
 from callflow.calls.recovery import RecoverySources, group_calls, parse_cdr_file, parse_queue_log
 from callflow.calls.tracker import SCHEMAS, CallTracker
-from callflow.store import open_database
+from callflow.cli import main
+from callflow.store import StoreLocation, open_database
+from tests.conftest import BOTH_STORES
 from tests.support.calls import SESSIONS, entries_of, record_table, session_events
 
 SESSION_NAMES = ["answered", "queue_abandon", "short_abandon", "next_operator", "blind_transfer",
@@ -133,9 +135,11 @@ class _Listener:
         self.changed.set()
 
 
-async def test_tracker_journals_replayed_sessions_and_rebuild_reproduces_the_rows(tmp_path: Path) -> None:
+@BOTH_STORES
+async def test_tracker_journals_replayed_sessions_and_rebuild_reproduces_the_rows(
+        tmp_path: Path, store_location: StoreLocation) -> None:
     listener = _Listener()
-    tracker = CallTracker(tmp_path / "calls.db", listeners=[listener])
+    tracker = CallTracker(store_location, spill_path=tmp_path / "journal.spill.jsonl", listeners=[listener])
     task = asyncio.create_task(tracker.run(cast(Any, None)))  # no link events: the engine is not used
     events = [ev for name in SESSION_NAMES for ev in session_events(name)]
     for ev in events:
@@ -149,7 +153,7 @@ async def test_tracker_journals_replayed_sessions_and_rebuild_reproduces_the_row
         await task
     assert sorted(r.outcome for r in listener.records) == sorted(r.outcome for n in SESSION_NAMES
                                                                   for r in derived(n))
-    conn = await open_database(tmp_path / "calls.db", SCHEMAS)
+    conn = await open_database(store_location, SCHEMAS)
     try:
         entries = await read_entries(conn)
         assert len(entries) == len(events)  # every consumed event is in the journal
@@ -163,6 +167,9 @@ async def test_tracker_journals_replayed_sessions_and_rebuild_reproduces_the_row
         assert sorted(rebuilt) == sorted(stored)
     finally:
         await conn.close()
+    # and the command says so, on either store (exit 1 if a row would change)
+    check = ["calls", "rebuild", "--check", "--database", str(store_location)]
+    assert await asyncio.to_thread(main, check) == 0
 
 
 class _Session:

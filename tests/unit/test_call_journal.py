@@ -11,19 +11,18 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import aiosqlite
 import pytest
 from structlog.testing import capture_logs
 
 from callflow.calls.journal import Journal, read_entries
 from callflow.calls.tracker import SCHEMAS, spill_path_for
-from callflow.store import open_database
+from callflow.store import Database, open_database
 
 T0 = datetime(2026, 11, 22, tzinfo=UTC)
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[tuple[Path, aiosqlite.Connection]]:
+async def db(tmp_path: Path) -> AsyncIterator[tuple[Path, Database]]:
     path = tmp_path / "siaga112.db"
     conn = await open_database(path, SCHEMAS)
     yield path, conn
@@ -58,13 +57,13 @@ async def writer(journal: Journal) -> AsyncIterator[asyncio.Task[None]]:
             await task
 
 
-async def count(conn: aiosqlite.Connection) -> int:
+async def count(conn: Database) -> int:
     async with conn.execute("SELECT COUNT(*) FROM calls_journal") as cur:
         row = await cur.fetchone()
     return int(row[0]) if row else 0
 
 
-async def test_group_commit_writes_every_row_in_order(db: tuple[Path, aiosqlite.Connection]) -> None:
+async def test_group_commit_writes_every_row_in_order(db: tuple[Path, Database]) -> None:
     path, conn = db
     journal = Journal(conn, spill_path_for(path), max_batch=500)
     async with writer(journal):
@@ -76,7 +75,7 @@ async def test_group_commit_writes_every_row_in_order(db: tuple[Path, aiosqlite.
     assert entries[5].data == [["Event", "Newchannel"], ["N", "5"]]
 
 
-async def test_locked_database_spills_then_writes_everything(db: tuple[Path, aiosqlite.Connection]) -> None:
+async def test_locked_database_spills_then_writes_everything(db: tuple[Path, Database]) -> None:
     path, conn = db
     spill = spill_path_for(path)
     journal = Journal(conn, spill, retry_s=0.05, busy_timeout_ms=20)
@@ -102,7 +101,7 @@ async def test_locked_database_spills_then_writes_everything(db: tuple[Path, aio
     assert not spill.exists()
 
 
-async def test_full_database_spills_then_writes_everything(db: tuple[Path, aiosqlite.Connection]) -> None:
+async def test_full_database_spills_then_writes_everything(db: tuple[Path, Database]) -> None:
     path, conn = db
     journal = Journal(conn, spill_path_for(path), retry_s=0.05)
     async with conn.execute("PRAGMA page_count") as cur:
@@ -122,7 +121,7 @@ async def test_full_database_spills_then_writes_everything(db: tuple[Path, aiosq
     assert await count(conn) == 500
 
 
-async def test_spill_file_left_by_a_crash_is_replayed_at_start(db: tuple[Path, aiosqlite.Connection]) -> None:
+async def test_spill_file_left_by_a_crash_is_replayed_at_start(db: tuple[Path, Database]) -> None:
     path, conn = db
     spill = spill_path_for(path)
     crashed = Journal(conn, spill)
@@ -142,7 +141,7 @@ async def test_spill_file_left_by_a_crash_is_replayed_at_start(db: tuple[Path, a
     assert not spill.exists()
 
 
-async def test_buffer_is_bounded_while_the_database_is_away(db: tuple[Path, aiosqlite.Connection]) -> None:
+async def test_buffer_is_bounded_while_the_database_is_away(db: tuple[Path, Database]) -> None:
     path, conn = db
     journal = Journal(conn, spill_path_for(path), max_buffer=50, retry_s=0.05, busy_timeout_ms=20)
     locker = sqlite3.connect(path, timeout=0.1)
@@ -162,7 +161,7 @@ async def test_buffer_is_bounded_while_the_database_is_away(db: tuple[Path, aios
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-async def test_no_row_is_lost_whatever_the_outages(db: tuple[Path, aiosqlite.Connection], seed: int) -> None:
+async def test_no_row_is_lost_whatever_the_outages(db: tuple[Path, Database], seed: int) -> None:
     """Appends, outages (an exclusive lock held by another process's connection) and recoveries in a
     random order: every row ends up in the database exactly once, in sequence."""
     rng = random.Random(seed)  # noqa: S311 - a reproducible outage schedule, not a secret

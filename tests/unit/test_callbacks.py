@@ -21,7 +21,7 @@ from callflow.lab._render import lab_site
 from callflow.policies import callback_policy
 from callflow.reports.measures import answer_times
 from callflow.siteconfig import Callbacks, load_site, pbx_config_dir
-from callflow.store import open_database
+from callflow.store import StoreLocation, open_database
 from queues.callbacks import (
     AttemptOutcome,
     CallbackService,
@@ -32,7 +32,10 @@ from queues.callbacks import (
 )
 from queues.callbacks.rules import originate_outcome
 from queues.callbacks.store import attempts_of, list_tasks
+from tests.conftest import BOTH_STORES
 from tests.support.callbacks import T0, StubEngine, record
+
+pytestmark = BOTH_STORES  # the callback store and service on SQLite and on PostgreSQL
 
 
 # -- which records create tasks --------------------------------------------------------------------------
@@ -116,10 +119,10 @@ class Clock:
 
 
 @pytest.fixture
-async def service(tmp_path: Path) -> AsyncIterator[tuple[CallbackService, StubEngine, Clock]]:
+async def service(store_location: StoreLocation) -> AsyncIterator[tuple[CallbackService, StubEngine, Clock]]:
     clock = Clock()
     policy = callback_policy(Callbacks(first_attempt_s=0, retry_s=5, max_attempts=2, ring_timeout_s=10))
-    svc = CallbackService(tmp_path / "siaga112.db", policy, clock=clock, interval_s=0.01)
+    svc = CallbackService(store_location, policy, clock=clock, interval_s=0.01)
     engine = StubEngine()
     runner = asyncio.create_task(svc.run(engine))  # type: ignore[arg-type]
     yield svc, engine, clock
@@ -270,9 +273,9 @@ async def test_unknown_outcome_is_rechecked_not_redialled(
     assert str(engine.session.sent[1][1]["ChannelId"]).startswith("siaga-cb-1-2-")
 
 
-async def test_tasks_survive_a_restart(tmp_path: Path) -> None:
+async def test_tasks_survive_a_restart(store_location: StoreLocation) -> None:
     for _ in range(2):
-        svc = CallbackService(tmp_path / "siaga112.db", callback_policy(), interval_s=0.01)
+        svc = CallbackService(store_location, callback_policy(), interval_s=0.01)
         runner = asyncio.create_task(svc.run(StubEngine()))  # type: ignore[arg-type]
         await svc.on_call_record(record())
         assert len(await svc.callbacks(open_only=True)) == 1
@@ -290,8 +293,9 @@ async def _status(svc: CallbackService, status: TaskStatus) -> bool:
     return bool(tasks) and tasks[0].status is status
 
 
-async def test_an_attempt_in_flight_at_a_restart_is_rechecked_not_redialled(tmp_path: Path) -> None:
-    first = CallbackService(tmp_path / "siaga112.db", callback_policy(Callbacks(first_attempt_s=0)),
+async def test_an_attempt_in_flight_at_a_restart_is_rechecked_not_redialled(
+        store_location: StoreLocation) -> None:
+    first = CallbackService(store_location, callback_policy(Callbacks(first_attempt_s=0)),
                             interval_s=0.01, clock=Clock())
     engine = StubEngine()
     runner = asyncio.create_task(first.run(engine))  # type: ignore[arg-type]
@@ -302,7 +306,7 @@ async def test_an_attempt_in_flight_at_a_restart_is_rechecked_not_redialled(tmp_
     runner.cancel()
     with pytest.raises(asyncio.CancelledError):
         await runner
-    second = CallbackService(tmp_path / "siaga112.db", callback_policy(Callbacks(first_attempt_s=0)),
+    second = CallbackService(store_location, callback_policy(Callbacks(first_attempt_s=0)),
                              interval_s=0.01, clock=Clock())
     engine2 = StubEngine()
     runner = asyncio.create_task(second.run(engine2))  # type: ignore[arg-type]
@@ -338,9 +342,10 @@ def test_callback_calls_are_not_offered_calls_in_answer_time_figures() -> None:
     assert answer_times([offered, callback]).offered == 1
 
 
-async def test_disabled_callbacks_dial_nothing_not_even_tasks_left_pending(tmp_path: Path) -> None:
+async def test_disabled_callbacks_dial_nothing_not_even_tasks_left_pending(
+        store_location: StoreLocation) -> None:
     clock = Clock()
-    first = CallbackService(tmp_path / "siaga112.db", callback_policy(Callbacks(first_attempt_s=5)),
+    first = CallbackService(store_location, callback_policy(Callbacks(first_attempt_s=5)),
                             clock=clock, interval_s=0.01)
     runner = asyncio.create_task(first.run(StubEngine()))  # type: ignore[arg-type]
     await first.on_call_record(record())
@@ -348,7 +353,7 @@ async def test_disabled_callbacks_dial_nothing_not_even_tasks_left_pending(tmp_p
     with pytest.raises(asyncio.CancelledError):
         await runner
     clock.now += timedelta(minutes=5)
-    disabled = CallbackService(tmp_path / "siaga112.db", callback_policy(Callbacks(enabled=False)),
+    disabled = CallbackService(store_location, callback_policy(Callbacks(enabled=False)),
                                clock=clock, interval_s=0.01)
     engine = StubEngine()
     runner = asyncio.create_task(disabled.run(engine))  # type: ignore[arg-type]
@@ -366,8 +371,8 @@ async def test_disabled_callbacks_dial_nothing_not_even_tasks_left_pending(tmp_p
             await runner
 
 
-async def test_a_stored_record_the_listener_missed_gets_its_task_once(tmp_path: Path) -> None:
-    database = tmp_path / "siaga112.db"
+async def test_a_stored_record_the_listener_missed_gets_its_task_once(store_location: StoreLocation) -> None:
+    database = store_location
     clock = Clock()
     clock.now = T0 - timedelta(seconds=60)  # callbacks first ran on this database a minute before T0
     first = CallbackService(database, callback_policy(), clock=clock, interval_s=0.01)

@@ -58,11 +58,11 @@ def test_runtime_dependencies_are_what_the_engine_imports() -> None:
 def test_bench_and_test_only_packages_are_extras_that_make_test_installs() -> None:
     imported = imported_distributions()
     extras: dict[str, list[str]] = project()["optional-dependencies"]  # type: ignore[assignment]
-    for name in ("panoramisk", "pyvoip"):
+    for name in ("panoramisk", "pyvoip", "asyncpg"):
         assert name not in imported, f"{name}: the engine imports it ({sorted(imported.get(name, []))})"
     dev = {requirement_name(r) for r in extras["dev"]}
     assert "pyvoip" in dev
-    assert {requirement_name(r) for r in extras["bench"]} == {"panoramisk"}
+    assert {requirement_name(r) for r in extras["bench"]} == {"panoramisk", "asyncpg"}
     assert "siaga112" in dev  # siaga112[bench]: make test installs the benchmark baseline too
     setup = (ROOT / "scripts" / "setup.sh").read_text(encoding="utf-8")
     assert "-e '.[dev]'" in setup

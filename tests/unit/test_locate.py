@@ -149,7 +149,7 @@ def test_reads_refuse_a_missing_database(argv: list[str], where: str, tmp_path: 
     assert main([*argv, *options]) == 2
     err = capsys.readouterr().err
     assert f"no database at {missing}" in err or f"no database at {missing.relative_to(tmp_path)}" in err
-    assert "--lab INSTANCE, --database PATH or --config FILE" in err
+    assert "--lab INSTANCE, --database PATH|URL or --config FILE" in err
     assert not any(missing.parent.glob("*.db*")) if missing.parent.exists() else True
     if where == "none":
         assert not (tmp_path / "var").exists()

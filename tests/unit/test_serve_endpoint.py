@@ -9,9 +9,11 @@ import pytest
 
 from callflow.ami import AmiEndpoint
 from callflow.app import EnginePaths
+from callflow.calls.tracker import spill_path_for
 from callflow.commands.serve import engine_paths, explicit_address
 from callflow.lab import LabError
 from callflow.settings import load_settings
+from callflow.store import PostgresUrl
 
 LAB = AmiEndpoint("127.0.0.1", 25038, "siaga112", "lab-secret")
 
@@ -47,11 +49,24 @@ def test_serve_resolves_paths_recordings_beside_the_database(tmp_path: Path,
     monkeypatch.delenv("SIAGA112_RECORDINGS_DIR", raising=False)
     paths = engine_paths(load_settings(), None, tmp_path / "data" / "siaga112.db")
     assert paths == EnginePaths(database=tmp_path / "data" / "siaga112.db",
-                                recordings=tmp_path / "data" / "recordings")
+                                recordings=tmp_path / "data" / "recordings", data_dir=tmp_path / "data")
     agencies = tmp_path / "a.toml"
     settings = load_settings(recordings_dir=tmp_path / "rec", incidents={"agencies_file": agencies})
     paths = engine_paths(settings, None, tmp_path / "db")
     assert (paths.recordings, paths.agencies_file, paths.lab) == (tmp_path / "rec", agencies, None)
+
+
+def test_serve_on_postgresql_keeps_its_files_in_the_data_directory(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A PostgreSQL store has no folder: the spill file and the recordings go to ``data_dir`` (var/)."""
+    monkeypatch.delenv("SIAGA112_DATA_DIR", raising=False)
+    monkeypatch.delenv("SIAGA112_RECORDINGS_DIR", raising=False)
+    url = PostgresUrl.parse("postgresql://siaga@db.example/siaga112")
+    paths = engine_paths(load_settings(), None, url)
+    assert (paths.database, paths.data_dir, paths.recordings) == (url, Path("var"), Path("var/recordings"))
+    assert spill_path_for(url, paths.data_dir) == Path("var/journal-siaga_db_example_siaga112.spill.jsonl")
+    paths = engine_paths(load_settings(data_dir=tmp_path), None, url)
+    assert (paths.data_dir, paths.recordings) == (tmp_path, tmp_path / "recordings")
 
 
 def test_a_lab_that_is_not_running_is_refused_before_anything_is_built() -> None:

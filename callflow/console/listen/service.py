@@ -10,7 +10,6 @@ import itertools
 from collections.abc import Callable
 from typing import Any, Protocol
 
-import aiosqlite
 import structlog
 
 from callflow.ami import AmiError, EventItem, LinkEvent
@@ -34,6 +33,7 @@ from callflow.console.listen.rules import (
 )
 from callflow.console.providers import ProviderUnavailable, Refused
 from callflow.console.schema import iso
+from callflow.store import Database
 
 log = structlog.get_logger("callflow.console.listen")
 
@@ -46,7 +46,7 @@ class ActionSession(Protocol):
 
 
 class ListenService:
-    def __init__(self, conn: aiosqlite.Connection, audit: AuditLog, *, clock: Clock,
+    def __init__(self, conn: Database, audit: AuditLog, *, clock: Clock,
                  publish: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.conn = conn
         self.audit = audit

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import aiosqlite
-
 from callflow.console.listen.rules import ListenMode, Session, SessionState
 from callflow.console.schema import iso, parse_iso
-from callflow.store import Schema
+from callflow.store import Database, Row, Schema
 
 LISTEN_SCHEMA = Schema(
     name="console_listen",
@@ -39,7 +37,7 @@ _COLUMNS = ("id, supervisor, operator, linkedid, spyee, mode, phone_uniqueid, re
             "phone_channel, started_at, ended_at, end_reason")
 
 
-def _session(r: aiosqlite.Row | tuple[object, ...]) -> Session:
+def _session(r: Row) -> Session:
     return Session(id=int(str(r[0])), supervisor=str(r[1]), operator=str(r[2]), linkedid=str(r[3]),
                    spyee=str(r[4]), mode=ListenMode(str(r[5])), phone_uniqueid=str(r[6]),
                    requested_at=parse_iso(str(r[7])), state=SessionState(str(r[8])), phone_channel=str(r[9]),
@@ -47,17 +45,17 @@ def _session(r: aiosqlite.Row | tuple[object, ...]) -> Session:
                    ended_at=parse_iso(str(r[11])) if r[11] else None, end_reason=str(r[12]))
 
 
-async def insert(conn: aiosqlite.Connection, s: Session) -> Session:
-    cur = await conn.execute(
+async def insert(conn: Database, s: Session) -> Session:
+    session_id = await conn.insert(
         "INSERT INTO console_listen (supervisor, operator, linkedid, spyee, mode, modes, phone_uniqueid, "
         "state, requested_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (s.supervisor, s.operator, s.linkedid, s.spyee, s.mode.value, s.mode.value, s.phone_uniqueid,
          s.state.value, iso(s.requested_at)))
     await conn.commit()
-    return replace(s, id=int(cur.lastrowid or 0))
+    return replace(s, id=session_id)
 
 
-async def save(conn: aiosqlite.Connection, s: Session) -> None:
+async def save(conn: Database, s: Session) -> None:
     """Each mode the session was in is kept, in order (``modes``: "listen,whisper,barge")."""
     await conn.execute(
         "UPDATE console_listen SET mode = ?, "
@@ -69,13 +67,13 @@ async def save(conn: aiosqlite.Connection, s: Session) -> None:
     await conn.commit()
 
 
-async def open_sessions(conn: aiosqlite.Connection) -> list[Session]:
+async def open_sessions(conn: Database) -> list[Session]:
     async with conn.execute(f"SELECT {_COLUMNS} FROM console_listen WHERE state != 'ended' "  # noqa: S608 -- constant columns
                             "ORDER BY id") as cur:
         return [_session(r) for r in await cur.fetchall()]
 
 
-async def recent(conn: aiosqlite.Connection, limit: int = 20) -> list[tuple[Session, str]]:
+async def recent(conn: Database, limit: int = 20) -> list[tuple[Session, str]]:
     """The newest sessions, with the modes each went through."""
     async with conn.execute(f"SELECT {_COLUMNS}, modes FROM console_listen ORDER BY id DESC LIMIT ?",  # noqa: S608 -- constant columns
                             (limit,)) as cur:

@@ -8,7 +8,6 @@ from collections.abc import Callable
 from datetime import datetime, tzinfo
 from typing import Any
 
-import aiosqlite
 import structlog
 
 from callflow.ami.client import Clock
@@ -30,12 +29,13 @@ from callflow.console.thresholds.rules import (
     conditions,
     reconcile,
 )
+from callflow.store import Database, DatabaseError
 
 log = structlog.get_logger("callflow.console.thresholds")
 
 
 class ThresholdWatch:
-    def __init__(self, conn: aiosqlite.Connection, providers: Providers, audit: AuditLog, *, clock: Clock,
+    def __init__(self, conn: Database, providers: Providers, audit: AuditLog, *, clock: Clock,
                  timezone: tzinfo, policy: ThresholdPolicy | None = None,
                  publish: Callable[[dict[str, Any]], None] | None = None, interval_s: float = 1.0) -> None:
         self.conn = conn
@@ -52,7 +52,7 @@ class ThresholdWatch:
         while True:
             try:
                 await self.evaluate()
-            except (aiosqlite.Error, ProviderUnavailable) as exc:
+            except (DatabaseError, ProviderUnavailable) as exc:
                 log.warning("thresholds.evaluate_failed", error=str(exc))
             await asyncio.sleep(self.interval_s)
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import aiosqlite
-
 from callflow.console.schema import iso, parse_iso
 from callflow.console.thresholds.rules import Alert, ThresholdKind
-from callflow.store import Schema
+from callflow.store import Database, Row, Schema
 
 THRESHOLDS_SCHEMA = Schema(
     name="console_thresholds",
@@ -29,34 +27,34 @@ THRESHOLDS_SCHEMA = Schema(
 _COLUMNS = "id, kind, raised_at, detail, acknowledged_by, acknowledged_at, cleared_at"
 
 
-def _alert(row: aiosqlite.Row | tuple[object, ...]) -> Alert:
+def _alert(row: Row) -> Alert:
     return Alert(id=int(str(row[0])), kind=ThresholdKind(str(row[1])), raised_at=parse_iso(str(row[2])),
                  detail=str(row[3]), acknowledged_by=str(row[4]),
                  acknowledged_at=parse_iso(str(row[5])) if row[5] else None,
                  cleared_at=parse_iso(str(row[6])) if row[6] else None)
 
 
-async def active(conn: aiosqlite.Connection) -> list[Alert]:
+async def active(conn: Database) -> list[Alert]:
     async with conn.execute(f"SELECT {_COLUMNS} FROM console_thresholds WHERE cleared_at IS NULL "  # noqa: S608 -- constant columns
                             "ORDER BY id") as cur:
         return [_alert(r) for r in await cur.fetchall()]
 
 
-async def recent(conn: aiosqlite.Connection, limit: int = 50) -> list[Alert]:
+async def recent(conn: Database, limit: int = 50) -> list[Alert]:
     async with conn.execute(f"SELECT {_COLUMNS} FROM console_thresholds ORDER BY id DESC LIMIT ?",  # noqa: S608 -- constant columns
                             (limit,)) as cur:
         return [_alert(r) for r in await cur.fetchall()]
 
 
-async def insert(conn: aiosqlite.Connection, alert: Alert) -> Alert:
-    cur = await conn.execute(
+async def insert(conn: Database, alert: Alert) -> Alert:
+    alert_id = await conn.insert(
         "INSERT INTO console_thresholds (kind, raised_at, detail) VALUES (?, ?, ?)",
         (alert.kind.value, iso(alert.raised_at), alert.detail))
     await conn.commit()
-    return Alert(id=int(cur.lastrowid or 0), kind=alert.kind, raised_at=alert.raised_at, detail=alert.detail)
+    return Alert(id=alert_id, kind=alert.kind, raised_at=alert.raised_at, detail=alert.detail)
 
 
-async def save(conn: aiosqlite.Connection, alert: Alert) -> None:
+async def save(conn: Database, alert: Alert) -> None:
     await conn.execute(
         "UPDATE console_thresholds SET detail = ?, acknowledged_by = ?, acknowledged_at = ?, cleared_at = ? "
         "WHERE id = ?",

@@ -1,7 +1,7 @@
 """The embedded store: one SQLite file (WAL, synchronous=FULL) shared by the engine's components.
 
 Each component owns its tables and declares them as a :class:`Schema` (name plus ordered migration
-steps); :func:`open_database` applies what is missing. A file that is not SQLite, or a SQLite file of
+steps); :func:`open_sqlite` applies what is missing. A file that is not SQLite, or a SQLite file of
 another application, is refused with a clear error and never overwritten.
 """
 
@@ -12,26 +12,137 @@ import contextlib
 import os
 import sqlite3
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from pathlib import Path
+from types import TracebackType
+from typing import Self
 
 import aiosqlite
+
+from callflow.store._interface import (
+    Cursor,
+    DatabaseError,
+    Dialect,
+    IntegrityError,
+    OperationalError,
+    Params,
+    Row,
+    Schema,
+    Statement,
+    StoreError,
+)
 
 APPLICATION_ID = 0x51A6A112  # "siaga 112": marks the file as ours
 BUSY_TIMEOUT_S = 5.0
 
 
-class StoreError(Exception):
-    """The database cannot be used as it is; the message says which file and what to do."""
+@contextlib.contextmanager
+def translated() -> Iterator[None]:
+    """sqlite3's errors as the store's own (the message is SQLite's: "database is locked", ...)."""
+    try:
+        yield
+    except sqlite3.IntegrityError as exc:
+        raise IntegrityError(str(exc)) from exc
+    except sqlite3.OperationalError as exc:
+        raise OperationalError(str(exc)) from exc
+    except sqlite3.Error as exc:
+        raise DatabaseError(str(exc)) from exc
 
 
-@dataclass(frozen=True)
-class Schema:
-    """A component's tables: ``steps[i]`` migrates version i to i+1 (SQL script)."""
+class _SqliteCursor:
+    __slots__ = ("_cur",)
 
-    name: str
-    steps: tuple[str, ...]
+    def __init__(self, cur: aiosqlite.Cursor) -> None:
+        self._cur = cur
+
+    @property
+    def rowcount(self) -> int:
+        return int(self._cur.rowcount)
+
+    async def fetchone(self) -> Row | None:
+        with translated():
+            row = await self._cur.fetchone()
+        return None if row is None else tuple(row)
+
+    async def fetchall(self) -> list[Row]:
+        with translated():
+            return [tuple(r) for r in await self._cur.fetchall()]
+
+    async def fetchmany(self, size: int) -> list[Row]:
+        with translated():
+            return [tuple(r) for r in await self._cur.fetchmany(size)]
+
+    async def close(self) -> None:
+        with translated():
+            await self._cur.close()
+
+
+class SqliteDatabase:
+    """The store on one SQLite file (aiosqlite: one worker thread per connection)."""
+
+    dialect = Dialect.SQLITE
+
+    def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
+        self.raw = conn
+        self.path = path
+
+    @property
+    def location(self) -> Path:
+        return self.path
+
+    @property
+    def in_transaction(self) -> bool:
+        return bool(self.raw.in_transaction)
+
+    def execute(self, sql: str, params: Params = ()) -> Statement:
+        async def run() -> Cursor:
+            with translated():
+                return _SqliteCursor(await self.raw.execute(sql, tuple(params)))
+        return Statement(run)
+
+    async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
+        with translated():
+            await self.raw.executemany(sql, [tuple(r) for r in rows])
+
+    async def insert(self, sql: str, params: Params = ()) -> int:
+        with translated():
+            cur = await self.raw.execute(sql, tuple(params))
+            await cur.close()
+        if cur.lastrowid is None:
+            raise DatabaseError(f"SQLite gave no row id for {sql[:60]}")
+        return int(cur.lastrowid)
+
+    async def commit(self) -> None:
+        with translated():
+            await self.raw.commit()
+
+    async def rollback(self) -> None:
+        with translated():
+            await self.raw.rollback()
+
+    async def close(self) -> None:
+        await self.raw.close()
+
+    async def tables(self, prefix: str = "") -> list[str]:
+        async with self.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
+                                "AND substr(name, 1, ?) = ? ORDER BY name", (len(prefix), prefix)) as cur:
+            return [str(r[0]) for r in await cur.fetchall()]
+
+    async def columns(self, table: str) -> list[str]:
+        async with self.execute("SELECT name FROM pragma_table_info(?) ORDER BY cid", (table,)) as cur:
+            return [str(r[0]) for r in await cur.fetchall()]
+
+    async def iterdump(self) -> AsyncIterator[str]:
+        """The whole file as SQL text (tests read it to prove a secret is not stored)."""
+        async for line in self.raw.iterdump():
+            yield line
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.close()
 
 
 def create_private(path: Path) -> None:
@@ -64,8 +175,8 @@ async def _check_ours(conn: aiosqlite.Connection, path: Path) -> None:
     try:
         async with conn.execute("PRAGMA application_id") as cur:
             row = await cur.fetchone()
-    except aiosqlite.DatabaseError as exc:
-        if isinstance(exc, aiosqlite.OperationalError):  # locked, I/O error...: not a verdict on the file
+    except sqlite3.DatabaseError as exc:
+        if isinstance(exc, sqlite3.OperationalError):  # locked, I/O error...: not a verdict on the file
             raise
         raise StoreError(f"{path} is not a SQLite database (corrupt or another kind of file: {exc}); "
                          "siaga112 will not overwrite it. Move it aside or point the engine at another "
@@ -76,7 +187,7 @@ async def _check_ours(conn: aiosqlite.Connection, path: Path) -> None:
                          f"{app_id:#x}); siaga112 will not touch it. Use another database path.")
 
 
-async def open_database(path: Path, schemas: Sequence[Schema] = ()) -> aiosqlite.Connection:
+async def open_sqlite(path: Path, schemas: Sequence[Schema] = ()) -> SqliteDatabase:
     """Open (creating if needed) the store and apply missing migrations. Always ``await conn.close()``:
     aiosqlite's worker thread is not a daemon and an unclosed connection hangs the process at exit."""
     create_private(path)
@@ -100,13 +211,13 @@ async def open_database(path: Path, schemas: Sequence[Schema] = ()) -> aiosqlite
         for schema in schemas:
             await migrate(conn, schema)
         await conn.commit()
-    except aiosqlite.DatabaseError as exc:
+    except sqlite3.DatabaseError as exc:
         await conn.close()
         raise StoreError(f"{path}: {exc}; siaga112 will not overwrite it. Move it aside or fix it.") from exc
     except BaseException:
         await conn.close()
         raise
-    return conn
+    return SqliteDatabase(conn, path)
 
 
 async def _switch_to_wal(conn: aiosqlite.Connection, path: Path) -> None:
@@ -120,7 +231,7 @@ async def _switch_to_wal(conn: aiosqlite.Connection, path: Path) -> None:
         try:
             async with conn.execute("PRAGMA journal_mode=WAL") as cur:
                 row = await cur.fetchone()
-        except aiosqlite.OperationalError as exc:
+        except sqlite3.OperationalError as exc:
             if "locked" not in str(exc) or time.monotonic() >= deadline:
                 raise
         else:
@@ -134,7 +245,7 @@ async def _switch_to_wal(conn: aiosqlite.Connection, path: Path) -> None:
         pause = min(pause * 2, 0.1)
 
 
-def _statements(script: str) -> list[str]:
+def statements(script: str) -> list[str]:
     """A schema step's SQL script as single statements: cut at each ``;`` where SQLite says the text so
     far is a complete statement (a ``;`` inside a string or a trigger body is not a cut)."""
     statements, pending = [], ""
@@ -165,7 +276,7 @@ async def migrate(conn: aiosqlite.Connection, schema: Schema) -> None:
             raise StoreError(f"the database's {schema.name!r} tables are at version {current}, newer than "
                              f"this siaga112 knows ({len(schema.steps)}); upgrade siaga112")
         for version in range(current, len(schema.steps)):
-            for statement in _statements(schema.steps[version]):
+            for statement in statements(schema.step(version, Dialect.SQLITE)):
                 await conn.execute(statement)
             await conn.execute("INSERT INTO schema_version (component, version) VALUES (?, ?) "
                                "ON CONFLICT(component) DO UPDATE SET version = excluded.version",
