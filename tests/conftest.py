@@ -87,8 +87,9 @@ def postgres_url(private_postgres: PrivatePostgres) -> Iterator[str]:
 
 @pytest.fixture
 def store_backend(request: pytest.FixtureRequest) -> str:
-    """Which store a test runs on: "sqlite" unless the module says ``pytestmark = BOTH_STORES``."""
-    return str(getattr(request, "param", "sqlite"))
+    """Which store a test runs on: both with ``pytestmark = BOTH_STORES``; else SIAGA112_TEST_STORE
+    (``postgresql`` runs every test using ``store_location`` on PostgreSQL), default sqlite."""
+    return str(getattr(request, "param", os.environ.get("SIAGA112_TEST_STORE", "sqlite")))
 
 
 # ``pytestmark = BOTH_STORES``: a module's tests that use a store run on SQLite and on PostgreSQL
