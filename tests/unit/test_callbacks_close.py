@@ -5,18 +5,20 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from callflow.cli import main
-from callflow.store import open_database
+from callflow.store import StoreLocation, open_database
 from queues.callbacks import CALLBACKS_SCHEMA, TaskStatus
 from queues.callbacks.store import closure_of, create_task, get_task
+from tests.conftest import BOTH_STORES
 from tests.support.callbacks import T0
 
+pytestmark = BOTH_STORES  # the close command on SQLite and on PostgreSQL
 
-async def _tasks(db: Path) -> None:
+
+async def _tasks(db: StoreLocation) -> None:
     conn = await open_database(db, (CALLBACKS_SCHEMA,))
     try:
         await create_task(conn, linkedid="1.1", number="", reason="abandoned_in_queue",
@@ -31,18 +33,18 @@ async def _tasks(db: Path) -> None:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Path:
-    path = tmp_path / "engine.sqlite3"
-    asyncio.run(_tasks(path))
-    return path
+def db(store_location: StoreLocation) -> StoreLocation:
+    asyncio.run(_tasks(store_location))
+    return store_location
 
 
-def close(db: Path, task: str, *extra: str) -> int:
+def close(db: StoreLocation, task: str, *extra: str) -> int:
     return main(["callbacks", "close", task, "--by", "sup1", "--outcome", "unreachable",
                  "--note", "called twice from the desk, no answer", "--database", str(db), *extra])
 
 
-def test_a_flagged_task_is_closed_with_who_how_and_why(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_flagged_task_is_closed_with_who_how_and_why(db: StoreLocation,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
     before = datetime.now(UTC)
     assert close(db, "1") == 0
     after = datetime.now(UTC)
@@ -74,7 +76,7 @@ def test_a_flagged_task_is_closed_with_who_how_and_why(db: Path, capsys: pytest.
     assert shown["closure"]["note"] == "called twice from the desk, no answer"
 
 
-def test_closing_twice_says_who_closed_it(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_closing_twice_says_who_closed_it(db: StoreLocation, capsys: pytest.CaptureFixture[str]) -> None:
     assert close(db, "1") == 0
     capsys.readouterr()
     assert close(db, "1") == 1
@@ -82,7 +84,7 @@ def test_closing_twice_says_who_closed_it(db: Path, capsys: pytest.CaptureFixtur
     assert "task 1 not closed: it was closed by sup1 at " in err
 
 
-def test_a_task_the_engine_is_still_working_on_is_not_closed(db: Path,
+def test_a_task_the_engine_is_still_working_on_is_not_closed(db: StoreLocation,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
     assert close(db, "2") == 1
     err = capsys.readouterr().err
@@ -105,14 +107,15 @@ def test_a_task_the_engine_is_still_working_on_is_not_closed(db: Path,
     ("9", (), 1, "no callback task 9"),
     ("1", ("--by", " "), 2, "--by and --note must not be empty"),
 ])
-def test_bad_input_says_what_to_do(db: Path, capsys: pytest.CaptureFixture[str],
+def test_bad_input_says_what_to_do(db: StoreLocation, capsys: pytest.CaptureFixture[str],
                                    case: tuple[str, tuple[str, ...], int, str]) -> None:
     task, extra, code, message = case
     assert close(db, task, *extra) == code
     assert message in capsys.readouterr().err
 
 
-def test_an_unknown_outcome_is_refused_by_the_parser(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_unknown_outcome_is_refused_by_the_parser(db: StoreLocation,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["callbacks", "close", "1", "--by", "sup1", "--outcome", "gone", "--note", "x",
               "--database", str(db)])

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -16,7 +15,8 @@ from callflow.calls.nature import Nature, tag_call
 from callflow.calls.records import store_records
 from callflow.calls.tracker import SCHEMAS
 from callflow.cli import main
-from callflow.store import open_database
+from callflow.store import StoreLocation, open_database
+from tests.conftest import BOTH_STORES
 
 T0 = datetime(2026, 11, 30, 8, 0, 0, 250_000, tzinfo=UTC)
 
@@ -30,9 +30,10 @@ def call(n: int, number: str, answer_s: float | None, minutes: int) -> CallRecor
                       answered=answered, operator="op1" if answered else "", queue="emergency")
 
 
-def test_genuine_service_level_nuisance_share_and_top_numbers(tmp_path: Path,
+@BOTH_STORES
+def test_genuine_service_level_nuisance_share_and_top_numbers(store_location: StoreLocation,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
-    db = tmp_path / "siaga112.db"
+    db = store_location
     records = [call(1, "081200000001", 5.0, 0), call(2, "081299999999", 40.0, 10),
                call(3, "081299999999", 35.0, 20), call(4, "081200000004", 8.0, 70)]
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from callflow.cli import main
-from callflow.store import open_database
+from callflow.store import StoreLocation, open_database
 from queues.occupancy import TransitionRow, operator_time_report
 from queues.operators import SCHEMA
 from queues.states import State
+from tests.conftest import BOTH_STORES
 
 T0 = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
 
@@ -72,8 +72,10 @@ def test_an_empty_period_is_refused() -> None:
         operator_time_report(OP1, at(10), at(10))
 
 
-def test_report_command_reads_the_engine_database(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    db = tmp_path / "siaga112.db"
+@BOTH_STORES
+def test_report_command_reads_the_engine_database(store_location: StoreLocation,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    db = store_location
 
     async def store() -> None:
         conn = await open_database(db, [SCHEMA])
