@@ -9,11 +9,8 @@ from structlog.testing import capture_logs
 
 from callflow.console import AccountError, Role
 from callflow.console.passwords import PasswordPolicyError
-from tests.conftest import BOTH_STORES
 from tests.console.conftest import PASSWORD, Console
 from tests.support.store_text import store_text
-
-pytestmark = BOTH_STORES  # the same tests on SQLite and on PostgreSQL
 
 
 async def test_login_sets_a_strict_httponly_session_cookie_and_audits(console: Console) -> None:
