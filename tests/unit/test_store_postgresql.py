@@ -81,6 +81,14 @@ async def test_sqlite_forms_and_loose_typing_work_on_postgresql(postgres_url: st
             assert await cur.fetchall() == [("Ambulans", "100% sure?", 1)]
         async with db.execute("SELECT SUM(n), COUNT(*) FROM things") as cur:
             assert await cur.fetchone() == (7, 2)  # SUM is an int, as SQLite gives it
+        await db.execute("UPDATE things SET note = CASE id WHEN 1 THEN ? ELSE ? END", ("b", "B"))
+        async with db.execute("SELECT note FROM things ORDER BY note") as cur:
+            assert await cur.fetchall() == [("B",), ("b",)]  # byte order, as SQLite's BINARY
+        async with db.execute("SELECT column_name, collation_name FROM information_schema.columns "
+                              "WHERE table_name = 'things' AND data_type = 'text' "
+                              "ORDER BY column_name") as cur:
+            # whatever the server's locale: text columns are "C", the NOCASE one case-insensitive
+            assert await cur.fetchall() == [("name", "siaga112_nocase"), ("note", "C")]
         await db.commit()
         assert await db.tables("thi") == ["things"]
         assert await db.columns("things") == ["id", "name", "note", "n", "flag"]
