@@ -197,6 +197,9 @@ async def test_walk_the_centre(walk_lab: LabStatus, walk_ami: AmiConnection, tmp
                     await asyncio.to_thread(choose, browser, "#inc-district", "wenang")
                     await asyncio.to_thread(click, browser, "#incident-form button[type=submit]")
                     await asyncio.to_thread(wait_contains, browser, "#incident-msg", "created", 10)
+                    # and it is in the operator's list of today's incidents (the live stream reloads it)
+                    await asyncio.to_thread(wait_contains, browser, "#incidents tr[data-incident]",
+                                            "Fire (kebakaran)", 10)
                     await asyncio.to_thread(screenshot, browser, "walk-console.png")
                     # a citizen who hangs up at once (a short abandon), while the first call is up
                     short = await place_call(lab.sip["host"], lab.sip["port"], CallerScript(
