@@ -22,6 +22,8 @@ from callflow.calls.derive import DeriveOptions
 from callflow.calls.recovery import RecoverySources
 from callflow.calls.setup import check_database
 from callflow.calls.tracker import CallTracker, spill_path_for
+from callflow.cluster import LeaseTiming
+from callflow.cluster.service import ClusterNode
 from callflow.console import ConsoleComponent, ConsoleError, HttpAddress
 from callflow.console.wiring import prepare_store, store_providers
 from callflow.incidents import load_registry
@@ -39,6 +41,7 @@ from ivr.silence import SpeechMarks
 from queues import ManagedOperators, OperatorManager
 from queues.abuse.service import AbuseFlags
 from queues.callbacks import CallbackService
+from queues.mirror import OperatorMirror
 from recordings import Recorder
 
 
@@ -77,13 +80,19 @@ def build_components(settings: EngineSettings, site: Site | None, paths: EngineP
     policies = SitePolicies.of(site, dial_callbacks=settings.callbacks.dial)
     categories = SiteCategories(site)
     tracker = call_tracker(settings, paths, policies.derive)
+    cluster = cluster_node(settings, paths, tracker)
     operators = OperatorManager(database=paths.database, policy=policies.queues)
-    callbacks = CallbackService(paths.database, policies.callbacks)
+    callbacks = CallbackService(paths.database, policies.callbacks, leadership=cluster)
     tracker.listeners.append(callbacks)
     recorder = Recorder(database=paths.database, root=paths.recordings,
                         asterisk_root=paths.recordings_in_asterisk, policy=policies.recording)
     components: list[Component] = [CallEventLogger(), tracker, recorder, operators, callbacks,
                                    AbuseFlags(paths.database)]
+    if cluster is not None:
+        components.append(cluster)
+        # both nodes' queues agree on who is logged in, paused, on a call (queues/mirror)
+        components.append(OperatorMirror(paths.database, settings.node.name,
+                                         lost_after_s=settings.node.lost_after_s))
     if follow is not None:
         def learn(loaded: LoadedSite) -> None:
             new = SitePolicies.of(loaded.site, dial_callbacks=settings.callbacks.dial)
@@ -105,8 +114,8 @@ def build_components(settings: EngineSettings, site: Site | None, paths: EngineP
         components.insert(0, SpeechMarks())  # marks a caller who spoke, for the silent-call probe
     if http is not None:
         components.append(_console(settings, paths, http, tracker=tracker, operators=operators,
-                                   callbacks=callbacks, handoffs=policies.handoffs,
-                                   categories=categories))
+                                   callbacks=callbacks, handoffs=policies.handoffs, categories=categories,
+                                   cluster=cluster))
     return components
 
 
@@ -115,10 +124,22 @@ def call_tracker(settings: EngineSettings, paths: EnginePaths, derive: DeriveOpt
     message, file untouched) for a bad database."""
     check_database(paths.database)
     calls = settings.calls
-    return CallTracker(paths.database, spill_path=spill_path_for(paths.database, paths.data_dir),
+    return CallTracker(paths.database,
+                       spill_path=spill_path_for(paths.database, paths.data_dir, settings.node.name),
                        sources=RecoverySources(paths.cdr_file, paths.queue_log_file),
-                       options=derive,
+                       options=derive, node=settings.node.name,
                        max_buffer=calls.buffer_rows)
+
+
+def cluster_node(settings: EngineSettings, paths: EnginePaths, tracker: CallTracker) -> ClusterNode | None:
+    """With ``[node] name`` set: this engine's heartbeat and leader lease on the shared store, the leader
+    closing the calls of lost nodes through ``tracker`` (callflow/cluster). None: a single engine."""
+    node = settings.node
+    if not node.name:
+        return None
+    return ClusterNode(paths.database, node.name, calls=tracker, lost_after_s=node.lost_after_s,
+                       timing=LeaseTiming(ttl_s=node.lease_s, renew_s=node.lease_renew_s,
+                                          margin_s=min(1.0, node.lease_s / 4)))
 
 
 def gated(server: IvrServer, gate: IvrGate) -> IvrServer:
@@ -135,7 +156,8 @@ def ivr_server(settings: EngineSettings, paths: EnginePaths, *, site: SiteSource
 
 def _console(settings: EngineSettings, paths: EnginePaths, http: HttpAddress, *, tracker: CallTracker,
              operators: OperatorManager, callbacks: CallbackService,
-             handoffs: HandoffPolicy, categories: SiteCategories) -> ConsoleComponent:
+             handoffs: HandoffPolicy, categories: SiteCategories,
+             cluster: ClusterNode | None = None) -> ConsoleComponent:
     # The console's data sources, all over the one shared database. Queue status comes from the AMI
     # session (wired by the console itself).
     asyncio.run(prepare_store(paths.database))
@@ -151,6 +173,9 @@ def _console(settings: EngineSettings, paths: EnginePaths, http: HttpAddress, *,
     wiring.providers.operators = ManagedOperators(operators)
     wiring.providers.callbacks = callbacks
     wiring.providers.categories = categories  # the form offers the running site's categories
+    if cluster is not None:
+        wiring.providers.nodes = cluster  # the wallboard's nodes panel
+        wiring.agencies.leadership = cluster  # the outbox and the overdue sweep: the leader's
     console = ConsoleComponent(http, paths.database, providers=wiring.providers, resources=wiring.resources,
                                settings=settings.console, timezone=settings.incidents.timezone)
     hub, agencies = console.hub, wiring.agencies

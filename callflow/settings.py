@@ -72,6 +72,20 @@ class CallbackSettings(BaseModel):
                                                  "dial nothing (benchmarks, tests sharing a lab database)")
 
 
+class NodeSettings(BaseModel):
+    """This engine's node (``[node]`` in the settings file): one engine per Asterisk node, both on one
+    store (issue 20). Without a name the engine runs alone: no lease, no heartbeats."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(default="", pattern=r"^([a-z0-9][a-z0-9-]{0,30})?$",
+                      description="the node's name, as its Asterisk's systemname (asterisk.conf): journal "
+                                  "rows and call records carry it, the lease and heartbeats use it")
+    lease_s: float = Field(default=5.0, gt=0, description="the leader lease's length without a renewal")
+    lease_renew_s: float = Field(default=1.0, gt=0, description="heartbeat and lease renewal interval")
+    lost_after_s: float = Field(default=5.0, gt=0, description="a node whose heartbeat is older (or whose "
+                                "Asterisk is unreachable for as long) is lost: the leader closes its calls")
+
+
 class EngineSettings(BaseSettings):
     """Settings of ``siaga112 serve``. File: ``--config FILE`` or ``SIAGA112_CONFIG``."""
 
@@ -92,6 +106,7 @@ class EngineSettings(BaseSettings):
     incidents: IncidentSettings = IncidentSettings()
     calls: CallsSettings = CallsSettings()
     callbacks: CallbackSettings = CallbackSettings()
+    node: NodeSettings = NodeSettings()
     console: ConsoleSettings = ConsoleSettings()
     site_file: Path | None = Field(default=None, description="the site file (siaga112 config); the "
                                    "engine's policies (recording, queues, callbacks) are built from it "

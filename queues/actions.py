@@ -33,7 +33,10 @@ class ActionResult:
     notes: list[str]
 
 
-async def login(ami: ActionSender, policy: QueuePolicy, name: str) -> ActionResult:
+async def login(ami: ActionSender, policy: QueuePolicy, name: str, *,
+                state_interface: str | None = None) -> ActionResult:
+    """Add ``name`` to their queues. ``state_interface``: the device state the queues ask before ringing
+    them, when not the phone itself (two nodes: ``Custom:siaga-<name>``, kept by queues/mirror)."""
     queues = policy.memberships(name)
     if not queues:
         raise OperatorActionError(f"operator {name} is in no queue in the site file: add them to "
@@ -41,8 +44,11 @@ async def login(ami: ActionSender, policy: QueuePolicy, name: str) -> ActionResu
     done, notes = [], []
     for queue, penalty in sorted(queues.items()):
         try:
-            await ami.action("QueueAdd", {"Queue": queue, "Interface": interface(name), "MemberName": name,
-                                          "Penalty": penalty, "Paused": "false"})
+            headers: dict[str, str | int] = {"Queue": queue, "Interface": interface(name), "MemberName": name,
+                                             "Penalty": penalty, "Paused": "false"}
+            if state_interface:
+                headers["StateInterface"] = state_interface
+            await ami.action("QueueAdd", headers)
             done.append(f"{queue} (penalty {penalty})")
         except ActionFailed as exc:
             if "already" in exc.message.lower():

@@ -32,6 +32,8 @@ def is_unanswered_callback(call: CallFold) -> bool:
 
 
 def outcome_of(call: CallFold, options: DeriveOptions) -> Outcome:
+    if call.node_lost:
+        return Outcome.NODE_LOST
     if is_unanswered_callback(call) and call.caller_gone is not None:
         return Outcome.CALLBACK_UNANSWERED
     if call.illegal is not None or (call.caller_gone is None and call.answered is None):
@@ -117,6 +119,6 @@ def record_of(call: CallFold, options: DeriveOptions, entries: Sequence[JournalE
         arrival=arrival, ended=max(ends) if ends else call.caller_gone, answered=call.answered,
         operator=call.operator, queue=call.queues[-1] if call.queues else "", category=call.category,
         ivr_path=tuple(call.ivr_path), hangup_by=hangup_by, follows_up=call.follows_up, contact=call.contact,
-        contact_detail=call.contact_detail,
+        contact_detail=call.contact_detail, node=call.node,
         instants=tuple(sorted(call.instants, key=lambda i: i.at)), legs=legs, sources=tuple(sources),
         notes=tuple(call.notes))

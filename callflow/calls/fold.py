@@ -40,6 +40,7 @@ from callflow.calls.model import CallClass, Contact, Instant, InstantSource
 from callflow.calls.states import CallState, Signal, Transition, apply
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+NODE_LOST_MARK = "node_lost"  # a journal mark (Kind.MARK) the leader writes for a call of a lost node
 AMI = InstantSource.AMI_TIMESTAMP
 _WHOLE_SECOND = timedelta(seconds=1)
 # Instants a queue_log event cannot precede (the call's own order): its whole second is bounded by them.
@@ -112,6 +113,8 @@ class CallFold:
     kinds: set[str] = field(default_factory=set)
     notes: list[str] = field(default_factory=list)
     illegal: Transition | None = None
+    node: str = ""  # the node whose engine journaled the call's own rows (not a leader's mark)
+    node_lost: str = ""  # the node_lost mark's detail: the node stopped with the call up
 
     @property
     def complete(self) -> bool:
@@ -165,6 +168,8 @@ class CallFold:
         if self.complete and not recovered:
             return None
         self.kinds.add(entry.kind)
+        if entry.kind != Kind.MARK and entry.node and not self.node:
+            self.node = entry.node
         if entry.kind == Kind.AMI:
             return self._feed_event(entry.event())
         if entry.kind == Kind.CDR_FILE:
@@ -176,6 +181,17 @@ class CallFold:
             transition = self._signal(Signal.CLOSE, lenient=True)
             self.closed_reason = reason
             self.notes.append(f"closed by the tracker: {reason}")
+            return transition
+        if entry.kind == Kind.MARK and entry.name == NODE_LOST_MARK:
+            # the surviving leader's word: the node this call was up on stopped (callflow/cluster)
+            data = entry.data if isinstance(entry.data, dict) else {}
+            transition = self._signal(Signal.CLOSE, lenient=True)
+            self.node = self.node or str(data.get("node", ""))
+            self.node_lost = str(data.get("detail", "")) or "node lost"
+            self.closed_reason = f"node {data.get('node', '?')} lost"
+            self.notes.append(f"node {data.get('node', '?')} lost with the call up ({self.node_lost}); "
+                              f"recorded by node {entry.node or '?'}")
+            self._instant("node_lost", entry.ts, InstantSource.ENGINE_CLOCK, str(data.get("node", "")))
             return transition
         return None
 

@@ -6,6 +6,10 @@ group commits.
 locked or full, the writer spills the buffer to a fallback file (JSON lines, fsync'd), logs a warning and
 retries; once the database takes writes again the spill file is replayed (rows carry their sequence
 number, inserts are idempotent) and removed. Nothing is lost.
+
+Two engines (one per Asterisk node) may share one store: each row carries the ``node`` that took it and
+that node's own sequence number (``node_seq``, unique per node), and the store numbers the rows (``seq``,
+the order every reader uses). Two nodes never overwrite or skip each other's rows.
 """
 
 from __future__ import annotations
@@ -31,6 +35,22 @@ from callflow.store import Database, DatabaseError, OperationalError, Schema
 
 log = structlog.get_logger("callflow.calls.journal")
 
+# Two nodes, one store (issue 20): the node that took each row and that node's own sequence number; the
+# store assigns ``seq`` (rows of earlier versions keep theirs, node '' = a single engine). On PostgreSQL the
+# identity behind ``seq`` then starts after the rows written with explicit numbers before.
+_TWO_NODES = """
+    ALTER TABLE calls_journal ADD COLUMN node TEXT NOT NULL DEFAULT '';
+    ALTER TABLE calls_journal ADD COLUMN node_seq INTEGER;
+    UPDATE calls_journal SET node_seq = seq;
+    CREATE UNIQUE INDEX calls_journal_node_seq ON calls_journal(node, node_seq);
+    CREATE INDEX calls_journal_node ON calls_journal(node, linkedid);
+    """
+
+_RESTART_SEQ = """
+    SELECT setval(pg_get_serial_sequence('calls_journal', 'seq'),
+                  COALESCE((SELECT MAX(seq) FROM calls_journal), 0) + 1, false);
+    """
+
 JOURNAL_SCHEMA = Schema("calls_journal", (
     """
     CREATE TABLE calls_journal (
@@ -46,7 +66,13 @@ JOURNAL_SCHEMA = Schema("calls_journal", (
     );
     CREATE INDEX calls_journal_linkedid ON calls_journal(linkedid, seq);
     """,
-))
+    _TWO_NODES,
+), postgresql={1: "\n".join((_TWO_NODES, _RESTART_SEQ))})
+
+# The columns every reader selects, in JournalEntry's order (never ``SELECT *``: columns were added).
+COLUMNS = "seq, kind, name, linkedid, uniqueid, ts, ts_source, received_at, data, node"
+_INSERT = ("INSERT INTO calls_journal (node_seq, kind, name, linkedid, uniqueid, ts, ts_source, received_at, "
+           "data, node) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT (node, node_seq) DO NOTHING")
 
 
 class Kind:
@@ -59,6 +85,9 @@ class Kind:
 
 @dataclass(frozen=True, slots=True)
 class JournalEntry:
+    """One row. ``seq``: the taking node's own number while the row is buffered or spilled; read back from
+    the store, the store's order. ``node``: the engine's node name ('' for a single engine)."""
+
     seq: int
     kind: str
     name: str
@@ -68,18 +97,20 @@ class JournalEntry:
     ts_source: str
     received_at: datetime
     data: Any  # list of [header, value] for AMI rows, a dict otherwise
+    node: str = ""
 
     def row(self) -> tuple[Any, ...]:
         return (self.seq, self.kind, self.name, self.linkedid, self.uniqueid,
                 self.ts.isoformat(timespec="microseconds"), self.ts_source,
                 self.received_at.isoformat(timespec="microseconds"),
-                json.dumps(self.data, ensure_ascii=False, separators=(",", ":")))
+                json.dumps(self.data, ensure_ascii=False, separators=(",", ":")), self.node)
 
     @classmethod
     def from_row(cls, row: Iterable[Any]) -> JournalEntry:
-        seq, kind, name, linkedid, uniqueid, ts, ts_source, received_at, data = row
+        """A stored row (:data:`COLUMNS`) or a spill line; spill lines of earlier versions have no node."""
+        seq, kind, name, linkedid, uniqueid, ts, ts_source, received_at, data, *rest = row
         return cls(int(seq), kind, name, linkedid, uniqueid, datetime.fromisoformat(ts), ts_source,
-                   datetime.fromisoformat(received_at), json.loads(data))
+                   datetime.fromisoformat(received_at), json.loads(data), str(rest[0]) if rest else "")
 
     def event(self) -> AmiEvent:
         """The typed AMI event this row was taken from (``kind == ami``)."""
@@ -118,8 +149,10 @@ class Journal:
     """Append-only journal with one writer task (``run``). ``committed`` is the highest durable seq."""
 
     def __init__(self, conn: Database | None, spill_path: Path, *, max_buffer: int = 10_000,
-                 max_batch: int = 2_000, retry_s: float = 0.25, busy_timeout_ms: int = 100) -> None:
+                 max_batch: int = 2_000, retry_s: float = 0.25, busy_timeout_ms: int = 100,
+                 node: str = "") -> None:
         self.conn = conn
+        self.node = node
         self.spill_path = spill_path
         self.max_buffer = max_buffer
         self.max_batch = max_batch
@@ -140,7 +173,8 @@ class Journal:
     # -- appending (never blocks, never fails) ------------------------------------------------------
     def append(self, kind: str, name: str, *, linkedid: str = "", uniqueid: str = "", ts: datetime,
                ts_source: str, received_at: datetime, data: Any) -> JournalEntry:
-        entry = JournalEntry(self._next, kind, name, linkedid, uniqueid, ts, ts_source, received_at, data)
+        entry = JournalEntry(self._next, kind, name, linkedid, uniqueid, ts, ts_source, received_at, data,
+                             self.node)
         self._next += 1
         self._buffer.append(entry)
         if len(self._buffer) > self.max_buffer:
@@ -177,7 +211,8 @@ class Journal:
                 await self._replay_spill()
             except (OperationalError, DatabaseError) as exc:
                 log.warning("journal.spill_replay_deferred", error=str(exc), spill_file=str(self.spill_path))
-        async with self.conn.execute("SELECT COALESCE(MAX(seq), 0) FROM calls_journal") as cur:
+        async with self.conn.execute("SELECT COALESCE(MAX(node_seq), 0) FROM calls_journal WHERE node = ?",
+                                     (self.node,)) as cur:
             row = await cur.fetchone()
         top = int(row[0]) if row else 0
         spilled = self._read_spill()
@@ -243,8 +278,8 @@ class Journal:
 
     async def _insert(self, entries: list[JournalEntry]) -> None:
         assert self.conn is not None  # noqa: S101 - start() needs the connection first
-        await self.conn.executemany("INSERT OR IGNORE INTO calls_journal VALUES (?,?,?,?,?,?,?,?,?)",
-                                    [e.row() for e in entries])
+        # the node's own number goes to node_seq (a replayed row is a no-op); the store assigns seq
+        await self.conn.executemany(_INSERT, [e.row() for e in entries])
         await self.conn.commit()
 
     async def _durable(self, seqs: Iterable[int]) -> None:
@@ -340,7 +375,7 @@ class Journal:
 
 async def read_entries(conn: Database, linkedid: str | None = None) -> list[JournalEntry]:
     """Journal rows of one call (or all rows), in order."""
-    sql = "SELECT * FROM calls_journal"
+    sql = f"SELECT {COLUMNS} FROM calls_journal"  # noqa: S608 - fixed column list
     args: tuple[str, ...] = ()
     if linkedid is not None:
         sql, args = sql + " WHERE linkedid = ?", (linkedid,)

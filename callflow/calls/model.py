@@ -34,6 +34,9 @@ class Outcome(StrEnum):
     INCOMPLETE = "incomplete"
     # The engine's callback attempt the citizen did not answer: an attempt of its task, not a citizen call.
     CALLBACK_UNANSWERED = "callback_unanswered"
+    # The call was up on a node (engine and its Asterisk) that stopped: the surviving leader closed it with
+    # what the journal knew (callflow/cluster). Emergency callers get a callback task.
+    NODE_LOST = "node_lost"
 
 
 class CallClass(StrEnum):
@@ -108,6 +111,7 @@ class CallRecord:
     sources: tuple[str, ...] = ()  # which sources contributed: "ami", "asterisk_cdr", "queue_log"
     notes: tuple[str, ...] = field(default=())
     follows_up: str = ""  # a callback call: the Linkedid of the citizen's call it follows up
+    node: str = ""  # the node (engine + Asterisk) the call was on; "" for a single engine
 
     @property
     def is_callback(self) -> bool:

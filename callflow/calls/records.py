@@ -68,7 +68,8 @@ def record_to_dict(record: CallRecord) -> dict[str, Any]:
                   "hangup_cause": leg.hangup_cause} for leg in record.legs],
         "sources": list(record.sources),
         "notes": list(record.notes),
-    } | ({"follows_up": record.follows_up} if record.follows_up else {})
+    } | ({"follows_up": record.follows_up} if record.follows_up else {}) \
+      | ({"node": record.node} if record.node else {})
 
 
 def record_from_dict(d: dict[str, Any]) -> CallRecord:
@@ -85,6 +86,7 @@ def record_from_dict(d: dict[str, Any]) -> CallRecord:
         legs=tuple(Leg(g["uniqueid"], g["channel"], g["role"], _dt(g["created"]), _dt(g["answered"]),
                        _dt(g["ended"]), g["hangup_cause"]) for g in d["legs"]),
         sources=tuple(d["sources"]), notes=tuple(d["notes"]), follows_up=d.get("follows_up", ""),
+        node=d.get("node", ""),
     )
 
 

@@ -27,6 +27,7 @@ from callflow.ami import AmiError, EventItem, LinkEvent
 from callflow.ami.client import Clock, utc_now
 from callflow.ami.events import DamagedEvent
 from callflow.calls.derive import CallFold, DeriveOptions, derive
+from callflow.calls.fold import NODE_LOST_MARK
 from callflow.calls.journal import JOURNAL_SCHEMA, Journal, JournalEntry, Kind, read_entries
 from callflow.calls.model import LISTEN_LINKEDID_PREFIX, CallRecord, CallRecordListener
 from callflow.calls.nature import NATURE_SCHEMA
@@ -44,13 +45,15 @@ log = structlog.get_logger("callflow.calls")
 SCHEMAS = (JOURNAL_SCHEMA, RECORDS_SCHEMA, NATURE_SCHEMA)
 
 
-def spill_path_for(database: StoreLocation, data_dir: Path | None = None) -> Path:
+def spill_path_for(database: StoreLocation, data_dir: Path | None = None, node: str = "") -> Path:
     """Where the journal keeps rows while the store cannot take them: beside a SQLite file; for a
-    PostgreSQL store, in the engine's data directory (default var/), named after the database."""
+    PostgreSQL store, in the engine's data directory (default var/), named after the database. Each node
+    of a two-node centre has its own (two engines may share one box)."""
+    suffix = f".{node}" if node else ""
     if isinstance(database, Path):
-        return database.with_name(database.name + ".spill.jsonl")
+        return database.with_name(database.name + suffix + ".spill.jsonl")
     name = "".join(c if c.isalnum() or c in "-_" else "_" for c in database.display.split("://", 1)[-1])
-    return (data_dir or Path("var")) / f"journal-{name}.spill.jsonl"
+    return (data_dir or Path("var")) / f"journal-{name}{suffix}.spill.jsonl"
 
 
 @dataclass
@@ -68,16 +71,17 @@ class CallTracker:
                  sources: RecoverySources | None = None,
                  options: DeriveOptions | None = None, listeners: Sequence[CallRecordListener] = (),
                  clock: Clock = utc_now, max_buffer: int = 10_000, settle_s: float = 10.0,
-                 recovery_wait_s: float = 3.0) -> None:
+                 recovery_wait_s: float = 3.0, node: str = "") -> None:
         self.database = database
+        self.node = node  # this engine's node: its journal rows carry it; it restores only its own calls
         self.sources = sources or RecoverySources()
         self.options = options or DeriveOptions()
         self.listeners = list(listeners)
         self.clock = clock
         self.settle_s = settle_s
         self.recovery_wait_s = recovery_wait_s
-        self.journal = Journal(None, spill_path or spill_path_for(database),
-                               max_buffer=max_buffer)
+        self.journal = Journal(None, spill_path or spill_path_for(database, node=node),
+                               max_buffer=max_buffer, node=node)
         self.open: dict[str, _OpenCall] = {}
         self._done: OrderedDict[str, None] = OrderedDict()
         self._finish_q: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
@@ -160,6 +164,14 @@ class CallTracker:
                                     received_at=self.clock(), data=data)
         self._take(entry)
 
+    def mark_node_lost(self, lid: str, *, node: str, last_heartbeat: datetime, detail: str) -> None:
+        """The leader's word on call ``lid`` of lost node ``node``: a journal mark (the record stays a pure
+        function of the journal), then the record is derived from every row of the call as usual."""
+        self._done.pop(lid, None)  # a call this engine never followed, or followed once before
+        self.open.pop(lid, None)
+        self._append_to(lid, Kind.MARK, NODE_LOST_MARK, ts=last_heartbeat, ts_source="node_heartbeat",
+                        data={"node": node, "detail": detail, "last_heartbeat": last_heartbeat.isoformat()})
+
     def _close(self, lid: str, reason: str) -> None:
         now = self.clock()
         self._append_to(lid, Kind.MARK, "close", ts=now, ts_source="engine_clock", data={"reason": reason})
@@ -231,13 +243,15 @@ class CallTracker:
     async def _restore(self) -> None:
         """Calls the previous run left open: fold their journal rows again; they have a gap."""
         assert self._conn is not None  # noqa: S101
-        async with self._conn.execute("SELECT MAX(ts) FROM calls_journal WHERE kind = 'ami'") as cur:
+        # only this node's calls: the other node's engine follows its own (two engines, one store)
+        async with self._conn.execute("SELECT MAX(ts) FROM calls_journal WHERE kind = 'ami' AND node = ?",
+                                      (self.node,)) as cur:
             row = await cur.fetchone()
         if row and row[0]:
             self._restart_gap_from = datetime.fromisoformat(row[0])
         done = await recorded_linkedids(self._conn)
-        async with self._conn.execute("SELECT DISTINCT linkedid FROM calls_journal WHERE linkedid != ''") \
-                as cur:
+        async with self._conn.execute("SELECT DISTINCT linkedid FROM calls_journal WHERE linkedid != '' "
+                                      "AND node = ?", (self.node,)) as cur:
             open_ids = [str(r[0]) for r in await cur.fetchall()
                         if str(r[0]) not in done and not str(r[0]).startswith(LISTEN_LINKEDID_PREFIX)]
         for lid in open_ids:

@@ -10,6 +10,7 @@ from typing import Any
 
 from callflow.calls.derive import DeriveOptions, derive
 from callflow.calls.export import export_csv, export_json
+from callflow.calls.journal import COLUMNS as JOURNAL_COLUMNS
 from callflow.calls.journal import JournalEntry
 from callflow.calls.model import CallRecord
 from callflow.calls.nature import natures_of
@@ -101,7 +102,8 @@ async def _rebuild(conn: Database, args: argparse.Namespace) -> int:
         else:
             records.append(record)
 
-    async with conn.execute("SELECT * FROM calls_journal WHERE linkedid != '' ORDER BY linkedid, seq") as cur:
+    async with conn.execute(f"SELECT {JOURNAL_COLUMNS} FROM calls_journal WHERE linkedid != '' "  # noqa: S608
+                            "ORDER BY linkedid, seq") as cur:
         while rows := await cur.fetchmany(1000):
             for row in rows:
                 entry = JournalEntry.from_row(row)

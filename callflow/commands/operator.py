@@ -22,6 +22,7 @@ from callflow.policies import queue_policy
 from callflow.settings import EngineSettings
 from callflow.store import open_database
 from queues import SCHEMA, OperatorActionError, QueuePolicy, UnknownOperator, login, logout, set_paused
+from queues.mirror import state_interface
 from queues.policy import interface
 
 
@@ -86,7 +87,9 @@ async def _login(args: argparse.Namespace, settings: EngineSettings, policy: Que
     policy.memberships(args.name)
     conn = await _connect(args, settings)
     try:
-        result = await login(conn, policy, args.name)
+        # two nodes: the queues ask the shared device state the operator mirror keeps (queues/mirror)
+        shared = state_interface(args.name) if settings.node.name else None
+        result = await login(conn, policy, args.name, state_interface=shared)
     finally:
         await conn.close()
     print(f"{args.name}: logged in to {', '.join(result.done) or 'no new queue'}"

@@ -18,6 +18,7 @@ import structlog
 from callflow.agencies import AgencyDesk, Handoff, HandoffPolicy, Overdue
 from callflow.agencies.outbox import Outbox, OutboxError
 from callflow.ami.client import Clock
+from callflow.cluster.rules import Leadership
 from callflow.console.providers import AGENCIES, ProviderUnavailable
 from callflow.incidents import IncidentError
 from callflow.store import Database, DatabaseError, OperationalError
@@ -56,6 +57,12 @@ class AgencyDeskService:
         self._outbox: Outbox | None = None
         self._changed_reports: asyncio.Queue[tuple[int, str]] = asyncio.Queue()
         self.delivery_poll_s = 1.0
+        # two nodes on one store: only the leader delivers the outbox and sweeps for overdue hand-offs
+        # (each node still queues its own operators' changes); None: a single engine
+        self.leadership: Leadership | None = None
+
+    def _leading(self) -> bool:
+        return self.leadership is None or self.leadership.fence() is not None
 
     @property
     def desk(self) -> AgencyDesk:
@@ -123,7 +130,8 @@ class AgencyDeskService:
                     incident, change = self._changed_reports.get_nowait()
                     if change != "created":
                         await outbox.publish(incident, "handoff" if change == "dispatched" else change)
-                await outbox.deliver_due()
+                if self._leading():
+                    await outbox.deliver_due()
             except (DatabaseError, ProviderUnavailable, IncidentError) as exc:  # the next round retries
                 log.warning("agencies.outbox_failed", error=str(exc))
             except Exception:  # a bug in one round must not end deliveries: logged in full
@@ -136,7 +144,8 @@ class AgencyDeskService:
     async def _sweep_forever(self) -> None:
         while True:
             try:
-                await self.desk.sweep()
+                if self._leading():
+                    await self.desk.sweep()
             except (DatabaseError, ProviderUnavailable, IncidentError) as exc:  # the next sweep retries
                 log.warning("agencies.sweep_failed", error=str(exc))
             except Exception:  # a bug in one round must not end escalations: logged in full

@@ -17,6 +17,7 @@ from typing import Protocol
 from callflow.agencies import AgencyDesk
 from callflow.calls.model import CallRecord
 from callflow.calls.nature import Nature
+from callflow.cluster.rules import NodeView
 from callflow.console.catalog import IncidentStatus
 from callflow.console.models import (
     AnswerStats,
@@ -211,6 +212,19 @@ class UnavailableQueues:
         raise ProviderUnavailable(QUEUES)
 
 
+class NodesProvider(Protocol):
+    """The cluster's nodes (callflow/cluster): each node's state, the leader, the last heartbeat."""
+
+    async def nodes(self) -> Sequence[NodeView]: ...
+
+
+class SingleEngine:
+    """No cluster ([node] name unset): one engine, no nodes to show."""
+
+    async def nodes(self) -> Sequence[NodeView]:
+        return ()
+
+
 class AgencyDeskProvider(Protocol):
     @property
     def desk(self) -> AgencyDesk: ...
@@ -241,5 +255,6 @@ class Providers:
     reports: ReportsProvider = field(default_factory=UnavailableReports)
     recordings: RecordingsProvider = field(default_factory=UnavailableRecordings)
     agencies: AgencyDeskProvider = field(default_factory=UnavailableAgencyDesk)
+    nodes: NodesProvider = field(default_factory=SingleEngine)
     # the report categories the site runs lists (the form's catalog); None: every category
     categories: Callable[[], Collection[str] | None] = field(default=lambda: None)

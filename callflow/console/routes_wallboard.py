@@ -66,6 +66,27 @@ async def acknowledge(alert_id: Annotated[int, Path(ge=1)], request: Request,
     return AlertView.of(acked)
 
 
+# -- nodes -------------------------------------------------------------------------------------------------
+class NodeStatus(BaseModel):
+    node: str
+    state: str = Field(description="alive | lost (no heartbeat, or its Asterisk unreachable, for [node] "
+                                   "lost_after_s)")
+    leader: bool = Field(description="holds the leader lease: dials callbacks, closes lost nodes' calls")
+    heartbeat_at: datetime
+    heartbeat_age_s: float
+    asterisk_up: bool
+    started_at: datetime
+
+
+@router.get("/nodes", response_model=list[NodeStatus])
+async def nodes(request: Request, _: Watcher) -> list[NodeStatus]:
+    """Each engine node sharing the store: alive or lost, which one leads, its last heartbeat. Empty for a
+    single engine (no ``[node] name``)."""
+    return [NodeStatus(node=n.node, state=str(n.state), leader=n.leader, heartbeat_at=n.heartbeat_at,
+                       heartbeat_age_s=n.heartbeat_age_s, asterisk_up=n.asterisk_up, started_at=n.started_at)
+            for n in await context(request).providers.nodes.nodes()]
+
+
 # -- listening in --------------------------------------------------------------------------------------
 LISTEN = "listen-in"
 

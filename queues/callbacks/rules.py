@@ -96,8 +96,16 @@ def callback_reason(record: CallRecord) -> str | None:
     """Why this finished call needs a callback, or None. Every emergency caller who was never answered
     (abandoned in the IVR or the queue, short abandons included: a silent or cut-off 112 call is exactly
     the one to call back, timed out, overflowed unanswered, fail-safe unanswered); a caller who hung up in
-    the IVR before choosing is a possible emergency. Non-emergency callers are not called back."""
-    if is_callback_call(record) or not from_citizen(record) or record.answered is not None:
+    the IVR before choosing is a possible emergency; an emergency (or not yet classed) call that was up on a
+    node when the node stopped (``node_lost``), answered or not. Non-emergency callers are not called
+    back."""
+    if is_callback_call(record) or not from_citizen(record):
+        return None
+    if record.outcome is Outcome.NODE_LOST and record.call_class is not CallClass.NONEMERGENCY:
+        # cut off by a node failure, answered or not: the citizen may still need help (issue 20)
+        return f"{record.outcome} (node {record.node or '?'} stopped with the call up; " \
+               f"{'answered by ' + record.operator if record.answered else 'not answered'})"
+    if record.answered is not None:
         return None
     if record.outcome not in _CALLBACK_OUTCOMES:
         return None

@@ -24,8 +24,9 @@ import structlog
 from callflow.ami import ActionFailed, AmiError, ConnectionLost, EventItem, LinkEvent
 from callflow.ami.client import Clock, utc_now
 from callflow.ami.events import AmiEvent
-from callflow.calls.model import CallRecord
+from callflow.calls.model import CallRecord, Outcome
 from callflow.calls.records import load_records, record_from_dict
+from callflow.cluster.rules import Leadership
 from callflow.console.models import Callback
 from callflow.logs import mask_number
 from callflow.store import Database, DatabaseError, OperationalError, StoreLocation, open_database
@@ -71,8 +72,11 @@ class CallbackService:
     name = "callbacks"
 
     def __init__(self, database: StoreLocation, policy: CallbackPolicy, *, clock: Clock = utc_now,
-                 interval_s: float = 0.5) -> None:
+                 interval_s: float = 0.5, leadership: Leadership | None = None) -> None:
         self.database = database
+        # Two engines on one store: only the leader dials, re-checks and catches up, and each claim of an
+        # attempt carries its fence (refused in the store once another node took over). None: one engine.
+        self.leadership = leadership
         self.policy = policy
         self.clock = clock
         self.interval_s = interval_s
@@ -94,7 +98,8 @@ class CallbackService:
         self._conn = await open_database(self.database, (CALLBACKS_SCHEMA, ABUSE_SCHEMA))
         try:
             self._since = await store.service_since(self._conn, self.clock())
-            await self._restore()
+            if self.leadership is None:  # in a cluster the leader's watchdog re-checks attempts in flight
+                await self._restore()
             self._ready.set()
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._scheduler(), name="callback-scheduler")
@@ -191,7 +196,7 @@ class CallbackService:
             try:
                 if isinstance(item, LinkEvent):
                     self._link_up = item.state == "up"
-                    if self._link_up:
+                    if self._link_up and self._leading():
                         live = {c.chan.uniqueid for c in item.channels if c.chan is not None}
                         await self._recheck_all(live, patient=True)
                     self._wake.set()
@@ -212,8 +217,8 @@ class CallbackService:
             async with self._db.execute(
                     "SELECT r.record FROM calls_records r "
                     "LEFT JOIN callbacks_tasks t ON t.linkedid = r.linkedid WHERE t.id IS NULL "
-                    "AND r.answered IS NULL AND r.arrival >= ? AND r.linkedid NOT LIKE ?",
-                    (store.iso(since), CALLBACK_ID_PREFIX + "%")) as cur:
+                    "AND (r.answered IS NULL OR r.outcome = ?) AND r.arrival >= ? AND r.linkedid NOT LIKE ?",
+                    (str(Outcome.NODE_LOST), store.iso(since), CALLBACK_ID_PREFIX + "%")) as cur:
                 rows = await cur.fetchall()
         except OperationalError:  # no calls_records table yet (a new database)
             return
@@ -231,6 +236,9 @@ class CallbackService:
                 async with asyncio.timeout(self.interval_s):
                     await self._wake.wait()
             self._wake.clear()
+            if not self._leading():  # another node leads: it dials; this one only keeps its own tasks
+                await self._count_pass()
+                continue
             try:
                 if self.clock() >= next_catch_up:
                     next_catch_up = self.clock() + timedelta(seconds=CATCH_UP_EVERY_S)
@@ -247,6 +255,9 @@ class CallbackService:
                 log.exception("callback.scheduler_failed")
             finally:
                 await self._count_pass()
+
+    def _leading(self) -> bool:
+        return self.leadership is None or self.leadership.fence() is not None
 
     async def _count_pass(self) -> None:
         async with self._passed:
@@ -282,8 +293,16 @@ class CallbackService:
         n = task.attempts + 1
         started = self.clock()
         chan = channel_id(task.id, n, started)
+        fence = self.leadership.fence() if self.leadership is not None else None
+        if self.leadership is not None and fence is None:
+            return  # lost the lease since the pass began
         async with self._lock:
-            await store.add_attempt(self._db, task.id, n, chan, started)
+            claimed = await store.add_attempt(self._db, task.id, n, chan, started, fence=fence)
+        if not claimed:
+            log.warning("callback.claim_refused", task=task.id, attempt=n,
+                        fencing=fence.fencing if fence is not None else None,
+                        action="not dialled: another node leads now, or claimed this attempt first")
+            return
         p = self.policy
         headers: dict[str, str | int] = {
             "Channel": f"PJSIP/{task.number}@{p.trunk}", "Context": CALLBACK_CONTEXT, "Exten": "s",

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from callflow.cluster.rules import Fence
+from callflow.cluster.store import check_fence
 from callflow.store import Database, Row, Schema
 from queues.callbacks.rules import AttemptOutcome, ClosureOutcome, TaskStatus
 
@@ -191,15 +193,32 @@ async def update_task(conn: Database, task_id: int, *, now: datetime, status: Ta
     await conn.commit()
 
 
-async def add_attempt(conn: Database, task_id: int, n: int, channel: str, started_at: datetime
-                      ) -> None:
-    """Record attempt ``n`` BEFORE its Originate is sent: a crash after sending leaves a row to re-check."""
-    await conn.execute(
-        "INSERT INTO callbacks_attempts (task_id, n, channel_id, started_at, outcome) VALUES (?, ?, ?, ?, ?)",
-        (task_id, n, channel, _t(started_at), str(AttemptOutcome.DIALLING)))
-    await conn.execute("UPDATE callbacks_tasks SET status = ?, attempts = ?, updated_at = ? WHERE id = ?",
-                       (str(TaskStatus.DIALLING), n, _t(started_at), task_id))
-    await conn.commit()
+async def add_attempt(conn: Database, task_id: int, n: int, channel: str, started_at: datetime,
+                      *, fence: Fence | None = None) -> bool:
+    """Claim attempt ``n`` of a pending task and record it BEFORE its Originate is sent (a crash after
+    sending leaves a row to re-check). One transaction: with ``fence`` (two engines on one store) its first
+    statement is the leader lease's fence check (:func:`callflow.cluster.store.check_fence`), then the task
+    moves to dialling only if it is still pending at ``n - 1`` attempts. False (nothing written): not the
+    leader any more, or another engine claimed this attempt; the caller must not dial."""
+    try:
+        if fence is not None and not await check_fence(conn, fence, started_at):
+            await conn.rollback()
+            return False
+        cur = await conn.execute(
+            "UPDATE callbacks_tasks SET status = ?, attempts = ?, updated_at = ? "
+            "WHERE id = ? AND status = ? AND attempts = ?",
+            (str(TaskStatus.DIALLING), n, _t(started_at), task_id, str(TaskStatus.PENDING), n - 1))
+        if cur.rowcount != 1:
+            await conn.rollback()
+            return False
+        await conn.execute(
+            "INSERT INTO callbacks_attempts (task_id, n, channel_id, started_at, outcome) "
+            "VALUES (?, ?, ?, ?, ?)", (task_id, n, channel, _t(started_at), str(AttemptOutcome.DIALLING)))
+        await conn.commit()
+    except BaseException:
+        await conn.rollback()
+        raise
+    return True
 
 
 async def set_attempt(conn: Database, channel: str, *, outcome: AttemptOutcome,

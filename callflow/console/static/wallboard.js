@@ -59,6 +59,20 @@
     }
   }
 
+  async function loadNodes() {
+    try {
+      const list = await api("GET", "/api/nodes");
+      unavailable($("panel-nodes"), null);
+      $("nodes").replaceChildren(...(list.length ? list.map((n) => el("tr", { "data-node": n.node, "data-state": n.state },
+        el("td", { text: n.node + (n.leader ? " (leader)" : "") }),
+        el("td", {}, el("span", { class: `node-state ${n.state === "lost" ? "alert" : ""}`, text: n.state })),
+        el("td", { text: n.asterisk_up ? "up" : "unreachable" }),
+        el("td", { text: `${duration(n.heartbeat_age_s)} ago` }))) : [el("tr", {}, el("td", { colspan: "4", class: "sub", text: "single engine" }))]));
+    } catch (e) {
+      unavailable($("panel-nodes"), e);
+    }
+  }
+
   async function loadOperators() {
     try {
       operators = await api("GET", "/api/operators");
@@ -169,7 +183,7 @@
   }
 
   function loadAll() {
-    loadQueues(); loadStats(); loadCallbacks(); loadOperators(); loadAlerts(); loadSessions();
+    loadQueues(); loadStats(); loadCallbacks(); loadOperators(); loadAlerts(); loadSessions(); loadNodes();
   }
 
   let me = null;
@@ -184,5 +198,6 @@
     });
     setInterval(() => { renderQueues(); renderOperators(); }, 1000);
     setInterval(loadAll, 15000); // a backstop; the stream is what keeps the board current
+    setInterval(loadNodes, 2000); // heartbeats are not streamed: a lost node shows within 2 s
   });
 })();

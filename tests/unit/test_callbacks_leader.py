@@ -1,0 +1,66 @@
+"""The callback service in a two-node centre: only the leader dials, and its claim carries its fence."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from callflow.ami import LinkEvent
+from callflow.cluster import store as cluster_store
+from callflow.cluster.rules import Fence
+from callflow.policies import callback_policy
+from callflow.siteconfig import Callbacks
+from callflow.store import open_database
+from queues.callbacks import CallbackService
+from queues.callbacks.store import CALLBACKS_SCHEMA, attempts_of, list_tasks
+from tests.support.callbacks import StubEngine, record
+
+
+class Switch:
+    """A leadership whose fence the test sets."""
+
+    def __init__(self) -> None:
+        self.current: Fence | None = None
+
+    def fence(self) -> Fence | None:
+        return self.current
+
+
+async def test_a_follower_dials_nothing_the_leader_dials_under_its_fence(tmp_path: Path) -> None:
+    database = tmp_path / "shared.db"
+    conn = await open_database(database, (cluster_store.CLUSTER_SCHEMA, CALLBACKS_SCHEMA))
+    lease = await cluster_store.read_lease(conn)
+    assert lease is not None
+    taken = await cluster_store.take_lease(conn, "b", lease, datetime.now(UTC), expires_at=datetime.now(UTC))
+    assert taken is not None  # b holds fencing 1 in the store (its expiry does not matter to the fence)
+    switch = Switch()
+    policy = callback_policy(Callbacks(first_attempt_s=0, retry_s=5, max_attempts=2, ring_timeout_s=10))
+    svc = CallbackService(database, policy, interval_s=0.01, leadership=switch)
+    engine: Any = StubEngine()
+    runner = asyncio.create_task(svc.run(engine))
+    try:
+        await svc.on_call_record(record())
+        await svc.handle(LinkEvent("up", datetime.now(UTC)))
+        async with asyncio.timeout(5):
+            await svc.settled(5)
+        assert engine.session.sent == []  # following: the task waits for the leader
+        switch.current = Fence("a", 7)  # a stale fence (another node holds the lease): refused in the store
+        async with asyncio.timeout(5):
+            await svc.settled(5)
+        assert engine.session.sent == []
+        task = (await list_tasks(conn))[0]
+        assert await attempts_of(conn, task.id) == []
+        switch.current = Fence("b", taken.fencing)  # leading
+        async with asyncio.timeout(5):
+            while not engine.session.sent:  # noqa: ASYNC110 - the stub records what was sent
+                await asyncio.sleep(0.01)
+        assert [name for name, _, _ in engine.session.sent] == ["Originate"]
+        assert len(await attempts_of(conn, task.id)) == 1
+    finally:
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
+        await conn.close()
