@@ -57,7 +57,8 @@ class Holder:
     @classmethod
     async def start(cls, database: Path, node: str) -> Holder:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tests.support.lease_holder", str(database), node, str(LEASE_S), cwd=ROOT,
+            sys.executable, "-m", "tests.support.lease_holder", str(database), str(database) + ".dials", node,
+            str(LEASE_S), cwd=ROOT,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
         holder = cls(proc)
         await holder.read()

@@ -1,18 +1,19 @@
-"""A lease holder in its own process, for the SIGSTOP test: ``python -m tests.support.lease_holder DB NODE``.
+"""A lease holder in its own process, for the SIGSTOP test:
+``python -m tests.support.lease_holder STORE DIALS NODE [LEASE_S]`` (STORE: a SQLite file or a PostgreSQL
+URL; DIALS: a file; LEASE_S: the lease's length, default 1 s, renewed every tenth of it and at most every
+second: bench/leader.py runs the engine's defaults).
 
 It runs the engine's real cluster component (:class:`callflow.cluster.service.ClusterNode`: heartbeat and
 lease on the shared store) and answers commands on stdin, one JSON line on stdout each:
 
 - ``fence``: capture this engine's fence now (as the callback service does just before a claim);
 - ``claim TASK``: claim attempt 1 of callback task TASK with the captured fence (the real
-  :func:`queues.callbacks.store.add_attempt`); if the store grants it, "dial" (a line in ``DB.dials``,
+  :func:`queues.callbacks.store.add_attempt`); if the store grants it, "dial" (a line in the file DIALS,
   standing in for the Originate, which the service sends only after a granted claim);
 - ``state``: this engine's fence as it sees it now.
 
-``python -m tests.support.lease_holder DB NODE LEASE_S``: a lease of LEASE_S seconds (default 1 s; renewed
-every tenth of it, at most every second: bench/leader.py runs the engine's defaults). A test freezes the
-process (SIGSTOP) between ``fence`` and ``claim``: exactly the pause a leader can take between checking
-its lease and doing the work.
+A test freezes the process (SIGSTOP) between ``fence`` and ``claim``: exactly the pause a leader can take
+between checking its lease and doing the work.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import structlog
 from callflow.ami.client import utc_now
 from callflow.cluster.rules import Fence, LeaseTiming
 from callflow.cluster.service import ClusterNode
-from callflow.store import open_database
+from callflow.store import StoreLocation, open_database, parse_location
 from queues.callbacks.store import CALLBACKS_SCHEMA, add_attempt
 
 
@@ -41,7 +42,7 @@ def say(**fields: object) -> None:
     sys.stdout.flush()
 
 
-async def main(database: Path, node_name: str, lease_s: float) -> None:
+async def main(database: StoreLocation, dials: Path, node_name: str, lease_s: float) -> None:
     node = ClusterNode(database, node_name, timing=timing(lease_s), lost_after_s=lease_s,
                        require_asterisk=False)
     runner = asyncio.create_task(node.run(None))
@@ -65,8 +66,8 @@ async def main(database: Path, node_name: str, lease_s: float) -> None:
                 claimed = await add_attempt(conn, task, 1, f"siaga-cb-{task}-1-{node_name}", utc_now(),
                                             fence=captured)
                 if claimed:
-                    with database.with_name(database.name + ".dials").open("a") as dials:
-                        dials.write(f"{node_name} {task}\n")
+                    with dials.open("a") as out:
+                        out.write(f"{node_name} {task}\n")
                 say(claimed=claimed, fencing=captured.fencing if captured else None)
     finally:
         runner.cancel()
@@ -77,4 +78,5 @@ async def main(database: Path, node_name: str, lease_s: float) -> None:
 
 if __name__ == "__main__":
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))  # stdout: the answers
-    asyncio.run(main(Path(sys.argv[1]), sys.argv[2], float(sys.argv[3]) if len(sys.argv) > 3 else 1.0))
+    asyncio.run(main(parse_location(sys.argv[1]), Path(sys.argv[2]), sys.argv[3],
+                     float(sys.argv[4]) if len(sys.argv) > 4 else 1.0))

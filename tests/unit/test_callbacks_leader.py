@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from callflow.ami import LinkEvent
@@ -13,10 +12,13 @@ from callflow.cluster import store as cluster_store
 from callflow.cluster.rules import Fence
 from callflow.policies import callback_policy
 from callflow.siteconfig import Callbacks
-from callflow.store import open_database
+from callflow.store import StoreLocation, open_database
 from queues.callbacks import CallbackService
 from queues.callbacks.store import CALLBACKS_SCHEMA, attempts_of, list_tasks
+from tests.conftest import BOTH_STORES
 from tests.support.callbacks import StubEngine, record
+
+pytestmark = BOTH_STORES
 
 
 class Switch:
@@ -29,8 +31,9 @@ class Switch:
         return self.current
 
 
-async def test_a_follower_dials_nothing_the_leader_dials_under_its_fence(tmp_path: Path) -> None:
-    database = tmp_path / "shared.db"
+async def test_a_follower_dials_nothing_the_leader_dials_under_its_fence(
+        store_location: StoreLocation) -> None:
+    database = store_location
     conn = await open_database(database, (cluster_store.CLUSTER_SCHEMA, CALLBACKS_SCHEMA))
     lease = await cluster_store.read_lease(conn)
     assert lease is not None

@@ -19,12 +19,14 @@ import pytest
 
 from callflow.cluster import store
 from callflow.cluster.rules import Lease
-from callflow.store import open_database
+from callflow.store import PostgresUrl, StoreLocation, open_database
 from queues.callbacks.rules import TaskStatus
 from queues.callbacks.store import CALLBACKS_SCHEMA, attempts_of, create_task, get_task
+from tests.conftest import BOTH_STORES
 from tests.support.callbacks import T0
 
 ROOT = Path(__file__).resolve().parents[2]
+pytestmark = BOTH_STORES
 
 
 class Holder:
@@ -41,9 +43,10 @@ class Holder:
         return answer
 
 
-async def _start(database: Path, node: str) -> Holder:
+async def _start(database: StoreLocation, dials: Path, node: str) -> Holder:
+    where = database.url if isinstance(database, PostgresUrl) else str(database)
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.support.lease_holder", str(database), node, cwd=ROOT,
+        sys.executable, "-m", "tests.support.lease_holder", where, str(dials), node, cwd=ROOT,
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
     assert proc.stdout is not None
     async with asyncio.timeout(30):
@@ -51,7 +54,7 @@ async def _start(database: Path, node: str) -> Holder:
     return Holder(proc)
 
 
-async def _lease(database: Path) -> Lease | None:
+async def _lease(database: StoreLocation) -> Lease | None:
     conn = await open_database(database, (store.CLUSTER_SCHEMA,))
     try:
         return await store.read_lease(conn)
@@ -59,7 +62,7 @@ async def _lease(database: Path) -> Lease | None:
         await conn.close()
 
 
-async def _until_held_by(database: Path, node: str, timeout: float) -> Lease:
+async def _until_held_by(database: StoreLocation, node: str, timeout: float) -> Lease:
     async with asyncio.timeout(timeout):
         while True:
             lease = await _lease(database)
@@ -69,8 +72,8 @@ async def _until_held_by(database: Path, node: str, timeout: float) -> Lease:
 
 
 @pytest.fixture
-async def holders(tmp_path: Path) -> AsyncIterator[tuple[Path, list[Holder]]]:
-    database = tmp_path / "shared.db"
+async def holders(store_location: StoreLocation) -> AsyncIterator[tuple[StoreLocation, list[Holder]]]:
+    database = store_location  # one SQLite file, or one PostgreSQL database, shared by both processes
     started: list[Holder] = []
     try:
         yield database, started
@@ -84,8 +87,9 @@ async def holders(tmp_path: Path) -> AsyncIterator[tuple[Path, list[Holder]]]:
 
 @pytest.mark.timeout(60)
 async def test_a_leader_frozen_past_its_lease_cannot_dial_a_callback_twice(
-        holders: tuple[Path, list[Holder]]) -> None:
+        holders: tuple[StoreLocation, list[Holder]], tmp_path: Path) -> None:
     database, started = holders
+    dials = tmp_path / "dials"  # one line per Originate the holders would send
     conn = await open_database(database, (store.CLUSTER_SCHEMA, CALLBACKS_SCHEMA))
     try:
         task = await create_task(conn, linkedid="a-1796000000.1", number="081234567890", reason="test",
@@ -94,10 +98,10 @@ async def test_a_leader_frozen_past_its_lease_cannot_dial_a_callback_twice(
     finally:
         await conn.close()
     assert task is not None
-    a = await _start(database, "a")
+    a = await _start(database, dials, "a")
     started.append(a)
     first = await _until_held_by(database, "a", timeout=10)
-    b = await _start(database, "b")
+    b = await _start(database, dials, "b")
     started.append(b)
     assert (await b.ask("state"))["fence"] is None  # b follows a's live lease
 
@@ -117,8 +121,7 @@ async def test_a_leader_frozen_past_its_lease_cannot_dial_a_callback_twice(
     assert (await a.ask(f"claim {task.id}"))["claimed"] is False
     assert (await a.ask("state"))["fence"] is None  # its own look found the lease gone
 
-    dials = database.with_name(database.name + ".dials").read_text().splitlines()
-    assert dials == [f"b {task.id}"]
+    assert dials.read_text().splitlines() == [f"b {task.id}"]
     conn = await open_database(database, (CALLBACKS_SCHEMA,))
     try:
         attempts = await attempts_of(conn, task.id)

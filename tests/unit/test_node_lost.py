@@ -32,10 +32,13 @@ from callflow.cluster.rules import LeaseTiming
 from callflow.cluster.service import ClusterNode, read_nodes
 from callflow.policies import callback_policy
 from callflow.siteconfig import Callbacks
-from callflow.store import open_database
+from callflow.store import StoreLocation, open_database
 from queues.callbacks import CallbackService
 from queues.callbacks.store import CALLBACKS_SCHEMA, list_tasks
+from tests.conftest import BOTH_STORES
 from tests.support.callbacks import StubEngine
+
+pytestmark = BOTH_STORES
 
 TIMING = LeaseTiming(ttl_s=1.0, renew_s=0.1, margin_s=0.25)
 LOST_AFTER_S = 1.0
@@ -66,8 +69,9 @@ def call_up_in_the_emergency_queue(t0: datetime) -> list[AmiEvent]:
 class Node:
     """One engine's tracker, callback service and cluster component on the shared store."""
 
-    def __init__(self, database: Path, name: str) -> None:
-        self.tracker = CallTracker(database, node=name, recovery_wait_s=0.1)
+    def __init__(self, database: StoreLocation, name: str, spill_dir: Path) -> None:
+        self.tracker = CallTracker(database, node=name, recovery_wait_s=0.1,
+                                   spill_path=spill_dir / f"{name}.spill.jsonl")
         self.cluster = ClusterNode(database, name, timing=TIMING, lost_after_s=LOST_AFTER_S,
                                    calls=self.tracker, require_asterisk=False)
         policy = callback_policy(Callbacks(first_attempt_s=0, retry_s=5, max_attempts=2, ring_timeout_s=10))
@@ -91,8 +95,8 @@ class Node:
 
 
 @pytest.fixture
-async def nodes(tmp_path: Path) -> AsyncIterator[tuple[Path, list[Node]]]:
-    database = tmp_path / "shared.db"
+async def nodes(store_location: StoreLocation) -> AsyncIterator[tuple[StoreLocation, list[Node]]]:
+    database = store_location
     conn = await open_database(database, (*CALL_SCHEMAS, cluster_store.CLUSTER_SCHEMA, CALLBACKS_SCHEMA))
     await conn.close()
     running: list[Node] = []
@@ -111,13 +115,13 @@ async def _until(predicate: Any, timeout: float) -> None:
 
 @pytest.mark.timeout(60)
 async def test_the_leader_records_a_lost_nodes_call_and_opens_its_callback(
-        nodes: tuple[Path, list[Node]]) -> None:
+        nodes: tuple[StoreLocation, list[Node]], tmp_path: Path) -> None:
     database, running = nodes
-    a = Node(database, "a").start()
+    a = Node(database, "a", tmp_path).start()
     running.append(a)
     await asyncio.wait_for(a.cluster.settled(), 10)
     assert a.cluster.leading  # a leads and has the call: its loss is the hard case
-    b = Node(database, "b").start()
+    b = Node(database, "b", tmp_path).start()
     running.append(b)
     await asyncio.wait_for(b.cluster.settled(), 10)
     t0 = datetime.now(UTC)
@@ -164,7 +168,7 @@ async def test_the_leader_records_a_lost_nodes_call_and_opens_its_callback(
         assert took_s < 10, f"node_lost record and task {took_s:.1f} s after the node stopped"
 
         # node a's engine comes back and its Asterisk tells the end of the call: nothing is doubled
-        again = Node(database, "a").start()
+        again = Node(database, "a", tmp_path).start()
         running.append(again)
         await asyncio.wait_for(again.cluster.settled(), 10)
         assert LID not in again.tracker.open  # recorded: not restored as an open call

@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,11 +16,14 @@ from callflow.ami import AmiMessage, LinkEvent, parse_event
 from callflow.ami.events import AmiEvent
 from callflow.cluster import store as cluster_store
 from callflow.cluster.rules import Heartbeat
-from callflow.store import open_database
+from callflow.store import StoreLocation, open_database
 from queues.mirror import Busy, OperatorMirror, Roster, combined, roster_actions, state_interface
 from queues.mirror import store as mirror_store
 from queues.mirror.rules import Member, busy_of, node_is_newer
+from tests.conftest import BOTH_STORES
 from tests.support.callbacks import StubEngine
+
+pytestmark = BOTH_STORES
 
 
 # -- rules ---------------------------------------------------------------------------------------------------
@@ -67,7 +69,7 @@ def device_event(state: str) -> AmiEvent:
 
 
 class Side:
-    def __init__(self, database: Path, node: str) -> None:
+    def __init__(self, database: StoreLocation, node: str) -> None:
         self.engine: Any = StubEngine()
         self.mirror = OperatorMirror(database, node, lost_after_s=1.0, interval_s=0.02)
         self.task: asyncio.Task[None] | None = None
@@ -87,8 +89,8 @@ class Side:
 
 
 @pytest.fixture
-async def sides(tmp_path: Path) -> AsyncIterator[tuple[Side, Side, Path]]:
-    database = tmp_path / "shared.db"
+async def sides(store_location: StoreLocation) -> AsyncIterator[tuple[Side, Side, StoreLocation]]:
+    database = store_location
     a, b = Side(database, "a"), Side(database, "b")
     await a.start()
     await b.start()
@@ -102,7 +104,7 @@ async def sides(tmp_path: Path) -> AsyncIterator[tuple[Side, Side, Path]]:
                 await side.task
 
 
-async def _beat(database: Path, node: str, at: datetime) -> None:
+async def _beat(database: StoreLocation, node: str, at: datetime) -> None:
     conn = await open_database(database, (cluster_store.CLUSTER_SCHEMA,))
     try:
         await cluster_store.beat(conn, Heartbeat(node, at, at, asterisk_up=True))
@@ -111,7 +113,7 @@ async def _beat(database: Path, node: str, at: datetime) -> None:
 
 
 async def test_a_login_on_one_node_reaches_the_other_and_a_busy_phone_is_busy_on_both(
-        sides: tuple[Side, Side, Path]) -> None:
+        sides: tuple[Side, Side, StoreLocation]) -> None:
     a, b, database = sides
     now = datetime.now(UTC)
     await _beat(database, "a", now)
@@ -144,7 +146,8 @@ async def test_a_login_on_one_node_reaches_the_other_and_a_busy_phone_is_busy_on
     assert b.sent("Setvar")[-1] == {"Variable": "DEVICE_STATE(Custom:siaga-op1)", "Value": "NOT_INUSE"}
 
 
-async def test_a_pause_on_one_node_pauses_the_operator_on_the_other(sides: tuple[Side, Side, Path]) -> None:
+async def test_a_pause_on_one_node_pauses_the_operator_on_the_other(
+        sides: tuple[Side, Side, StoreLocation]) -> None:
     a, b, database = sides
     await _beat(database, "a", datetime.now(UTC))
     await _beat(database, "b", datetime.now(UTC))
@@ -184,8 +187,8 @@ def queue_member(login: datetime) -> Any:
 
 @pytest.mark.parametrize(("login_after", "published"), [(True, True), (False, False)])
 async def test_a_node_reconnecting_keeps_a_newer_login_and_drops_an_older_one(
-        tmp_path: Path, login_after: bool, published: bool) -> None:
-    database = tmp_path / "shared.db"
+        store_location: StoreLocation, login_after: bool, published: bool) -> None:
+    database = store_location
     conn = await open_database(database, (mirror_store.MIRROR_SCHEMA, cluster_store.CLUSTER_SCHEMA))
     logged_out_at = datetime.now(UTC) - timedelta(minutes=10)
     await mirror_store.write_roster(conn, Roster("op1", {}, node="b"), logged_out_at)
