@@ -16,7 +16,8 @@ from collections.abc import Mapping
 # class -> why the running engine needs to READ (receive) its events
 ENGINE_READ: Mapping[str, str] = {
     "system": "FullyBooted and Reload events (reading events grants no action)",
-    "call": "channel and queue caller events",
+    "call": "channel and queue caller events; DeviceStateChange (two nodes: each node's view of the "
+            "operators' phones)",
     "agent": "queue member events",
     "user": "UserEvents from the dial plan and IVR",
     "dtmf": "DTMFEnd",
@@ -27,8 +28,8 @@ ENGINE_READ: Mapping[str, str] = {
 
 # class -> the actions the running engine SENDS that need it
 ENGINE_WRITE: Mapping[str, str] = {
-    "call": "Setvar/Getvar (IVR gate and recording leases, recording policy, repeat-abuse flags), "
-            "PlayDTMF, StopMixMonitor, Hangup, Redirect",
+    "call": "Setvar/Getvar (IVR gate and recording leases, recording policy, repeat-abuse flags; two "
+            "nodes: DEVICE_STATE(Custom:siaga-<operator>)), PlayDTMF, StopMixMonitor, Hangup, Redirect",
     "agent": "QueueAdd, QueueRemove, QueuePause",
     "originate": "Originate (callbacks, listen-in); Asterisk refuses it the System/Exec applications "
                  "without `system`",
