@@ -9,7 +9,8 @@ lease_renew_s 1, lost_after_s 5), on one shared SQLite store.
              on node a; node b (call tracker, callback service, cluster component, in this process). kill -9
              of a; timed: until every call has its node_lost record and callback task.
 
-Usage: python bench/leader.py [--freeze-s 20] [--calls 5]
+Usage: python bench/leader.py [--freeze-s 20] [--calls 5] [--store sqlite|postgresql]
+(postgresql: a private PostgreSQL server on loopback for the run, tests/support/pg.py)
 Last line: RESULT takeover_s=N woken_claims_refused=N dials=N node_lost_task_s=N lost_records=N
 duplicated=N
 """
@@ -26,6 +27,7 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -41,7 +43,7 @@ from callflow.calls.tracker import CallTracker
 from callflow.cluster import store as cluster_store
 from callflow.cluster.service import ClusterNode
 from callflow.policies import callback_policy
-from callflow.store import open_database
+from callflow.store import PostgresUrl, StoreLocation, open_database
 from queues.callbacks import CallbackService
 from queues.callbacks.rules import TaskStatus
 from queues.callbacks.store import CALLBACKS_SCHEMA, attempts_of, create_task, list_tasks
@@ -50,14 +52,36 @@ ROOT = Path(__file__).resolve().parents[1]
 LEASE_S = 5.0
 
 
+def where(database: StoreLocation) -> str:
+    return database.url if isinstance(database, PostgresUrl) else str(database)
+
+
+@contextlib.contextmanager
+def stores(kind: str, directory: Path) -> Iterator[tuple[StoreLocation, StoreLocation]]:
+    """Two fresh stores for the two parts: SQLite files, or databases on a private PostgreSQL server."""
+    if kind == "sqlite":
+        yield directory / "freeze.db", directory / "kill.db"
+        return
+    # the tests' private PostgreSQL (one definition): the repository root holds the tests package
+    sys.path.insert(0, str(ROOT))
+    from tests.support.pg import remove_private_postgres, start_private_postgres  # noqa: PLC0415
+
+    server = start_private_postgres()
+    try:
+        first, second = server.create_database("freeze"), server.create_database("kill")
+        yield PostgresUrl.parse(first), PostgresUrl.parse(second)
+    finally:
+        remove_private_postgres(server)
+
+
 class Holder:
     def __init__(self, proc: asyncio.subprocess.Process) -> None:
         self.proc = proc
 
     @classmethod
-    async def start(cls, database: Path, node: str) -> Holder:
+    async def start(cls, database: StoreLocation, dials: Path, node: str) -> Holder:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tests.support.lease_holder", str(database), str(database) + ".dials", node,
+            sys.executable, "-m", "tests.support.lease_holder", where(database), str(dials), node,
             str(LEASE_S), cwd=ROOT,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
         holder = cls(proc)
@@ -83,7 +107,7 @@ class Holder:
         await self.proc.wait()
 
 
-async def held_by(database: Path, node: str, timeout: float = 60) -> int:
+async def held_by(database: StoreLocation, node: str, timeout: float = 60) -> int:
     async with asyncio.timeout(timeout):
         while True:
             conn = await open_database(database, (cluster_store.CLUSTER_SCHEMA,))
@@ -96,8 +120,7 @@ async def held_by(database: Path, node: str, timeout: float = 60) -> int:
             await asyncio.sleep(0.02)
 
 
-async def freeze(directory: Path, freeze_s: float) -> tuple[float, int, int]:
-    database = directory / "freeze.db"
+async def freeze(directory: Path, database: StoreLocation, freeze_s: float) -> tuple[float, int, int]:
     conn = await open_database(database, (cluster_store.CLUSTER_SCHEMA, CALLBACKS_SCHEMA))
     now = datetime.now(UTC)
     task = await create_task(conn, linkedid="a-1.1", number="081234567890", reason="bench",
@@ -105,11 +128,11 @@ async def freeze(directory: Path, freeze_s: float) -> tuple[float, int, int]:
                              next_attempt_at=now)
     await conn.close()
     assert task is not None  # noqa: S101
-    a = await Holder.start(database, "a")
+    a = await Holder.start(database, directory / "dials", "a")
     b: Holder | None = None
     try:
         await held_by(database, "a")
-        b = await Holder.start(database, "b")
+        b = await Holder.start(database, directory / "dials", "b")
         await a.ask("fence")
         os.kill(a.proc.pid, signal.SIGSTOP)
         frozen = time.monotonic()
@@ -125,7 +148,7 @@ async def freeze(directory: Path, freeze_s: float) -> tuple[float, int, int]:
         await a.end()
         if b is not None:
             await b.end()
-    dials = database.with_name(database.name + ".dials").read_text().splitlines()
+    dials = (directory / "dials").read_text().splitlines()
     conn = await open_database(database, (CALLBACKS_SCHEMA,))
     attempts = await attempts_of(conn, task.id)
     await conn.close()
@@ -148,11 +171,10 @@ def call_rows(lid: str, number: str, t0: datetime) -> list[Any]:
     return out
 
 
-async def kill(directory: Path, calls: int) -> tuple[float, int, int]:
-    database = directory / "kill.db"
+async def kill(directory: Path, database: StoreLocation, calls: int) -> tuple[float, int, int]:
     conn = await open_database(database, (*CALL_SCHEMAS, cluster_store.CLUSTER_SCHEMA, CALLBACKS_SCHEMA))
-    a = await Holder.start(database, "a")  # node a's engine: the leader
-    tracker = CallTracker(database, node="b")
+    a = await Holder.start(database, directory / "kill-dials", "a")  # node a's engine: the leader
+    tracker = CallTracker(database, node="b", spill_path=directory / "b.spill.jsonl")
     cluster = ClusterNode(database, "b", calls=tracker, require_asterisk=False)
     callbacks = CallbackService(database, callback_policy(), leadership=cluster)
     tracker.listeners.append(callbacks)
@@ -205,11 +227,12 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--freeze-s", type=float, default=20.0)
     parser.add_argument("--calls", type=int, default=5)
+    parser.add_argument("--store", choices=["sqlite", "postgresql"], default="sqlite")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        takeover, refused, dials = await freeze(Path(tmp), args.freeze_s)
-        took, lost, duplicated = await kill(Path(tmp), args.calls)
-    print(f"RESULT takeover_s={takeover:.2f} woken_claims_refused={refused} dials={dials} "
+    with tempfile.TemporaryDirectory() as tmp, stores(args.store, Path(tmp)) as (first, second):
+        takeover, refused, dials = await freeze(Path(tmp), first, args.freeze_s)
+        took, lost, duplicated = await kill(Path(tmp), second, args.calls)
+    print(f"RESULT store={args.store} takeover_s={takeover:.2f} woken_claims_refused={refused} dials={dials} "
           f"node_lost_task_s={took:.2f} lost_records={lost} duplicated={duplicated}")
 
 
