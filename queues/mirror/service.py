@@ -164,6 +164,10 @@ class OperatorMirror:
         for roster in rosters:
             if self._applied.get(roster.operator) == roster.version:
                 continue
+            if roster.operator in self._changed:
+                # the operator changed something on this node meanwhile: that is newer than any version
+                # read here, and is published at the next sync (applying this one would undo it)
+                continue
             op = roster.operator
             actions = roster_actions(roster, self.members.get(op, {}), interface(op))
             if await self._send(actions):

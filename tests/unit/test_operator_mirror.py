@@ -210,3 +210,47 @@ async def test_a_node_reconnecting_keeps_a_newer_login_and_drops_an_older_one(
     else:  # b's log-out is newer: a removes op1
         assert rosters[0].version == 1
         assert side.sent("QueueRemove") == [{"Queue": "emergency", "Interface": "PJSIP/op1"}]
+
+
+async def test_a_pause_arriving_while_an_older_version_is_read_is_not_undone(
+        store_location: StoreLocation, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The operator pauses on this node while its mirror is reading an older roster version it has not
+    applied yet: the mirror must publish the pause, not resume the operator to match the older version."""
+    conn = await open_database(store_location, (mirror_store.MIRROR_SCHEMA, cluster_store.CLUSTER_SCHEMA))
+    try:
+        await mirror_store.write_roster(conn, Roster("op1", {"emergency": 0}, node="b"), datetime.now(UTC))
+    finally:
+        await conn.close()
+    side = Side(store_location, "a")
+    read = mirror_store.rosters
+    paused = asyncio.Event()
+
+    async def read_then_pause(db: Any) -> list[Roster]:
+        found = await read(db)
+        if found and not paused.is_set():  # the pause event is handled while this read is in flight
+            paused.set()
+            event = member_event("QueueMemberPause", "emergency", paused=True, reason="break")
+            await side.mirror.handle(event)
+        return found
+
+    monkeypatch.setattr(mirror_store, "rosters", read_then_pause)
+    member = Member("emergency", 0, False, "", state_interface("op1"))
+    side.mirror.members = {"op1": {"emergency": member}}
+    side.task = asyncio.create_task(side.mirror.run(side.engine))
+    try:
+        await side.mirror.handle(LinkEvent("up", datetime.now(UTC),
+                                           queue_members=(queue_member(datetime.now(UTC)),)))
+        async with asyncio.timeout(5):
+            await paused.wait()
+        await side.synced(5)
+    finally:
+        side.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await side.task
+    assert side.sent("QueuePause") == []  # not resumed
+    conn = await open_database(store_location, (mirror_store.MIRROR_SCHEMA,))
+    try:
+        latest = (await read(conn))[0]
+    finally:
+        await conn.close()
+    assert (latest.paused, latest.reason, latest.node) == (True, "break", "a")  # published instead
