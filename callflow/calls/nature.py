@@ -5,13 +5,11 @@ tag is a row (who, when); the latest row of a call is its nature, so a correctio
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from callflow.calls.model import CallRecord
 from callflow.store import Database, Schema
 
 
@@ -25,34 +23,9 @@ class Nature(StrEnum):
     TEST = "test"
 
 
-# Calls that are not a citizen asking for help: left out of the "genuine" service levels (issue 19 item 5).
+# Calls that are not a citizen asking for help: left out of the "genuine" service levels (issue 19 item 5;
+# the measures are in callflow/reports/measures.py).
 NUISANCE = frozenset({Nature.PRANK, Nature.SILENT, Nature.ACCIDENTAL})
-
-
-
-def genuine_calls(records: Iterable[CallRecord], natures: Mapping[str, str]) -> list[CallRecord]:
-    """The calls that count as genuine for the "genuine" service levels: every call but those tagged
-    prank, silent or accidental (an untagged call counts: the centre does not know it was not genuine)."""
-    return [r for r in records if natures.get(r.linkedid, "") not in NUISANCE]
-
-
-def nuisance_by_hour(records: Sequence[CallRecord], natures: Mapping[str, str],
-                     hour_of: Callable[[CallRecord], str]) -> dict[str, tuple[int, int]]:
-    """Per hour of arrival (``hour_of``, the centre's local hour): (calls tagged prank, silent or
-    accidental, all calls)."""
-    out: dict[str, tuple[int, int]] = {}
-    for r in records:
-        hour = hour_of(r)
-        bad, total = out.get(hour, (0, 0))
-        out[hour] = (bad + (natures.get(r.linkedid, "") in NUISANCE), total + 1)
-    return dict(sorted(out.items()))
-
-
-def top_repeat_numbers(records: Iterable[CallRecord], natures: Mapping[str, str], limit: int = 10
-                       ) -> list[tuple[str, int]]:
-    """The numbers with the most calls tagged prank, silent or accidental, most first."""
-    counts = Counter(r.caller_number for r in records if natures.get(r.linkedid, "") in NUISANCE)
-    return counts.most_common(limit)
 
 
 NATURE_SCHEMA = Schema("calls_nature", (
