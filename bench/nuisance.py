@@ -13,7 +13,8 @@ The mix (Jakarta Siaga 112, 2024: most calls are cut off, pranks or silent):
                         copy of sip-tester's DTMF pcap with shifted RTP timestamps, at 7.1 s).
 
 So that the genuine emergencies' service level is a figure and not an anecdote, the schedule holds at
-least ``--min-emergencies`` of them (the printed mix says how many there were).
+least ``--min-emergencies`` of them, and at least one call of every kind (the printed mix says how many
+there were).
 
 Arms, each with its own database and the same seeded schedule (callers' numbers differ per arm):
 
@@ -27,9 +28,9 @@ Arms, each with its own database and the same seeded schedule (callers' numbers 
 Both arms run the engine (``siaga112 serve`` with its console) on the IVR tree of
 tests/integration/ivr_silent_tree.toml (short prompts: a compressed day), callers are SIPp UACs (one SIPp
 process per kind, each call waiting for its own arrival offset from the injection file), operators are
-SIPp UASes on op1..op4 that answer at once and hang up after ``--talk-s``. The engine does not dial
-callbacks (``[callbacks] dial = false``): a callback is a task the rules decided to dial (not
-``skipped``); retries of one task are one callback, as the cap counts them.
+SIPp UASes on op1..op4 that answer at once and hang up after ``--talk-s``. Callbacks are on, with the
+first attempt an hour after the hang-up, so none is dialled during a run: a callback is a task the rules
+decided to dial (not ``skipped``); retries of one task are one callback, as the cap counts them.
 
 Figures come from the engine's own records and the measures of callflow/reports/measures.py: the genuine
 emergencies' service level within 10 s is over their offered calls (answer time from arrival at the PBX,
@@ -123,11 +124,14 @@ def schedule(rng: random.Random, *, rate: float, window_s: float, min_emergencie
         times.append(t)
         t += rng.expovariate(rate)
     kinds = rng.choices(names, weights, k=len(times))
-    short = min_emergencies - kinds.count("emergency")
-    if short > 0:  # spread over the window, taken from the biggest group (cut-off calls)
+    # at least min_emergencies genuine emergencies and one call of every kind, spread over the window,
+    # taken from the biggest group (cut-off calls)
+    wanted = {"emergency": min_emergencies} | {k: 1 for k in names if k not in ("emergency", "cutoff")}
+    for kind, least in wanted.items():
+        short = least - kinds.count(kind)
         cut = [i for i, k in enumerate(kinds) if k == "cutoff"]
-        for i in rng.sample(cut, min(short, len(cut))):
-            kinds[i] = "emergency"
+        for i in rng.sample(cut, max(0, min(short, len(cut) - 1))):
+            kinds[i] = kind
     pool = max(1, kinds.count("cutoff") // 3)
     return [Arrival(at, kind, rng.randrange(PRANK_NUMBERS) if kind == "prank"
                     else rng.randrange(pool) if kind == "cutoff" else i,
@@ -147,9 +151,10 @@ def scenario(kind: str) -> str:
     script = CallerScript(number="[field0]", name="Warga Bench", dtmf=keys, hold_ms=HOLD_SENTINEL,
                           remote_hangup=queued)
     xml = script.scenario_xml()
+    hold = ('' if queued else '<assignstr assign_to="h" value="[field2]"/><todouble assign_to="hold" '
+                              'variable="h"/>')
     wait = ('<nop><action><assignstr assign_to="d" value="[field1]"/><todouble assign_to="delay" '
-            'variable="d"/><assignstr assign_to="h" value="[field2]"/><todouble assign_to="hold" '
-            'variable="h"/></action></nop>\n<pause variable="delay"/>')
+            f'variable="d"/>{hold}</action></nop>\n<pause variable="delay"/>')
     xml = xml.replace('<scenario name="siaga112 caller">', f'<scenario name="siaga112 caller">\n{wait}', 1)
     xml = xml.replace(f'<pause milliseconds="{HOLD_SENTINEL}"/>', '<pause variable="hold"/>')
     # a queued caller waits for the operator's BYE however long the queue is
@@ -311,6 +316,21 @@ async def wait_for_records(arm: Arm, expected: int, timeout: float) -> None:
         await asyncio.sleep(1.0)
 
 
+def site_file(tree: Path, feature: bool, workdir: Path) -> Path:
+    """The centre's site file with callbacks on but the first attempt an hour after the hang-up (no callback
+    is dialled during a run: what is counted is the rules' decision), this arm's tree and, for the
+    baseline, no callback cap."""
+    text = (pbx_config_dir() / "site.toml").read_text(encoding="utf-8")
+    cap = 1 if feature else NO_CAP
+    for key, value in (("per_number_per_hour", cap), ("first_attempt_s", 3600), ("tree", f'"{tree}"')):
+        text, n = re.subn(rf"(?m)^{key} = .*$", f"{key} = {value}", text)
+        if n != 1:
+            raise RuntimeError(f"pbx-config/site.toml: expected one `{key} = ` line")
+    site = workdir / f"site-{'feature' if feature else 'baseline'}.toml"
+    site.write_text(text, encoding="utf-8")
+    return site
+
+
 async def run_arm(lab: LabStatus, arm: Arm, arrivals: list[Arrival], args: argparse.Namespace,
                   workdir: Path) -> None:
     feature = arm.name == "feature"
@@ -321,16 +341,7 @@ async def run_arm(lab: LabStatus, arm: Arm, arrivals: list[Arrival], args: argpa
         tree.write_text(re.sub(r"(?ms)^\[silent\]\n.*?\n\n", "", text), encoding="utf-8")
     password = secrets.token_urlsafe(18)
     await asyncio.to_thread(add_user, arm.database, "op1", "operator", password)
-    env = {"SIAGA112_IVR__TREE": str(tree), "SIAGA112_CALLBACKS__DIAL": "false"}
-    if not feature:  # the centre's site file without the callback cap
-        text = (pbx_config_dir() / "site.toml").read_text(encoding="utf-8")
-        text, n = re.subn(r"(?m)^per_number_per_hour = .*$", f"per_number_per_hour = {NO_CAP}", text)
-        if n != 1:
-            raise RuntimeError("pbx-config/site.toml: no `per_number_per_hour = ` line in [callbacks]")
-        text = re.sub(r'(?m)^tree = .*$', f'tree = "{tree}"', text)
-        site = workdir / "site-without-cap.toml"
-        site.write_text(text, encoding="utf-8")
-        env["SIAGA112_SITE_FILE"] = str(site)
+    env = {"SIAGA112_IVR__TREE": str(tree), "SIAGA112_SITE_FILE": str(site_file(tree, feature, workdir))}
     engine = ConsoleEngine(lab.instance, arm.database, env)
     await engine.start()
     began = time.monotonic()

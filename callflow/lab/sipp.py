@@ -232,12 +232,12 @@ class CallerScript:
 
     def _dtmf_parts(self) -> list[str]:
         parts, elapsed = [], 0
-        presses: dict[str, int] = {}
-        for at_ms, digit in self.dtmf:
+        for press, (at_ms, digit) in enumerate(self.dtmf):
             wait = max(0, at_ms - elapsed)
             if wait:
                 parts.append(f'<pause milliseconds="{wait}"/>')
-            press = presses[digit] = presses.get(digit, -1) + 1  # a repeat needs its own timestamps
+            # every key after the first gets later RTP sequence numbers and timestamps than the one before,
+            # as a phone sends them: Asterisk drops a repeat (5, 5) and an older event (1 after a shifted 5)
             parts.append(f'<nop><action><exec play_pcap_audio="{dtmf_pcap(digit, press)}"/></action></nop>')
             elapsed = at_ms
         return parts
