@@ -368,6 +368,7 @@ async def run_arm(lab: LabStatus, arm: Arm, arrivals: list[Arrival], args: argpa
         arm.seconds = time.monotonic() - began
         arm.problems = [f"{p.get('event')}: {str(p.get('exception') or p.get('error') or p)[-600:]}"
                         for p in engine.problems]
+        arm.problems += [line[-300:] for line in engine.not_json if "Error" in line or "error" in line]
         await engine.stop()
         for number in arm.flagged:  # leave the lab as it was: Asterisk's database keeps flags
             with contextlib.suppress(RuntimeError):

@@ -15,7 +15,16 @@ import pytest
 from callflow.ami import AmiConnection, EventItem
 from callflow.lab import LabStatus
 from callflow.lab.sipp import CallerScript, SippOperator, place_call
-from tests.support.browser import add_user, chromium, log_in, screenshot, text, wait_contains, wait_text
+from tests.support.browser import (
+    add_user,
+    chromium,
+    log_in,
+    screenshot,
+    style,
+    text,
+    wait_contains,
+    wait_text,
+)
 from tests.support.engine import EngineProcess
 
 pytestmark = pytest.mark.integration
@@ -80,6 +89,9 @@ async def test_a_silent_callers_pop_shows_the_mark_and_the_yes_no_answers_live(
                 await asyncio.to_thread(screenshot, browser, "console-silent-caller-yes.png")
                 await asyncio.to_thread(wait_contains, browser, "#pop-silent", "Answers: 1 = YES, 2 = NO", 10)
                 assert await asyncio.to_thread(text, browser, "#pop-state") == "connected"
+                # the mark stands out from the IVR path above it: red and bold
+                assert await asyncio.to_thread(style, browser, "#pop-silent", "color") == "rgb(239, 68, 68)"
+                assert await asyncio.to_thread(style, browser, "#pop-silent", "fontWeight") == "700"
                 await asyncio.to_thread(screenshot, browser, "console-silent-caller.png")
                 result = await call
                 assert result.ok, result.output
