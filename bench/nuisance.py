@@ -73,7 +73,7 @@ from callflow.ami import AmiSession
 from callflow.ami.events import ChannelEvent
 from callflow.calls.model import CallClass, CallRecord
 from callflow.lab import LabStatus
-from callflow.lab.sipp import CallerScript, free_udp_port, sipp_binary
+from callflow.lab.sipp import CallerScript, free_media_port, free_udp_port, sipp_binary
 from callflow.reports.measures import answer_times, genuine_calls
 from callflow.siteconfig import pbx_config_dir
 
@@ -190,7 +190,8 @@ async def run_callers(lab: LabStatus, arm: Arm, arrivals: list[Arrival], workdir
         xml = workdir / f"{arm.name}-{kind}.xml"
         xml.write_text(scenario(kind), encoding="utf-8")
         cmd = [binary, "-sf", str(xml), "-inf", str(inf), "-s", "112", f"{lab.sip['host']}:{lab.sip['port']}",
-               "-i", "127.0.0.1", "-p", str(free_udp_port()), "-mi", "127.0.0.1", "-mp", str(free_udp_port()),
+               "-i", "127.0.0.1", "-p", str(free_udp_port()), "-mi", "127.0.0.1",
+               "-mp", str(free_media_port()),  # SIPp binds it and the next 3 (RTCP, video)
                "-m", str(len(lines)), "-l", str(len(lines)), "-r", str(_LAUNCH_RATE), "-rp", "1000",
                "-nostdin", "-timeout", "900s", "-timeout_error", "-max_socket", "60000",
                "-trace_err", "-error_file", str(workdir / f"{arm.name}-{kind}-errors.log")]
