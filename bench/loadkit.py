@@ -201,6 +201,7 @@ class Engine:
         self.lines: list[dict[str, Any]] = []
         self.problems: list[dict[str, Any]] = []
         self.tail: list[str] = []
+        self.not_json: list[str] = []  # lines that are not the engine's JSON log (a traceback), the first 500
         self.record_logged: dict[str, datetime] = {}
         self._reader: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
@@ -230,6 +231,8 @@ class Engine:
             try:
                 rec = json.loads(text)
             except json.JSONDecodeError:
+                if len(self.not_json) < 500:
+                    self.not_json.append(text)
                 continue
             if not isinstance(rec, dict):
                 continue

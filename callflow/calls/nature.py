@@ -5,14 +5,13 @@ tag is a row (who, when); the latest row of a call is its nature, so a correctio
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import asyncio
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from callflow.calls.model import CallRecord
-from callflow.store import Database, Schema
+from callflow.store import Database, OperationalError, Schema
 
 
 class Nature(StrEnum):
@@ -25,34 +24,9 @@ class Nature(StrEnum):
     TEST = "test"
 
 
-# Calls that are not a citizen asking for help: left out of the "genuine" service levels (issue 19 item 5).
+# Calls that are not a citizen asking for help: left out of the "genuine" service levels (issue 19 item 5;
+# the measures are in callflow/reports/measures.py).
 NUISANCE = frozenset({Nature.PRANK, Nature.SILENT, Nature.ACCIDENTAL})
-
-
-
-def genuine_calls(records: Iterable[CallRecord], natures: Mapping[str, str]) -> list[CallRecord]:
-    """The calls that count as genuine for the "genuine" service levels: every call but those tagged
-    prank, silent or accidental (an untagged call counts: the centre does not know it was not genuine)."""
-    return [r for r in records if natures.get(r.linkedid, "") not in NUISANCE]
-
-
-def nuisance_by_hour(records: Sequence[CallRecord], natures: Mapping[str, str],
-                     hour_of: Callable[[CallRecord], str]) -> dict[str, tuple[int, int]]:
-    """Per hour of arrival (``hour_of``, the centre's local hour): (calls tagged prank, silent or
-    accidental, all calls)."""
-    out: dict[str, tuple[int, int]] = {}
-    for r in records:
-        hour = hour_of(r)
-        bad, total = out.get(hour, (0, 0))
-        out[hour] = (bad + (natures.get(r.linkedid, "") in NUISANCE), total + 1)
-    return dict(sorted(out.items()))
-
-
-def top_repeat_numbers(records: Iterable[CallRecord], natures: Mapping[str, str], limit: int = 10
-                       ) -> list[tuple[str, int]]:
-    """The numbers with the most calls tagged prank, silent or accidental, most first."""
-    counts = Counter(r.caller_number for r in records if natures.get(r.linkedid, "") in NUISANCE)
-    return counts.most_common(limit)
 
 
 NATURE_SCHEMA = Schema("calls_nature", (
@@ -84,11 +58,28 @@ def _iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
+# The console shares one connection between requests: while another request's read on it is open, SQLite
+# refuses this connection's write at once ("database is locked", the busy timeout does not apply) if another
+# connection wrote since that read began. The read ends within moments: end our empty transaction (COMMIT
+# leaves other requests' reads running; ROLLBACK would abort them) and try again, for about the busy timeout.
+_LOCKED_RETRIES = 25
+_LOCKED_PAUSE_S = 0.2
+
+
 async def tag_call(conn: Database, *, linkedid: str, caller_number: str, nature: Nature, by: str,
                    at: datetime) -> NatureTag:
-    await conn.execute("INSERT INTO calls_nature (linkedid, caller_number, nature, tagged_by, tagged_at) "
-                       "VALUES (?, ?, ?, ?, ?)", (linkedid, caller_number, str(nature), by, _iso(at)))
-    await conn.commit()
+    for attempt in range(_LOCKED_RETRIES + 1):
+        try:
+            await conn.execute("INSERT INTO calls_nature (linkedid, caller_number, nature, tagged_by, "
+                               "tagged_at) VALUES (?, ?, ?, ?, ?)",
+                               (linkedid, caller_number, str(nature), by, _iso(at)))
+            await conn.commit()
+            break
+        except OperationalError as exc:
+            if "locked" not in str(exc) or attempt == _LOCKED_RETRIES:
+                raise
+            await conn.commit()  # nothing was written: ends the transaction holding the stale snapshot
+            await asyncio.sleep(_LOCKED_PAUSE_S)
     return NatureTag(linkedid, caller_number, nature, by, at)
 
 

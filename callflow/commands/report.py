@@ -15,19 +15,20 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from callflow.calls.nature import genuine_calls, natures_of, nuisance_by_hour, top_repeat_numbers
+from callflow.calls.nature import natures_of
 from callflow.calls.records import load_records
 from callflow.commands._locate import LOCAL_TIME_HELP, Location, add_location_everywhere, run
 from callflow.commands.report_agencies import register_agencies
 from callflow.commands.report_summary import register_summary
-from callflow.logs import mask_number
 from callflow.reports.measures import (
     ANSWER_TIME_RULE,
     AnswerTimes,
     answer_times,
     answer_times_by,
     callback_measures,
+    nuisance_measures,
 )
+from callflow.reports.render import nuisance_line, top_numbers_line
 from callflow.reports.sources import REPORT_SCHEMAS, callback_facts
 from callflow.store import Database, open_database
 from queues.occupancy import OperatorTime, TransitionRow, operator_time_report
@@ -76,17 +77,14 @@ async def _answer_times(args: argparse.Namespace, conn: Database) -> int:
     callbacks = callback_measures(await callback_facts(conn, args.since, args.until))
     # honest numbers (issue 19): the same measures over genuine calls, the nuisance share, repeat numbers
     tags = {lid: str(t.nature) for lid, t in (await natures_of(conn, [r.linkedid for r in records])).items()}
-    genuine = answer_times(genuine_calls(records, tags))
-    nuisance = nuisance_by_hour(records, tags, lambda r: f"{r.arrival.astimezone(zone).hour:02d}")
-    top = [(n if args.show_numbers else mask_number(n), c) for n, c in top_repeat_numbers(records, tags)]
+    nuisance = nuisance_measures(records, tags, lambda r: f"{r.arrival.astimezone(zone).hour:02d}")
+    genuine = nuisance.genuine
     if args.format == "json":
         print(json.dumps({"rule": ANSWER_TIME_RULE, "timezone": name, "overall": overall.as_dict(),
                           "by_class": {k: v.as_dict() for k, v in by_class.items()},
                           "by_hour": {k: v.as_dict() for k, v in by_hour.items()},
-                          "callbacks": callbacks.as_dict(), "genuine": genuine.as_dict(),
-                          "nuisance_by_hour": {h: {"nuisance": b, "calls": t}
-                                               for h, (b, t) in nuisance.items()},
-                          "top_repeat_numbers": [{"number": n, "nuisance_calls": c} for n, c in top]},
+                          "callbacks": callbacks.as_dict(),
+                          **nuisance.as_dict(show_numbers=args.show_numbers)},
                          indent=2))
         return 0
     print(f"Answer times: {overall.citizen_calls} citizen calls, {overall.short_abandons} short abandons "
@@ -107,9 +105,8 @@ async def _answer_times(args: argparse.Namespace, conn: Database) -> int:
           f"{callbacks.attempts} ({callbacks.unanswered_attempts} unanswered), citizens reached "
           f"{callbacks.citizens_reached} (taken by an operator {callbacks.taken_by_operator}), hang-up -> "
           f"reached median {_secs(callbacks.hangup_to_reached.median)}")
-    print("nuisance share (tagged prank, silent or accidental) by hour: "
-          + (", ".join(f"{h}: {b}/{t}" for h, (b, t) in nuisance.items()) or "none"))
-    print("top repeat numbers (nuisance-tagged calls): " + (", ".join(f"{n} {c}" for n, c in top) or "none"))
+    print(nuisance_line(nuisance))
+    print(top_numbers_line(nuisance, show_numbers=args.show_numbers))
     return 0
 
 

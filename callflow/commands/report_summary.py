@@ -31,6 +31,8 @@ def register_summary(report_subparsers: Any) -> None:
                    help="dispatch -> on scene target in minutes (default: settings, 30)")
     p.add_argument("--timezone", help="the centre's time zone (default: the site's [centre] timezone, "
                                       "Asia/Makassar)")
+    p.add_argument("--show-numbers", action="store_true",
+                   help="top repeat numbers unmasked (supervisors only: the numbers are personal data)")
     p.set_defaults(handler=_summary)
 
 
@@ -52,7 +54,7 @@ def _summary(args: argparse.Namespace) -> int:
         async with IncidentService.open(database) as service, open_call_source(database) as source:
             report = await summarize(service, source, period, config)
         render = {"text": render_text, "json": render_json, "csv": render_csv}[args.format]
-        sys.stdout.write(render(report))
+        sys.stdout.write(render(report, show_numbers=args.show_numbers))
         if args.plot is not None:
             for path in write_plots(report, args.plot):
                 print(f"chart: {path}", file=sys.stderr)

@@ -152,6 +152,17 @@ class PrankCountsView(BaseModel):
     last_30d: int
 
 
+class NuisanceHourView(BaseModel):
+    nuisance: int
+    calls: int
+    share: float | None
+
+
+class RepeatNumberView(BaseModel):
+    number: str = Field(description="masked (last 3 digits) except for supervisors")
+    nuisance_calls: int
+
+
 class AnswerStats(BaseModel):
     """Today's figures on the wallboard: the definitions of callflow/reports/measures.py."""
 
@@ -171,6 +182,22 @@ class AnswerStats(BaseModel):
     callback_tasks: int = Field(description="callback tasks of today's calls (not offered calls)")
     callback_attempts: int
     callback_citizens_reached: int
+    genuine_offered: int = Field(default=0, description="offered calls less those tagged prank, silent or "
+                                                        "accidental (untagged calls count as genuine)")
+    genuine_answered: int = 0
+    genuine_within_10s: int = Field(default=0,
+                                    description="genuine calls answered within 10 s of arrival at the PBX")
+    genuine_within_15s: int = 0
+    genuine_within_20s: int = 0
+    genuine_p50_s: float | None = Field(default=None, description="median answer time over genuine calls; "
+                                                                  "null: not reached")
+    nuisance_by_hour: dict[str, NuisanceHourView] = Field(
+        default={}, description="local hour of arrival -> offered calls tagged prank, silent or accidental, "
+                                "offered calls")
+    top_repeat_numbers: list[RepeatNumberView] = Field(
+        default=[], description="numbers with the most nuisance-tagged calls today, most first")
+    numbers_masked: bool = Field(default=True,
+                                 description="the top repeat numbers are masked (all but supervisors)")
 
 
 # -- incidents ---------------------------------------------------------------------------------------
@@ -266,6 +293,9 @@ class ReportSummary(BaseModel):
     start: datetime
     end: datetime
     figures: dict[str, float]
+    top_repeat_numbers: list[RepeatNumberView] = Field(
+        default=[], description="numbers with the most calls tagged prank, silent or accidental in the "
+                                "period (unmasked: supervisors only)")
     notes: list[str] = []
 
 

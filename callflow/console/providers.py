@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Protocol
 
@@ -78,7 +78,8 @@ class CallsProvider(Protocol):
 
     async def from_number(self, number: str, since: datetime) -> Sequence[CallRecord]: ...
 
-    async def answer_stats(self, since: datetime) -> AnswerStats: ...
+    async def answer_stats(self, since: datetime, *, zone: tzinfo = UTC, show_numbers: bool = False
+                           ) -> AnswerStats: ...
 
     async def natures(self, linkedids: Sequence[str]) -> Mapping[str, str]: ...
 
@@ -143,7 +144,8 @@ class UnavailableCalls:
     async def from_number(self, number: str, since: datetime) -> Sequence[CallRecord]:
         raise ProviderUnavailable(CALLS)
 
-    async def answer_stats(self, since: datetime) -> AnswerStats:
+    async def answer_stats(self, since: datetime, *, zone: tzinfo = UTC, show_numbers: bool = False
+                           ) -> AnswerStats:
         raise ProviderUnavailable(CALLS)
 
     async def natures(self, linkedids: Sequence[str]) -> Mapping[str, str]:

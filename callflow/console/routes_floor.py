@@ -28,7 +28,7 @@ from callflow.console.models import (
     StatusChangeRequest,
     UnitView,
 )
-from callflow.console.roles import ANY_ROLE, FLOOR, OPERATORS
+from callflow.console.roles import ANY_ROLE, FLOOR, OPERATORS, Role
 from callflow.console.security import context, require
 
 router = APIRouter(prefix="/api", tags=["floor"])
@@ -103,10 +103,12 @@ async def tag_call_nature(linkedid: CallId, body: NatureChange, request: Request
 
 
 @router.get("/calls/stats/today", response_model=AnswerStats)
-async def answer_stats_today(request: Request, _: AnyUser) -> AnswerStats:
-    """Offered, answered within 10/15/20 s, and abandoned calls since midnight."""
+async def answer_stats_today(request: Request, session: AnyUser) -> AnswerStats:
+    """Offered, answered within 10/15/20 s, and abandoned calls since midnight; the same over genuine
+    calls, the nuisance share by hour and the top repeat numbers (masked except for supervisors)."""
     ctx = context(request)
-    return await ctx.providers.calls.answer_stats(start_of_day(ctx.clock(), ctx.timezone))
+    return await ctx.providers.calls.answer_stats(start_of_day(ctx.clock(), ctx.timezone), zone=ctx.timezone,
+                                                  show_numbers=session.user.role is Role.SUPERVISOR)
 
 
 @router.get("/incidents", response_model=list[Incident])

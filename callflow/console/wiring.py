@@ -42,8 +42,10 @@ from callflow.console.models import (
     Incident,
     IncidentDraft,
     NatureTagView,
+    NuisanceHourView,
     PrankCountsView,
     RecordingInfo,
+    RepeatNumberView,
     ReportSummary,
     UnitView,
 )
@@ -63,7 +65,7 @@ from callflow.incidents import model as incident_model
 from callflow.incidents.errors import DispatchError, IllegalTransition, IncidentError, IncidentNotFound
 from callflow.incidents.registry import AgencyRegistry, Unit, suggest_unit
 from callflow.incidents.service import IncidentService
-from callflow.reports.measures import CallbackTaskFacts, answer_times, callback_measures
+from callflow.reports.measures import CallbackTaskFacts, answer_times, callback_measures, nuisance_measures
 from callflow.reports.render import as_dict
 from callflow.reports.sources import REPORT_SCHEMAS, StoredCentre, callback_facts
 from callflow.reports.summary import Period, SummaryConfig, build_summary
@@ -113,16 +115,28 @@ class StoreConnection:
 
 # -- calls -------------------------------------------------------------------------------------------
 def answer_stats(records: Sequence[CallRecord], callbacks: Sequence[CallbackTaskFacts],
-                 since: datetime) -> AnswerStats:
-    """The wallboard's figures since ``since``, as callflow/reports/measures.py defines them."""
+                 since: datetime, natures: Mapping[str, str] | None = None, *, zone: tzinfo = UTC,
+                 show_numbers: bool = False) -> AnswerStats:
+    """The wallboard's figures since ``since``, as callflow/reports/measures.py defines them; hours in
+    ``zone`` (the centre's), the top repeat numbers masked unless ``show_numbers`` (supervisors)."""
     a = answer_times(records)
     c = callback_measures(callbacks)
+    n = nuisance_measures(records, natures or {}, lambda r: f"{r.arrival.astimezone(zone).hour:02d}")
+    g = n.genuine
     return AnswerStats(since=since, citizen_calls=a.citizen_calls, short_abandons=a.short_abandons,
                        offered=a.offered, answered=a.answered, within_10s=a.answered_within[10],
                        within_15s=a.answered_within[15], within_20s=a.answered_within[20],
                        abandoned=a.abandoned, unanswered=a.unanswered, p50_s=a.percentiles_s[50],
                        p90_s=a.percentiles_s[90], callback_tasks=c.tasks, callback_attempts=c.attempts,
-                       callback_citizens_reached=c.citizens_reached)
+                       callback_citizens_reached=c.citizens_reached, genuine_offered=g.offered,
+                       genuine_answered=g.answered, genuine_within_10s=g.answered_within[10],
+                       genuine_within_15s=g.answered_within[15], genuine_within_20s=g.answered_within[20],
+                       genuine_p50_s=g.percentiles_s[50],
+                       nuisance_by_hour={h: NuisanceHourView(nuisance=v.nuisance, calls=v.calls,
+                                                             share=v.share) for h, v in n.by_hour.items()},
+                       top_repeat_numbers=[RepeatNumberView(number=num, nuisance_calls=k)
+                                           for num, k in n.top(show_numbers=show_numbers)],
+                       numbers_masked=not show_numbers)
 
 
 class StoredCalls:
@@ -147,10 +161,13 @@ class StoredCalls:
             "AND json_extract(record, '$.caller_number') = ? ORDER BY arrival DESC, linkedid DESC",
             (since.astimezone(UTC).isoformat(timespec="microseconds"), number))
 
-    async def answer_stats(self, since: datetime) -> AnswerStats:
+    async def answer_stats(self, since: datetime, *, zone: tzinfo = UTC, show_numbers: bool = False
+                           ) -> AnswerStats:
         conn = self.store.conn
-        return answer_stats(await load_records(conn, since=since), await callback_facts(conn, since, None),
-                            since)
+        records = await load_records(conn, since=since)
+        return answer_stats(records, await callback_facts(conn, since, None), since,
+                            await self.natures([r.linkedid for r in records]), zone=zone,
+                            show_numbers=show_numbers)
 
     async def natures(self, linkedids: Sequence[str]) -> Mapping[str, str]:
         return {lid: str(t.nature) for lid, t in (await natures_of(self.store.conn, linkedids)).items()}
@@ -369,14 +386,16 @@ class StoreReports:
         period = Period(start.astimezone(self.zone).date(),
                         (end - timedelta(microseconds=1)).astimezone(self.zone).date(), self.timezone_name)
         report = build_summary(period, incidents, calls, linked, SummaryConfig(timezone=self.timezone_name),
-                               callbacks=await source.callbacks(start, end))
+                               callbacks=await source.callbacks(start, end),
+                               natures=await source.natures([c.linkedid for c in calls]))
         figures: dict[str, float] = {}
-        data = as_dict(report)
+        data = as_dict(report, show_numbers=True)  # the route is for supervisors only
         for key in ("total", "classes", "categories", "status", "completion", "answer_time",
-                    "answer_to_dispatch", "response", "callbacks"):
+                    "answer_to_dispatch", "response", "callbacks", "genuine", "nuisance_by_hour"):
             _numbers(key, data[key], figures)
         figures["calls"] = float(len(calls))
-        return ReportSummary(start=start, end=end, figures=figures, notes=list(report.notes))
+        return ReportSummary(start=start, end=end, figures=figures, notes=list(report.notes),
+                             top_repeat_numbers=[RepeatNumberView(**t) for t in data["top_repeat_numbers"]])
 
     async def export_csv(self, start: datetime, end: datetime) -> bytes:
         """The CSV of ``siaga112 calls export`` (formula cells quoted there, :mod:`callflow.csvsafe`), with

@@ -13,7 +13,7 @@ import shutil
 import socket
 import struct
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import escape
@@ -49,15 +49,8 @@ def dtmf_pcap(digit: str, press: int = 0) -> Path:
 _PCAP_LINK_HEADER = {1: 14, 113: 16}  # Ethernet, Linux cooked capture
 
 
-def shifted_rtp_pcap(source: Path, shift: int) -> Path:
-    """A copy of an RTP pcap whose RTP sequence numbers and timestamps are moved on by ``shift`` steps
-    (1000 packets, 8000 samples each). sip-tester's DTMF recordings all carry the same timestamp, so a
-    second press of the same digit looks like a retransmission of the first and Asterisk drops it. Written
-    once per (recording, shift) under the temporary directory; UDP checksums are zeroed (none, for IPv4)."""
-    target = Path(tempfile.gettempdir()) / "siaga112-pcap" / f"{source.stem}+{shift}.pcap"
-    if target.exists():
-        return target
-    data = bytearray(source.read_bytes())
+def _rtp_headers(data: bytes | bytearray, source: Path) -> Iterator[tuple[int, int]]:
+    """(offset of the RTP header, offset of the UDP header) of each packet of a pcap's bytes."""
     endian = "<" if data[:4] == b"\xd4\xc3\xb2\xa1" else ">"
     link = struct.unpack_from(f"{endian}I", data, 20)[0]
     l2 = _PCAP_LINK_HEADER.get(link)
@@ -68,17 +61,56 @@ def shifted_rtp_pcap(source: Path, shift: int) -> Path:
         included = struct.unpack_from(f"{endian}I", data, offset + 8)[0]
         packet = offset + 16
         udp = packet + l2 + (data[packet + l2] & 0x0F) * 4
-        rtp = udp + 8
+        yield udp + 8, udp
+        offset = packet + included
+
+
+def rtp_span(source: Path) -> tuple[int, int, int, int]:
+    """The first and last RTP sequence number and timestamp of a pcap: (seq0, ts0, seq1, ts1)."""
+    data = source.read_bytes()
+    stamps = [struct.unpack_from(">HI", data, rtp + 2) for rtp, _ in _rtp_headers(data, source)]
+    return stamps[0][0], stamps[0][1], stamps[-1][0], stamps[-1][1]
+
+
+def shifted_rtp_pcap(source: Path, shift: int) -> Path:
+    """A copy of an RTP pcap whose RTP sequence numbers and timestamps are moved on by ``shift`` steps
+    (1000 packets, 8000 samples each). sip-tester's DTMF recordings all carry the same timestamp, so a
+    second press of the same digit looks like a retransmission of the first and Asterisk drops it; and
+    each digit's recording starts at its own sequence number and timestamp, so a key whose timestamp is
+    older than the last key's is dropped "out of order". Written once per (recording, shift) under the
+    temporary directory; UDP checksums are zeroed (none, for IPv4)."""
+    target = Path(tempfile.gettempdir()) / "siaga112-pcap" / f"{source.stem}+{shift}.pcap"
+    if target.exists():
+        return target
+    data = bytearray(source.read_bytes())
+    for rtp, udp in list(_rtp_headers(data, source)):
         seq, stamp = struct.unpack_from(">HI", data, rtp + 2)
         struct.pack_into(">HI", data, rtp + 2, (seq + 1000 * shift) & 0xFFFF,
                          (stamp + 8000 * shift) & 0xFFFFFFFF)
         struct.pack_into(">H", data, udp + 6, 0)
-        offset = packet + included
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(f".{os.getpid()}.tmp")
     partial.write_bytes(bytes(data))
     partial.replace(target)
     return target
+
+
+def dtmf_sequence(digits: Sequence[str]) -> list[Path]:
+    """The pcaps a caller plays for ``digits`` in order: each key's RTP sequence numbers and timestamps
+    later than the key before (as a phone sends them), else Asterisk drops a repeat (5, 5) as a
+    retransmission and an older key (1 after 5: sip-tester's recordings start at different timestamps)
+    as out of order."""
+    out: list[Path] = []
+    last: tuple[int, int] | None = None
+    for digit in digits:
+        shipped = dtmf_pcap(digit)
+        seq0, ts0, seq1, ts1 = rtp_span(shipped)
+        shift = 0
+        if last is not None:
+            shift = max(0, -(-(last[0] - seq0 + 1) // 1000), -(-(last[1] - ts0 + 1) // 8000))
+        out.append(shifted_rtp_pcap(shipped, shift) if shift else shipped)
+        last = (seq1 + 1000 * shift, ts1 + 8000 * shift)
+    return out
 
 
 # SIP message pieces the lab's SIPp scenarios share (here, in bench/loadkit.py and bench/surge_priority.py).
@@ -232,13 +264,12 @@ class CallerScript:
 
     def _dtmf_parts(self) -> list[str]:
         parts, elapsed = [], 0
-        presses: dict[str, int] = {}
-        for at_ms, digit in self.dtmf:
+        pcaps = dtmf_sequence([digit for _, digit in self.dtmf])
+        for (at_ms, _), pcap in zip(self.dtmf, pcaps, strict=True):
             wait = max(0, at_ms - elapsed)
             if wait:
                 parts.append(f'<pause milliseconds="{wait}"/>')
-            press = presses[digit] = presses.get(digit, -1) + 1  # a repeat needs its own timestamps
-            parts.append(f'<nop><action><exec play_pcap_audio="{dtmf_pcap(digit, press)}"/></action></nop>')
+            parts.append(f'<nop><action><exec play_pcap_audio="{pcap}"/></action></nop>')
             elapsed = at_ms
         return parts
 

@@ -28,6 +28,14 @@ Calls offered to the centre
   entered the IVR.
 - Calls are grouped by the local hour of their arrival (the centre's time zone) and by call class.
 
+Honest numbers (issue 19): calls operators tagged **prank**, **silent** or **accidental**
+(callflow/calls/nature.py ``NUISANCE``; the latest tag of a call counts) are **nuisance calls**.
+**Genuine calls** are all the others, untagged calls included (the centre does not know they were not
+genuine): the same answer-time figures over genuine calls sit beside those over all offered calls. The
+**nuisance share by hour** is, per local hour of arrival, offered calls tagged nuisance / offered calls;
+the **top repeat numbers** are the numbers with the most nuisance-tagged citizen calls, masked (last 3
+digits) except for supervisors.
+
 Callbacks (the engine calling back emergency callers nobody answered) are not offered calls; they have
 their own section: **tasks** (one per citizen call that needed a callback, counted by that call's
 arrival), **attempts** (calls the engine placed for them), **citizens reached** (tasks with an attempt the
@@ -56,7 +64,9 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from callflow.calls.model import CallRecord, Outcome
+from callflow.calls.nature import NUISANCE
 from callflow.incidents.model import DispatchState, Incident, IncidentStatus
+from callflow.logs import mask_number
 
 SERVICE_LEVEL_THRESHOLDS_S = (10, 15, 20)  # NFPA 10 s; NENA 15 s (90 %) and 20 s (95 %)
 PERCENTILES = (50, 90, 95, 99)
@@ -217,6 +227,64 @@ def answer_times_by(records: Iterable[CallRecord], key: Callable[[CallRecord], K
         if is_citizen_call(record):
             groups.setdefault(key(record), []).append(record)
     return {k: answer_times(v) for k, v in sorted(groups.items(), key=lambda kv: str(kv[0]))}
+
+
+# -- honest numbers: genuine calls, nuisance share, repeat numbers -----------------------------------
+def is_nuisance(record: CallRecord, natures: Mapping[str, str]) -> bool:
+    """Tagged prank, silent or accidental (``natures``: linkedid -> the call's current tag)."""
+    return natures.get(record.linkedid, "") in NUISANCE
+
+
+def genuine_calls(records: Iterable[CallRecord], natures: Mapping[str, str]) -> list[CallRecord]:
+    """Every call but the nuisance-tagged ones (an untagged call counts as genuine)."""
+    return [r for r in records if not is_nuisance(r, natures)]
+
+
+@dataclass(frozen=True, slots=True)
+class NuisanceHour:
+    nuisance: int  # offered calls tagged prank, silent or accidental
+    calls: int  # offered calls
+
+    @property
+    def share(self) -> float | None:
+        return share(self.nuisance, self.calls)
+
+
+@dataclass(frozen=True, slots=True)
+class NuisanceMeasures:
+    """The genuine calls' answer-time figures, the nuisance share by hour and the top repeat numbers."""
+
+    genuine: AnswerTimes
+    by_hour: Mapping[str, NuisanceHour]
+    top_numbers: tuple[tuple[str, int], ...]  # (number, nuisance-tagged calls), most first; unmasked
+
+    def top(self, *, show_numbers: bool) -> list[tuple[str, int]]:
+        """The top repeat numbers, masked unless ``show_numbers`` (supervisors only)."""
+        return [(n if show_numbers else mask_number(n), c) for n, c in self.top_numbers]
+
+    def as_dict(self, *, show_numbers: bool = False) -> dict[str, Any]:
+        return {"genuine": self.genuine.as_dict(),
+                "nuisance_by_hour": {h: {"nuisance": v.nuisance, "calls": v.calls, "share": v.share}
+                                     for h, v in self.by_hour.items()},
+                "top_repeat_numbers": [{"number": n, "nuisance_calls": c}
+                                       for n, c in self.top(show_numbers=show_numbers)]}
+
+
+def nuisance_measures(records: Iterable[CallRecord], natures: Mapping[str, str],
+                      hour_of: Callable[[CallRecord], str], *, top: int = 10) -> NuisanceMeasures:
+    """``hour_of``: the local hour of a call's arrival in the centre's time zone, as ``"08"``."""
+    citizen = [r for r in records if is_citizen_call(r)]
+    hours: dict[str, list[int]] = {}
+    for r in citizen:
+        if is_offered(r):
+            counts = hours.setdefault(hour_of(r), [0, 0])
+            counts[0] += is_nuisance(r, natures)
+            counts[1] += 1
+    repeat = Counter(r.caller_number for r in citizen if is_nuisance(r, natures) and r.caller_number)
+    return NuisanceMeasures(
+        genuine=answer_times(genuine_calls(citizen, natures)),
+        by_hour={h: NuisanceHour(b, t) for h, (b, t) in sorted(hours.items())},
+        top_numbers=tuple(sorted(repeat.items(), key=lambda kv: (-kv[1], kv[0]))[:top]))
 
 
 # -- callbacks -------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from callflow.reports.measures import (
     CallbackMeasures,
     DurationStats,
     GroupMeasures,
+    NuisanceMeasures,
     whole_percent,
 )
 from callflow.reports.summary import SummaryReport
@@ -61,6 +62,19 @@ def answer_lines(a: AnswerTimes) -> list[str]:
     ]
 
 
+def nuisance_line(n: NuisanceMeasures) -> str:
+    """The nuisance share by local hour: ``08: 2/3 (67 %)``."""
+    return ("nuisance share (offered calls tagged prank, silent or accidental) by hour: "
+            + (", ".join(f"{h}: {v.nuisance}/{v.calls} ({pct(v.share)})" for h, v in n.by_hour.items())
+               or "none"))
+
+
+def top_numbers_line(n: NuisanceMeasures, *, show_numbers: bool) -> str:
+    shown = n.top(show_numbers=show_numbers)
+    return ("top repeat numbers (nuisance-tagged calls" + ("" if show_numbers else "; masked") + "): "
+            + (", ".join(f"{num} {c}" for num, c in shown) or "none"))
+
+
 def callback_lines(c: CallbackMeasures) -> list[str]:
     d = c.hangup_to_reached
     return [
@@ -70,7 +84,21 @@ def callback_lines(c: CallbackMeasures) -> list[str]:
     ]
 
 
-def render_text(r: SummaryReport) -> str:
+def call_sections(r: SummaryReport, *, show_numbers: bool) -> list[str]:
+    """Answer times over all offered calls and over genuine calls, the nuisance share, callbacks."""
+    out = ["Answer time (arrival at the PBX -> answered by an operator; time in the IVR included)"]
+    out.extend(["  n/a: no call records available"] if r.answer is None else answer_lines(r.answer))
+    if r.nuisance is not None:
+        out.append("Answer time over genuine calls (calls tagged prank, silent or accidental left out)")
+        out.extend(answer_lines(r.nuisance.genuine))
+        out.append(f"  {nuisance_line(r.nuisance)}")
+        out.append(f"  {top_numbers_line(r.nuisance, show_numbers=show_numbers)}")
+    out.append("Callbacks (placed by the centre; not offered calls)")
+    out.extend(["  n/a: no call records available"] if r.callbacks is None else callback_lines(r.callbacks))
+    return out
+
+
+def render_text(r: SummaryReport, *, show_numbers: bool = False) -> str:
     out: list[str] = []
     add = out.append
     add(f"siaga112 summary {r.period.first} .. {r.period.last} ({r.period.timezone})")
@@ -102,16 +130,7 @@ def render_text(r: SummaryReport) -> str:
     add(f"Completion rate (done): {pct(r.completion_rate)}  ({verdict} the goal of above "
         f"{pct(r.completion_goal)})")
     add("")
-    add("Answer time (arrival at the PBX -> answered by an operator; time in the IVR included)")
-    if r.answer is None:
-        add("  n/a: no call records available")
-    else:
-        out.extend(answer_lines(r.answer))
-    add("Callbacks (placed by the centre; not offered calls)")
-    if r.callbacks is None:
-        add("  n/a: no call records available")
-    else:
-        out.extend(callback_lines(r.callbacks))
+    out.extend(call_sections(r, show_numbers=show_numbers))
     add("Answer -> dispatch (NFPA 1225: 90 % within 60 s)")
     add(f"  {_duration_line(r.answer_to_dispatch)}")
     add(f"Dispatch -> on scene (target {r.config.response_target_min:g} min)")
@@ -146,7 +165,8 @@ def _group_dict(g: GroupMeasures) -> dict[str, Any]:
             "response": _duration_dict(g.response)}
 
 
-def as_dict(r: SummaryReport) -> dict[str, Any]:
+def as_dict(r: SummaryReport, *, show_numbers: bool = False) -> dict[str, Any]:
+    """``show_numbers``: the top repeat numbers unmasked (supervisors only)."""
     return {
         "period": {"from": r.period.first.isoformat(), "to": r.period.last.isoformat(),
                    "timezone": r.period.timezone, "since_utc": r.period.since.isoformat(),
@@ -169,6 +189,8 @@ def as_dict(r: SummaryReport) -> dict[str, Any]:
         "answer_time": r.answer.as_dict() if r.answer is not None else None,
         "answer_time_by_hour": {f"{h:02d}": a.as_dict() for h, a in r.answer_by_hour.items()},
         "callbacks": r.callbacks.as_dict() if r.callbacks is not None else None,
+        **(r.nuisance.as_dict(show_numbers=show_numbers) if r.nuisance is not None
+           else {"genuine": None, "nuisance_by_hour": {}, "top_repeat_numbers": []}),
         "answer_to_dispatch": _duration_dict(r.answer_to_dispatch),
         "response": {**_duration_dict(r.response), "target_min": r.config.response_target_min},
         "groups": {name: {k: _group_dict(g) for k, g in groups.items()} for name, groups in r.groups.items()},
@@ -177,8 +199,8 @@ def as_dict(r: SummaryReport) -> dict[str, Any]:
     }
 
 
-def render_json(r: SummaryReport) -> str:
-    return json.dumps(as_dict(r), indent=2, ensure_ascii=False) + "\n"
+def render_json(r: SummaryReport, *, show_numbers: bool = False) -> str:
+    return json.dumps(as_dict(r, show_numbers=show_numbers), indent=2, ensure_ascii=False) + "\n"
 
 
 def _flatten(prefix: str, value: Any, rows: list[tuple[str, str]]) -> None:
@@ -188,14 +210,17 @@ def _flatten(prefix: str, value: Any, rows: list[tuple[str, str]]) -> None:
     elif isinstance(value, list) and value and isinstance(value[0], dict) and "id" in value[0]:
         for item in value:
             _flatten(f"{prefix}.{item['id']}", {k: v for k, v in item.items() if k != "id"}, rows)
+    elif isinstance(value, list) and value and isinstance(value[0], dict):  # ranked (top repeat numbers)
+        for rank, item in enumerate(value, 1):
+            _flatten(f"{prefix}.{rank}", item, rows)
     elif isinstance(value, list):
         rows.append((prefix, ";".join(str(v) for v in value)))
     else:
         rows.append((prefix, "" if value is None else str(value)))
 
 
-def render_csv(r: SummaryReport) -> str:
+def render_csv(r: SummaryReport, *, show_numbers: bool = False) -> str:
     """Long format: one ``metric,value`` row per figure (``categories.fire.count,123``)."""
     rows: list[tuple[str, str]] = []
-    _flatten("", as_dict(r), rows)
+    _flatten("", as_dict(r, show_numbers=show_numbers), rows)
     return write_rows(("metric", "value"), rows)

@@ -7,12 +7,13 @@ records of calls that arrived in a period, and the callback tasks of those calls
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from callflow.calls.model import CallRecord
+from callflow.calls.nature import natures_of
 from callflow.calls.records import StoredCallRecords
 from callflow.calls.tracker import SCHEMAS
 from callflow.reports.measures import CallbackAttemptFacts, CallbackTaskFacts
@@ -21,7 +22,7 @@ from callflow.store import Database, Schema, StoreLocation, open_database
 # What reports read and may create: the call tracker's tables. The callback service's tables
 # (queues/callbacks/store.py) are read when they exist; importing that package here would be a cycle
 # (queues -> console -> reports), so the two queries below name its columns.
-REPORT_SCHEMAS: tuple[Schema, ...] = SCHEMAS
+REPORT_SCHEMAS: tuple[Schema, ...] = SCHEMAS  # the operators' tags (calls_nature) included
 
 
 @runtime_checkable
@@ -38,14 +39,19 @@ class CallRecordSource(Protocol):
         """The callback tasks of citizen calls that arrived in ``[since, until)`` (None: unbounded)."""
         ...
 
+    async def natures(self, linkedids: Sequence[str]) -> Mapping[str, str]:
+        """The operators' current tag of each call that has one (linkedid -> nature)."""
+        ...
+
 
 class InMemoryCallRecords:
     """Call records held in a dict; also a ``CallRecordListener`` (``on_call_record``)."""
 
-    def __init__(self, records: Iterable[CallRecord] = (), callbacks: Iterable[CallbackTaskFacts] = ()
-                 ) -> None:
+    def __init__(self, records: Iterable[CallRecord] = (), callbacks: Iterable[CallbackTaskFacts] = (),
+                 natures: Mapping[str, str] | None = None) -> None:
         self._records: dict[str, CallRecord] = {}
         self._callbacks = list(callbacks)
+        self._natures = dict(natures or {})
         for record in records:
             self.add(record)
 
@@ -64,6 +70,9 @@ class InMemoryCallRecords:
 
     async def callbacks(self, since: datetime | None, until: datetime | None) -> list[CallbackTaskFacts]:
         return [t for t in self._callbacks if _within(t.arrival, since, until)]
+
+    async def natures(self, linkedids: Sequence[str]) -> Mapping[str, str]:
+        return {lid: self._natures[lid] for lid in linkedids if lid in self._natures}
 
     def __len__(self) -> int:
         return len(self._records)
@@ -106,6 +115,9 @@ class StoredCentre(StoredCallRecords):
 
     async def callbacks(self, since: datetime | None, until: datetime | None) -> list[CallbackTaskFacts]:
         return await callback_facts(self._conn, since, until)
+
+    async def natures(self, linkedids: Sequence[str]) -> Mapping[str, str]:
+        return {lid: str(t.nature) for lid, t in (await natures_of(self._conn, linkedids)).items()}
 
 
 @asynccontextmanager

@@ -5,7 +5,7 @@ dates in the centre's time zone (Manado: WITA, Asia/Makassar, UTC+8)."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -24,6 +24,7 @@ from callflow.reports.measures import (
     CallbackTaskFacts,
     DurationStats,
     GroupMeasures,
+    NuisanceMeasures,
     answer_times,
     answer_times_by,
     answer_to_dispatch_seconds,
@@ -31,6 +32,7 @@ from callflow.reports.measures import (
     duration_stats,
     first_answered,
     grouped,
+    nuisance_measures,
     offered_answer_seconds,
     response_seconds,
     share,
@@ -95,6 +97,7 @@ class SummaryReport:
     answer_by_hour: dict[int, AnswerTimes]  # local hour of arrival
     answer_seconds: tuple[float, ...]  # answer times of the answered offered calls (the chart's values)
     callbacks: CallbackMeasures | None  # None: no call records available
+    nuisance: NuisanceMeasures | None  # genuine calls, nuisance share by hour, top repeat numbers
     answer_to_dispatch: DurationStats
     response: DurationStats
     groups: dict[str, dict[str, GroupMeasures]]  # category, district, operator, hour, month
@@ -127,10 +130,11 @@ class SummaryReport:
 
 def build_summary(period: Period, incidents: Sequence[Incident], calls: Sequence[CallRecord] | None,
                   linked_calls: dict[str, CallRecord], config: SummaryConfig | None = None, *,
-                  callbacks: Sequence[CallbackTaskFacts] = ()) -> SummaryReport:
+                  callbacks: Sequence[CallbackTaskFacts] = (), natures: Mapping[str, str] | None = None
+                  ) -> SummaryReport:
     """Pure: the report from the period's incidents, the period's calls (None: no call records at all),
-    the calls linked to those incidents (which may have arrived just before the period) and the callback
-    tasks of the period's calls."""
+    the calls linked to those incidents (which may have arrived just before the period), the callback
+    tasks of the period's calls and the operators' tags of those calls (linkedid -> nature)."""
     config = config or SummaryConfig(timezone=period.timezone)
     tz = config.tz
     total = len(incidents)
@@ -146,6 +150,7 @@ def build_summary(period: Period, incidents: Sequence[Incident], calls: Sequence
     answer: AnswerTimes | None = None
     by_hour: dict[int, AnswerTimes] = {}
     callback: CallbackMeasures | None = None
+    nuisance: NuisanceMeasures | None = None
     if calls is None:
         notes.append("no call records available: answer-time measures are not shown")
     elif not calls:
@@ -154,6 +159,7 @@ def build_summary(period: Period, incidents: Sequence[Incident], calls: Sequence
         answer = answer_times(calls)
         by_hour = answer_times_by(calls, lambda r: r.arrival.astimezone(tz).hour)
         callback = callback_measures(callbacks)
+        nuisance = nuisance_measures(calls, natures or {}, lambda r: f"{r.arrival.astimezone(tz).hour:02d}")
         notes.append(f"answer times: {ANSWER_TIME_RULE}")
     to_dispatch = [s for i in incidents if (s := answer_to_dispatch_seconds(i, linked_calls)) is not None]
 
@@ -182,7 +188,7 @@ def build_summary(period: Period, incidents: Sequence[Incident], calls: Sequence
     return SummaryReport(
         period=period, config=config, total=total, by_class=by_class, by_category=counts, top=top,
         by_status={s: statuses[s] for s in IncidentStatus}, answer=answer, answer_by_hour=by_hour,
-        answer_seconds=tuple(offered_answer_seconds(calls or ())), callbacks=callback,
+        answer_seconds=tuple(offered_answer_seconds(calls or ())), callbacks=callback, nuisance=nuisance,
         answer_to_dispatch=duration_stats(to_dispatch, NFPA_DISPATCH_TARGET_S),
         response=duration_stats(response_seconds(incidents), target_s), groups=groups,
         example_units=example, operator_accounts={k: tuple(sorted(v)) for k, v in sorted(accounts.items())},
@@ -196,10 +202,12 @@ async def summarize(service: IncidentService, source: CallRecordSource | None, p
     calls = await source.between(period.since, period.until) if source is not None else None
     linked: dict[str, CallRecord] = {c.linkedid: c for c in calls or ()}
     callbacks: list[CallbackTaskFacts] = []
+    natures: dict[str, str] = {}
     if source is not None:
         for incident in incidents:
             for lid in incident.linkedids:
                 if lid not in linked and (record := await source.get(lid)) is not None:
                     linked[lid] = record
         callbacks = await source.callbacks(period.since, period.until)
-    return build_summary(period, incidents, calls, linked, config, callbacks=callbacks)
+        natures = dict(await source.natures([c.linkedid for c in calls or ()]))
+    return build_summary(period, incidents, calls, linked, config, callbacks=callbacks, natures=natures)

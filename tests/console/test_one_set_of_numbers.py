@@ -2,7 +2,9 @@
 
 One fixture day (22 November 2026, WITA) holds one call of each kind: answered, transferred, abandoned in
 the queue, abandoned in the IVR, a short abandon, a fail-safe call, an overflowed call, and the engine's
-own callback calls (one answered, one unanswered attempt). The figures are worked out by hand below from
+own callback calls (one answered, one unanswered attempt); operators tagged two calls nuisance (prank,
+silent) and corrected a third from prank to non-emergency (the latest tag counts). The figures, over all
+offered calls and over genuine calls, are worked out by hand below from
 the definitions in callflow/reports/measures.py, then read back from every surface:
 ``siaga112 report answer-times --format json``, ``siaga112 report summary --format json``,
 ``siaga112 calls export --format csv``, ``GET /api/reports/summary`` and ``GET /api/calls/stats/today``.
@@ -20,6 +22,7 @@ from typing import Any
 import pytest
 
 from callflow.calls.model import CallClass, CallRecord, Instant, InstantSource, Leg, Outcome
+from callflow.calls.nature import Nature, tag_call
 from callflow.calls.records import store_records
 from callflow.calls.tracker import SCHEMAS as CALL_SCHEMAS
 from callflow.cli import main
@@ -137,6 +140,15 @@ async def store_day(database: StoreLocation) -> None:
                                          arrival=at("05:00:00"), now=at("05:00:45"),
                                          status=TaskStatus.PENDING, next_attempt_at=at("05:01:45"))
         assert t4 is not None
+        # the operators' tags (issue 19): the latest tag of a call is its nature
+        for linkedid, number, nature in (
+                ("1795000001.1", "081234500001", Nature.GENUINE_EMERGENCY),
+                ("1795000002.2", "081234500001", Nature.PRANK),
+                ("1795000002.2", "081234500001", Nature.NON_EMERGENCY),  # corrected: not a prank
+                ("1795000004.4", "anonymous", Nature.SILENT),
+                ("1795000007.7", "081234500007", Nature.PRANK)):
+            await tag_call(conn, linkedid=linkedid, caller_number=number, nature=nature, by="op1",
+                           at=at("06:00:00"))
     finally:
         await conn.close()
 
@@ -167,6 +179,29 @@ EXPECTED_CALLBACKS: dict[str, Any] = {
     "tasks": 4, "attempts": 2, "unanswered_attempts": 1, "citizens_reached": 1, "taken_by_operator": 1,
     "hangup_to_reached": {"count": 1, "mean_s": 70.0, "median_s": 70.0, "p90_s": 70.0, "max_s": 70.0},
 }
+# genuine calls: less 1795000004.4 (silent) and 1795000007.7 (prank); 1795000002.2's prank tag was
+# corrected, the untagged short abandon counts -> citizen calls 5, short abandons 1, offered 4: answered
+# (7.5 s), transferred (12 s), abandoned in the queue, fail-safe (18 s) -> answered 3, abandoned 1;
+# within 10/15/20 s: 1, 2, 3 of 4; nearest rank over (7.5, 12, 18, never): p50 = 2nd = 12 s, p90 not
+# reached; mean of the answered 12.5 s; time in the IVR: the answered call's 3.0 s only
+EXPECTED_GENUINE: dict[str, Any] = {
+    "citizen_calls": 5, "short_abandons": 1, "offered": 4, "answered": 3, "abandoned": 1, "unanswered": 1,
+    "abandon_rate": 0.25, "answered_within": {"10": 1, "15": 2, "20": 3},
+    "service_levels": {"10": 0.25, "15": 0.5, "20": 0.75},
+    "percent_within": {"10": 25, "15": 50, "20": 75},
+    "percentiles_s": {"p50": 12.0, "p90": None, "p95": None, "p99": None},
+    "mean_answer_s": 12.5, "ivr_time_p50_s": 3.0, "ivr_time_mean_s": 3.0,
+    "outcomes": {"abandoned_in_queue": 1, "answered": 1, "failsafe": 1, "short_abandon": 1, "transferred": 1},
+}
+# nuisance share by local hour (WITA) over offered calls: 09 none of 2; 10 the silent call of 2; 12 none of
+# 1; 13 the prank call of 1 (11 had only the short abandon: no offered call)
+EXPECTED_NUISANCE_BY_HOUR: dict[str, Any] = {
+    "09": {"nuisance": 0, "calls": 2, "share": 0.0}, "10": {"nuisance": 1, "calls": 2, "share": 0.5},
+    "12": {"nuisance": 0, "calls": 1, "share": 0.0}, "13": {"nuisance": 1, "calls": 1, "share": 1.0},
+}
+# top repeat numbers: one nuisance call each, by number; masked to the last 3 digits except for supervisors
+TOP_NUMBERS = [{"number": "081234500007", "nuisance_calls": 1}, {"number": "anonymous", "nuisance_calls": 1}]
+TOP_MASKED = [{"number": "*********007", "nuisance_calls": 1}, {"number": "******ous", "nuisance_calls": 1}]
 ANSWER_SECONDS = {"1795000001.1": "7.5", "1795000002.2": "12.0", "1795000006.6": "18.0"}
 
 
@@ -198,13 +233,19 @@ async def test_every_surface_shows_the_same_figures(wired: tuple[Console, StoreW
         summary = cli_json(capsys, "report", "summary", "--from", "2026-11-22", "--to", "2026-11-22",
                            "--format", "json", *db)
         assert main(["calls", "export", "--format", "csv", "--since", "2026-11-21T16:00:00Z", *db]) == 0
-        return times, summary, capsys.readouterr().out
+        export = capsys.readouterr().out
+        shown = cli_json(capsys, "report", "summary", "--from", "2026-11-22", "--to", "2026-11-22",
+                         "--format", "json", "--show-numbers", *db)
+        return times, summary, export, shown
 
-    times, summary, export = await asyncio.to_thread(cli_surfaces)  # the CLI runs its own event loop
+    times, summary, export, shown = await asyncio.to_thread(cli_surfaces)  # the CLI runs its own loop
 
     async with console.client() as c:
         await console.login(c, "sup")
         wallboard = (await c.get("/api/calls/stats/today")).json()
+        await console.login(c, "adm")  # the wallboard's other role: numbers masked
+        masked_board = (await c.get("/api/calls/stats/today")).json()
+        await console.login(c, "sup")
         period = "start=2026-11-22T00:00:00%2B08:00&end=2026-11-23T00:00:00%2B08:00"
         api = (await c.get(f"/api/reports/summary?{period}")).json()
 
@@ -226,11 +267,30 @@ async def test_every_surface_shows_the_same_figures(wired: tuple[Console, StoreW
     assert figures["answer_time.ivr_time_mean_s"] == pytest.approx(5.9)
     assert {k: v for k, v in figures.items() if k.startswith("callbacks.")} == flat("callbacks",
                                                                                     EXPECTED_CALLBACKS)
+    # honest numbers (issue 19): genuine calls, the nuisance share by hour, the top repeat numbers
+    assert times["genuine"] == EXPECTED_GENUINE
+    assert times["nuisance_by_hour"] == EXPECTED_NUISANCE_BY_HOUR
+    assert times["top_repeat_numbers"] == TOP_MASKED
+    assert summary["genuine"] == EXPECTED_GENUINE
+    assert summary["nuisance_by_hour"] == EXPECTED_NUISANCE_BY_HOUR
+    assert summary["top_repeat_numbers"] == TOP_MASKED
+    assert shown["top_repeat_numbers"] == TOP_NUMBERS
+    assert {k: v for k, v in figures.items() if k.startswith("genuine.")} == flat("genuine", EXPECTED_GENUINE)
+    assert {k: v for k, v in figures.items() if k.startswith("nuisance_by_hour.")} == \
+        flat("nuisance_by_hour", EXPECTED_NUISANCE_BY_HOUR)
+    assert api["top_repeat_numbers"] == TOP_NUMBERS  # supervisors only
     # the wallboard: today so far (00:00 -> 16:00 WITA) is the whole fixture day
+    g = EXPECTED_GENUINE
     assert wallboard == {
         "since": "2026-11-21T16:00:00Z", "citizen_calls": 7, "short_abandons": 1, "offered": 6, "answered": 3,
         "within_10s": 1, "within_15s": 2, "within_20s": 3, "abandoned": 2, "unanswered": 3, "p50_s": 18.0,
-        "p90_s": None, "callback_tasks": 4, "callback_attempts": 2, "callback_citizens_reached": 1}
+        "p90_s": None, "callback_tasks": 4, "callback_attempts": 2, "callback_citizens_reached": 1,
+        "genuine_offered": g["offered"], "genuine_answered": g["answered"],
+        "genuine_within_10s": g["answered_within"]["10"], "genuine_within_15s": g["answered_within"]["15"],
+        "genuine_within_20s": g["answered_within"]["20"], "genuine_p50_s": g["percentiles_s"]["p50"],
+        "nuisance_by_hour": EXPECTED_NUISANCE_BY_HOUR, "top_repeat_numbers": TOP_NUMBERS,
+        "numbers_masked": False}
+    assert masked_board == wallboard | {"top_repeat_numbers": TOP_MASKED, "numbers_masked": True}
     # the export's derived field: answer_seconds = answered - arrival, for the same three answered calls
     rows = {r["linkedid"]: r for r in csv.DictReader(io.StringIO(export))}
     assert {k: r["answer_seconds"] for k, r in rows.items() if r["answer_seconds"]} == \

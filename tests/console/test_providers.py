@@ -75,10 +75,17 @@ async def test_calls_history_and_todays_answer_figures(
         recent = (await c.get("/api/calls/recent?limit=3")).json()
         bad = await c.get("/api/calls/by-number/not-a-number")
     # offered answer times 8.5, 12, 19.9, 31, never, never: p50 is the 3rd (19.9), p90 the 6th (not reached)
+    # no call tagged: every offered call is genuine; no nuisance, no repeat numbers (masked: an operator)
     assert stats == {"since": "2026-11-21T16:00:00Z", "citizen_calls": 7, "short_abandons": 1, "offered": 6,
                      "answered": 4, "within_10s": 1, "within_15s": 2, "within_20s": 3, "abandoned": 2,
                      "unanswered": 2, "p50_s": 19.9, "p90_s": None, "callback_tasks": 0,
-                     "callback_attempts": 0, "callback_citizens_reached": 0}
+                     "callback_attempts": 0, "callback_citizens_reached": 0, "genuine_offered": 6,
+                     "genuine_answered": 4, "genuine_within_10s": 1, "genuine_within_15s": 2,
+                     "genuine_within_20s": 3, "genuine_p50_s": 19.9,
+                     "nuisance_by_hour": stats["nuisance_by_hour"], "top_repeat_numbers": [],
+                     "numbers_masked": True}
+    assert sum(h["calls"] for h in stats["nuisance_by_hour"].values()) == 6
+    assert all(h["nuisance"] == 0 for h in stats["nuisance_by_hour"].values())
     assert [h["linkedid"] for h in history] == ["1.7", "1.6", "1.5", "1.4", "1.3", "1.1", "0.1"]
     assert history[-1] | {"ivr_path": ["root", "1"], "answer_seconds": 3.0, "operator": "op1"} == history[-1]
     assert [r["linkedid"] for r in recent] == ["1.7", "1.6", "1.5"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 
 import pytest
 from hypothesis import given
@@ -90,7 +90,8 @@ class Floor:
         self.waits: list[int] = []
         self.open_callbacks: list[Callback] = []
 
-    async def answer_stats(self, since: datetime) -> AnswerStats:
+    async def answer_stats(self, since: datetime, *, zone: tzinfo = UTC, show_numbers: bool = False
+                           ) -> AnswerStats:
         return self.stats
 
     async def board(self) -> QueueBoard:

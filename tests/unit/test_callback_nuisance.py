@@ -163,3 +163,20 @@ def test_a_flag_expires_by_itself_and_a_lift_ends_it_early() -> None:
     assert sync_plan([flag], {"0811": until}, T0) == sync_plan([], {}, T0)  # nothing to change
     gone = sync_plan([lifted], {"0811": until, "0899": 1}, T0 + timedelta(hours=2))
     assert (gone.put, gone.delete) == ({}, frozenset({"0811", "0899"}))
+
+
+def test_a_short_abandon_before_any_choice_gets_one_attempt_and_an_emergency_one_all() -> None:
+    """The decision on short abandons (README "No callback floods"): a caller who hung up within
+    ``[calls] short_abandon_s`` may be a cut-off emergency, so the task stays; but most are pocket dials, so
+    one attempt, then the supervisor. A caller who chose emergency before hanging up gets every attempt."""
+    d = nuisance_decision(record(Outcome.SHORT_ABANDON, CallClass.UNKNOWN), NumberHistory(), POLICY)
+    assert (d.call_back, d.max_attempts) == (True, 1)
+    assert "short abandon" in d.decision
+    step = after_attempt(AttemptOutcome.NO_ANSWER, 1, T0, POLICY, d.max_attempts)
+    assert step.status is TaskStatus.SUPERVISOR
+    chose = nuisance_decision(record(Outcome.SHORT_ABANDON, CallClass.EMERGENCY), NumberHistory(), POLICY)
+    assert (chose.call_back, chose.max_attempts) == (True, None)
+    # the cap still comes first: a repeat short abandon within the hour is skipped
+    again = nuisance_decision(record(Outcome.SHORT_ABANDON, CallClass.UNKNOWN),
+                              NumberHistory(recent_tasks=(3,)), POLICY)
+    assert not again.call_back

@@ -58,7 +58,8 @@ def test_genuine_service_level_nuisance_share_and_top_numbers(store_location: St
     assert out["overall"]["service_levels"]["10"] == 0.5
     assert out["genuine"]["offered"] == 2
     assert out["genuine"]["service_levels"]["10"] == 1.0
-    assert out["nuisance_by_hour"] == {"08": {"nuisance": 2, "calls": 3}, "09": {"nuisance": 0, "calls": 1}}
+    assert out["nuisance_by_hour"] == {"08": {"nuisance": 2, "calls": 3, "share": 2 / 3},
+                                   "09": {"nuisance": 0, "calls": 1, "share": 0.0}}
     [top] = out["top_repeat_numbers"]
     assert top["nuisance_calls"] == 2
     assert top["number"] != "081299999999"  # masked by default

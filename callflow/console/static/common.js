@@ -48,7 +48,7 @@ const Siaga = (() => {
 
   const STREAM_TYPES = ["queue.join", "queue.leave", "queue.abandon", "agent.called", "agent.connect",
     "agent.complete", "agent.noanswer", "member.status", "member.added", "member.removed",
-    "member.pause", "call.queue_entry", "call.ivr", "call.record", "incident.changed", "callback.changed",
+    "member.pause", "call.queue_entry", "call.ivr", "call.silent", "call.key", "call.record", "incident.changed", "callback.changed",
     "threshold.changed", "listen.changed", "link", "gap"];
 
   // operator states as people say them (the API's values are queues.states.State)

@@ -44,9 +44,29 @@
       $("stat-20").textContent = s.within_20s + pct(s.within_20s);
       $("stat-abandoned").textContent = s.abandoned;
       $("stat-short").textContent = s.short_abandons;
+      // the same over genuine calls (calls tagged prank, silent or accidental left out)
+      const gpct = (n) => (s.genuine_offered ? ` (${Math.round((100 * n) / s.genuine_offered)} %)` : "");
+      $("genuine-offered").textContent = s.genuine_offered;
+      $("genuine-10").textContent = s.genuine_within_10s + gpct(s.genuine_within_10s);
+      $("genuine-15").textContent = s.genuine_within_15s + gpct(s.genuine_within_15s);
+      $("genuine-20").textContent = s.genuine_within_20s + gpct(s.genuine_within_20s);
+      renderNuisance(s);
     } catch (e) {
       unavailable($("panel-stats"), e);
+      unavailable($("panel-nuisance"), e);
     }
+  }
+
+  function renderNuisance(s) {
+    unavailable($("panel-nuisance"), null);
+    const hours = Object.entries(s.nuisance_by_hour);
+    $("nuisance-hours").replaceChildren(...(hours.length ? hours.map(([h, v]) => el("li", { "data-hour": h,
+      text: `${h}:00 ${v.nuisance}/${v.calls} (${Math.round(100 * (v.share || 0))} %)` }))
+      : [el("li", { class: "sub", text: "no offered calls yet" })]));
+    $("nuisance-masked").textContent = s.numbers_masked ? "(masked: supervisors see the numbers)" : "";
+    $("nuisance-numbers").replaceChildren(...(s.top_repeat_numbers.length
+      ? s.top_repeat_numbers.map((t) => el("li", { text: `${t.number}: ${t.nuisance_calls} call(s)` }))
+      : [el("li", { class: "sub", text: "none" })]));
   }
 
   async function loadCallbacks() {
