@@ -14,6 +14,8 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 # the PostgreSQL store (and the tests' private cluster: initdb/pg_ctl, kept off PATH by Debian)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || need+=(postgresql)
+# the two-node lab's SIP front (`siaga112 lab up --nodes 2`): Kamailio with its dispatcher module
+command -v kamailio >/dev/null 2>&1 || need+=(kamailio)
 if ((${#need[@]})); then
   if [ "$(id -u)" = 0 ]; then
     echo "setup: installing Debian packages: ${need[*]}"

@@ -46,7 +46,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
-from callflow.lab import LabError, lab_dir
+from callflow.lab import LabError, lab_database, lab_dir
 from callflow.settings import EngineSettings, load_settings
 from callflow.site_watch import SiteSource
 from callflow.siteconfig import (
@@ -244,7 +244,7 @@ def choose_database(option: StoreLocation | None, settings: EngineSettings, lab:
                else f"'database' in settings file {settings_file or env.get('SIAGA112_CONFIG', '')}")
         return Choice(settings.database, how)
     if lab is not None:
-        return Choice(lab_dir(lab) / "siaga112.db", f"--lab {lab}")
+        return Choice(lab_database(lab), f"--lab {lab}")  # a two-node lab's node: the shared one
     return Choice(settings.database, "the default: no --lab, --database or --config given")
 
 

@@ -10,14 +10,20 @@ from typing import Any
 
 from callflow.commands._locate import Location
 from callflow.lab import (
+    ClusterStatus,
     LabError,
     LabPorts,
+    LabStatus,
+    cluster_status,
     down,
+    down_cluster,
     find_runtime,
     free_ports,
+    is_cluster,
     lab_site_file,
     status,
     up,
+    up_cluster,
 )
 from callflow.store import StoreError, StoreLocation, store_exists
 
@@ -42,6 +48,11 @@ def register(sub: Any) -> None:
     p_up.add_argument("--rtp-start", type=int, default=defaults.rtp_start)
     p_up.add_argument("--rtp-end", type=int, default=defaults.rtp_end)
     p_up.add_argument("--free-ports", action="store_true", help="pick free ports automatically")
+    p_up.add_argument("--nodes", type=int, choices=[1, 2], default=1,
+                      help="2: Kamailio (the SIP front) before two Asterisk nodes, INSTANCE-a and INSTANCE-b "
+                           "(README: two-node deployment); node b's ports are node a's + 200")
+    p_up.add_argument("--front-port", type=int, metavar="PORT",
+                      help="with --nodes 2: the SIP front's port (default 15080; free with --free-ports)")
     p_up.add_argument("--site", type=Path, metavar="FILE",
                       help="render this site file (it becomes the lab's applied site); default: the site "
                            "last applied to this lab (`config apply --lab`), else pbx-config/site.toml")
@@ -57,6 +68,12 @@ def register(sub: Any) -> None:
 
 
 def _up(args: argparse.Namespace) -> int:
+    if args.nodes == 2:
+        return _up_cluster(args)
+    if is_cluster(args.instance) and cluster_status(args.instance).running:
+        print(f"siaga112 lab up: lab {args.instance!r} runs two nodes: `siaga112 lab down --instance "
+              f"{args.instance}` first, or `lab up --nodes 2`", file=sys.stderr)
+        return 2
     already = status(args.instance)
     ports = free_ports() if args.free_ports else LabPorts(
         ami=args.ami_port, ami_tls=args.ami_tls_port, sip=args.sip_port, agi=args.agi_port,
@@ -84,7 +101,53 @@ def _up(args: argparse.Namespace) -> int:
     return 0
 
 
+def _up_cluster(args: argparse.Namespace) -> int:
+    ports = None if args.free_ports else LabPorts(
+        ami=args.ami_port, ami_tls=args.ami_tls_port, sip=args.sip_port, agi=args.agi_port,
+        rtp_start=args.rtp_start, rtp_end=args.rtp_end)
+    try:
+        st = up_cluster(args.instance, free=args.free_ports, ports=ports, front_port=args.front_port,
+                        site_file=args.site)
+    except LabError as exc:
+        print(f"siaga112 lab up: {exc}", file=sys.stderr)
+        return 2
+    _print_cluster(st)
+    return 0
+
+
+def _print_cluster(st: ClusterStatus) -> None:
+    front = st.front
+    state = "running" if st.front_running else "DOWN"
+    print(f"lab {st.instance!r}: two nodes behind a SIP front (since {st.started_at})")
+    print(f"  SIP front  Kamailio {state}, pid {front.get('pid')}: {front.get('host')}:"
+          f"{front.get('port')}/udp (citizens dial 112 here; operators register here); config "
+          f"{front.get('config_dir')}")
+    first: LabStatus | None = None
+    for name, node in st.nodes().items():
+        first = first or node
+        word = f"running, pid {node.pid}" if node.running else "DOWN"
+        print(f"  node {name:<5} Asterisk {word} (systemname {name}, lab instance {node.instance}): "
+              f"SIP {node.sip.get('port')}/udp  AMI {node.ami.get('port')}  "
+              f"FastAGI {node.fastagi.get('port')}")
+    if first is not None and first.operators:
+        static = ", ".join(f"{op} {info['port']}" for op, info in first.operators.items()
+                           if "port" in info)
+        print(f"  operators  SIPp answerers (static contacts) on 127.0.0.1: {static}")
+    print(f"  database   {Location(lab=st.instance).database.path} (both engines)")
+    for name, inst in st.node_instances.items():
+        print(f"  engine {name}   siaga112 serve --lab {inst} --http 127.0.0.1:{8112 + NODE_HTTP[name]}"
+              if name in NODE_HTTP else f"  engine {name}   siaga112 serve --lab {inst}")
+
+
+NODE_HTTP = {"a": 1, "b": 2}  # the engines' consoles beside each other: 8113, 8114
+
+
 def _down(args: argparse.Namespace) -> int:
+    if is_cluster(args.instance):
+        was, cst = down_cluster(args.instance)
+        print(f"lab {cst.instance!r} (SIP front and nodes) stopped" if was
+              else f"lab {cst.instance!r} is not running; nothing to stop")
+        return 0
     was_running, st = down(args.instance)
     if was_running:
         print(f"lab {st.instance!r} stopped")
@@ -101,6 +164,17 @@ def _exists(database: StoreLocation) -> bool:
 
 
 def _status(args: argparse.Namespace) -> int:
+    if is_cluster(args.instance):
+        cst = cluster_status(args.instance)
+        if args.json:
+            print(cst.as_json())
+        elif cst.running:
+            _print_cluster(cst)
+        else:
+            print(f"lab {cst.instance!r} (two nodes) is not running (start it with `siaga112 lab up "
+                  f"--nodes 2 --instance {cst.instance}`)")
+        everything = cst.front_running and all(n.running for n in cst.nodes().values())
+        return 0 if everything else 3
     st = status(args.instance)
     where = Location(lab=args.instance)
     if args.json:

@@ -1,5 +1,13 @@
 """The lab: a real Asterisk 22 on loopback, from an installed binary or a cached Debian sid root."""
 
+from callflow.lab._cluster import (
+    ClusterStatus,
+    cluster_status,
+    down_cluster,
+    is_cluster,
+    lab_database,
+    up_cluster,
+)
 from callflow.lab._config import keep_lab_secrets, lab_ami_after, lab_apply_target
 from callflow.lab._control import (
     LabStatus,
@@ -11,22 +19,28 @@ from callflow.lab._control import (
     status,
     up,
 )
-from callflow.lab._render import LabPorts, lab_site, load_lab_site
+from callflow.lab._render import LabCluster, LabPorts, lab_site, load_lab_site
 from callflow.lab._root import cache_dir, find_runtime
 from callflow.lab.errors import LabError
 from callflow.siteconfig import pbx_config_dir
 
 __all__ = [
+    "ClusterStatus",
+    "LabCluster",
     "LabError",
     "LabPorts",
     "LabStatus",
     "cache_dir",
+    "cluster_status",
     "down",
+    "down_cluster",
     "find_runtime",
     "free_ports",
+    "is_cluster",
     "keep_lab_secrets",
     "lab_ami_after",
     "lab_apply_target",
+    "lab_database",
     "lab_dir",
     "lab_site",
     "lab_site_file",
@@ -35,4 +49,5 @@ __all__ = [
     "pbx_config_dir",
     "status",
     "up",
+    "up_cluster",
 ]

@@ -22,7 +22,8 @@ def lab_apply_target(st: LabStatus, site_file: Path, keep: int = 10
                        f"`siaga112 lab up --instance {st.instance}`")
     lab_secrets = load_secrets(Path(st.secrets_file))
     loaded, secrets = load_lab_site(site_file, ports=st.ports(), inner=st.instance_dir_in_root,
-                                    ami_user=AMI_USER, secrets=lab_secrets)
+                                    ami_user=AMI_USER, secrets=lab_secrets, cluster=st.lab_cluster(),
+                                    node=st.node)
     target = ApplyTarget(etc_dir=Path(st.config_dir), state_dir=lab_dir(st.instance) / "config",
                          ami=st.apply_endpoint(), keep=keep, asterisk_log=Path(st.log_dir) / MESSAGES_LOG)
     return loaded, secrets, target

@@ -19,7 +19,14 @@ from typing import Any
 
 from callflow.ami import AmiConnection, AmiEndpoint, AmiError, EventItem
 from callflow.ami.events import FullyBooted
-from callflow.lab._render import APPLY_USER, REGISTERING_OPERATORS, STATIC_OPERATORS, LabPorts, render_config
+from callflow.lab._render import (
+    APPLY_USER,
+    REGISTERING_OPERATORS,
+    STATIC_OPERATORS,
+    LabCluster,
+    LabPorts,
+    render_config,
+)
 from callflow.lab._root import AsteriskRuntime, cache_dir, find_runtime
 from callflow.lab._tls import TLS_CERT, ensure_certificate
 from callflow.lab.errors import LabError
@@ -65,6 +72,15 @@ class LabStatus:
     operators: dict[str, dict[str, Any]] = field(default_factory=dict)
     callbacks: dict[str, Any] = field(default_factory=dict)  # {"trunk_port": SIP port of the callback trunk}
     secrets_file: str = ""
+    # a node of a two-node lab: {"instance": the two-node lab, "node": this node's name, **LabCluster}
+    cluster: dict[str, Any] = field(default_factory=dict)
+
+    def lab_cluster(self) -> LabCluster | None:
+        return LabCluster.from_dict(self.cluster) if self.cluster else None
+
+    @property
+    def node(self) -> str | None:
+        return str(self.cluster["node"]) if self.cluster else None
 
     def as_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
@@ -217,11 +233,13 @@ def lab_site_file(instance: str, site_file: Path | None = None) -> Path:
 
 
 def up(instance: str = "default", ports: LabPorts | None = None, *,
-       site_file: Path | None = None) -> LabStatus:
+       site_file: Path | None = None, cluster: LabCluster | None = None, node: str | None = None,
+       cluster_instance: str = "") -> LabStatus:
     """Start the lab (building the Asterisk root first if needed). Idempotent: a running lab is reported.
     It renders :func:`lab_site_file`: a ``lab down`` then ``lab up`` keeps the site last applied. A
     ``site_file`` given here becomes the site the lab runs (kept as applied: the engine, ``operator`` and
-    ``config diff`` read it)."""
+    ``config diff`` read it). ``cluster``, ``node``: this Asterisk is node ``node`` of the two-node lab
+    ``cluster_instance`` (:mod:`callflow.lab._cluster` starts its nodes this way)."""
     current = status(instance)
     if current.running:
         return current
@@ -235,9 +253,11 @@ def up(instance: str = "default", ports: LabPorts | None = None, *,
     secrets_path, lab_secrets = _secrets_for(instance)
     ensure_certificate(host_inner / "keys")
     render_config(host_inner=host_inner, inner=inner, module_dir=runtime.module_dir, ports=ports,
-                  ami_user=AMI_USER, secrets=lab_secrets, site_file=site_file)
+                  ami_user=AMI_USER, secrets=lab_secrets, site_file=site_file, cluster=cluster, node=node)
     st = _status_for(instance, runtime=runtime, inner=inner, host_inner=host_inner, ports=ports,
                      secrets_path=secrets_path)
+    if cluster is not None and node is not None:
+        st.cluster = {"instance": cluster_instance, "node": node, **cluster.as_dict()}
     log_path = lab_dir(instance) / "asterisk.out"
     with log_path.open("ab") as out:
         proc = subprocess.Popen(

@@ -17,11 +17,15 @@ from pydantic import ValidationError
 from callflow.lab._tls import TLS_CERT, TLS_KEY
 from callflow.lab.errors import LabError
 from callflow.siteconfig import (
+    Cluster,
+    ClusterNode,
     LoadedSite,
     Paths,
+    SipFront,
     Site,
     SiteConfigError,
     load_site,
+    node_site,
     pbx_config_dir,
     render_site,
     resolve_secrets,
@@ -60,6 +64,38 @@ class LabPorts:
         return ports
 
 
+@dataclass(frozen=True)
+class LabCluster:
+    """A two-node lab: the SIP front's port, the nodes (name, SIP port, priority) and the SIP port the
+    operators' static contacts are counted from (node ``a``'s: its SIPp operators answer there)."""
+
+    front_port: int
+    nodes: tuple[tuple[str, int, int], ...]
+    operators_sip: int
+    front_etc: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {"front_port": self.front_port, "nodes": [list(n) for n in self.nodes],
+                "operators_sip": self.operators_sip, "front_etc": self.front_etc}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> LabCluster:
+        nodes = data["nodes"]
+        assert isinstance(nodes, list)  # noqa: S101 - written by as_dict
+        return cls(front_port=int(str(data["front_port"])),
+                   nodes=tuple((str(n[0]), int(n[1]), int(n[2])) for n in nodes),
+                   operators_sip=int(str(data["operators_sip"])), front_etc=str(data["front_etc"]))
+
+    def section(self, site: Site) -> Cluster:
+        """The site's [cluster] with the lab's addresses (its probe and timeout values kept)."""
+        loopback = ipaddress.IPv4Address("127.0.0.1")
+        front = site.cluster.front if site.cluster else SipFront()
+        return Cluster(front=front.model_copy(update={"bind": loopback, "port": self.front_port,
+                                                      "etc_dir": self.front_etc}),
+                       nodes=[ClusterNode(name=name, sip_address=loopback, sip_port=port, priority=priority)
+                              for name, port, priority in self.nodes])
+
+
 _LOOPBACK_CONTACT = re.compile(r"^(sip:[^@]+@(?:127\.\d+\.\d+\.\d+|localhost)):(\d+)(.*)$")
 _LOOPBACK_TRUNK = re.compile(r"^sip:(?:[^@]+@)?(?:127\.\d+\.\d+\.\d+|localhost)(?::\d+)?$")
 
@@ -67,16 +103,19 @@ _LOOPBACK_TRUNK = re.compile(r"^sip:(?:[^@]+@)?(?:127\.\d+\.\d+\.\d+|localhost)(
 APPLY_USER = "siaga112-apply"  # `config apply`'s AMI user in every lab
 
 
-def lab_site(site: Site, *, ports: LabPorts, inner: str, ami_user: str) -> Site:
+def lab_site(site: Site, *, ports: LabPorts, inner: str, ami_user: str,
+             cluster: LabCluster | None = None) -> Site:
     """The site with the lab's ports, directories and AMI user. Static loopback contacts keep their offset
     from the SIP port (``op1`` at SIP port + 1), so the lab's SIPp answerers are found. Citizens' calls
     come from 127.0.0.1 only (the lab's SIPp callers): another loopback address (127.0.0.2) stands for a
-    stranger outside the telco's trunk."""
+    stranger outside the telco's trunk. With ``cluster`` (a two-node lab) the site's [cluster] is the
+    lab's and static contacts count from the operators' SIP port of the cluster."""
     operators = []
+    base = cluster.operators_sip if cluster else ports.sip
     for op in site.operators:
         match = _LOOPBACK_CONTACT.match(op.contact or "")
         if match:
-            port = ports.sip + int(match.group(2)) - site.sip.port
+            port = base + int(match.group(2)) - site.sip.port
             operators.append(op.model_copy(update={"contact": f"{match.group(1)}:{port}{match.group(3)}"}))
         else:
             operators.append(op)
@@ -101,18 +140,22 @@ def lab_site(site: Site, *, ports: LabPorts, inner: str, ami_user: str) -> Site:
                                            "ingress_networks": [ipaddress.IPv4Network("127.0.0.1/32")]}),
         "fastagi": site.fastagi.model_copy(update={"host": loopback, "port": ports.agi}),
         "paths": Paths(recordings=f"{inner}/recordings", sounds=f"{inner}/sounds", moh=f"{inner}/moh"),
+        **({"cluster": cluster.section(site)} if cluster else {}),
     })
 
 
 def load_lab_site(site_file: Path | None, *, ports: LabPorts, inner: str, ami_user: str,
-                  secrets: dict[str, str]) -> tuple[LoadedSite, dict[str, str]]:
+                  secrets: dict[str, str], cluster: LabCluster | None = None,
+                  node: str | None = None) -> tuple[LoadedSite, dict[str, str]]:
     """Load a site file (default: ``pbx-config/site.toml``) as the lab runs it, with its secrets resolved
-    (the lab's own per-instance secrets first, then the site file's references)."""
+    (the lab's own per-instance secrets first, then the site file's references). In a two-node lab
+    (``cluster``), ``node`` gives that node's Asterisk's view (:func:`callflow.siteconfig.node_site`);
+    without ``node``: the whole cluster (the SIP front's view)."""
     path = site_file or pbx_config_dir() / "site.toml"
     try:
         loaded = load_site(path)
-        loaded = dataclasses.replace(loaded, site=lab_site(loaded.site, ports=ports, inner=inner,
-                                                           ami_user=ami_user))
+        site = lab_site(loaded.site, ports=ports, inner=inner, ami_user=ami_user, cluster=cluster)
+        loaded = dataclasses.replace(loaded, site=node_site(site, node) if node else site)
         resolved = resolve_secrets(loaded, secrets)
     except SiteConfigError as exc:
         raise LabError(f"the site file cannot be rendered for the lab:\n{exc}") from None
@@ -123,7 +166,9 @@ def load_lab_site(site_file: Path | None, *, ports: LabPorts, inner: str, ami_us
     return loaded, resolved
 
 
-def asterisk_conf(inner: str, module_dir: str) -> str:
+def asterisk_conf(inner: str, module_dir: str, systemname: str | None = None) -> str:
+    # a node of a two-node lab: its name prefixes every uniqueid/linkedid (unique across the nodes)
+    system = f"systemname = {systemname}\n" if systemname else ""
     return (
         "; siaga112 lab: generated by `siaga112 lab up`; do not edit by hand.\n"
         "[directories]\n"
@@ -145,11 +190,13 @@ def asterisk_conf(inner: str, module_dir: str) -> str:
         "hideconnect = yes\n"
         "defaultlanguage = id\n"
         "documentation_language = en_US\n"
+        + system
     )
 
 
 def render_config(*, host_inner: Path, inner: str, module_dir: str, ports: LabPorts,
-                  ami_user: str, secrets: dict[str, str], site_file: Path | None = None) -> list[Path]:
+                  ami_user: str, secrets: dict[str, str], site_file: Path | None = None,
+                  cluster: LabCluster | None = None, node: str | None = None) -> list[Path]:
     """Write asterisk.conf and the rendering of the site file (default ``pbx-config/site.toml``) into
     ``host_inner/etc``. Returns the files."""
     etc = host_inner / "etc"
@@ -158,12 +205,12 @@ def render_config(*, host_inner: Path, inner: str, module_dir: str, ports: LabPo
     (host_inner / "log" / "cdr-custom").mkdir(parents=True, exist_ok=True)  # cdr_custom does not create it
     os.chmod(etc, 0o700)  # holds secrets
     loaded, resolved = load_lab_site(site_file, ports=ports, inner=inner, ami_user=ami_user,
-                                     secrets=secrets)
+                                     secrets=secrets, cluster=cluster, node=node)
     try:
         files = render_site(loaded, resolved)
     except SiteConfigError as exc:
         raise LabError(str(exc)) from None
     target = etc / "asterisk.conf"
-    target.write_text(asterisk_conf(inner, module_dir))
+    target.write_text(asterisk_conf(inner, module_dir, node))
     os.chmod(target, 0o600)
     return [target, *write_files(files, etc)]

@@ -261,6 +261,17 @@ class CallerScript:
     remote_hangup: bool = False
     answer_timeout_ms: int = 60_000
     audio_pcap: Path | None = None  # RTP to play from the answer on (e.g. sip-tester's g711a.pcap)
+    # follow the answer's Record-Route and Contact in the ACK and BYE (RFC 3261 12.1.2), as a telco trunk
+    # does: needed behind a proxy that stays in the dialog (the two-node lab's SIP front)
+    route_set: bool = False
+
+    def _in_dialog(self, message: str) -> str:
+        if not self.route_set:
+            return message
+        method = message.split(None, 1)[0]
+        first, _, rest = message.partition("\n")
+        del first
+        return f"      {method} [next_url] SIP/2.0\n      [routes]\n{rest}"
 
     def _dtmf_parts(self) -> list[str]:
         parts, elapsed = [], 0
@@ -282,6 +293,7 @@ class CallerScript:
         rtpmaps = ("      a=rtpmap:8 PCMA/8000\n" if alaw else "") + "      a=rtpmap:0 PCMU/8000\n"
         # SIPp copies the scenario's bytes to the wire: written as UTF-8 (and declared so), a caller name
         # such as "Jérôme Ελένη" reaches Asterisk as UTF-8.
+        rrs = ' rrs="true"' if self.route_set else ""
         parts = ['<?xml version="1.0" encoding="UTF-8" ?>', '<scenario name="siaga112 caller">',
                  '<send retrans="500" start_txn="invite"><![CDATA[\n'
                  f'{_INVITE.format(number=number, name=name, payloads=payloads, rtpmaps=rtpmaps)}'
@@ -293,11 +305,12 @@ class CallerScript:
             wait = self.cancel_after_ms
             parts += ['<recv response="180" optional="true" response_txn="invite"/>',
                       '<recv response="183" optional="true" response_txn="invite"/>',
-                      f'<recv response="200" response_txn="invite" timeout="{wait}" ontimeout="giveup"/>',
-                      f'<send ack_txn="invite"><![CDATA[\n{caller_ack(number)}]]></send>',
+                      f'<recv response="200" response_txn="invite" timeout="{wait}" ontimeout="giveup"'
+                      f'{rrs}/>',
+                      f'<send ack_txn="invite"><![CDATA[\n{self._in_dialog(caller_ack(number))}]]></send>',
                       *self._dtmf_parts(),
                       f'<pause milliseconds="{wait}"/>',
-                      f'<send retrans="500"><![CDATA[\n{caller_bye(number)}]]></send>',
+                      f'<send retrans="500"><![CDATA[\n{self._in_dialog(caller_bye(number))}]]></send>',
                       '<recv response="200" crlf="true" next="done"/>',
                       '<label id="giveup"/>',
                       f'<send><![CDATA[\n{caller_cancel()}]]></send>',
@@ -310,8 +323,8 @@ class CallerScript:
         parts += ['<recv response="180" optional="true" response_txn="invite"/>',
                   '<recv response="183" optional="true" response_txn="invite"/>',
                   '<recv response="200" rtd="true" response_txn="invite" '
-                  f'timeout="{self.answer_timeout_ms}"/>',
-                  f'<send ack_txn="invite"><![CDATA[\n{caller_ack(number)}]]></send>']
+                  f'timeout="{self.answer_timeout_ms}"{rrs}/>',
+                  f'<send ack_txn="invite"><![CDATA[\n{self._in_dialog(caller_ack(number))}]]></send>']
         if self.audio_pcap is not None:
             audio = escape(str(self.audio_pcap))
             parts.append(f'<nop><action><exec play_pcap_audio="{audio}"/></action></nop>')
@@ -321,7 +334,7 @@ class CallerScript:
                       f'<send><![CDATA[\n{_OK_TO_BYE}]]></send>']
         else:
             parts += [f'<pause milliseconds="{self.hold_ms}"/>',
-                      f'<send retrans="500"><![CDATA[\n{caller_bye(number)}]]></send>',
+                      f'<send retrans="500"><![CDATA[\n{self._in_dialog(caller_bye(number))}]]></send>',
                       '<recv response="200" crlf="true"/>']
         parts.append("</scenario>")
         return "\n".join(parts)

@@ -14,6 +14,13 @@ from callflow.siteconfig._applied import (
 from callflow.siteconfig._apply import ApplyOutcome, ApplyReport, ApplyTarget, apply_files
 from callflow.siteconfig._asterisk_log import MESSAGES_LOG, LogWatch, default_asterisk_log
 from callflow.siteconfig._checks import CheckContext, check_site, register_check, registered_checks
+from callflow.siteconfig._cluster import (
+    FRONT_FILES,
+    cluster_of,
+    node_site,
+    render_front,
+    render_node,
+)
 from callflow.siteconfig._diff import read_live, unified_diff
 from callflow.siteconfig._history import DEFAULT_KEEP, ApplyHistory
 from callflow.siteconfig._load import LoadedSite, load_site, parse_site
@@ -24,12 +31,15 @@ from callflow.siteconfig._model import (
     AgencyEndpoint,
     Callbacks,
     Calls,
+    Cluster,
+    ClusterNode,
     HandoffDeadline,
     Operator,
     Paths,
     Recording,
     Retention,
     ServiceClass,
+    SipFront,
     Site,
 )
 from callflow.siteconfig._problems import Problem, SiteConfigError
@@ -52,6 +62,7 @@ __all__ = [
     "DEFAULT_KEEP",
     "DEFAULT_STATE_DIR",
     "EMERGENCY_CATEGORIES",
+    "FRONT_FILES",
     "HEADER_END",
     "MASK",
     "MESSAGES_LOG",
@@ -66,6 +77,8 @@ __all__ = [
     "Callbacks",
     "Calls",
     "CheckContext",
+    "Cluster",
+    "ClusterNode",
     "HandoffDeadline",
     "LoadedSite",
     "LogWatch",
@@ -76,6 +89,7 @@ __all__ = [
     "Recording",
     "Retention",
     "ServiceClass",
+    "SipFront",
     "Site",
     "SiteConfigError",
     "applied_site_path",
@@ -83,14 +97,18 @@ __all__ = [
     "apply_files",
     "body",
     "check_site",
+    "cluster_of",
     "default_asterisk_log",
     "load_site",
     "mask",
+    "node_site",
     "parse_site",
     "pbx_config_dir",
     "read_live",
     "register_check",
     "registered_checks",
+    "render_front",
+    "render_node",
     "render_site",
     "resolve_secrets",
     "secret_problems",

@@ -350,6 +350,59 @@ class Paths(_Section):
     moh: str = Field(default="/var/lib/asterisk/siaga112/moh", pattern=PLAIN_PATH)
 
 
+_NODE_NAME = r"^[a-z][a-z0-9]{0,15}$"
+
+
+class ClusterNode(_Section):
+    """One Asterisk node behind the SIP front. Its name is its Asterisk ``systemname``: the prefix of every
+    uniqueid and linkedid it makes, so records from two nodes never collide in the shared store."""
+
+    name: Annotated[str, Field(pattern=_NODE_NAME)] = Field(
+        description="the node's name (lower-case letters and digits, e.g. a): its Asterisk systemname")
+    sip_address: IPv4Address = Field(description="where the SIP front reaches this node's Asterisk")
+    sip_port: int = Field(default=5060, ge=1, le=65535, description="this node's Asterisk SIP port")
+    priority: int = Field(ge=0, le=1000, description="higher is offered new calls first (failover order)")
+
+
+class SipFront(_Section):
+    """Kamailio, the entry for citizens' trunks and operators' phones (rendered to kamailio.cfg and
+    dispatcher.list): new calls go to the node of highest priority that answers its OPTIONS probes."""
+
+    bind: IPv4Address = Field(default=ipaddress.IPv4Address("127.0.0.1"),
+                              description="address citizens' trunks and operators' phones send SIP to")
+    port: int = Field(default=5060, ge=1, le=65535)
+    probe_interval_s: int = Field(default=1, ge=1, le=60,
+                                  description="how often each node is probed with SIP OPTIONS")
+    node_timeout_ms: int = Field(
+        default=1000, ge=200, le=10000,
+        description="a node that has not answered a new call (not even 100 Trying) within this is taken "
+                    "as down: the call goes to the next node")
+    etc_dir: str = Field(default="/etc/kamailio", pattern=PLAIN_PATH,
+                         description="Kamailio's configuration directory (dispatcher.list is read there)")
+
+
+class Cluster(_Section):
+    """Two (or more) Asterisk nodes behind one SIP front. Without this section the site is one node."""
+
+    front: SipFront = Field(default_factory=SipFront)
+    nodes: list[ClusterNode] = Field(min_length=2, max_length=8)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Cluster:
+        names = [node.name for node in self.nodes]
+        if len(set(names)) != len(names):
+            raise ValueError(f"node names must differ (got {', '.join(names)})")
+        places = [(node.sip_address, node.sip_port) for node in self.nodes]
+        if len(set(places)) != len(places):
+            raise ValueError("two nodes have the same sip_address and sip_port: give each its own")
+        if (self.front.bind, self.front.port) in places:
+            raise ValueError("the SIP front's bind and port are also a node's: give the front its own port")
+        return self
+
+    def node(self, name: str) -> ClusterNode | None:
+        return next((node for node in self.nodes if node.name == name), None)
+
+
 class Site(_Section):
     """The whole site file."""
 
@@ -367,6 +420,9 @@ class Site(_Section):
     sip: Sip = Field(default_factory=Sip)
     fastagi: FastAgi = Field(default_factory=FastAgi)
     paths: Paths = Field(default_factory=Paths)
+    cluster: Cluster | None = Field(
+        default=None, description="two Asterisk nodes behind Kamailio (README: two-node deployment); "
+                                  "leave out for one node")
 
     def operator(self, name: str) -> Operator | None:
         return next((op for op in self.operators if op.name == name), None)
