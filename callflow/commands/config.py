@@ -11,7 +11,25 @@ from pathlib import Path
 from typing import Any
 
 from callflow.ami import AmiEndpoint
-from callflow.lab import LabError, keep_lab_secrets, lab_ami_after, lab_apply_target, load_secrets, status
+from callflow.commands._config_cluster import (
+    for_node,
+    front_production,
+    is_cluster_lab,
+    on_each_node,
+    render_cluster,
+)
+from callflow.lab import (
+    LabError,
+    cluster_status,
+    is_cluster,
+    keep_lab_secrets,
+    lab_ami_after,
+    lab_apply_target,
+    lab_dir,
+    load_secrets,
+    status,
+)
+from callflow.lab._cluster import front_files
 from callflow.siteconfig import (
     APPLY_KEY,
     DEFAULT_KEEP,
@@ -62,12 +80,18 @@ def register(sub: Any) -> None:
                                  f"{DEFAULT_STATE_DIR})")
         parser.add_argument("--sounds-dir", type=Path, metavar="DIR",
                             help="where the IVR prompts are installed (host path; with --lab: the lab's)")
+        parser.add_argument("--node", metavar="NAME",
+                            help="with --etc, for a two-node site ([cluster]): which node this Asterisk is")
+        parser.add_argument("--front", type=Path, metavar="DIR",
+                            help="a two-node site's SIP front: Kamailio's configuration directory (instead "
+                                 "of --etc)")
 
     p_check = cfg.add_parser("check", help="report every problem with file:line and a hint")
     p_check.add_argument("file", type=Path)
     p_check.add_argument("--lab", metavar="INSTANCE", help="take SIP/AMI secrets from this lab")
     p_check.set_defaults(handler=_check)
-    p_render = cfg.add_parser("render", help="write the Asterisk .conf files (deterministic)")
+    p_render = cfg.add_parser("render", help="write the Asterisk .conf files (deterministic); a two-node "
+                                             "site: DIR/<node>/ per node and DIR/kamailio/")
     p_render.add_argument("file", type=Path)
     p_render.add_argument("--out", type=Path, required=True, metavar="DIR")
     p_render.add_argument("--lab", metavar="INSTANCE", help="render as this lab runs it")
@@ -108,6 +132,8 @@ def _print_problems(problems: list[Any], verb: str) -> int:
 def _lab_secrets(instance: str | None) -> dict[str, str]:
     if not instance:
         return {}
+    if is_cluster(instance):  # a two-node lab: the secrets its front and nodes share
+        return load_secrets(lab_dir(instance) / "secrets.json")
     st = status(instance)
     if not st.secrets_file or not Path(st.secrets_file).exists():
         raise LabError(f"lab {instance!r} has no secrets yet: start it with `siaga112 lab up --instance "
@@ -138,13 +164,23 @@ def _check(args: argparse.Namespace) -> int:
 
 def _render(args: argparse.Namespace) -> int:
     try:
-        if args.lab:
+        if args.lab and is_cluster_lab(args):
+            _checked(args.file, args.lab)
+            written = []
+            for name, instance in cluster_status(args.lab).node_instances.items():
+                loaded, secrets, _ = lab_apply_target(status(instance), args.file)
+                written += write_files(render_site(loaded, secrets), args.out / name)
+            front, _, _ = front_files(args.lab, args.file)
+            written += write_files(front, args.out / "kamailio")
+        elif args.lab:
             _checked(args.file, args.lab)
             loaded, secrets, _ = lab_apply_target(status(args.lab), args.file)
+            written = write_files(render_site(loaded, secrets), args.out)
         else:
             loaded = _checked(args.file, None)
             secrets = resolve_secrets(loaded)
-        written = write_files(render_site(loaded, secrets), args.out)
+            written = (render_cluster(loaded, secrets, args.out) if loaded.site.cluster
+                       else write_files(render_site(loaded, secrets), args.out))
     except SiteConfigError as exc:
         return _print_problems(exc.problems, "render")
     except LabError as exc:
@@ -166,6 +202,7 @@ def _target(args: argparse.Namespace, *, check: bool
         raise LabError("say where to apply: --lab INSTANCE, or --etc DIR for a production Asterisk")
     loaded = load_site(args.file)
     secrets = resolve_secrets(loaded)
+    loaded = for_node(loaded, args.node)
     ami = loaded.site.ami
     host = "127.0.0.1" if ami.bind.is_loopback or ami.bind.is_unspecified else str(ami.bind)
     # `config apply`'s own AMI user: the engine's cannot reload or verify (no `system`/`config` class)
@@ -186,6 +223,10 @@ def _target(args: argparse.Namespace, *, check: bool
 
 
 def _diff(args: argparse.Namespace) -> int:
+    if is_cluster_lab(args):
+        return on_each_node(args, _diff, "diff")
+    if args.front is not None:
+        return _front_production(args, "diff")
     try:
         loaded, secrets, target, _ = _target(args, check=False)
         files = render_site(loaded, secrets)
@@ -218,7 +259,19 @@ def _tree_diff(loaded: LoadedSite, state_dir: Path) -> tuple[str, str]:
     return ("" if old == new else unified_diff({TREE_NAME: old}, {TREE_NAME: new}, {})), ""
 
 
+def _front_production(args: argparse.Namespace, verb: str) -> int:
+    try:
+        loaded = _checked(args.file, None) if verb == "apply" else load_site(args.file)
+    except SiteConfigError as exc:
+        return _print_problems(exc.problems, verb)
+    return front_production(args, loaded, verb)
+
+
 def _apply(args: argparse.Namespace) -> int:
+    if is_cluster_lab(args):
+        return on_each_node(args, _apply, "apply")
+    if args.front is not None:
+        return _front_production(args, "apply")
     try:
         loaded, secrets, target, new_ami = _target(args, check=True)
         files = render_site(loaded, secrets)
@@ -297,8 +350,6 @@ def _print_report(report: ApplyReport, target: ApplyTarget) -> int:
 
 
 def _history(args: argparse.Namespace) -> int:
-    from callflow.lab import lab_dir  # noqa: PLC0415 - only this sub-command needs it
-
     state_dir = lab_dir(args.lab) / "config" if args.lab else args.state_dir
     history = ApplyHistory(state_dir)
     records = history.records()

@@ -133,10 +133,10 @@ def _print_cluster(st: ClusterStatus) -> None:
         static = ", ".join(f"{op} {info['port']}" for op, info in first.operators.items()
                            if "port" in info)
         print(f"  operators  SIPp answerers (static contacts) on 127.0.0.1: {static}")
-    print(f"  database   {Location(lab=st.instance).database.path} (both engines)")
     for name, inst in st.node_instances.items():
-        print(f"  engine {name}   siaga112 serve --lab {inst} --http 127.0.0.1:{8112 + NODE_HTTP[name]}"
-              if name in NODE_HTTP else f"  engine {name}   siaga112 serve --lab {inst}")
+        http = f" --http 127.0.0.1:{8112 + NODE_HTTP[name]}" if name in NODE_HTTP else ""
+        print(f"  engine {name}   siaga112 serve --lab {inst}{http}   (database "
+              f"{Location(lab=inst).database.path})")
 
 
 NODE_HTTP = {"a": 1, "b": 2}  # the engines' consoles beside each other: 8113, 8114

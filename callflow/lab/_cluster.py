@@ -32,6 +32,7 @@ from callflow.lab._control import (
     free_ports,
     lab_dir,
     lab_site_file,
+    load_secrets,
     status,
     up,
 )
@@ -209,11 +210,20 @@ def _start_front(kamailio: str, instance: str, site_file: Path, *, ports: LabPor
         write_files(render_front(loaded, resolved), front_dir)
     except SiteConfigError as exc:
         raise LabError(str(exc)) from None
-    cfg = front_dir / "kamailio.cfg"
+    return _launch_front(kamailio, instance, front_dir / "kamailio.cfg", cluster.front_port)
+
+
+def check_front_config(kamailio: str, cfg: Path) -> None:
+    """``kamailio -c``: Kamailio's own syntax check of a rendered configuration (LabError if refused)."""
     check = subprocess.run([kamailio, "-c", "-f", str(cfg)], capture_output=True, text=True, timeout=30,
                            check=False)
     if check.returncode != 0:
-        raise LabError(f"Kamailio refused its rendered configuration {cfg}:\n{check.stderr[-2000:]}")
+        raise LabError(f"Kamailio refused the rendered configuration {cfg}:\n{check.stderr[-2000:]}")
+
+
+def _launch_front(kamailio: str, instance: str, cfg: Path, port: int) -> dict[str, Any]:
+    check_front_config(kamailio, cfg)
+    front_dir = cfg.parent
     log_path = lab_dir(instance) / "kamailio.out"
     run_dir = front_dir / "run"
     run_dir.mkdir(exist_ok=True)
@@ -223,14 +233,46 @@ def _start_front(kamailio: str, instance: str, site_file: Path, *, ports: LabPor
              *KAMAILIO_MEMORY],
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + FRONT_START_TIMEOUT_S
-    while not _udp_bound(cluster.front_port):
+    while not _udp_bound(port):
         if proc.poll() is not None or time.monotonic() > deadline:
             _stop_pid(proc.pid, str(cfg))
             tail = "".join(log_path.read_text(errors="replace").splitlines(keepends=True)[-10:])
             raise LabError(f"Kamailio did not start (see {log_path}):\n{tail}")
         time.sleep(0.05)
-    return {"pid": proc.pid, "host": "127.0.0.1", "port": cluster.front_port, "config_dir": str(front_dir),
+    return {"pid": proc.pid, "host": "127.0.0.1", "port": port, "config_dir": str(front_dir),
             "config_file": str(cfg), "log_file": str(log_path), "kamailio": kamailio}
+
+
+def front_files(instance: str, site_file: Path) -> tuple[dict[str, str], dict[str, str], Path]:
+    """(the SIP front's files as the two-node lab ``instance`` renders ``site_file``, secrets, its
+    configuration directory)."""
+    cst = cluster_status(instance)
+    first = next(iter(cst.nodes().values()), None)
+    cluster = first.lab_cluster() if first is not None else None
+    if first is None or cluster is None:
+        raise LabError(f"lab {instance!r} has no nodes: start it with `siaga112 lab up --nodes 2 --instance "
+                       f"{instance}`")
+    secrets = load_secrets(Path(first.secrets_file))
+    loaded, resolved = load_lab_site(site_file, ports=first.ports(), inner=str(lab_dir(instance)),
+                                     ami_user=AMI_USER, secrets=secrets, cluster=cluster)
+    try:
+        return render_front(loaded, resolved), resolved, Path(cluster.front_etc)
+    except SiteConfigError as exc:
+        raise LabError(str(exc)) from None
+
+
+def restart_front(instance: str) -> ClusterStatus:
+    """Restart the lab's Kamailio on the files in its directory (what ``config apply`` wrote). Phones
+    registered at it register again within their expiry (registrations are kept in memory)."""
+    cst = cluster_status(instance)
+    cfg = Path(cst.front["config_file"])
+    _stop_pid(int(cst.front.get("pid") or 0), str(cfg))
+    front = _launch_front(str(cst.front.get("kamailio") or "kamailio"), instance, cfg, int(cst.front["port"]))
+    path = _cluster_state(instance)
+    data = json.loads(path.read_text())
+    data["front"] = front
+    path.write_text(json.dumps(data, indent=2, sort_keys=True))
+    return cluster_status(instance)
 
 
 def _udp_bound(port: int) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import shutil
 import signal
@@ -23,6 +24,7 @@ from callflow.lab import ClusterStatus, LabError, down_cluster, lab_database, pb
 from callflow.lab.sipp import CallerScript, SippOperator, place_call
 from tests.conftest import IN_CI, lab_instance_name
 from tests.support.engine import EngineProcess, Record
+from tests.support.pyvoip_operator import PyVoipOperator
 
 pytestmark = pytest.mark.integration
 
@@ -90,6 +92,29 @@ async def record_of(engine: EngineProcess, number: str, after: int) -> Record:
                                  and str(r.get("caller", "")).endswith(number[-3:]), timeout=20)
     return await engine.wait_for(lambda r: r.get("event") == "call.record"
                                  and r.get("linkedid") == join["linkedid"], timeout=30)
+
+
+async def test_either_node_rings_an_operator_registered_at_the_front(two_nodes: ClusterStatus) -> None:
+    """op5 (a pyVoIP softphone) registers at Kamailio only (digest against the site's secret); each node's
+    Asterisk reaches it through Kamailio."""
+    nodes = two_nodes.nodes()
+    at_front = dataclasses.replace(nodes["a"], sip={"host": two_nodes.front["host"],
+                                                    "port": int(two_nodes.front["port"])})
+    with PyVoipOperator(at_front, "op5", max_call_s=5) as phone:
+        for st in nodes.values():
+            phone.answered.clear()
+            phone.ended.clear()
+            events: asyncio.Queue[EventItem] = asyncio.Queue()
+            conn = AmiConnection(st.ami_endpoint(), events)
+            await conn.connect()
+            try:
+                await conn.action("Originate", {"Channel": "PJSIP/op5", "Application": "Wait", "Data": "1",
+                                                "Async": "true", "Timeout": "8000"})
+                assert await asyncio.to_thread(phone.answered.wait, 8), f"node {st.node} did not ring op5"
+                assert await asyncio.to_thread(phone.ended.wait, 8)
+            finally:
+                await conn.close()
+    assert phone.error is None
 
 
 async def test_node_killed_next_call_answered_on_the_other_node(
