@@ -424,9 +424,12 @@ class SippRun:
 
 async def rate_callers(lab: LabStatus, numbers: Sequence[str], keys: Sequence[tuple[int, str]], *,
                        rate: float, hold_ms: int, workdir: Path, name: str = "Warga Bench",
-                       remote_hangup: bool = False, limit: int = 5000, timeout_s: float = 600) -> SippRun:
+                       remote_hangup: bool = False, limit: int = 5000, timeout_s: float = 600,
+                       front: tuple[str, int] | None = None) -> SippRun:
     """One SIPp process placing ``len(numbers)`` calls at ``rate`` calls/s, one number each (injection
-    file), every caller pressing ``keys`` then staying ``hold_ms`` (or until the far end hangs up)."""
+    file), every caller pressing ``keys`` then staying ``hold_ms`` (or until the far end hangs up).
+    ``front``: call a two-node lab's SIP front (host, port) instead of the lab's Asterisk, following its
+    Record-Route as a trunk does."""
     if not numbers:
         return SippRun()
     binary = sipp_binary()
@@ -434,7 +437,8 @@ async def rate_callers(lab: LabStatus, numbers: Sequence[str], keys: Sequence[tu
         raise RuntimeError("sipp not installed: apt-get install sip-tester")
     tag = f"{numbers[0]}-{len(numbers)}"
     script = CallerScript(number="[field0]", name=name, dtmf=keys, hold_ms=hold_ms,
-                          remote_hangup=remote_hangup, answer_timeout_ms=120_000)
+                          remote_hangup=remote_hangup, answer_timeout_ms=120_000, route_set=front is not None)
+    host, port = front or (lab.sip["host"], lab.sip["port"])
     scenario = workdir / f"callers-{tag}.xml"
     # a caller waiting for the far end may wait in a long queue: longer than CallerScript's 120 s
     xml = script.scenario_xml().replace('<recv request="BYE" timeout="120000"/>',
@@ -445,7 +449,7 @@ async def rate_callers(lab: LabStatus, numbers: Sequence[str], keys: Sequence[tu
     stats = workdir / f"callers-{tag}-stat.csv"
     # rate as calls per -rp milliseconds, so fractional rates (0.74 * 2/s) are exact
     cmd = [binary, "-sf", str(scenario), "-inf", str(inject), "-s", "112",
-           f"{lab.sip['host']}:{lab.sip['port']}", "-i", "127.0.0.1", "-p", str(free_udp_port()),
+           f"{host}:{port}", "-i", "127.0.0.1", "-p", str(free_udp_port()),
            "-mi", "127.0.0.1", "-mp", str(free_udp_port()), "-r", str(round(rate * 1000)), "-rp", "1000s",
            "-m", str(len(numbers)), "-l", str(limit), "-nostdin", "-trace_stat", "-stf", str(stats),
            "-fd", "1", "-timeout", f"{int(timeout_s)}s", "-timeout_error", "-max_socket", "60000"]

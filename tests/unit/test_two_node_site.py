@@ -115,6 +115,12 @@ def test_front_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert "listen=udp:10.0.0.5:5060" in cfg
     assert 'modparam("tm", "fr_timer", 700)' in cfg
     assert 'modparam("dispatcher", "ds_ping_interval", 1)' in cfg
+    # Kamailio's own 408 (the node said nothing) must not count as a live node: with class=4 accepted, a
+    # killed node came back to the list at its next probe and calls waited for it again (bench/failover)
+    codes = re.search(r'"ds_ping_reply_codes", "([^"]*)"', cfg)
+    assert codes is not None
+    assert "class=4" not in codes.group(1)
+    assert "408" not in codes.group(1)
     assert 'modparam("dispatcher", "list_file", "/etc/kamailio/dispatcher.list")' in cfg
     assert f'$sht(operators=>op1) = "{SECRET}";' in cfg
     assert '$sht(operators=>op2) = "file-\\"secret\\\\0123456789";' in cfg
