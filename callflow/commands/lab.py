@@ -19,6 +19,7 @@ from callflow.lab import (
     down_cluster,
     find_runtime,
     free_ports,
+    front_view,
     is_cluster,
     lab_site_file,
     status,
@@ -123,9 +124,12 @@ def _print_cluster(st: ClusterStatus) -> None:
           f"{front.get('port')}/udp (citizens dial 112 here; operators register here); config "
           f"{front.get('config_dir')}")
     first: LabStatus | None = None
+    view = front_view(st)
     for name, node in st.nodes().items():
         first = first or node
         word = f"running, pid {node.pid}" if node.running else "DOWN"
+        if name in view:
+            word += f"; the front sees it {view[name]}"
         print(f"  node {name:<5} Asterisk {word} (systemname {name}, lab instance {node.instance}): "
               f"SIP {node.sip.get('port')}/udp  AMI {node.ami.get('port')}  "
               f"FastAGI {node.fastagi.get('port')}")

@@ -67,7 +67,36 @@ class ClusterStatus:
     def as_json(self) -> str:
         data = asdict(self)
         data["nodes"] = {name: json.loads(st.as_json()) for name, st in self.nodes().items()}
+        data["front_view"] = front_view(self)
         return json.dumps(data, indent=2, sort_keys=True)
+
+
+_STATES = {"A": "active", "I": "inactive", "D": "disabled", "T": "trying"}
+
+
+def front_view(st: ClusterStatus) -> dict[str, str]:
+    """How the front sees each node (its dispatcher's state: active, inactive, disabled; "probing" when
+    it sends OPTIONS), by node name, read with ``kamcmd`` over the lab's control socket; {} when the front
+    is down or ``kamcmd`` is missing."""
+    kamcmd = shutil.which("kamcmd")
+    if kamcmd is None or not st.front_running:
+        return {}
+    sock = Path(st.front["config_dir"]) / "run" / "kamailio_ctl"
+    try:
+        out = subprocess.run([kamcmd, "-s", f"unix:{sock}", "dispatcher.list"], capture_output=True,
+                             text=True, timeout=5, check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    view: dict[str, str] = {}
+    flags = ""
+    for line in out.splitlines():
+        key, _, value = line.strip().partition(": ")
+        if key == "FLAGS":
+            flags = value
+        elif key == "DUID" and flags:
+            state = _STATES.get(flags[:1], flags)
+            view[value] = f"{state}, probing" if "P" in flags[1:] else state
+    return view
 
 
 def _cluster_state(instance: str) -> Path:
@@ -129,10 +158,14 @@ def _node_ports(free: bool, base: LabPorts) -> list[LabPorts]:
 
 def up_cluster(instance: str, *, free: bool = False, ports: LabPorts | None = None,
                front_port: int | None = None, site_file: Path | None = None) -> ClusterStatus:
-    """Start Kamailio and two Asterisk nodes (idempotent: a running two-node lab is reported)."""
+    """Start Kamailio and two Asterisk nodes (idempotent: a running two-node lab is reported). When some
+    parts still run (a node was killed or stopped), only the missing parts are started again, on their
+    ports: calls up on the running node are not touched."""
     current = cluster_status(instance)
     if current.running and current.front_running and all(n.running for n in current.nodes().values()):
         return current
+    if current.running:
+        return _start_missing(current)
     if status(instance).running:
         raise LabError(f"lab {instance!r} runs one Asterisk (a one-node lab): stop it first (`siaga112 lab "
                        f"down --instance {instance}`) or choose another --instance for two nodes")
@@ -179,6 +212,21 @@ def up_cluster(instance: str, *, free: bool = False, ports: LabPorts | None = No
         {"front": state.front, "node_instances": node_instances, "started_at": state.started_at},
         indent=2, sort_keys=True))
     return cluster_status(instance)
+
+
+def _start_missing(current: ClusterStatus) -> ClusterStatus:
+    for name, node in current.nodes().items():
+        if not node.running:
+            up(node.instance, node.ports(), cluster=node.lab_cluster(), node=name,
+               cluster_instance=current.instance)
+    if not current.front_running:
+        path = _cluster_state(current.instance)
+        data = json.loads(path.read_text())
+        cfg = Path(current.front["config_file"])
+        data["front"] = _launch_front(str(current.front.get("kamailio") or "kamailio"), current.instance,
+                                      cfg, int(current.front["port"]))
+        path.write_text(json.dumps(data, indent=2, sort_keys=True))
+    return cluster_status(current.instance)
 
 
 def _lab_cluster(site_file: Path, blocks: list[LabPorts], front_port: int, front_dir: Path

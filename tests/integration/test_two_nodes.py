@@ -20,7 +20,15 @@ from datetime import UTC, datetime
 import pytest
 
 from callflow.ami import AmiConnection, EventItem
-from callflow.lab import ClusterStatus, LabError, down_cluster, lab_database, pbx_config_dir, up_cluster
+from callflow.lab import (
+    ClusterStatus,
+    LabError,
+    down_cluster,
+    front_view,
+    lab_database,
+    pbx_config_dir,
+    up_cluster,
+)
 from callflow.lab.sipp import CallerScript, SippOperator, place_call
 from tests.conftest import IN_CI, lab_instance_name
 from tests.support.engine import EngineProcess, Record
@@ -147,6 +155,7 @@ async def test_node_killed_next_call_answered_on_the_other_node(
     taken_s = (datetime.fromisoformat(taken["ts"]) - dialled_at).total_seconds()
     print(f"node a killed; the next call reached node b {taken_s:.3f} s after it was dialled")
     assert 0 < taken_s < FAILOVER_BUDGET_S
+    assert front_view(two_nodes)["a"].startswith("inactive")  # Kamailio took node a out of the list
     assert second_record["outcome"] == "answered"
     assert second_record["operator"] == "op1"
     assert str(second_record["linkedid"]).startswith("b-")
