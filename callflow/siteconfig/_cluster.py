@@ -11,9 +11,10 @@ templates: ``kamailio.cfg`` (routing, the operators' passwords and static contac
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from callflow.siteconfig._checks import CheckContext, register_check
 from callflow.siteconfig._load import LoadedSite
 from callflow.siteconfig._model import Cluster, Site
 from callflow.siteconfig._problems import Problem, SiteConfigError
@@ -22,6 +23,22 @@ from callflow.siteconfig._render import pbx_config_dir, render_site, substitute
 FRONT_FILES = ("kamailio.cfg", "dispatcher.list")
 FRONT_HEADER_END = "# (end of the siaga112 header)\n"
 DISPATCHER_SET = 1
+
+
+@register_check
+def check_cluster(loaded: LoadedSite, ctx: CheckContext) -> Iterable[Problem]:
+    """An operator's static contact on the front itself would send the front's INVITE back to the front."""
+    del ctx
+    cluster = loaded.site.cluster
+    if cluster is None:
+        return
+    front = f"@{cluster.front.bind}:{cluster.front.port}"
+    for i, op in enumerate(loaded.site.operators):
+        if op.contact and (op.contact.endswith(front) or front + ";" in op.contact):
+            yield loaded.problem(("operators", i, "contact"),
+                                 f"{op.name}'s contact is the SIP front itself ({op.contact})",
+                                 "give the phone's own address, or leave contact out for a phone that "
+                                 "registers (at the front)")
 
 
 def cluster_of(loaded: LoadedSite) -> Cluster:

@@ -16,6 +16,7 @@ from callflow.lab import LabError
 from callflow.siteconfig import (
     SiteConfigError,
     body,
+    check_site,
     load_site,
     pbx_config_dir,
     render_front,
@@ -83,6 +84,16 @@ def test_cluster_section_refusals(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
                                   expected: str) -> None:
     path = write_site(tmp_path, monkeypatch, extra=f"\n[cluster]\n{cluster}\n")
     assert expected in problems_of(path)
+
+
+def test_check_refuses_an_operator_contact_on_the_front(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_site(tmp_path, monkeypatch)
+    path.write_text(path.read_text().replace("sip:op2@127.0.0.1:5062", "sip:op2@10.0.0.5:5060"))
+    problems = [str(p) for p in check_site(load_site(path))]
+    assert any("op2's contact is the SIP front itself" in p for p in problems), problems
+    assert not [str(p) for p in check_site(load_site(write_site(tmp_path, monkeypatch)))
+                if "SIP front" in str(p)]
 
 
 def test_each_node_runs_its_own_address_and_reaches_operators_through_the_front(
