@@ -218,7 +218,7 @@ def _start_missing(current: ClusterStatus) -> ClusterStatus:
     for name, node in current.nodes().items():
         if not node.running:
             up(node.instance, node.ports(), cluster=node.lab_cluster(), node=name,
-               cluster_instance=current.instance)
+               cluster_instance=current.instance, engine_may_run=True)
     if not current.front_running:
         path = _cluster_state(current.instance)
         data = json.loads(path.read_text())

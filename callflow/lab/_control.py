@@ -234,12 +234,13 @@ def lab_site_file(instance: str, site_file: Path | None = None) -> Path:
 
 def up(instance: str = "default", ports: LabPorts | None = None, *,
        site_file: Path | None = None, cluster: LabCluster | None = None, node: str | None = None,
-       cluster_instance: str = "") -> LabStatus:
+       cluster_instance: str = "", engine_may_run: bool = False) -> LabStatus:
     """Start the lab (building the Asterisk root first if needed). Idempotent: a running lab is reported.
     It renders :func:`lab_site_file`: a ``lab down`` then ``lab up`` keeps the site last applied. A
     ``site_file`` given here becomes the site the lab runs (kept as applied: the engine, ``operator`` and
     ``config diff`` read it). ``cluster``, ``node``: this Asterisk is node ``node`` of the two-node lab
-    ``cluster_instance`` (:mod:`callflow.lab._cluster` starts its nodes this way)."""
+    ``cluster_instance`` (:mod:`callflow.lab._cluster` starts its nodes this way). ``engine_may_run``:
+    this Asterisk comes back under a running engine (its FastAGI port is taken, by the engine)."""
     current = status(instance)
     if current.running:
         return current
@@ -247,6 +248,8 @@ def up(instance: str = "default", ports: LabPorts | None = None, *,
     site_file = lab_site_file(instance, site_file)
     ports = ports or LabPorts()
     for label, proto, port in ports.all_checked():
+        if engine_may_run and port == ports.agi:
+            continue  # the engine's own FastAGI listener: it outlived its Asterisk and stays
         _check_port_free(label, proto, port)
     runtime = find_runtime()
     inner, host_inner = _instance_dirs(runtime, instance)

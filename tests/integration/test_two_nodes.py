@@ -158,6 +158,18 @@ async def test_node_killed_next_call_answered_on_the_other_node(
     print(f"node a killed; the next call reached node b {taken_s:.3f} s after it was dialled")
     assert 0 < taken_s < FAILOVER_BUDGET_S
     assert front_view(two_nodes)["a"].startswith("inactive")  # Kamailio took node a out of the list
+
+    # node a back: `lab up --nodes 2` starts only what is down (node b keeps its Asterisk and its calls),
+    # and the front offers node a new calls again once it answers a probe
+    back = await asyncio.to_thread(up_cluster, two_nodes.instance)
+    assert back.nodes()["b"].pid == nodes["b"].pid
+    assert back.nodes()["a"].running
+    async with asyncio.timeout(5):
+        while not front_view(back).get("a", "").startswith("active"):  # noqa: ASYNC110 - Kamailio's state
+            await asyncio.sleep(0.1)
+    # node a's engine, which kept trying, is attached to it again
+    await engines["a"].wait_for(lambda r: r.get("event") == "ami.connected" and r.get("reconnect") is True,
+                                timeout=15)
     assert second_record["outcome"] == "answered"
     assert second_record["operator"] == "op1"
     assert str(second_record["linkedid"]).startswith("b-")
