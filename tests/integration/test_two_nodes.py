@@ -27,13 +27,13 @@ from callflow.lab import (
     LabError,
     down_cluster,
     front_view,
-    lab_database,
     pbx_config_dir,
     up_cluster,
 )
 from callflow.lab.sipp import CallerScript, SippOperator, place_call
 from tests.conftest import IN_CI, lab_instance_name
 from tests.support.engine import EngineProcess, Record
+from tests.support.pg import PrivatePostgres
 from tests.support.pyvoip_operator import PyVoipOperator
 
 pytestmark = pytest.mark.integration
@@ -65,8 +65,21 @@ def two_nodes() -> Iterator[ClusterStatus]:
 
 
 @pytest.fixture
-async def engines(two_nodes: ClusterStatus) -> AsyncIterator[dict[str, EngineProcess]]:
-    procs = {name: EngineProcess(st.instance) for name, st in two_nodes.nodes().items()}
+def stores(two_nodes: ClusterStatus, private_postgres: PrivatePostgres) -> Iterator[dict[str, str]]:
+    """Each node's engine's store: a database of its own on the session's private PostgreSQL. One
+    database for both waits for journals that know their node (on main, two engines number their journal
+    rows from one sequence and the second engine's rows are dropped)."""
+    urls = {name: private_postgres.create_database(f"node_{name}") for name in two_nodes.node_instances}
+    yield urls
+    for url in urls.values():
+        private_postgres.drop_database(url)
+
+
+@pytest.fixture
+async def engines(two_nodes: ClusterStatus, stores: dict[str, str]
+                  ) -> AsyncIterator[dict[str, EngineProcess]]:
+    procs = {name: EngineProcess(st.instance, "--database", stores[name])
+             for name, st in two_nodes.nodes().items()}
     try:
         await asyncio.gather(*(proc.start() for proc in procs.values()))
         yield procs
@@ -128,7 +141,7 @@ async def test_either_node_rings_an_operator_registered_at_the_front(two_nodes: 
 
 
 async def test_node_killed_next_call_answered_on_the_other_node(
-        two_nodes: ClusterStatus, engines: dict[str, EngineProcess]) -> None:
+        two_nodes: ClusterStatus, engines: dict[str, EngineProcess], stores: dict[str, str]) -> None:
     nodes = two_nodes.nodes()
     front = (two_nodes.front["host"], int(two_nodes.front["port"]))
     first_number, second_number = "081200002001", "081200002002"
@@ -177,8 +190,7 @@ async def test_node_killed_next_call_answered_on_the_other_node(
     # records complete: each offered call exactly once in the stores the engines write (read back with the
     # product's own export, whatever the store)
     linkedids = {str(first_record["linkedid"]), str(second_record["linkedid"])}
-    stores = {lab_database(st.instance) for st in nodes.values()}
-    stored = [(r["linkedid"], r["outcome"]) for database in stores for r in exported(database)
+    stored = [(r["linkedid"], r["outcome"]) for database in set(stores.values()) for r in exported(database)
               if r["linkedid"] in linkedids]
     assert sorted(stored) == sorted((lid, "answered") for lid in linkedids)
 
