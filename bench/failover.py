@@ -26,7 +26,8 @@ Measured:
         [--seconds 30] [--fault-at 10] [--hold-ms 4000]
 
 Without --lab it starts its own two-node lab (bench-failover-<checkout digest>) on free ports and stops it
-afterwards. Last line:
+afterwards. The engines' store: --store postgresql (default; a private PostgreSQL with fsync on, one
+database per node) or sqlite (each node lab's file). Last line:
 ``RESULT new_call_failover_s=N lost_records=N duplicated=N node_lost_task_s=N``
 """
 
@@ -36,8 +37,10 @@ import argparse
 import asyncio
 import contextlib
 import hashlib
+import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -47,10 +50,14 @@ from pathlib import Path
 
 import loadkit as kit
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/support/pg.py, the private PostgreSQL
+
 from callflow.ami import AmiSession
 from callflow.calls.model import CallRecord
+from callflow.calls.records import record_from_dict
 from callflow.lab import ClusterStatus, LabStatus, cluster_status, down_cluster, lab_database, up_cluster
 from callflow.lab.sipp import PRESS_EMERGENCY, CallerScript, place_call
+from tests.support.pg import remove_private_postgres, start_private_postgres
 
 
 @dataclass
@@ -105,11 +112,38 @@ def two_node_lab(instance: str | None) -> Iterator[ClusterStatus]:
         down_cluster(name)
 
 
+@contextlib.contextmanager
+def stores_for(nodes: dict[str, LabStatus], store: str) -> Iterator[dict[str, str]]:
+    """Each node's engine's store: with ``postgresql``, a database of its own on a private PostgreSQL
+    (tests/support/pg.py: initdb/pg_ctl on a free loopback port, fsync on, removed afterwards); with
+    ``sqlite`` the node lab's file. One database for both engines waits for journals that know their node
+    (on main, two engines number their journal rows from one sequence and the second one's are dropped)."""
+    if store == "sqlite":
+        yield {name: str(lab_database(st.instance)) for name, st in nodes.items()}
+        return
+    server = start_private_postgres(durable=True)
+    try:
+        yield {name: server.create_database(f"node_{name}") for name in nodes}
+    finally:
+        remove_private_postgres(server)
+
+
+def read_records(database: str, prefix: str) -> list[CallRecord]:
+    """The run's records in one store, read with the product's own `calls export` (either store)."""
+    out = subprocess.run([sys.executable, "-m", "callflow.cli", "calls", "export", "--format", "json",
+                          "--database", database], capture_output=True, text=True, timeout=120, check=False)
+    if out.returncode != 0:
+        return []  # no database yet (an engine that never stored anything)
+    rows = [{k: v for k, v in row.items() if k != "nature"} for row in json.loads(out.stdout)]
+    return [r for r in map(record_from_dict, rows) if r.caller_number.startswith(prefix)]
+
+
 @contextlib.asynccontextmanager
-async def engines_for(nodes: dict[str, LabStatus]) -> AsyncIterator[dict[str, kit.Engine]]:
+async def engines_for(nodes: dict[str, LabStatus], stores: dict[str, str]
+                      ) -> AsyncIterator[dict[str, kit.Engine]]:
     # no callbacks dialled: there is no citizen behind the lab's callback trunk in this benchmark
-    running = {name: kit.Engine(st.instance, lab_database(st.instance),
-                                env={"SIAGA112_CALLBACKS__DIAL": "false"}) for name, st in nodes.items()}
+    running = {name: kit.Engine(st.instance, stores[name], env={"SIAGA112_CALLBACKS__DIAL": "false"})
+               for name, st in nodes.items()}
     try:
         await asyncio.gather(*(engine.start() for engine in running.values()))
         yield running
@@ -125,19 +159,19 @@ async def probe(front: tuple[str, int], number: str, workdir: Path) -> datetime:
     return dialled
 
 
-async def all_records(databases: set[Path], prefix: str, expected: set[str], timeout: float
+async def all_records(databases: set[str], prefix: str, expected: set[str], timeout: float
                       ) -> list[CallRecord]:
     """The run's records in every engine's database, polled until each offered number has one."""
     deadline = time.monotonic() + timeout
     while True:
         records = [r for database in sorted(databases)
-                   for r in await asyncio.to_thread(kit.read_records, database, prefix)]
+                   for r in await asyncio.to_thread(read_records, database, prefix)]
         if expected <= {r.caller_number for r in records} or time.monotonic() > deadline:
             return records
         await asyncio.sleep(1.0)
 
 
-async def bench(args: argparse.Namespace, cst: ClusterStatus) -> int:
+async def bench(args: argparse.Namespace, cst: ClusterStatus, stores: dict[str, str]) -> int:
     prefix = f"0815{kit.run_tag()}"
     work = kit.workdir("failover")
     if True:
@@ -156,7 +190,7 @@ async def bench(args: argparse.Namespace, cst: ClusterStatus) -> int:
                 stack.callback(session.stop)
                 async with asyncio.timeout(20):
                     await session.connected.wait()
-            engines = await stack.enter_async_context(engines_for(nodes))
+            engines = await stack.enter_async_context(engines_for(nodes, stores))
             # the SIPp operators answer on node a's block; every node's queues have them
             await stack.enter_async_context(kit.operators(first, sessions[next(iter(nodes))]))
             for session in list(sessions.values())[1:]:
@@ -191,8 +225,7 @@ async def bench(args: argparse.Namespace, cst: ClusterStatus) -> int:
                     offered.setdefault(number, []).extend(lids)
                 for number, seen in watcher.first_seen.items():
                     first_seen[number] = min(seen, first_seen.get(number, seen))
-            records = await all_records({engine.database for engine in engines.values()}, prefix,
-                                        set(offered), args.settle_s)
+            records = await all_records(set(stores.values()), prefix, set(offered), args.settle_s)
     return report(args, run, Measured(watchers, before_fault, offered, first_seen, dialled, records, sipp))
 
 
@@ -239,6 +272,8 @@ def main() -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--fault", choices=sorted(FAULTS), default="asterisk-a-kill")
     parser.add_argument("--lab", metavar="INSTANCE", help="a running two-node lab (default: start one)")
+    parser.add_argument("--store", choices=["postgresql", "sqlite"], default="postgresql",
+                        help="the engines' store (default: a private PostgreSQL, a database per node)")
     parser.add_argument("--rate", type=float, default=1.0, help="calls per second of the steady load")
     parser.add_argument("--seconds", type=float, default=30.0, help="how long the steady load dials")
     parser.add_argument("--fault-at", type=float, default=10.0, help="seconds into the load")
@@ -248,8 +283,9 @@ def main() -> int:
     parser.add_argument("--settle-s", type=float, default=20.0, help="wait this long for missing records")
     args = parser.parse_args()
     started = time.monotonic()
-    with two_node_lab(args.lab) as cst:  # started outside the loop: `lab up` runs its own
-        code = asyncio.run(bench(args, cst))
+    with two_node_lab(args.lab) as cst, stores_for(cst.nodes(), args.store) as stores:
+        # the lab is started outside the loop: `lab up` runs its own
+        code = asyncio.run(bench(args, cst, stores))
     print(f"(took {time.monotonic() - started:.0f} s)", file=sys.stderr)
     return code
 

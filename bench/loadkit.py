@@ -193,7 +193,7 @@ class Engine:
     KEEP = frozenset({"ami.connected", "ami.link_lost", "ami.connect_failed", "ivr.listening", "call.record",
                       "engine.stopped"})
 
-    def __init__(self, instance: str, database: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, instance: str, database: Path | str, env: dict[str, str] | None = None) -> None:
         self.instance = instance
         self.database = database
         self.env = {**os.environ, **(env or {})}
