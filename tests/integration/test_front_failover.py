@@ -87,6 +87,7 @@ def front(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[int
     os.chmod(tmp_path / "secrets" / "good", 0o600)
     (tmp_path / "ivr.toml").write_text((pbx_config_dir() / "ivr.toml").read_text())
     monkeypatch.setenv("SIAGA_TEST_SECRET", "Zq7-good-secret-4Yp2xW9")
+    monkeypatch.setenv("SIAGA112_AMI_APPLY_SECRET", "Apply-user-secret-9Kx2Lm7Q")  # as tests/unit/conftest.py
     site = tmp_path / "site.toml"
     site.write_text((HERE / "valid.toml").read_text() + f"""
 [cluster]
