@@ -17,8 +17,8 @@ Measured:
   Asterisk made for it (that node's own AMI Timestamp); the largest. -1 if a probe never reached a node.
 - offered: caller channels either node made (the benchmark's own AMI session per node); records: the
   engines' stored records of the run's numbers; lost_records: offered without a record, of which
-  up_on_killed: calls that were up on the killed node when it died (their records are the leader's
-  ``node_lost`` records, issue 20 item 4: until then they stay lost and are reported, not hidden);
+  up_on_killed: calls that were up on the killed node when it died and still have no record (the
+  leader records them ``node_lost``, README "Two engines on one store");
   duplicated: extra records for one caller (a call taken by both nodes would show here).
 - node_lost_task_s: from the fault to the last ``node_lost`` record of the run; -1 when there is none.
 
@@ -26,8 +26,8 @@ Measured:
         [--seconds 30] [--fault-at 10] [--hold-ms 4000]
 
 Without --lab it starts its own two-node lab (bench-failover-<checkout digest>) on free ports and stops it
-afterwards. The engines' store: --store postgresql (default; a private PostgreSQL with fsync on, one
-database per node) or sqlite (each node lab's file). Last line:
+afterwards. The engines' store, one for both: --store postgresql (default; a private PostgreSQL with fsync
+on) or sqlite (the two-node lab's file). Last line:
 ``RESULT new_call_failover_s=N lost_records=N duplicated=N node_lost_task_s=N``
 """
 
@@ -114,16 +114,16 @@ def two_node_lab(instance: str | None) -> Iterator[ClusterStatus]:
 
 @contextlib.contextmanager
 def stores_for(nodes: dict[str, LabStatus], store: str) -> Iterator[dict[str, str]]:
-    """Each node's engine's store: with ``postgresql``, a database of its own on a private PostgreSQL
-    (tests/support/pg.py: initdb/pg_ctl on a free loopback port, fsync on, removed afterwards); with
-    ``sqlite`` the node lab's file. One database for both engines waits for journals that know their node
-    (on main, two engines number their journal rows from one sequence and the second one's are dropped)."""
+    """The one store both engines journal into (each under its node's name): with ``postgresql`` a
+    database on a private PostgreSQL (tests/support/pg.py: initdb/pg_ctl on a free loopback port, fsync
+    on, removed afterwards); with ``sqlite`` the two-node lab's file."""
     if store == "sqlite":
         yield {name: str(lab_database(st.instance)) for name, st in nodes.items()}
         return
     server = start_private_postgres(durable=True)
     try:
-        yield {name: server.create_database(f"node_{name}") for name in nodes}
+        url = server.create_database("failover")
+        yield dict.fromkeys(nodes, url)
     finally:
         remove_private_postgres(server)
 
@@ -273,7 +273,7 @@ def main() -> int:
     parser.add_argument("--fault", choices=sorted(FAULTS), default="asterisk-a-kill")
     parser.add_argument("--lab", metavar="INSTANCE", help="a running two-node lab (default: start one)")
     parser.add_argument("--store", choices=["postgresql", "sqlite"], default="postgresql",
-                        help="the engines' store (default: a private PostgreSQL, a database per node)")
+                        help="the engines' one store (default: a private PostgreSQL)")
     parser.add_argument("--rate", type=float, default=1.0, help="calls per second of the steady load")
     parser.add_argument("--seconds", type=float, default=30.0, help="how long the steady load dials")
     parser.add_argument("--fault-at", type=float, default=10.0, help="seconds into the load")

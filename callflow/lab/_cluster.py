@@ -108,9 +108,11 @@ def is_cluster(instance: str) -> bool:
 
 
 def lab_database(instance: str) -> Path:
-    """The database of a lab. Each node of a two-node lab keeps its own for now: on main, two engines on
-    one SQLite file number their journal rows from the same sequence and the second engine's rows are
-    dropped (INSERT OR IGNORE), so a shared store waits for journals that know their node."""
+    """The database of a lab: a node's is its two-node lab's, which both engines share (each journals
+    under its node's name, :func:`callflow.commands.serve.lab_node`)."""
+    st = status(instance)
+    if st.cluster:
+        return lab_dir(str(st.cluster["instance"])) / "siaga112.db"
     return lab_dir(instance) / "siaga112.db"
 
 

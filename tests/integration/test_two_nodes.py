@@ -65,21 +65,17 @@ def two_nodes() -> Iterator[ClusterStatus]:
 
 
 @pytest.fixture
-def stores(two_nodes: ClusterStatus, private_postgres: PrivatePostgres) -> Iterator[dict[str, str]]:
-    """Each node's engine's store: a database of its own on the session's private PostgreSQL. One
-    database for both waits for journals that know their node (on main, two engines number their journal
-    rows from one sequence and the second engine's rows are dropped)."""
-    urls = {name: private_postgres.create_database(f"node_{name}") for name in two_nodes.node_instances}
-    yield urls
-    for url in urls.values():
-        private_postgres.drop_database(url)
+def store(private_postgres: PrivatePostgres) -> Iterator[str]:
+    """The one store both engines journal into: a database on the session's private PostgreSQL (each
+    engine names its node: `serve --lab <lab>-a` is node a)."""
+    url = private_postgres.create_database("two_nodes")
+    yield url
+    private_postgres.drop_database(url)
 
 
 @pytest.fixture
-async def engines(two_nodes: ClusterStatus, stores: dict[str, str]
-                  ) -> AsyncIterator[dict[str, EngineProcess]]:
-    procs = {name: EngineProcess(st.instance, "--database", stores[name])
-             for name, st in two_nodes.nodes().items()}
+async def engines(two_nodes: ClusterStatus, store: str) -> AsyncIterator[dict[str, EngineProcess]]:
+    procs = {name: EngineProcess(st.instance, "--database", store) for name, st in two_nodes.nodes().items()}
     try:
         await asyncio.gather(*(proc.start() for proc in procs.values()))
         yield procs
@@ -143,7 +139,7 @@ async def test_either_node_rings_an_operator_registered_at_the_front(two_nodes: 
 
 
 async def test_node_killed_next_call_answered_on_the_other_node(
-        two_nodes: ClusterStatus, engines: dict[str, EngineProcess], stores: dict[str, str]) -> None:
+        two_nodes: ClusterStatus, engines: dict[str, EngineProcess], store: str) -> None:
     nodes = two_nodes.nodes()
     front = (two_nodes.front["host"], int(two_nodes.front["port"]))
     first_number, second_number = "081200002001", "081200002002"
@@ -189,12 +185,12 @@ async def test_node_killed_next_call_answered_on_the_other_node(
     assert second_record["operator"] == "op1"
     assert str(second_record["linkedid"]).startswith("b-")
 
-    # records complete: each offered call exactly once in the stores the engines write (read back with the
-    # product's own export, whatever the store)
+    # records complete: each offered call exactly once in the one store both engines write, with the node
+    # that took it (read back with the product's own export)
     linkedids = {str(first_record["linkedid"]), str(second_record["linkedid"])}
-    stored = [(r["linkedid"], r["outcome"]) for database in set(stores.values()) for r in exported(database)
+    stored = [(r["linkedid"], r["outcome"], r.get("node")) for r in exported(store)
               if r["linkedid"] in linkedids]
-    assert sorted(stored) == sorted((lid, "answered") for lid in linkedids)
+    assert sorted(stored) == sorted((lid, "answered", lid[0]) for lid in linkedids)  # a-..., node a
 
 
 def exported(database: object) -> list[dict[str, object]]:
