@@ -163,3 +163,18 @@ def test_commands_do_not_guess_the_node(tmp_path: Path, monkeypatch: pytest.Monk
     with pytest.raises(LabError, match="it is one node"):
         for_node(one, "a")
     assert for_node(one, None) is one
+
+
+def test_serve_on_a_node_lab_is_that_node(monkeypatch: pytest.MonkeyPatch) -> None:
+    from callflow.commands import serve  # noqa: PLC0415 - the command module, beside the test
+    from callflow.lab import LabStatus  # noqa: PLC0415
+    from callflow.settings import EngineSettings  # noqa: PLC0415
+
+    node_a = LabStatus(instance="x-a", running=True, cluster={"instance": "x", "node": "a"})
+    monkeypatch.setattr(serve, "status", lambda name: node_a if name == "x-a" else LabStatus(name, True))
+    assert serve.lab_node(EngineSettings(), "x-a").node.name == "a"
+    assert serve.lab_node(EngineSettings(), "plain").node.name == ""  # a one-node lab: a single engine
+    assert serve.lab_node(EngineSettings(), None).node.name == ""
+    named_b = EngineSettings.model_validate({"node": {"name": "b"}})
+    with pytest.raises(LabError, match="lab 'x-a' is node 'a'"):
+        serve.lab_node(named_b, "x-a")
