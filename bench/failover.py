@@ -196,8 +196,7 @@ async def bench(args: argparse.Namespace, cst: ClusterStatus, stores: dict[str, 
             for session in list(sessions.values())[1:]:
                 for queue in kit.QUEUES:
                     for op in kit.OPERATORS:
-                        await session.action("QueueAdd", {"Queue": queue, "Interface": f"PJSIP/{op}",
-                                                          "MemberName": op})
+                        await kit.add_member(session, queue, op)
             run = Run(cst, nodes, engines)
             count = max(1, round(args.rate * args.seconds))
             numbers = [f"{prefix}{i:06d}" for i in range(count)]
@@ -258,8 +257,9 @@ def report(args: argparse.Namespace, run: Run, m: Measured) -> int:
     print(f"SIPp load: created {m.sipp.created}, successful {m.sipp.successful}, failed {m.sipp.failed} "
           f"({args.rate}/s for {args.seconds} s, hold {args.hold_ms} ms)")
     print(f"probes after the fault: {', '.join(f'{w:.3f}' for w in waits)} s from dial to a node's channel")
-    print(f"offered {tally.offered}, records {tally.records}, lost {len(tally.lost)} (up on the killed node "
-          f"when it died: {len(up_on_killed)}), duplicated {tally.duplicated}, stray {tally.stray}")
+    print(f"offered {tally.offered}, records {tally.records} (node_lost: {len(node_lost)}), lost "
+          f"{len(tally.lost)} (up on the killed node when it died: {len(up_on_killed)}), duplicated "
+          f"{tally.duplicated}, stray {tally.stray}")
     if tally.lost:
         print(f"lost numbers: {', '.join(tally.lost[:20])}")
     print(f"RESULT new_call_failover_s={failover:.3f} lost_records={len(tally.lost)} "

@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from callflow.ami import AmiSession
+from callflow.ami import ActionFailed, AmiSession
 from callflow.ami.events import ChannelEvent
 from callflow.calls.model import CallRecord
 from callflow.calls.records import record_from_dict
@@ -336,6 +336,16 @@ class HangingUpOperator(SippOperator):
         return self
 
 
+async def add_member(session: AmiSession, queue: str, name: str) -> None:
+    """QueueAdd, taking "Already there" as done: with two engines on one store, the other node's engine
+    mirrors an operator added on one node into its own queues (queues/mirror)."""
+    try:
+        await session.action("QueueAdd", {"Queue": queue, "Interface": f"PJSIP/{name}", "MemberName": name})
+    except ActionFailed as exc:
+        if "Already there" not in str(exc):
+            raise
+
+
 @contextlib.asynccontextmanager
 async def operators(lab: LabStatus, session: AmiSession, names: Sequence[str] = OPERATORS, *,
                     talk_ms: int | None = None) -> AsyncIterator[list[int]]:
@@ -351,8 +361,7 @@ async def operators(lab: LabStatus, session: AmiSession, names: Sequence[str] = 
             pids.append(op.proc.pid)
         for queue in QUEUES:
             for name in names:
-                await session.action("QueueAdd", {"Queue": queue, "Interface": f"PJSIP/{name}",
-                                                  "MemberName": name})
+                await add_member(session, queue, name)
         try:
             yield pids
         finally:
