@@ -46,7 +46,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
-from callflow.lab import LabError, lab_database, lab_dir
+from callflow.lab import LabError, lab_database, lab_dir, status
 from callflow.settings import EngineSettings, load_settings
 from callflow.site_watch import SiteSource
 from callflow.siteconfig import (
@@ -145,10 +145,23 @@ class Location:
     @cached_property
     def settings(self) -> EngineSettings:
         try:
-            return load_settings(self.config)
+            settings = load_settings(self.config)
         except (ValidationError, FileNotFoundError, ValueError) as exc:
             where = self.config or self.environ.get("SIAGA112_CONFIG") or "SIAGA112_* environment"
             raise LocateError(f"invalid settings ({where}): {exc}") from None
+        return self._lab_node(settings)
+
+    def _lab_node(self, settings: EngineSettings) -> EngineSettings:
+        """``--lab`` on a node of a two-node lab (``lab up --nodes 2``): the command runs as that node
+        (its ``[node] name``, the node's Asterisk systemname), unless the settings name it already."""
+        node = status(self.lab).node if self.lab is not None else None
+        if node is None:
+            return settings
+        if settings.node.name and settings.node.name != node:
+            raise LocateError(f"the settings name this engine's node {settings.node.name!r}, but lab "
+                              f"{self.lab!r} is node {node!r} (its Asterisk's systemname): unset "
+                              f"SIAGA112_NODE__NAME / [node] name, or use the matching lab")
+        return settings.model_copy(update={"node": settings.node.model_copy(update={"name": node})})
 
     def _settings_file(self) -> str:
         return str(self.config or self.environ.get("SIAGA112_CONFIG") or "")

@@ -91,19 +91,6 @@ def engine_paths(settings: EngineSettings, lab: str | None,
         data_dir=paths.data_dir if settings.data_dir or isinstance(resolved, Path) else lab_dir(lab))
 
 
-def lab_node(settings: EngineSettings, lab: str | None) -> EngineSettings:
-    """With ``--lab`` on a node of a two-node lab (``lab up --nodes 2``): the engine is that node (its
-    ``[node] name``, which is the node's Asterisk systemname), unless the settings name it already."""
-    node = status(lab).node if lab is not None else None
-    if node is None:
-        return settings
-    if settings.node.name and settings.node.name != node:
-        raise LabError(f"the settings name this engine's node {settings.node.name!r}, but lab {lab!r} is "
-                       f"node {node!r} (its Asterisk's systemname): unset SIAGA112_NODE__NAME / [node] name "
-                       f"or use the matching lab")
-    return settings.model_copy(update={"node": settings.node.model_copy(update={"name": node})})
-
-
 EXAMPLE_AGENCIES = Path(__file__).resolve().parents[2] / "examples" / "agencies-manado.example.toml"
 
 
@@ -118,7 +105,6 @@ def _serve(args: argparse.Namespace) -> int:
     configure_logging(args.log_format or settings.log_format, settings.log_level, stream=sys.stdout)
     try:
         endpoint = endpoint_for(settings, args.lab)
-        settings = lab_node(settings, args.lab)
     except (LabError, ValueError, OSError) as exc:
         print(f"siaga112 serve: {exc}", file=sys.stderr)
         return 2

@@ -165,16 +165,16 @@ def test_commands_do_not_guess_the_node(tmp_path: Path, monkeypatch: pytest.Monk
     assert for_node(one, None) is one
 
 
-def test_serve_on_a_node_lab_is_that_node(monkeypatch: pytest.MonkeyPatch) -> None:
-    from callflow.commands import serve  # noqa: PLC0415 - the command module, beside the test
+def test_a_command_on_a_node_lab_is_that_node(monkeypatch: pytest.MonkeyPatch) -> None:
+    from callflow.commands import _locate  # noqa: PLC0415 - the one rule of where things are
     from callflow.lab import LabStatus  # noqa: PLC0415
-    from callflow.settings import EngineSettings  # noqa: PLC0415
 
     node_a = LabStatus(instance="x-a", running=True, cluster={"instance": "x", "node": "a"})
-    monkeypatch.setattr(serve, "status", lambda name: node_a if name == "x-a" else LabStatus(name, True))
-    assert serve.lab_node(EngineSettings(), "x-a").node.name == "a"
-    assert serve.lab_node(EngineSettings(), "plain").node.name == ""  # a one-node lab: a single engine
-    assert serve.lab_node(EngineSettings(), None).node.name == ""
-    named_b = EngineSettings.model_validate({"node": {"name": "b"}})
-    with pytest.raises(LabError, match="lab 'x-a' is node 'a'"):
-        serve.lab_node(named_b, "x-a")
+    monkeypatch.setattr(_locate, "status", lambda name: node_a if name == "x-a" else LabStatus(name, True))
+    monkeypatch.delenv("SIAGA112_NODE__NAME", raising=False)
+    assert _locate.Location(lab="x-a").settings.node.name == "a"
+    assert _locate.Location(lab="plain").settings.node.name == ""  # a one-node lab: a single engine
+    assert _locate.Location().settings.node.name == ""
+    monkeypatch.setenv("SIAGA112_NODE__NAME", "b")
+    with pytest.raises(_locate.LocateError, match="lab 'x-a' is node 'a'"):
+        _ = _locate.Location(lab="x-a").settings
