@@ -10,21 +10,25 @@ from typing import Any
 
 from callflow.commands._locate import Location
 from callflow.lab import (
+    STORES,
     ClusterStatus,
     LabError,
     LabPorts,
     LabStatus,
+    SetStatus,
     cluster_status,
     down,
-    down_cluster,
+    down_set,
     find_runtime,
     free_ports,
     front_view,
     is_cluster,
     lab_site_file,
+    set_status,
     status,
     up,
     up_cluster,
+    up_set,
 )
 from callflow.store import StoreError, StoreLocation, store_exists
 
@@ -54,6 +58,12 @@ def register(sub: Any) -> None:
                            "(README: two-node deployment); node b's ports are node a's + 200")
     p_up.add_argument("--front-port", type=int, metavar="PORT",
                       help="with --nodes 2: the SIP front's port (default 15080; free with --free-ports)")
+    p_up.add_argument("--engines", action="store_true",
+                      help="with --nodes 2: the whole set: also the store and one engine per node "
+                           "(`serve --lab INSTANCE-a` / `-b`, detached, logs in the lab's folder)")
+    p_up.add_argument("--store", choices=STORES, default=None,
+                      help="with --engines: the engines' shared store: postgresql (default: a private "
+                           "PostgreSQL kept in the lab's folder, loopback only) or sqlite (the lab's file)")
     p_up.add_argument("--site", type=Path, metavar="FILE",
                       help="render this site file (it becomes the lab's applied site); default: the site "
                            "last applied to this lab (`config apply --lab`), else pbx-config/site.toml")
@@ -71,6 +81,10 @@ def register(sub: Any) -> None:
 def _up(args: argparse.Namespace) -> int:
     if args.nodes == 2:
         return _up_cluster(args)
+    if args.engines or args.store:
+        print("siaga112 lab up: --engines and --store are for the two-node set: add --nodes 2",
+              file=sys.stderr)
+        return 2
     if is_cluster(args.instance) and cluster_status(args.instance).running:
         print(f"siaga112 lab up: lab {args.instance!r} runs two nodes: `siaga112 lab down --instance "
               f"{args.instance}` first, or `lab up --nodes 2`", file=sys.stderr)
@@ -106,7 +120,15 @@ def _up_cluster(args: argparse.Namespace) -> int:
     ports = None if args.free_ports else LabPorts(
         ami=args.ami_port, ami_tls=args.ami_tls_port, sip=args.sip_port, agi=args.agi_port,
         rtp_start=args.rtp_start, rtp_end=args.rtp_end)
+    if args.store and not args.engines:
+        print("siaga112 lab up: --store chooses the engines' store: add --engines", file=sys.stderr)
+        return 2
     try:
+        if args.engines:
+            whole = up_set(args.instance, store=args.store, free=args.free_ports, ports=ports,
+                           front_port=args.front_port, site_file=args.site)
+            _print_cluster(whole.cluster, whole)
+            return 0
         st = up_cluster(args.instance, free=args.free_ports, ports=ports, front_port=args.front_port,
                         site_file=args.site)
     except LabError as exc:
@@ -116,7 +138,7 @@ def _up_cluster(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_cluster(st: ClusterStatus) -> None:
+def _print_cluster(st: ClusterStatus, whole: SetStatus | None = None) -> None:
     front = st.front
     state = "running" if st.front_running else "DOWN"
     print(f"lab {st.instance!r}: two nodes behind a SIP front (since {st.started_at})")
@@ -137,6 +159,9 @@ def _print_cluster(st: ClusterStatus) -> None:
         static = ", ".join(f"{op} {info['port']}" for op, info in first.operators.items()
                            if "port" in info)
         print(f"  operators  SIPp answerers (static contacts) on 127.0.0.1: {static}")
+    if whole is not None and whole.with_engines:
+        _print_engines(whole)
+        return
     for name, inst in st.node_instances.items():
         http = f" --http 127.0.0.1:{8112 + NODE_HTTP[name]}" if name in NODE_HTTP else ""
         print(f"  engine {name}   siaga112 serve --lab {inst}{http}   (database "
@@ -146,11 +171,27 @@ def _print_cluster(st: ClusterStatus) -> None:
 NODE_HTTP = {"a": 1, "b": 2}  # the engines' consoles beside each other: 8113, 8114
 
 
+def _print_engines(whole: SetStatus) -> None:
+    pg = whole.postgres
+    if whole.store == "postgresql":
+        word = f"running, pid {pg.get('pid')}" if pg.get("running") else "DOWN"
+        print(f"  store      PostgreSQL {word}: {pg.get('url')} (loopback only; data {pg.get('data_dir')}, "
+              f"log {pg.get('log_file')})")
+    else:
+        print(f"  store      SQLite {whole.database}")
+    for name, engine in whole.engines.items():
+        word = f"running, pid {engine.pid}" if engine.running else "DOWN"
+        lead = "; leader" if whole.leader == name else ""
+        print(f"  engine {name:<3} {word}{lead}: console {engine.url}  (serve --lab {engine.instance}; log "
+              f"{engine.log_file})")
+
+
 def _down(args: argparse.Namespace) -> int:
     if is_cluster(args.instance):
-        was, cst = down_cluster(args.instance)
-        print(f"lab {cst.instance!r} (SIP front and nodes) stopped" if was
-              else f"lab {cst.instance!r} is not running; nothing to stop")
+        was, whole = down_set(args.instance)
+        parts = "engines, nodes, SIP front and PostgreSQL" if whole.with_engines else "SIP front and nodes"
+        print(f"lab {whole.cluster.instance!r} ({parts}) stopped" if was
+              else f"lab {whole.cluster.instance!r} is not running; nothing to stop")
         return 0
     was_running, st = down(args.instance)
     if was_running:
@@ -169,16 +210,16 @@ def _exists(database: StoreLocation) -> bool:
 
 def _status(args: argparse.Namespace) -> int:
     if is_cluster(args.instance):
-        cst = cluster_status(args.instance)
+        whole = set_status(args.instance)
+        cst = whole.cluster
         if args.json:
-            print(cst.as_json())
-        elif cst.running:
-            _print_cluster(cst)
+            print(whole.as_json())
+        elif cst.running or any(e.running for e in whole.engines.values()):
+            _print_cluster(cst, whole)
         else:
             print(f"lab {cst.instance!r} (two nodes) is not running (start it with `siaga112 lab up "
                   f"--nodes 2 --instance {cst.instance}`)")
-        everything = cst.front_running and all(n.running for n in cst.nodes().values())
-        return 0 if everything else 3
+        return 0 if whole.everything_running else 3
     st = status(args.instance)
     where = Location(lab=args.instance)
     if args.json:

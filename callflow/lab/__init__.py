@@ -20,21 +20,28 @@ from callflow.lab._control import (
     status,
     up,
 )
+from callflow.lab._postgres import PostgresUnavailable, PrivatePostgres
 from callflow.lab._render import LabCluster, LabPorts, lab_site, load_lab_site
 from callflow.lab._root import cache_dir, find_runtime
+from callflow.lab._whole import STORES, SetStatus, down_set, set_status, up_set
 from callflow.lab.errors import LabError
 from callflow.siteconfig import pbx_config_dir
 
 __all__ = [
+    "STORES",
     "ClusterStatus",
     "LabCluster",
     "LabError",
     "LabPorts",
     "LabStatus",
+    "PostgresUnavailable",
+    "PrivatePostgres",
+    "SetStatus",
     "cache_dir",
     "cluster_status",
     "down",
     "down_cluster",
+    "down_set",
     "find_runtime",
     "free_ports",
     "front_view",
@@ -49,7 +56,9 @@ __all__ = [
     "load_lab_site",
     "load_secrets",
     "pbx_config_dir",
+    "set_status",
     "status",
     "up",
     "up_cluster",
+    "up_set",
 ]

@@ -4,8 +4,8 @@ Each node is an ordinary lab instance (``<instance>-<node>``: its own Asterisk, 
 ``systemname``), started with the site as that node runs it; the SIP front runs the host's Kamailio with
 the site's ``kamailio.cfg`` and ``dispatcher.list`` rendered into the two-node lab's directory. The nodes
 and the front share one set of secrets (the operators' SIP passwords are the same everywhere). The
-engines are not started here: one ``siaga112 serve --lab <instance>-<node>`` per node (both write into
-the two-node lab's database).
+engines and their store are :mod:`callflow.lab._whole`'s (``--engines``); without it, one ``siaga112 serve
+--lab <instance>-<node>`` per node, started by hand (both write into the two-node lab's database).
 """
 
 from __future__ import annotations
@@ -349,13 +349,13 @@ def _stop_pid(pid: int, cfg: str) -> None:
 
 
 def down_cluster(instance: str) -> tuple[bool, ClusterStatus]:
-    """Stop the front and both nodes. Returns (anything was running, status)."""
+    """Stop both nodes, then the front. Returns (anything was running, status)."""
     st = cluster_status(instance)
     was = st.running
-    if st.front.get("pid"):
-        _stop_pid(int(st.front["pid"]), st.front.get("config_file", "?"))
     for node_instance in st.node_instances.values():
         down(node_instance)
+    if st.front.get("pid"):
+        _stop_pid(int(st.front["pid"]), st.front.get("config_file", "?"))
     if _cluster_state(instance).is_file():
         return was, cluster_status(instance)
     return was, st
