@@ -187,7 +187,7 @@ def _print_engines(whole: SetStatus) -> None:
 
 
 def _down(args: argparse.Namespace) -> int:
-    if is_cluster(args.instance):
+    if is_cluster(args.instance) or set_status(args.instance).with_engines:
         was, whole = down_set(args.instance)
         parts = "engines, nodes, SIP front and PostgreSQL" if whole.with_engines else "SIP front and nodes"
         print(f"lab {whole.cluster.instance!r} ({parts}) stopped" if was
@@ -209,7 +209,7 @@ def _exists(database: StoreLocation) -> bool:
 
 
 def _status(args: argparse.Namespace) -> int:
-    if is_cluster(args.instance):
+    if is_cluster(args.instance) or set_status(args.instance).with_engines:
         whole = set_status(args.instance)
         cst = whole.cluster
         if args.json:

@@ -75,6 +75,9 @@ def _read_set(instance: str) -> dict[str, Any]:
 
 
 def _write_set(instance: str, data: dict[str, Any]) -> None:
+    folder = lab_dir(instance)
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o700)  # the lab's folder holds its secrets and its database
     _set_file(instance).write_text(json.dumps(data, indent=2, sort_keys=True))
 
 
