@@ -217,8 +217,9 @@ def _status(args: argparse.Namespace) -> int:
         elif cst.running or any(e.running for e in whole.engines.values()):
             _print_cluster(cst, whole)
         else:
+            engines = " --engines" if whole.with_engines else ""
             print(f"lab {cst.instance!r} (two nodes) is not running (start it with `siaga112 lab up "
-                  f"--nodes 2 --instance {cst.instance}`)")
+                  f"--nodes 2{engines} --instance {cst.instance}`)")
         return 0 if whole.everything_running else 3
     st = status(args.instance)
     where = Location(lab=args.instance)

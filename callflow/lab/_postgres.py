@@ -177,8 +177,13 @@ class PrivatePostgres:
 
     def ensure_database(self, name: str) -> str:
         """The database ``name`` (created if missing); its URL."""
-        if self.psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'") != "1":  # noqa: S608 - our own name
-            self.psql(f'CREATE DATABASE "{name}"')
+        try:
+            if self.psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'") != "1":  # noqa: S608 - our own name
+                self.psql(f'CREATE DATABASE "{name}"')
+        except subprocess.CalledProcessError as exc:
+            raise PostgresUnavailable(f"the private PostgreSQL on 127.0.0.1:{self.port} ({self.data_dir}) "
+                                      f"did not create database {name!r}: {exc.stderr.strip()}; see "
+                                      f"{self.log_file}") from None
         return self.url(name)
 
     def drop_database(self, url: str) -> None:

@@ -86,15 +86,18 @@ async def test_one_command_brings_the_whole_set_up_and_down() -> None:
                                     CallerScript(number="081200003001", dtmf=[(600, "1")], hold_ms=1500,
                                                  route_set=True))
             assert call.ok, call.output
+        print(f"call placed and ended: {time.monotonic() - started:.1f} s")
         new: list[dict[str, object]] = []
         async with asyncio.timeout(30):
             while not new:
                 new = [r for r in await asyncio.to_thread(exported, database) if r["linkedid"] not in before]
                 await asyncio.sleep(0.3)
         assert [(r["outcome"], r["operator"], r.get("node")) for r in new] == [("answered", "op1", "a")]
+        print(f"its record in the shared store: {time.monotonic() - started:.1f} s")
     finally:
         down = lab("down", "--instance", instance, check=False)
     assert down.returncode == 0, down.stderr
+    print(f"lab down: {time.monotonic() - started:.1f} s")
     assert "stopped" in down.stdout
     assert processes_naming(instance) == []
     after = lab("status", "--instance", instance, "--json", check=False)
