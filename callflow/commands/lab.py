@@ -72,6 +72,9 @@ def register(sub: Any) -> None:
                                 help="build (once) the Asterisk root, or find an installed one")
     p_prov.set_defaults(handler=_provision)
     p_down = lab_sub.add_parser("down", parents=[common], help="stop the Asterisk that `lab up` started")
+    p_down.add_argument("--wipe-store", action="store_true",
+                        help="two-node set: also remove its store's data (the private PostgreSQL, or the "
+                             "lab's SQLite file): the next `lab up --nodes 2 --engines` starts empty")
     p_down.set_defaults(handler=_down)
     p_status = lab_sub.add_parser("status", parents=[common], help="what runs where")
     p_status.add_argument("--json", action="store_true", help="machine-readable output")
@@ -188,10 +191,16 @@ def _print_engines(whole: SetStatus) -> None:
 
 def _down(args: argparse.Namespace) -> int:
     if is_cluster(args.instance) or set_status(args.instance).with_engines:
-        was, whole = down_set(args.instance)
-        parts = "engines, nodes, SIP front and PostgreSQL" if whole.with_engines else "SIP front and nodes"
+        try:
+            was, whole = down_set(args.instance, wipe_store=args.wipe_store)
+        except LabError as exc:
+            print(f"siaga112 lab down: {exc}", file=sys.stderr)
+            return 2
+        parts = "engines, nodes, SIP front and store" if whole.with_engines else "SIP front and nodes"
         print(f"lab {whole.cluster.instance!r} ({parts}) stopped" if was
               else f"lab {whole.cluster.instance!r} is not running; nothing to stop")
+        if args.wipe_store:
+            print(f"lab {whole.cluster.instance!r}: its store's data removed")
         return 0
     was_running, st = down(args.instance)
     if was_running:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import sqlite3
 import subprocess
 from dataclasses import dataclass, field
@@ -177,8 +178,10 @@ def up_set(instance: str, *, store: str | None = None, free: bool = False, ports
     return set_status(instance)
 
 
-def down_set(instance: str) -> tuple[bool, SetStatus]:
-    """Stop the engines, then the nodes and the front, then PostgreSQL. Returns (anything ran, status)."""
+def down_set(instance: str, *, wipe_store: bool = False) -> tuple[bool, SetStatus]:
+    """Stop the engines, then the nodes and the front, then PostgreSQL. Returns (anything ran, status).
+    ``wipe_store``: then remove the store's data (the private cluster, or the lab's SQLite file), so the
+    next ``up --engines`` starts on an empty store."""
     before = set_status(instance)
     was = before.cluster.running or any(e.running for e in before.engines.values()) \
         or bool(before.postgres.get("running"))
@@ -187,5 +190,16 @@ def down_set(instance: str) -> tuple[bool, SetStatus]:
     down_cluster(instance)
     data = _read_set(instance)
     if "postgres" in data:
-        PrivatePostgres.from_dict(data["postgres"]).stop()
+        server = PrivatePostgres.from_dict(data["postgres"])
+        server.stop()
+        if wipe_store:
+            if server.pid() is not None:
+                raise LabError(f"the lab's PostgreSQL (pid {server.pid()}, {server.data_dir}) did not stop: "
+                               f"its data is kept; see {server.log_file}")
+            shutil.rmtree(server.root)
+            del data["postgres"]
+            _write_set(instance, data)
+    if wipe_store and before.store == "sqlite":
+        for suffix in ("", "-wal", "-shm"):  # nothing holds the file now: its engines are stopped
+            (lab_dir(instance) / f"siaga112.db{suffix}").unlink(missing_ok=True)
     return was, set_status(instance)

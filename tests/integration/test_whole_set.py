@@ -54,7 +54,8 @@ async def test_one_command_brings_the_whole_set_up_and_down() -> None:
             pytest.skip(f"{program} is not installed (`make setup`)")
     find_bin_dir()  # PostgreSQL's server programs (PostgresUnavailable says what to install)
     instance = lab_instance_name("wholeset")
-    lab("down", "--instance", instance)  # a set left behind by an interrupted run
+    # a set left behind by an interrupted run; an empty store (the engines' operator roster is kept in it)
+    lab("down", "--wipe-store", "--instance", instance)
     started = time.monotonic()
     try:
         up = lab("up", "--nodes", "2", "--engines", "--free-ports", "--instance", instance, check=False)
@@ -95,7 +96,7 @@ async def test_one_command_brings_the_whole_set_up_and_down() -> None:
         assert [(r["outcome"], r["operator"], r.get("node")) for r in new] == [("answered", "op1", "a")]
         print(f"its record in the shared store: {time.monotonic() - started:.1f} s")
     finally:
-        down = lab("down", "--instance", instance, check=False)
+        down = lab("down", "--instance", instance, check=False)  # the store's data is kept
     assert down.returncode == 0, down.stderr
     print(f"lab down: {time.monotonic() - started:.1f} s")
     assert "stopped" in down.stdout
@@ -103,7 +104,11 @@ async def test_one_command_brings_the_whole_set_up_and_down() -> None:
     after = lab("status", "--instance", instance, "--json", check=False)
     assert after.returncode == 3
     gone = json.loads(after.stdout)
-    assert not gone["postgres"]["running"]
+    assert gone["postgres"]["running"] is False
     assert not any(engine["running"] for engine in gone["engines"].values())
+    data_dir = Path(gone["postgres"]["data_dir"])
+    assert (data_dir / "PG_VERSION").is_file()
+    lab("down", "--wipe-store", "--instance", instance)
+    assert not data_dir.exists()
     print(f"whole set up, one call, down: {time.monotonic() - started:.1f} s")
 
