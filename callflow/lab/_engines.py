@@ -70,6 +70,14 @@ def console_port(node: str, free: bool) -> int:
     return CONSOLE_PORTS[node]
 
 
+def port_free(port: int) -> bool:
+    try:
+        _check_port_free("console", "tcp", port)
+    except LabError:
+        return False
+    return True
+
+
 def launch(cluster_instance: str, node: str, instance: str, database: str, http_port: int) -> EngineState:
     """Start one engine, detached (its own session: ``lab down`` stops it and its IVR process together)."""
     _check_port_free(f"engine {node}'s console", "tcp", http_port)

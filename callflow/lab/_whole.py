@@ -167,6 +167,8 @@ def up_set(instance: str, *, store: str | None = None, free: bool = False, ports
                                                                               node_instance):
             continue
         http_port = int(known["http_port"]) if known.get("http_port") else _engines.console_port(node, free)
+        if free and not _engines.port_free(http_port):  # its last port was taken meanwhile: another one
+            http_port = _engines.console_port(node, free)
         log = lab_dir(instance) / f"engine-{node}.log"
         offset = log.stat().st_size if log.exists() else 0
         state = _engines.launch(instance, node, node_instance, database, http_port)
