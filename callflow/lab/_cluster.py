@@ -168,13 +168,7 @@ def up_cluster(instance: str, *, free: bool = False, ports: LabPorts | None = No
         return current
     if current.running:
         return _start_missing(current)
-    if status(instance).running:
-        raise LabError(f"lab {instance!r} runs one Asterisk (a one-node lab): stop it first (`siaga112 lab "
-                       f"down --instance {instance}`) or choose another --instance for two nodes")
-    kamailio = shutil.which("kamailio")
-    if kamailio is None:
-        raise LabError("the two-node lab's SIP front is Kamailio and it is not installed: run `make setup` "
-                       "(or `apt-get install kamailio`), then `siaga112 lab up --nodes 2` again")
+    kamailio = check_can_start(instance)
     down_cluster(instance)  # parts left behind by an interrupted start
     chosen = site_file
     site_file = lab_site_file(instance, site_file)
@@ -214,6 +208,18 @@ def up_cluster(instance: str, *, free: bool = False, ports: LabPorts | None = No
         {"front": state.front, "node_instances": node_instances, "started_at": state.started_at},
         indent=2, sort_keys=True))
     return cluster_status(instance)
+
+
+def check_can_start(instance: str) -> str:
+    """Refuse a two-node lab where a one-node lab runs, or without Kamailio (its path otherwise)."""
+    if status(instance).running:
+        raise LabError(f"lab {instance!r} runs one Asterisk (a one-node lab): stop it first (`siaga112 lab "
+                       f"down --instance {instance}`) or choose another --instance for two nodes")
+    kamailio = shutil.which("kamailio")
+    if kamailio is None:
+        raise LabError("the two-node lab's SIP front is Kamailio and it is not installed: run `make setup` "
+                       "(or `apt-get install kamailio`), then `siaga112 lab up --nodes 2` again")
+    return kamailio
 
 
 def _start_missing(current: ClusterStatus) -> ClusterStatus:

@@ -80,7 +80,9 @@ def port_free(port: int) -> bool:
 
 def launch(cluster_instance: str, node: str, instance: str, database: str, http_port: int) -> EngineState:
     """Start one engine, detached (its own session: ``lab down`` stops it and its IVR process together)."""
-    _check_port_free(f"engine {node}'s console", "tcp", http_port)
+    if not port_free(http_port):
+        raise LabError(f"port {http_port}/tcp on 127.0.0.1, for engine {node}'s console, is already in use: "
+                       f"use --free-ports, or stop what holds it (`ss -lntp sport = :{http_port}` shows who)")
     log_path = lab_dir(cluster_instance) / f"engine-{node}.log"
     with log_path.open("ab") as out:
         proc = subprocess.Popen(engine_command(instance, database, http_port), stdin=subprocess.DEVNULL,
@@ -88,11 +90,24 @@ def launch(cluster_instance: str, node: str, instance: str, database: str, http_
     return EngineState(node, instance, proc.pid, http_port, str(log_path), running=True)
 
 
-def wait_ready(engines: list[tuple[EngineState, int]], timeout: float = READY_TIMEOUT_S) -> None:
-    """Wait until each engine's log (from its byte offset at launch) shows :data:`READY_EVENTS`; an engine
-    that exits or is not ready in time is stopped and reported with its log's last lines."""
+def ready_events() -> tuple[str, ...]:
+    """What a started engine logs before it takes calls: :data:`READY_EVENTS`, without the IVR's when the
+    settings the engines read (SIAGA112_* and SIAGA112_CONFIG) turn the IVR off."""
+    from callflow.settings import load_settings  # noqa: PLC0415 - callflow.settings imports the IVR, which imports the lab
+
+    try:
+        ivr = load_settings().ivr.enabled
+    except (ValueError, OSError):  # the engines will say what is wrong with them: wait_ready shows it
+        ivr = True
+    return READY_EVENTS if ivr else READY_EVENTS[:1]
+
+
+def wait_ready(engines: list[tuple[EngineState, int]], events: tuple[str, ...] = READY_EVENTS,
+               timeout: float = READY_TIMEOUT_S) -> None:
+    """Wait until each engine's log (from its byte offset at launch) shows ``events``; an engine that
+    exits or is not ready in time is stopped and reported with its log's last lines."""
     deadline = time.monotonic() + timeout
-    pending = {state.node: (state, offset, set(READY_EVENTS)) for state, offset in engines}
+    pending = {state.node: (state, offset, set(events)) for state, offset in engines}
     while pending:
         for node, (state, offset, missing) in list(pending.items()):
             missing.difference_update(_events_since(Path(state.log_file), offset))

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from callflow.lab import _engines
-from callflow.lab._cluster import ClusterStatus, cluster_status, down_cluster, up_cluster
+from callflow.lab._cluster import ClusterStatus, check_can_start, cluster_status, down_cluster, up_cluster
 from callflow.lab._control import _check_port_free, lab_dir
 from callflow.lab._engines import EngineState
 from callflow.lab._postgres import PrivatePostgres, free_tcp_port, make_kept_cluster
@@ -124,18 +124,27 @@ def _leader(st: SetStatus, data: dict[str, Any]) -> str | None:
     return None
 
 
+def _port_for_postgres(port: int, what_to_do: str) -> None:
+    try:
+        _check_port_free("the lab's PostgreSQL", "tcp", port)
+    except LabError:
+        raise LabError(f"port {port}/tcp on 127.0.0.1, for the lab's PostgreSQL, is already in use: "
+                       f"{what_to_do} (`ss -lntp sport = :{port}` shows who)") from None
+
+
 def _ensure_postgres(instance: str, data: dict[str, Any], *, free: bool) -> str:
     """The lab's PostgreSQL running (made once, then kept); the URL of its ``siaga112`` database."""
     if "postgres" in data:
         server = PrivatePostgres.from_dict(data["postgres"])
     else:
         port = free_tcp_port() if free else DEFAULT_POSTGRES_PORT
-        _check_port_free("the lab's PostgreSQL", "tcp", port)
+        _port_for_postgres(port, "use --free-ports for a free one, or stop what holds it")
         server = make_kept_cluster(lab_dir(instance), instance, port)
         data["postgres"] = server.as_dict()
         _write_set(instance, data)  # made: a later up or down finds it even if this up fails
     if server.pid() is None:
-        _check_port_free(f"the lab's PostgreSQL ({server.data_dir})", "tcp", server.port)
+        _port_for_postgres(server.port, f"stop what holds it, or start this lab on a new store: "
+                                         f"`siaga112 lab down --wipe-store --instance {instance}`")
         server.start()
     return server.ensure_database(DATABASE_NAME)
 
@@ -144,6 +153,8 @@ def up_set(instance: str, *, store: str | None = None, free: bool = False, ports
            front_port: int | None = None, site_file: Path | None = None) -> SetStatus:
     """Start what is down of the whole set: the store, the front and nodes, then one engine per node.
     Idempotent; parts that run are left alone (their calls go on)."""
+    if not cluster_status(instance).running:
+        check_can_start(instance)  # before the store starts: nothing to undo
     data = _read_set(instance)
     engines_running = any(_engines.engine_is_ours(e.get("pid"), e["instance"])
                           for e in data.get("engines", {}).values())
@@ -176,7 +187,7 @@ def up_set(instance: str, *, store: str | None = None, free: bool = False, ports
                          "log_file": state.log_file}
         _write_set(instance, data)
         started.append((state, offset))
-    _engines.wait_ready(started)
+    _engines.wait_ready(started, _engines.ready_events())
     return set_status(instance)
 
 
