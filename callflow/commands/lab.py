@@ -137,7 +137,8 @@ def _up_cluster(args: argparse.Namespace) -> int:
     except LabError as exc:
         print(f"siaga112 lab up: {exc}", file=sys.stderr)
         return 2
-    _print_cluster(st)
+    whole = set_status(args.instance)  # a set started with --engines: its store and engines as they are
+    _print_cluster(st, whole if whole.with_engines else None)
     return 0
 
 
