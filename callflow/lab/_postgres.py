@@ -7,8 +7,9 @@ definition.
 Run as root, PostgreSQL refuses to start: the cluster is then made and run as the unprivileged ``postgres``
 system user (the Debian package creates it), which owns the cluster's directory. Root's home is closed to
 that user, so a lab's cluster then lives in ``/var/tmp/siaga112-pg-<lab>-<hash>`` (the lab's folder records
-where). The cluster trusts only loopback and its own socket directory (no password exists, none is
-written anywhere); it listens on 127.0.0.1 only. ``stop()``/``start()`` keep the data directory.
+where). A cluster listens on 127.0.0.1 only and trusts its own socket directory (0700); over TCP a
+throw-away cluster trusts loopback, a lab's asks for a password kept only in the lab's 0600 ``pgpass``
+(its URL names that file, never the password). ``stop()``/``start()`` keep the data directory.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import contextlib
 import hashlib
 import os
 import pwd
+import secrets
 import shutil
 import socket
 import subprocess
@@ -81,6 +83,7 @@ class PrivatePostgres:
     port: int
     run_as: str | None  # system user the server programs run as (None: ourselves)
     durable: bool = False  # fsync on (a lab's store, benchmarks); tests throw the cluster away
+    passfile: Path | None = None  # a lab's cluster: TCP logins need the password in this 0600 file
 
     @property
     def data_dir(self) -> Path:
@@ -95,17 +98,21 @@ class PrivatePostgres:
         return self.run_as or pwd.getpwuid(os.getuid()).pw_name
 
     def url(self, dbname: str = "postgres") -> str:
-        """A libpq URL over loopback TCP (no password: trust authentication on loopback only)."""
-        return f"postgresql://{self.superuser}@127.0.0.1:{self.port}/{dbname}"
+        """A libpq URL over loopback TCP. A throw-away cluster trusts loopback; a lab's names its 0600
+        password file (libpq's ``passfile``: a path, never the password)."""
+        query = f"?passfile={self.passfile}" if self.passfile is not None else ""
+        return f"postgresql://{self.superuser}@127.0.0.1:{self.port}/{dbname}{query}"
 
     def as_dict(self) -> dict[str, Any]:
         return {"bin_dir": str(self.bin_dir), "root": str(self.root), "port": self.port,
-                "run_as": self.run_as, "durable": self.durable}
+                "run_as": self.run_as, "durable": self.durable,
+                "passfile": str(self.passfile) if self.passfile is not None else None}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PrivatePostgres:
         return cls(Path(data["bin_dir"]), Path(data["root"]), int(data["port"]), data.get("run_as"),
-                   bool(data.get("durable", False)))
+                   bool(data.get("durable", False)),
+                   Path(data["passfile"]) if data.get("passfile") else None)
 
     # -- running the server programs --------------------------------------------------------------
     def _run(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -118,16 +125,19 @@ class PrivatePostgres:
         except FileNotFoundError as exc:
             raise PostgresUnavailable(f"{exc.filename} is missing: {INSTALL_HELP}") from None
 
-    def init(self) -> None:
+    def init(self, pwfile: Path | None = None) -> None:
+        """``initdb``. ``pwfile``: the superuser's password, then required over TCP (SCRAM); without
+        it loopback TCP is trusted. The socket directory (the cluster's own, 0700) is always trusted."""
+        host_auth = "scram-sha-256" if pwfile is not None else "trust"
+        password = ("--pwfile", str(pwfile)) if pwfile is not None else ()
         try:
-            self._run("initdb", "-D", str(self.data_dir), "-A", "trust", "-U", self.superuser,
-                      "-E", "UTF8", "--locale=C.UTF-8", "--no-sync")
+            self._run("initdb", "-D", str(self.data_dir), "--auth-local=trust", f"--auth-host={host_auth}",
+                      *password, "-U", self.superuser, "-E", "UTF8", "--locale=C.UTF-8", "--no-sync")
         except subprocess.CalledProcessError as exc:
             raise PostgresUnavailable(f"initdb in {self.data_dir} failed: {exc.stderr.strip()}") from exc
         sync = "on" if self.durable else "off"
-        # trust, but only over loopback and this cluster's own socket directory (mode 0700); no password
-        (self.data_dir / "pg_hba.conf").write_text(
-            "local all all trust\nhost all all 127.0.0.1/32 trust\n", encoding="utf-8")
+        (self.data_dir / "pg_hba.conf").write_text(  # this cluster's socket directory and loopback only
+            f"local all all trust\nhost all all 127.0.0.1/32 {host_auth}\n", encoding="utf-8")
         with (self.data_dir / "postgresql.conf").open("a", encoding="utf-8") as fh:
             # loopback only; fsync off for throw-away clusters (speed matters, not a crash)
             fh.write(f"\nlisten_addresses = '127.0.0.1'\nport = {self.port}\n"
@@ -187,7 +197,7 @@ class PrivatePostgres:
         return self.url(name)
 
     def drop_database(self, url: str) -> None:
-        name = url.rsplit("/", 1)[-1]
+        name = url.rsplit("/", 1)[-1].split("?", 1)[0]
         with contextlib.suppress(subprocess.CalledProcessError):
             self.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
@@ -231,13 +241,32 @@ def kept_cluster_dir(lab_folder: Path, name: str, run_as: str | None) -> Path:
 
 
 def make_kept_cluster(lab_folder: Path, name: str, port: int) -> PrivatePostgres:
-    """A new durable cluster for a lab (initialised, not started)."""
+    """A new durable cluster for a lab (initialised, not started). Its superuser's password is made here
+    and kept only in ``<lab folder>/pgpass`` (0600, libpq's format), which the cluster's URL names."""
     run_as = service_user()
     root = kept_cluster_dir(lab_folder, name, run_as)
     if (root / "data" / "PG_VERSION").exists():
         raise PostgresUnavailable(f"{root} already holds a PostgreSQL cluster the lab does not know: remove "
                                   f"it (`rm -r {root}`) or move it away, then `lab up` again")
     _own_dir(root, run_as)
-    server = PrivatePostgres(find_bin_dir(), root, port, run_as, durable=True)
-    server.init()
+    passfile = lab_folder / "pgpass"
+    server = PrivatePostgres(find_bin_dir(), root, port, run_as, durable=True, passfile=passfile)
+    password = secrets.token_urlsafe(24)
+    _write_private(passfile, f"127.0.0.1:{port}:*:{server.superuser}:{password}\n", None)
+    pwfile = root / "initdb.pw"  # initdb reads it as the server's user; removed at once
+    _write_private(pwfile, password + "\n", run_as)
+    try:
+        server.init(pwfile)
+    finally:
+        pwfile.unlink(missing_ok=True)
     return server
+
+
+def _write_private(path: Path, text: str, owner: str | None) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.chmod(path, 0o600)
+    if owner is not None:
+        entry = pwd.getpwnam(owner)
+        os.chown(path, entry.pw_uid, entry.pw_gid)

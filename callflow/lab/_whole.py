@@ -210,6 +210,8 @@ def down_set(instance: str, *, wipe_store: bool = False) -> tuple[bool, SetStatu
                 raise LabError(f"the lab's PostgreSQL (pid {server.pid()}, {server.data_dir}) did not stop: "
                                f"its data is kept; see {server.log_file}")
             shutil.rmtree(server.root)
+            if server.passfile is not None:
+                server.passfile.unlink(missing_ok=True)
             del data["postgres"]
             _write_set(instance, data)
     if wipe_store and before.store == "sqlite":

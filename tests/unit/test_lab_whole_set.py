@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 
 from callflow.cli import main
 from callflow.lab import PrivatePostgres, set_status
+from callflow.lab._postgres import PostgresUnavailable, free_tcp_port, make_kept_cluster
 
 
 def test_missing_postgresql_says_make_setup_and_starts_nothing(
@@ -63,3 +65,33 @@ def test_missing_kamailio_is_refused_before_the_store_starts(
     err = capsys.readouterr().err
     assert "Kamailio and it is not installed: run `make setup`" in err
     assert not (tmp_path / "labs" / "w").exists()  # no store made, nothing recorded
+
+
+def test_a_labs_cluster_asks_for_the_password_only_its_passfile_holds(tmp_path: Path) -> None:
+    """The lab's store over TCP: refused without the lab's 0600 pgpass, reached with its URL (which names
+    that file, never the password)."""
+    import psycopg  # noqa: PLC0415 - the store's driver
+
+    lab_folder = tmp_path / "lab"
+    lab_folder.mkdir(mode=0o700)
+    try:
+        server = make_kept_cluster(lab_folder, "unit", free_tcp_port())
+    except PostgresUnavailable as exc:
+        pytest.skip(str(exc))
+    try:
+        server.start()
+        url = server.ensure_database("siaga112")
+        assert server.passfile is not None
+        assert url.endswith(f"/siaga112?passfile={server.passfile}")
+        assert oct(server.passfile.stat().st_mode & 0o777) == "0o600"
+        password = server.passfile.read_text().strip().rsplit(":", 1)[-1]
+        assert password not in url
+        assert password not in json.dumps(server.as_dict())
+        assert not (server.root / "initdb.pw").exists()
+        with psycopg.connect(url, connect_timeout=5) as conn:
+            assert conn.execute("SELECT 112").fetchone() == (112,)
+        with pytest.raises(psycopg.OperationalError, match="password"):
+            psycopg.connect(url.split("?", 1)[0], connect_timeout=5, passfile=str(tmp_path / "none"))
+    finally:
+        server.stop("immediate")
+        shutil.rmtree(server.root, ignore_errors=True)
