@@ -185,7 +185,8 @@ def _print_engines(whole: SetStatus) -> None:
         print(f"  store      SQLite {whole.database}")
     for name, engine in whole.engines.items():
         word = f"running, pid {engine.pid}" if engine.running else "DOWN"
-        lead = "; leader" if whole.leader == name else ""
+        lead = "" if whole.leader != name else "; leader" if engine.running else \
+            "; its leader lease has not run out yet (the other engine takes over when it does)"
         print(f"  engine {name:<3} {word}{lead}: console {engine.url}  (serve --lab {engine.instance}; log "
               f"{engine.log_file})")
 

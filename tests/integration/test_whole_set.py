@@ -77,6 +77,7 @@ async def test_one_command_brings_the_whole_set_up_and_down() -> None:
         database = st["database"]
         assert database.startswith("postgresql://")
         assert "@127.0.0.1:" in database
+        assert "?passfile=" in database  # the lab's 0600 pgpass: a path, never the password
 
         # one call through Kamailio, answered by op1, recorded in the shared PostgreSQL store
         cluster = cluster_status(instance)
