@@ -243,6 +243,7 @@ def kept_cluster_dir(lab_folder: Path, name: str, run_as: str | None) -> Path:
 def make_kept_cluster(lab_folder: Path, name: str, port: int) -> PrivatePostgres:
     """A new durable cluster for a lab (initialised, not started). Its superuser's password is made here
     and kept only in ``<lab folder>/pgpass`` (0600, libpq's format), which the cluster's URL names."""
+    bin_dir = find_bin_dir()  # before anything is made: a missing PostgreSQL leaves nothing behind
     run_as = service_user()
     root = kept_cluster_dir(lab_folder, name, run_as)
     if (root / "data" / "PG_VERSION").exists():
@@ -250,13 +251,17 @@ def make_kept_cluster(lab_folder: Path, name: str, port: int) -> PrivatePostgres
                                   f"it (`rm -r {root}`) or move it away, then `lab up` again")
     _own_dir(root, run_as)
     passfile = lab_folder / "pgpass"
-    server = PrivatePostgres(find_bin_dir(), root, port, run_as, durable=True, passfile=passfile)
+    server = PrivatePostgres(bin_dir, root, port, run_as, durable=True, passfile=passfile)
     password = secrets.token_urlsafe(24)
-    _write_private(passfile, f"127.0.0.1:{port}:*:{server.superuser}:{password}\n", None)
     pwfile = root / "initdb.pw"  # initdb reads it as the server's user; removed at once
-    _write_private(pwfile, password + "\n", run_as)
     try:
+        _write_private(passfile, f"127.0.0.1:{port}:*:{server.superuser}:{password}\n", None)
+        _write_private(pwfile, password + "\n", run_as)
         server.init(pwfile)
+    except BaseException:
+        shutil.rmtree(root, ignore_errors=True)
+        passfile.unlink(missing_ok=True)
+        raise
     finally:
         pwfile.unlink(missing_ok=True)
     return server

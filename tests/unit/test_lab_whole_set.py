@@ -10,7 +10,13 @@ import pytest
 
 from callflow.cli import main
 from callflow.lab import PrivatePostgres, set_status
-from callflow.lab._postgres import PostgresUnavailable, free_tcp_port, make_kept_cluster
+from callflow.lab._postgres import (
+    PostgresUnavailable,
+    free_tcp_port,
+    kept_cluster_dir,
+    make_kept_cluster,
+    service_user,
+)
 
 
 def test_missing_postgresql_says_make_setup_and_starts_nothing(
@@ -31,6 +37,7 @@ def test_missing_postgresql_says_make_setup_and_starts_nothing(
     assert not st.postgres
     assert not st.engines
     assert not (tmp_path / "labs" / "w" / "front").exists()  # Kamailio was never configured
+    assert not kept_cluster_dir(tmp_path / "labs" / "w", "w", service_user()).exists()  # no cluster begun
 
 
 @pytest.mark.parametrize(("argv", "says"), [
