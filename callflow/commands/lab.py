@@ -10,6 +10,7 @@ from typing import Any
 
 from callflow.commands._locate import Location
 from callflow.lab import (
+    CONSOLE_PORTS,
     STORES,
     ClusterStatus,
     LabError,
@@ -167,12 +168,9 @@ def _print_cluster(st: ClusterStatus, whole: SetStatus | None = None) -> None:
         _print_engines(whole)
         return
     for name, inst in st.node_instances.items():
-        http = f" --http 127.0.0.1:{8112 + NODE_HTTP[name]}" if name in NODE_HTTP else ""
+        http = f" --http 127.0.0.1:{CONSOLE_PORTS[name]}" if name in CONSOLE_PORTS else ""
         print(f"  engine {name}   siaga112 serve --lab {inst}{http}   (database "
               f"{Location(lab=inst).database.path})")
-
-
-NODE_HTTP = {"a": 1, "b": 2}  # the engines' consoles beside each other: 8113, 8114
 
 
 def _print_engines(whole: SetStatus) -> None:

@@ -20,6 +20,7 @@ from callflow.lab._control import (
     status,
     up,
 )
+from callflow.lab._engines import CONSOLE_PORTS
 from callflow.lab._postgres import PostgresUnavailable, PrivatePostgres
 from callflow.lab._render import LabCluster, LabPorts, lab_site, load_lab_site
 from callflow.lab._root import cache_dir, find_runtime
@@ -28,6 +29,7 @@ from callflow.lab.errors import LabError
 from callflow.siteconfig import pbx_config_dir
 
 __all__ = [
+    "CONSOLE_PORTS",
     "STORES",
     "ClusterStatus",
     "LabCluster",
