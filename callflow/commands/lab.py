@@ -23,6 +23,7 @@ from callflow.lab import (
     find_runtime,
     free_ports,
     front_view,
+    has_set,
     is_cluster,
     lab_site_file,
     set_status,
@@ -190,13 +191,14 @@ def _print_engines(whole: SetStatus) -> None:
 
 
 def _down(args: argparse.Namespace) -> int:
-    if is_cluster(args.instance) or set_status(args.instance).with_engines:
+    if is_cluster(args.instance) or has_set(args.instance):
+        engines = set_status(args.instance).with_engines
         try:
             was, whole = down_set(args.instance, wipe_store=args.wipe_store)
         except LabError as exc:
             print(f"siaga112 lab down: {exc}", file=sys.stderr)
             return 2
-        parts = "engines, nodes, SIP front and store" if whole.with_engines else "SIP front and nodes"
+        parts = "engines, nodes, SIP front and store" if engines else "SIP front and nodes"
         print(f"lab {whole.cluster.instance!r} ({parts}) stopped" if was
               else f"lab {whole.cluster.instance!r} is not running; nothing to stop")
         if args.wipe_store:
@@ -218,7 +220,7 @@ def _exists(database: StoreLocation) -> bool:
 
 
 def _status(args: argparse.Namespace) -> int:
-    if is_cluster(args.instance) or set_status(args.instance).with_engines:
+    if is_cluster(args.instance) or has_set(args.instance):
         whole = set_status(args.instance)
         cst = whole.cluster
         if args.json:

@@ -24,7 +24,7 @@ from callflow.lab._engines import CONSOLE_PORTS
 from callflow.lab._postgres import PostgresUnavailable, PrivatePostgres
 from callflow.lab._render import LabCluster, LabPorts, lab_site, load_lab_site
 from callflow.lab._root import cache_dir, find_runtime
-from callflow.lab._whole import STORES, SetStatus, down_set, set_status, up_set
+from callflow.lab._whole import STORES, SetStatus, down_set, has_set, set_status, up_set
 from callflow.lab.errors import LabError
 from callflow.siteconfig import pbx_config_dir
 
@@ -47,6 +47,7 @@ __all__ = [
     "find_runtime",
     "free_ports",
     "front_view",
+    "has_set",
     "is_cluster",
     "keep_lab_secrets",
     "lab_ami_after",

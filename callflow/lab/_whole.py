@@ -38,15 +38,12 @@ class SetStatus:
     """The two-node lab and, when started with ``--engines``, its store and engines."""
 
     cluster: ClusterStatus
-    store: str = ""  # "postgresql" or "sqlite"; "" when the engines are not the lab's to run
+    with_engines: bool = False  # up with --engines (until `lab down`): the store and engines are the lab's
+    store: str = ""  # "postgresql" or "sqlite": the store chosen last
     database: str = ""  # what both engines were given as --database
     postgres: dict[str, Any] = field(default_factory=dict)  # running, pid, port, url, data_dir, log_file
     engines: dict[str, EngineState] = field(default_factory=dict)
     leader: str | None = None  # the node holding the leader lease now (from the store's lease row)
-
-    @property
-    def with_engines(self) -> bool:
-        return bool(self.store)
 
     @property
     def everything_running(self) -> bool:
@@ -69,6 +66,11 @@ def _set_file(instance: str) -> Path:
     return lab_dir(instance) / "set.json"
 
 
+def has_set(instance: str) -> bool:
+    """``lab up --nodes 2 --engines`` was run for this lab (its store may be kept, even if all is down)."""
+    return _set_file(instance).is_file()
+
+
 def _read_set(instance: str) -> dict[str, Any]:
     path = _set_file(instance)
     data: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
@@ -84,7 +86,8 @@ def _write_set(instance: str, data: dict[str, Any]) -> None:
 
 def set_status(instance: str) -> SetStatus:
     data = _read_set(instance)
-    st = SetStatus(cluster_status(instance), store=data.get("store", ""), database=data.get("database", ""))
+    st = SetStatus(cluster_status(instance), with_engines=bool(data.get("with_engines")),
+                   store=data.get("store", ""), database=data.get("database", ""))
     if "postgres" in data:
         server = PrivatePostgres.from_dict(data["postgres"])
         pid = server.pid()
@@ -164,7 +167,7 @@ def up_set(instance: str, *, store: str | None = None, free: bool = False, ports
     if data.get("store") and chosen != data["store"] and engines_running:
         raise LabError(f"the engines of lab {instance!r} run on its {data['store']} store: stop the set "
                        f"(`siaga112 lab down --instance {instance}`) before changing --store to {chosen}")
-    data["store"] = chosen
+    data.update(store=chosen, with_engines=True)
     _write_set(instance, data)
     database = (_ensure_postgres(instance, data, free=free) if chosen == "postgresql"
                 else str(lab_dir(instance) / "siaga112.db"))
@@ -202,6 +205,9 @@ def down_set(instance: str, *, wipe_store: bool = False) -> tuple[bool, SetStatu
         _engines.stop(state)
     down_cluster(instance)
     data = _read_set(instance)
+    if data:
+        data["with_engines"] = False  # the next `lab up --nodes 2` chooses again (--engines or not)
+        _write_set(instance, data)
     if "postgres" in data:
         server = PrivatePostgres.from_dict(data["postgres"])
         server.stop()
