@@ -129,7 +129,7 @@ def _up_cluster(args: argparse.Namespace) -> int:
         print("siaga112 lab up: --store chooses the engines' store: add --engines", file=sys.stderr)
         return 2
     try:
-        if args.engines:
+        if args.engines or set_status(args.instance).with_engines:  # a set up --engines: all of it
             whole = up_set(args.instance, store=args.store, free=args.free_ports, ports=ports,
                            front_port=args.front_port, site_file=args.site)
             _print_cluster(whole.cluster, whole)
