@@ -65,7 +65,7 @@ def register(sub: Any) -> None:
                            "(`serve --lab INSTANCE-a` / `-b`, detached, logs in the lab's folder)")
     p_up.add_argument("--store", choices=STORES, default=None,
                       help="with --engines: the engines' shared store: postgresql (default: a private "
-                           "PostgreSQL kept in the lab's folder, loopback only) or sqlite (the lab's file)")
+                           "PostgreSQL kept with the lab, loopback only) or sqlite (the lab's file)")
     p_up.add_argument("--site", type=Path, metavar="FILE",
                       help="render this site file (it becomes the lab's applied site); default: the site "
                            "last applied to this lab (`config apply --lab`), else pbx-config/site.toml")
