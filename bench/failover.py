@@ -55,9 +55,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/support/pg
 from callflow.ami import AmiSession
 from callflow.calls.model import CallRecord
 from callflow.calls.records import record_from_dict
+from callflow.cluster import store as cluster_store
+from callflow.cluster.rules import Lease
 from callflow.lab import ClusterStatus, LabStatus, cluster_status, down_cluster, lab_database, up_cluster
 from callflow.lab.sipp import PRESS_EMERGENCY, CallerScript, place_call
-from tests.support.pg import remove_private_postgres, start_private_postgres
+from callflow.store import DatabaseError, StoreError, open_database
+from queues.callbacks.store import CALLBACKS_SCHEMA, attempts_of, list_tasks
+from tests.support.pg import PrivatePostgres, remove_private_postgres, start_private_postgres
 
 
 @dataclass
@@ -67,10 +71,14 @@ class Run:
     cluster: ClusterStatus
     nodes: dict[str, LabStatus]
     engines: dict[str, kit.Engine]
+    store: str  # the engines' one store (a SQLite path or a PostgreSQL URL)
+    server: PrivatePostgres | None  # the private PostgreSQL under it (None: SQLite)
     fault_started: datetime | None = None
     fault_ended: datetime | None = None
+    recovered: datetime | None = None  # the fault's own "back to normal" instant (see each fault)
     killed_node: str | None = None
     notes: list[str] = field(default_factory=list)
+    figures: dict[str, str] = field(default_factory=dict)  # per-fault RESULT keys
 
 
 Fault = Callable[[Run, argparse.Namespace], Awaitable[None]]
@@ -90,7 +98,113 @@ async def asterisk_a_kill(run: Run, args: argparse.Namespace) -> None:
     run.notes.append(f"node {first}'s Asterisk (pid {pid}) killed at {run.fault_started.isoformat()}")
 
 
-FAULTS: dict[str, Fault] = {"asterisk-a-kill": asterisk_a_kill}
+async def read_lease(location: str) -> Lease | None:
+    """The leader lease as the store has it now (None: the store cannot be read)."""
+    try:
+        conn = await open_database(location, (cluster_store.CLUSTER_SCHEMA,))
+    except StoreError:
+        return None
+    try:
+        return await cluster_store.read_lease(conn)
+    except DatabaseError:
+        return None
+    finally:
+        await conn.close()
+
+
+async def leader_of(run: Run, *, other_than: str | None = None, fencing_above: int = -1,
+                    timeout: float = 60) -> Lease:
+    """Wait until a node (not ``other_than``) holds an unexpired lease with a fencing number above
+    ``fencing_above``; polled every 50 ms."""
+    async with asyncio.timeout(timeout):
+        while True:
+            lease = await read_lease(run.store)
+            if lease is not None and lease.holder in run.engines and lease.holder != other_than \
+                    and lease.fencing > fencing_above and lease.expires_at > datetime.now(UTC):
+                return lease
+            await asyncio.sleep(0.05)
+
+
+async def leader_engine_kill(run: Run, args: argparse.Namespace) -> None:
+    """SIGKILL of the engine holding the lease (its Asterisk goes on taking calls); the other engine takes
+    the lease and records the killed engine's calls ``node_lost``; the killed engine is started again
+    ``--restart-after-s`` after the take-over (as its service manager would), recovers its node's calls
+    from its journal and Asterisk's CDR, and must leave those already recorded alone."""
+    lease = await leader_of(run)
+    engine = run.engines[lease.holder]
+    run.fault_started = datetime.now(UTC)
+    await engine.stop(signal.SIGKILL)
+    run.fault_ended = run.fault_started
+    taken = await leader_of(run, other_than=lease.holder, fencing_above=lease.fencing)
+    run.recovered = datetime.now(UTC)
+    took = (run.recovered - run.fault_started).total_seconds()
+    run.figures["leader_kill_takeover_s"] = f"{took:.3f}"
+    run.notes.append(f"leader engine {lease.holder} (pid {engine.pid}, fencing {lease.fencing}) killed at "
+                     f"{run.fault_started.isoformat()}; {taken.holder} leads (fencing {taken.fencing}) "
+                     f"{took:.3f} s later")
+    await asyncio.sleep(args.restart_after_s)
+    await engine.start()
+    run.notes.append(f"engine {lease.holder} started again {args.restart_after_s} s after the take-over")
+
+
+async def leader_engine_stop(run: Run, args: argparse.Namespace) -> None:
+    """SIGSTOP of the engine holding the lease for ``--freeze-s`` (20 s), then SIGCONT: the other engine
+    takes over; the woken one must find itself fenced out (it dials nothing, records nothing twice)."""
+    lease = await leader_of(run)
+    engine = run.engines[lease.holder]
+    assert engine.proc is not None  # noqa: S101 - started
+    run.fault_started = datetime.now(UTC)
+    mark = len(engine.lines)
+    engine.proc.send_signal(signal.SIGSTOP)
+    try:
+        taken = await leader_of(run, other_than=lease.holder, fencing_above=lease.fencing,
+                                timeout=args.freeze_s + 30)
+        run.recovered = datetime.now(UTC)
+        took = (run.recovered - run.fault_started).total_seconds()
+        run.figures["leader_stop_takeover_s"] = f"{took:.3f}"
+        await asyncio.sleep(max(0.0, args.freeze_s - took))
+    finally:
+        engine.proc.send_signal(signal.SIGCONT)
+    run.fault_ended = datetime.now(UTC)
+    run.notes.append(f"leader engine {lease.holder} (pid {engine.pid}, fencing {lease.fencing}) stopped at "
+                     f"{run.fault_started.isoformat()} for {args.freeze_s} s; {taken.holder} leads (fencing "
+                     f"{taken.fencing}) {took:.3f} s after the SIGSTOP")
+    run.figures["woken_fenced"] = str(int(await woken_fenced(engine, mark)))
+
+
+async def woken_fenced(engine: kit.Engine, since: int, timeout: float = 15) -> bool:
+    """Whether the woken engine logged that it lost the lease (``cluster.lease_lost``) after ``since``."""
+    with contextlib.suppress(RuntimeError):
+        await engine.wait_for("cluster.lease_lost", since=since, timeout=timeout)
+        return True
+    return False
+
+
+async def postgresql_stop(run: Run, args: argparse.Namespace) -> None:
+    """The private PostgreSQL stopped (fast shutdown: sessions cut) for ``--pg-down-s`` (10 s), then
+    started on the same port: the engines spill their journals and replay them; a leader is back."""
+    if run.server is None:
+        raise SystemExit("postgresql-stop needs --store postgresql")
+    run.fault_started = datetime.now(UTC)
+    await asyncio.to_thread(run.server.stop)
+    await asyncio.sleep(args.pg_down_s)
+    await asyncio.to_thread(run.server.start)
+    run.fault_ended = datetime.now(UTC)
+    lease = await leader_of(run)
+    run.recovered = datetime.now(UTC)
+    took = (run.recovered - run.fault_ended).total_seconds()
+    run.figures["pg_stop_leader_back_s"] = f"{took:.3f}"
+    run.notes.append(f"PostgreSQL stopped at {run.fault_started.isoformat()} for {args.pg_down_s} s; "
+                     f"{lease.holder} leads (fencing {lease.fencing}) {took:.3f} s after it started again")
+
+
+FAULTS: dict[str, Fault] = {
+    # `all` runs them in this order: node a's Asterisk, killed, stays down, so it comes last
+    "leader-engine-kill": leader_engine_kill,
+    "leader-engine-stop": leader_engine_stop,
+    "postgresql-stop": postgresql_stop,
+    "asterisk-a-kill": asterisk_a_kill,
+}
 
 
 @contextlib.contextmanager
@@ -112,18 +226,31 @@ def two_node_lab(instance: str | None) -> Iterator[ClusterStatus]:
         down_cluster(name)
 
 
+@dataclass
+class Stores:
+    """The engines' one store (both under their node's name), a fresh one per fault where it can be:
+    with ``postgresql`` a new database on one private PostgreSQL (tests/support/pg.py: initdb/pg_ctl on a
+    free loopback port, fsync on, removed afterwards); with ``sqlite`` the two-node lab's file (the faults'
+    numbers keep their calls apart)."""
+
+    kind: str
+    cluster: ClusterStatus
+    server: PrivatePostgres | None
+
+    def fresh(self, fault: str) -> str:
+        if self.server is not None:
+            return self.server.create_database(fault.replace("-", "_"))
+        return str(lab_database(self.cluster.instance))
+
+
 @contextlib.contextmanager
-def stores_for(nodes: dict[str, LabStatus], store: str) -> Iterator[dict[str, str]]:
-    """The one store both engines journal into (each under its node's name): with ``postgresql`` a
-    database on a private PostgreSQL (tests/support/pg.py: initdb/pg_ctl on a free loopback port, fsync
-    on, removed afterwards); with ``sqlite`` the two-node lab's file."""
-    if store == "sqlite":
-        yield {name: str(lab_database(st.instance)) for name, st in nodes.items()}
+def stores_for(cluster: ClusterStatus, kind: str) -> Iterator[Stores]:
+    if kind == "sqlite":
+        yield Stores(kind, cluster, None)
         return
     server = start_private_postgres(durable=True)
     try:
-        url = server.create_database("failover")
-        yield dict.fromkeys(nodes, url)
+        yield Stores(kind, cluster, server)
     finally:
         remove_private_postgres(server)
 
@@ -139,10 +266,9 @@ def read_records(database: str, prefix: str) -> list[CallRecord]:
 
 
 @contextlib.asynccontextmanager
-async def engines_for(nodes: dict[str, LabStatus], stores: dict[str, str]
-                      ) -> AsyncIterator[dict[str, kit.Engine]]:
+async def engines_for(nodes: dict[str, LabStatus], store: str) -> AsyncIterator[dict[str, kit.Engine]]:
     # no callbacks dialled: there is no citizen behind the lab's callback trunk in this benchmark
-    running = {name: kit.Engine(st.instance, stores[name], env={"SIAGA112_CALLBACKS__DIAL": "false"})
+    running = {name: kit.Engine(st.instance, store, env={"SIAGA112_CALLBACKS__DIAL": "false"})
                for name, st in nodes.items()}
     try:
         await asyncio.gather(*(engine.start() for engine in running.values()))
@@ -171,61 +297,112 @@ async def all_records(databases: set[str], prefix: str, expected: set[str], time
         await asyncio.sleep(1.0)
 
 
-async def bench(args: argparse.Namespace, cst: ClusterStatus, stores: dict[str, str]) -> int:
-    prefix = f"0815{kit.run_tag()}"
+async def bench(args: argparse.Namespace, cst: ClusterStatus, stores: Stores) -> int:
+    faults = list(FAULTS) if args.fault == "all" else [args.fault]
+    results = []
+    for index, name in enumerate(faults):
+        store = stores.fresh(name)
+        print(f"== {name} (store {where(store)})", flush=True)
+        run, measured = await one_fault(args, cst, name, f"0815{kit.run_tag()}{index}", store=store,
+                                        server=stores.server)
+        results.append(report(args, name, run, measured))
+    return final(results)
+
+
+def where(store: str) -> str:
+    return store.rsplit("/", 1)[-1] if store.startswith("postgresql") else store
+
+
+async def one_fault(args: argparse.Namespace, cst: ClusterStatus, fault: str, prefix: str, *, store: str,
+                    server: PrivatePostgres | None) -> tuple[Run, Measured]:
+    """One fault on fresh engines (and a fresh PostgreSQL database): load, the fault, probes, records."""
     work = kit.workdir("failover")
-    if True:
-        nodes = cst.nodes()
-        front = (str(cst.front["host"]), int(cst.front["port"]))
-        first = next(iter(nodes.values()))
-        async with contextlib.AsyncExitStack() as stack:
-            watchers = {name: await stack.enter_async_context(kit.Watcher(st, prefix))
-                        for name, st in nodes.items()}
-            sessions = {}
-            for name, st in nodes.items():
-                session = AmiSession(st.ami_endpoint())
-                sessions[name] = session
-                task = asyncio.create_task(session.run())
-                stack.callback(task.cancel)
-                stack.callback(session.stop)
-                async with asyncio.timeout(20):
-                    await session.connected.wait()
-            engines = await stack.enter_async_context(engines_for(nodes, stores))
-            # the SIPp operators answer on node a's block; every node's queues have them
-            await stack.enter_async_context(kit.operators(first, sessions[next(iter(nodes))]))
-            for session in list(sessions.values())[1:]:
-                for queue in kit.QUEUES:
-                    for op in kit.OPERATORS:
-                        await kit.add_member(session, queue, op)
-            run = Run(cst, nodes, engines)
-            count = max(1, round(args.rate * args.seconds))
-            numbers = [f"{prefix}{i:06d}" for i in range(count)]
-            probes = [f"{prefix}9{i:05d}" for i in range(args.probes)]
-            load = asyncio.create_task(kit.rate_callers(first, numbers, PRESS_EMERGENCY, rate=args.rate,
-                                                        hold_ms=args.hold_ms, workdir=work, front=front))
-            await asyncio.sleep(args.fault_at)
-            before_fault = {name: set(w.hungup) for name, w in watchers.items()}
-            await FAULTS[args.fault](run, args)
-            if run.killed_node is not None:  # its AMI is gone for good: no reconnect warnings every second
-                watchers[run.killed_node].session.stop()
-                sessions[run.killed_node].stop()
-            dialled: dict[str, datetime] = {}
-            tasks = []
-            for i, number in enumerate(probes):
-                tasks.append(asyncio.create_task(probe(front, number, work)))
-                await asyncio.sleep(args.probe_every_s if i + 1 < len(probes) else 0)
-            for number, task in zip(probes, tasks, strict=True):
-                dialled[number] = await task
-            sipp = await load
-            offered: dict[str, list[str]] = {}
-            first_seen: dict[str, datetime] = {}
-            for watcher in watchers.values():
-                for number, lids in watcher.offered.items():
-                    offered.setdefault(number, []).extend(lids)
-                for number, seen in watcher.first_seen.items():
-                    first_seen[number] = min(seen, first_seen.get(number, seen))
-            records = await all_records(set(stores.values()), prefix, set(offered), args.settle_s)
-    return report(args, run, Measured(watchers, before_fault, offered, first_seen, dialled, records, sipp))
+    nodes = cst.nodes()
+    front = (str(cst.front["host"]), int(cst.front["port"]))
+    first = next(iter(nodes.values()))
+    async with contextlib.AsyncExitStack() as stack:
+        watchers = {name: await stack.enter_async_context(kit.Watcher(st, prefix))
+                    for name, st in nodes.items()}
+        sessions = {}
+        for name, st in nodes.items():
+            session = AmiSession(st.ami_endpoint())
+            sessions[name] = session
+            reader = asyncio.create_task(session.run())
+            stack.callback(reader.cancel)
+            stack.callback(session.stop)
+            async with asyncio.timeout(20):
+                await session.connected.wait()
+        engines = await stack.enter_async_context(engines_for(nodes, store))
+        # the SIPp operators answer on node a's block; every node's queues have them
+        await stack.enter_async_context(kit.operators(first, sessions[next(iter(nodes))]))
+        for session in list(sessions.values())[1:]:
+            for queue in kit.QUEUES:
+                for op in kit.OPERATORS:
+                    await kit.add_member(session, queue, op)
+        run = Run(cst, nodes, engines, store, server)
+        count = max(1, round(args.rate * args.seconds))
+        numbers = [f"{prefix}{i:05d}" for i in range(count)]
+        probes = [f"{prefix}9{i:04d}" for i in range(args.probes)]
+        load = asyncio.create_task(kit.rate_callers(first, numbers, PRESS_EMERGENCY, rate=args.rate,
+                                                    hold_ms=args.hold_ms, workdir=work, front=front))
+        await asyncio.sleep(args.fault_at)
+        before_fault = {name: set(w.hungup) for name, w in watchers.items()}
+        await FAULTS[fault](run, args)
+        if run.killed_node is not None:  # its AMI is gone for good: no reconnect warnings every second
+            watchers[run.killed_node].session.stop()
+            sessions[run.killed_node].stop()
+        dialled: dict[str, datetime] = {}
+        tasks = []
+        for i, number in enumerate(probes):
+            tasks.append(asyncio.create_task(probe(front, number, work)))
+            await asyncio.sleep(args.probe_every_s if i + 1 < len(probes) else 0)
+        for number, task in zip(probes, tasks, strict=True):
+            dialled[number] = await task
+        sipp = await load
+        offered: dict[str, list[str]] = {}
+        first_seen: dict[str, datetime] = {}
+        for watcher in watchers.values():
+            for number, lids in watcher.offered.items():
+                offered.setdefault(number, []).extend(lids)
+            for number, seen in watcher.first_seen.items():
+                first_seen[number] = min(seen, first_seen.get(number, seen))
+        records = await all_records({store}, prefix, set(offered), args.settle_s)
+        await asyncio.sleep(args.linger_s)  # anything doubled late (a woken engine) shows now
+        records = await all_records({store}, prefix, set(offered), 0)
+        dials = await callback_dials(store, {r.linkedid for r in records}, list(engines.values()))
+    return run, Measured(watchers, before_fault, offered, first_seen, dialled, records, sipp, dials)
+
+
+@dataclass
+class Dials:
+    """Callback work in the store for the run's calls: tasks per call, attempts per task, and the
+    engines' ``callback.dialling`` lines per attempt (an attempt dialled twice would show as two)."""
+
+    tasks: int = 0
+    tasks_doubled: int = 0
+    attempts: int = 0
+    double_dials: int = 0
+
+
+async def callback_dials(store: str, linkedids: set[str], engines: list[kit.Engine]) -> Dials:
+    conn = await open_database(store, (CALLBACKS_SCHEMA,))
+    try:
+        tasks = [t for t in await list_tasks(conn) if t.linkedid in linkedids]
+        attempts = [a for t in tasks for a in await attempts_of(conn, t.id)]
+    finally:
+        await conn.close()
+    ids = {t.id for t in tasks}
+    per_call: dict[str, int] = {}
+    for t in tasks:
+        per_call[t.linkedid] = per_call.get(t.linkedid, 0) + 1
+    dialling: dict[tuple[object, object], int] = {}
+    for engine in engines:
+        for line in engine.lines:
+            if line.get("event") == "callback.dialling" and line.get("task") in ids:
+                key = (line.get("task"), line.get("attempt"))
+                dialling[key] = dialling.get(key, 0) + 1
+    return Dials(len(tasks), sum(n - 1 for n in per_call.values()), len(attempts),
+                 sum(n - 1 for n in dialling.values()))
 
 
 @dataclass
@@ -237,9 +414,21 @@ class Measured:
     dialled: dict[str, datetime]  # probe number -> when its SIPp was started
     records: list[CallRecord]
     sipp: kit.SippRun
+    dials: Dials
 
 
-def report(args: argparse.Namespace, run: Run, m: Measured) -> int:
+@dataclass
+class FaultResult:
+    fault: str
+    failover_s: float
+    lost: int
+    duplicated: int
+    node_lost_s: float
+    double_dials: int
+    figures: dict[str, str]
+
+
+def report(args: argparse.Namespace, fault: str, run: Run, m: Measured) -> FaultResult:
     tally = kit.tally(m.offered, m.records)
     waits = [(m.first_seen[n] - at).total_seconds() if n in m.first_seen else -1.0
              for n, at in m.dialled.items()]
@@ -260,17 +449,47 @@ def report(args: argparse.Namespace, run: Run, m: Measured) -> int:
     print(f"offered {tally.offered}, records {tally.records} (node_lost: {len(node_lost)}), lost "
           f"{len(tally.lost)} (up on the killed node when it died: {len(up_on_killed)}), duplicated "
           f"{tally.duplicated}, stray {tally.stray}")
+    print(f"callbacks: {m.dials.tasks} tasks ({m.dials.tasks_doubled} for a call that had one), "
+          f"{m.dials.attempts} attempts, {m.dials.double_dials} attempts dialled twice")
     if tally.lost:
         print(f"lost numbers: {', '.join(tally.lost[:20])}")
-    print(f"RESULT new_call_failover_s={failover:.3f} lost_records={len(tally.lost)} "
-          f"duplicated={tally.duplicated} node_lost_task_s={node_lost_s:.3f}")
+    problems = [p for e in run.engines.values() for p in e.problems]
+    if problems:
+        print(f"engine errors: {len(problems)}; first: {json.dumps(problems[0])[:400]}")
+    extra = "".join(f" {k}={v}" for k, v in run.figures.items())
+    print(f"{fault}: new_call_failover_s={failover:.3f} offered={tally.offered} records={tally.records} "
+          f"lost_records={len(tally.lost)} duplicated={tally.duplicated} node_lost_task_s={node_lost_s:.3f} "
+          f"double_dials={m.dials.double_dials}{extra}", flush=True)
+    return FaultResult(fault, failover, len(tally.lost), tally.duplicated + m.dials.tasks_doubled,
+                       node_lost_s, m.dials.double_dials, run.figures)
+
+
+def final(results: list[FaultResult]) -> int:
+    """The last line: the totals over the faults run, the node-a figures from ``asterisk-a-kill`` (else the
+    largest seen), then each fault's own keys."""
+    by = {r.fault: r for r in results}
+    main_run = by.get("asterisk-a-kill")
+    failover = main_run.failover_s if main_run else max(r.failover_s for r in results)
+    node_lost = main_run.node_lost_s if main_run else max(r.node_lost_s for r in results)
+    keys = {"pg_stop_lost": str(by["postgresql-stop"].lost)} if "postgresql-stop" in by else {}
+    if "postgresql-stop" in by:
+        keys["pg_stop_duplicated"] = str(by["postgresql-stop"].duplicated)
+    if "leader-engine-kill" in by:
+        keys["leader_kill_node_lost_s"] = f"{by['leader-engine-kill'].node_lost_s:.3f}"
+    for r in results:
+        keys.update(r.figures)
+    print(f"RESULT new_call_failover_s={failover:.3f} lost_records={sum(r.lost for r in results)} "
+          f"duplicated={sum(r.duplicated for r in results)} node_lost_task_s={node_lost:.3f} "
+          f"double_dials={sum(r.double_dials for r in results)}"
+          + "".join(f" {k}={v}" for k, v in keys.items()))
     return 0
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--fault", choices=sorted(FAULTS), default="asterisk-a-kill")
+    parser.add_argument("--fault", choices=[*FAULTS, "all"], default="asterisk-a-kill",
+                        help="all: each in turn (fresh engines and database, their own numbers)")
     parser.add_argument("--lab", metavar="INSTANCE", help="a running two-node lab (default: start one)")
     parser.add_argument("--store", choices=["postgresql", "sqlite"], default="postgresql",
                         help="the engines' one store (default: a private PostgreSQL)")
@@ -281,9 +500,14 @@ def main() -> int:
     parser.add_argument("--probes", type=int, default=8, help="probe calls after the fault")
     parser.add_argument("--probe-every-s", type=float, default=0.5)
     parser.add_argument("--settle-s", type=float, default=20.0, help="wait this long for missing records")
+    parser.add_argument("--linger-s", type=float, default=5.0, help="then look again this much later")
+    parser.add_argument("--freeze-s", type=float, default=20.0, help="leader-engine-stop: SIGSTOP this long")
+    parser.add_argument("--pg-down-s", type=float, default=10.0, help="postgresql-stop: down this long")
+    parser.add_argument("--restart-after-s", type=float, default=2.0,
+                        help="leader-engine-kill: the killed engine starts again this long after take-over")
     args = parser.parse_args()
     started = time.monotonic()
-    with two_node_lab(args.lab) as cst, stores_for(cst.nodes(), args.store) as stores:
+    with two_node_lab(args.lab) as cst, stores_for(cst, args.store) as stores:
         # the lab is started outside the loop: `lab up` runs its own
         code = asyncio.run(bench(args, cst, stores))
     print(f"(took {time.monotonic() - started:.0f} s)", file=sys.stderr)

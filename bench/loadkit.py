@@ -191,7 +191,8 @@ class Engine:
     the benchmarks read (connections, records with their log timestamp, warnings and errors)."""
 
     KEEP = frozenset({"ami.connected", "ami.link_lost", "ami.connect_failed", "ivr.listening", "call.record",
-                      "engine.stopped"})
+                      "engine.stopped", "cluster.leader", "cluster.lease_lost", "cluster.node_lost",
+                      "callback.dialling", "callback.claim_refused"})
 
     def __init__(self, instance: str, database: Path | str, env: dict[str, str] | None = None) -> None:
         self.instance = instance
