@@ -271,7 +271,13 @@ async def engines_for(nodes: dict[str, LabStatus], store: str) -> AsyncIterator[
     running = {name: kit.Engine(st.instance, store, env={"SIAGA112_CALLBACKS__DIAL": "false"})
                for name, st in nodes.items()}
     try:
-        await asyncio.gather(*(engine.start() for engine in running.values()))
+        # node a's engine first, and the leader before node b's starts: the engine faults then hit the
+        # leader of the node that takes the calls (Kamailio offers node a first)
+        first, *others = running.values()
+        mark = len(first.lines)
+        await first.start()
+        await first.wait_for("cluster.leader", since=mark, timeout=30)
+        await asyncio.gather(*(engine.start() for engine in others))
         yield running
     finally:
         await asyncio.gather(*(engine.stop() for engine in running.values()))
