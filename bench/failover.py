@@ -443,8 +443,10 @@ def report(args: argparse.Namespace, fault: str, run: Run, m: Measured) -> Fault
     if run.killed_node is not None:
         killed, earlier = m.watchers[run.killed_node], m.hung_up_before_fault[run.killed_node]
         up_on_killed = [n for n in tally.lost if n in killed.offered and n not in earlier]
-    node_lost = [engine.record_logged[r.linkedid] for r in m.records if str(r.outcome) == "node_lost"
-                 for engine in run.engines.values() if r.linkedid in engine.record_logged]
+    # when each node_lost record was first logged (a woken engine logs the record it finds again)
+    logged = [[e.record_logged[r.linkedid] for e in run.engines.values() if r.linkedid in e.record_logged]
+              for r in m.records if str(r.outcome) == "node_lost"]
+    node_lost = [min(times) for times in logged if times]
     node_lost_s = (max(node_lost) - run.fault_started).total_seconds() if node_lost and run.fault_started \
         else -1.0
     for note in run.notes:
@@ -461,7 +463,11 @@ def report(args: argparse.Namespace, fault: str, run: Run, m: Measured) -> Fault
         print(f"lost numbers: {', '.join(tally.lost[:20])}")
     problems = [p for e in run.engines.values() for p in e.problems]
     if problems:
-        print(f"engine errors: {len(problems)}; first: {json.dumps(problems[0])[:400]}")
+        kinds: dict[str, int] = {}
+        for problem in problems:
+            kinds[str(problem.get("event"))] = kinds.get(str(problem.get("event")), 0) + 1
+        print(f"engine errors: {', '.join(f'{k} x{n}' for k, n in sorted(kinds.items()))}; first: "
+              f"{json.dumps(problems[0])[:300]}")
     extra = "".join(f" {k}={v}" for k, v in run.figures.items())
     print(f"{fault}: new_call_failover_s={failover:.3f} offered={tally.offered} records={tally.records} "
           f"lost_records={len(tally.lost)} duplicated={tally.duplicated} node_lost_task_s={node_lost_s:.3f} "
