@@ -388,6 +388,7 @@ class Dials:
     tasks_doubled: int = 0
     attempts: int = 0
     double_dials: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
 
 
 async def callback_dials(store: str, linkedids: set[str], engines: list[kit.Engine]) -> Dials:
@@ -407,8 +408,11 @@ async def callback_dials(store: str, linkedids: set[str], engines: list[kit.Engi
             if line.get("event") == "callback.dialling" and line.get("task") in ids:
                 key = (line.get("task"), line.get("attempt"))
                 dialling[key] = dialling.get(key, 0) + 1
+    reasons: dict[str, int] = {}
+    for t in tasks:
+        reasons[t.reason] = reasons.get(t.reason, 0) + 1
     return Dials(len(tasks), sum(n - 1 for n in per_call.values()), len(attempts),
-                 sum(n - 1 for n in dialling.values()))
+                 sum(n - 1 for n in dialling.values()), reasons)
 
 
 @dataclass
@@ -457,6 +461,10 @@ def report(args: argparse.Namespace, fault: str, run: Run, m: Measured) -> Fault
     print(f"offered {tally.offered}, records {tally.records} (node_lost: {len(node_lost)}), lost "
           f"{len(tally.lost)} (up on the killed node when it died: {len(up_on_killed)}), duplicated "
           f"{tally.duplicated}, stray {tally.stray}")
+    outcomes: dict[str, int] = {}
+    for r in m.records:
+        outcomes[str(r.outcome)] = outcomes.get(str(r.outcome), 0) + 1
+    print(f"records by outcome: {outcomes}; callback tasks by reason: {m.dials.reasons}")
     print(f"callbacks: {m.dials.tasks} tasks ({m.dials.tasks_doubled} for a call that had one), "
           f"{m.dials.attempts} attempts, {m.dials.double_dials} attempts dialled twice")
     if tally.lost:

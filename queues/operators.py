@@ -41,7 +41,15 @@ from callflow.ami.events import (
 )
 from callflow.ami.lists import queue_status
 from callflow.service import Engine
-from callflow.store import Database, DatabaseError, Schema, StoreError, StoreLocation, open_database
+from callflow.store import (
+    Database,
+    DatabaseError,
+    OperationalError,
+    Schema,
+    StoreError,
+    StoreLocation,
+    open_database,
+)
 from queues.policy import EMERGENCY, OVERFLOW_TIERS, QueuePolicy, operator_of
 from queues.states import Membership, MemberSnapshot, OperatorTable, OperatorView, State, Transition
 
@@ -85,8 +93,11 @@ class OperatorManager:
     name = "operators"
 
     def __init__(self, *, database: StoreLocation, policy: QueuePolicy, clock: Clock = utc_now,
-                 reconcile_interval: float = 60.0) -> None:
+                 reconcile_interval: float = 60.0, store_retry: tuple[float, float] = (0.2, 300.0)) -> None:
         self.database = database
+        # a transition the store could not take because it was unreachable (PostgreSQL restarting, SQLite
+        # locked) is written again every first second (doubling up to 5 s) until the second has passed
+        self.store_retry = store_retry
         self.policy = policy
         self.clock = clock
         self.reconcile_interval = reconcile_interval
@@ -273,16 +284,46 @@ class OperatorManager:
     async def _writer(self) -> None:
         while True:
             t = await self._writes.get()
-            await self._write(t)
+            await self._write(t, patient=True)
 
     async def _flush(self) -> None:
         while not self._writes.empty():
             await self._write(self._writes.get_nowait())
 
-    async def _write(self, t: Transition) -> None:
+    async def _write(self, t: Transition, *, patient: bool = False) -> None:
+        """Store one transition. ``patient``: while the store is unreachable (OperationalError: the
+        server restarting, the file locked) the transition waits, in order, and is written when the store is
+        back, for up to ``store_retry[1]`` seconds; any other store error is logged at once."""
+        pause, give_up_s = self.store_retry
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + give_up_s
+        warned = False
+        while True:
+            try:
+                await self._store(t)
+            except OperationalError as exc:
+                if not patient or loop.time() + pause > deadline:
+                    problem = str(exc)
+                    break
+                if not warned:
+                    warned = True
+                    log.warning("operator.store_waiting", operator=t.operator, error=str(exc),
+                                action="transitions wait in order and are stored when the database is back")
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 5.0)
+                continue
+            except DatabaseError as exc:
+                problem = str(exc)
+                break
+            if warned:
+                log.warning("operator.store_back", operator=t.operator, waiting=self._writes.qsize())
+            return
+        log.error("operator.store_failed", operator=t.operator, error=problem,
+                  action="this transition is only in the log; check the database")
+
+    async def _store(self, t: Transition) -> None:
         assert self._conn is not None  # noqa: S101
         v = t.view
-        problem = ""
         try:
             await self._conn.execute(
                 "INSERT INTO operator_transitions (operator, at, old_state, new_state, reason, pause_pending,"
@@ -299,11 +340,10 @@ class OperatorManager:
                  json.dumps(list(v.queues)), v.caller,
                  v.wrapup_until.isoformat() if v.wrapup_until else None, t.at.isoformat()))
             await self._conn.commit()
-        except DatabaseError as exc:
-            problem = str(exc)
-        if problem:
-            log.error("operator.store_failed", operator=t.operator, error=problem,
-                      action="this transition is only in the log; check the database")
+        except DatabaseError:
+            with contextlib.suppress(DatabaseError):
+                await self._conn.rollback()  # half a transition is never left to join the next attempt
+            raise
 
     async def _timers(self) -> None:
         """Wrap-up ends (stamped with their computed end) and the periodic reconcile."""
