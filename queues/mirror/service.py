@@ -66,6 +66,9 @@ class OperatorMirror:
         self._custom: dict[str, Busy] = {}  # what this Asterisk's custom device states were set to
         self._link_up = False
         self._reconnected = False  # compare this Asterisk's members with the roster once (node_is_newer)
+        # at a (re)connect this Asterisk's phones are asked for their state: a call that ended while the
+        # engine was away sent its DeviceStateChange to nobody; a stale "in use" would keep the phone unrung
+        self._reread_phones = False
         self._engine: Engine | None = None
         self._conn: Database | None = None
         self.syncs = 0
@@ -100,6 +103,7 @@ class OperatorMirror:
                 self._applied.clear()
                 self._custom.clear()
                 self._reconnected = True
+                self._reread_phones = True
             return
         if isinstance(item, QueueMemberAdded | QueueMemberPause | QueueMemberRemoved):
             op = operator_of(item.interface or item.member_name)
@@ -152,6 +156,11 @@ class OperatorMirror:
         if not self._link_up or self._engine is None:
             return
         rosters = await store.rosters(self._db)
+        views = await store.devices(self._db)
+        operators = set(self.members) | {r.operator for r in rosters} | set(views)
+        if self._reread_phones:
+            self._reread_phones = False
+            await self._read_phones(operators)
         if self._reconnected:
             self._reconnected = False
             known = {r.operator: r for r in rosters}
@@ -177,8 +186,11 @@ class OperatorMirror:
                              from_node=roster.node, actions=[a.name for a in actions])
         alive = {v.node for v in await read_nodes(self._db, now, self.lost_after_s)
                  if v.state is NodeState.ALIVE} | {self.node}
-        for op, views in (await store.devices(self._db)).items():
-            want = combined(b for node, b in views.items() if node in alive)
+        views = await store.devices(self._db)
+        for op in sorted(operators | set(views)):
+            # every operator's custom state is set once per connection, views or not: Asterisk keeps custom
+            # device states across restarts (astdb), so one left "in use" is corrected, never trusted
+            want = combined(b for node, b in views.get(op, {}).items() if node in alive)
             if self._custom.get(op) == want:
                 continue
             try:
@@ -188,6 +200,25 @@ class OperatorMirror:
                 log.warning("mirror.device_state_failed", operator=op, error=str(exc), action="retried")
                 continue
             self._custom[op] = want
+
+    async def _read_phones(self, operators: set[str]) -> None:
+        """This Asterisk's view of each operator's phone now (``DEVICE_STATE(PJSIP/<op>)``), published at
+        this sync like a DeviceStateChange."""
+        assert self._engine is not None  # noqa: S101 - checked by the caller
+        for op in sorted(operators):
+            try:
+                answer = await self._engine.session.action(
+                    "Getvar", {"Variable": f"DEVICE_STATE({interface(op)})"})
+            except AmiError as exc:
+                log.warning("mirror.device_read_failed", operator=op, error=str(exc), action="retried")
+                self._reread_phones = True
+                continue
+            self._own[op] = busy_of(answer.get("Value") or "")
+        now = self.clock()
+        for op, busy in list(self._own.items()):
+            if self._published.get(op) != busy:
+                await store.set_device(self._db, op, self.node, busy, now)
+                self._published[op] = busy
 
     async def _send(self, actions: list[Action]) -> bool:
         assert self._engine is not None  # noqa: S101 - checked by the caller

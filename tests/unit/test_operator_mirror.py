@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from callflow.ami import AmiMessage, LinkEvent, parse_event
+from callflow.ami import AmiError, AmiMessage, LinkEvent, parse_event
 from callflow.ami.events import AmiEvent
 from callflow.cluster import store as cluster_store
 from callflow.cluster.rules import Heartbeat
@@ -254,3 +254,60 @@ async def test_a_pause_arriving_while_an_older_version_is_read_is_not_undone(
     finally:
         await conn.close()
     assert (latest.paused, latest.reason, latest.node) == (True, "break", "a")  # published instead
+
+
+async def test_a_phone_left_in_use_by_an_engine_that_died_is_read_again_at_connect(
+        store_location: StoreLocation) -> None:
+    """Engine a was killed while op1 was on a call: the store keeps a's view "in use", and Asterisk keeps
+    Custom:siaga-op1 INUSE (astdb). The call's end went to nobody, and a phone never rung again never sends
+    another DeviceStateChange: the engine coming back must ask Asterisk, or op1 is never rung on either node
+    (bench/failover.py leader-engine-kill showed every later call unanswered)."""
+    database = store_location
+    conn = await open_database(database, (mirror_store.MIRROR_SCHEMA, cluster_store.CLUSTER_SCHEMA))
+    now = datetime.now(UTC)
+    await mirror_store.set_device(conn, "op1", "a", Busy.IN_USE, now - timedelta(minutes=1))
+    await _beat(database, "a", now)
+    side = Side(database, "a")  # the stub Asterisk answers Getvar DEVICE_STATE(PJSIP/op1) with no value: idle
+    side.task = asyncio.create_task(side.mirror.run(side.engine))
+    try:
+        await side.mirror.handle(LinkEvent("up", datetime.now(UTC), queue_members=(queue_member(now),)))
+        await side.synced(5)
+        views = await mirror_store.devices(conn)
+    finally:
+        side.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await side.task
+        await conn.close()
+    assert {"Variable": "DEVICE_STATE(PJSIP/op1)"} in side.sent("Getvar")
+    assert views["op1"]["a"] is Busy.IDLE
+    assert side.sent("Setvar")[-1] == {"Variable": "DEVICE_STATE(Custom:siaga-op1)", "Value": "NOT_INUSE"}
+
+
+async def test_an_operator_with_no_view_yet_gets_the_custom_state_set_at_connect(
+        store_location: StoreLocation) -> None:
+    """A fresh store (no phone views, the phone unreadable) and an Asterisk whose custom state says in
+    use: it is set, not trusted."""
+    side = Side(store_location, "a")
+    side.task = asyncio.create_task(side.mirror.run(side.engine))
+    side.engine.session.action = _getvar_fails(side.engine.session)
+    try:
+        await side.mirror.handle(LinkEvent("up", datetime.now(UTC),
+                                           queue_members=(queue_member(datetime.now(UTC)),)))
+        await side.synced(5)
+    finally:
+        side.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await side.task
+    assert {"Variable": "DEVICE_STATE(Custom:siaga-op1)", "Value": "NOT_INUSE"} in side.sent("Setvar")
+
+
+def _getvar_fails(session: Any) -> Any:
+    """The stub session, whose Getvar fails (the phone's state is not known): the view stays absent."""
+    original = session.action
+
+    async def action(name: str, headers: Any = None, **kw: Any) -> Any:
+        if name == "Getvar":
+            session.sent.append((name, dict(headers or {}), None))
+            raise AmiError("no answer")
+        return await original(name, headers, **kw)
+    return action
