@@ -3,13 +3,21 @@ node, a steady stream of SIPp citizens calling 112 through Kamailio (all press 1
 op1..op4 members of both queues on both nodes (each node rings them through Kamailio); one fault mid-run;
 then every call a node saw must have exactly one record.
 
-Faults (--fault NAME; FAULTS below: each is one coroutine that injects it and says when it ended):
-  asterisk-a-kill   SIGKILL of node a's Asterisk (the node new calls go to first), calls up on it; it stays
-                    down for the rest of the run
-
-The engine faults of issue 20 (the leader engine killed, the leader SIGSTOPped for 20 s, PostgreSQL
-stopped for 10 s) belong beside it once the leader lease and the PostgreSQL store are on main: add an
-entry to FAULTS.
+Faults (--fault NAME, or `all`: each in turn, in this order, each on fresh engines, a fresh database
+(PostgreSQL) and its own caller numbers; FAULTS below: each is one coroutine that injects it):
+  leader-engine-kill  SIGKILL of the engine holding the leader lease (node a's: its engine is started first
+                      and leads), its Asterisk taking calls on; the other engine takes the lease and records
+                      the killed engine's calls up ``node_lost``; the killed engine is started again
+                      --restart-after-s after the take-over (as a service manager would). Timed:
+                      leader_kill_takeover_s (kill to the other node holding an unexpired lease, read from the
+                      store's lease row every 50 ms)
+  leader-engine-stop  SIGSTOP of the leader engine for --freeze-s (20 s), then SIGCONT. Timed:
+                      leader_stop_takeover_s; woken_fenced=1 when the woken engine logged cluster.lease_lost
+  postgresql-stop     the private PostgreSQL stopped (fast shutdown) for --pg-down-s (10 s), then started on
+                      the same port: the engines spill their journals and replay them. Timed:
+                      pg_stop_leader_back_s (PostgreSQL started to a leader holding an unexpired lease)
+  asterisk-a-kill     SIGKILL of node a's Asterisk (the node new calls go to first), calls up on it; it stays
+                      down for the rest of the run (so it comes last in `all`)
 
 Measured:
 - new_call_failover_s: probe calls dialled one after another right after the fault (--probes, every
@@ -20,15 +28,25 @@ Measured:
   up_on_killed: calls that were up on the killed node when it died and still have no record (the
   leader records them ``node_lost``, README "Two engines on one store");
   duplicated: extra records for one caller (a call taken by both nodes would show here).
-- node_lost_task_s: from the fault to the last ``node_lost`` record of the run; -1 when there is none.
+- node_lost_task_s: from the fault to the last ``node_lost`` record of the run (each call's record as
+  first logged by an engine); -1 when there is none.
+- double_dials: callback attempts dialled twice (the engines' ``callback.dialling`` lines for one task and
+  attempt number, summed); the store's tasks per call (more than one counts as duplicated) and attempts are
+  printed too. The benchmark does not dial callbacks (SIAGA112_CALLBACKS__DIAL=false: no citizen answers
+  the lab's callback trunk), so attempts stay 0 here: bench/leader.py claims a callback attempt with a woken
+  leader's old fence at store level.
 
-    .venv/bin/python bench/failover.py [--fault asterisk-a-kill] [--lab INSTANCE] [--rate 1]
-        [--seconds 30] [--fault-at 10] [--hold-ms 4000]
+    .venv/bin/python bench/failover.py [--fault asterisk-a-kill|leader-engine-kill|leader-engine-stop|
+        postgresql-stop|all] [--lab INSTANCE] [--rate 1] [--seconds 30] [--fault-at 10] [--hold-ms 4000]
 
 Without --lab it starts its own two-node lab (bench-failover-<checkout digest>) on free ports and stops it
 afterwards. The engines' store, one for both: --store postgresql (default; a private PostgreSQL with fsync
-on) or sqlite (the two-node lab's file). Last line:
-``RESULT new_call_failover_s=N lost_records=N duplicated=N node_lost_task_s=N``
+on) or sqlite (the two-node lab's file; postgresql-stop needs postgresql). One line per fault
+(``<fault>: new_call_failover_s=N offered=N records=N lost_records=N duplicated=N node_lost_task_s=N
+double_dials=N ...``), then the last line: ``RESULT new_call_failover_s=N lost_records=N duplicated=N
+node_lost_task_s=N double_dials=N`` (totals over the faults run; the failover and node_lost figures are
+asterisk-a-kill's when it ran) and each fault's own keys (leader_kill_takeover_s, leader_kill_node_lost_s,
+leader_stop_takeover_s, woken_fenced, pg_stop_lost, pg_stop_duplicated, pg_stop_leader_back_s).
 """
 
 from __future__ import annotations
