@@ -31,7 +31,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
 
@@ -48,7 +48,7 @@ from callflow.ami.events import (
 )
 from callflow.calls.model import CallClass
 from callflow.lease import LEASE_S, RENEW_S, grant, revoke
-from callflow.store import StoreError, StoreLocation, open_database
+from callflow.store import DatabaseError, OperationalError, StoreError, StoreLocation, open_database
 from recordings.audio import file_facts, wav_closed
 from recordings.index import SCHEMA, RecordingIndex, RecordingStatus
 from recordings.naming import announced_path, relative_path
@@ -57,6 +57,9 @@ from recordings.policy import RecordingPolicy
 if TYPE_CHECKING:
     from callflow.service import Engine
 
+_T = TypeVar("_T")
+# the recordings index unreachable (PostgreSQL restarting, SQLite locked): a write waits this long at most
+STORE_WAIT_S = 300.0
 log = structlog.get_logger("recordings.recorder")
 
 FILE_MODE = 0o640
@@ -424,9 +427,10 @@ class Recorder:
                 await self._stop_channel(active.channel)
         retain = active.made_at + self.policy.retention(active.call_class)
         status = RecordingStatus.FAILED if problem else RecordingStatus.RECORDING
-        rid = await index.add(linkedid=active.linkedid, uniqueid=active.uniqueid,
-                              call_class=str(active.call_class), path=active.path, fmt=self.policy.format,
-                              made_at=active.made_at, retain_until=retain, status=status, problem=problem)
+        rid = await self._stored(functools.partial(
+            index.add, linkedid=active.linkedid, uniqueid=active.uniqueid, call_class=str(active.call_class),
+            path=active.path, fmt=self.policy.format, made_at=active.made_at, retain_until=retain,
+            status=status, problem=problem))
         if problem:
             active.row.set_result(None)
             bound.error("recording.root_unusable", recording_id=rid, root=str(self.root), problem=problem,
@@ -446,11 +450,11 @@ class Recorder:
             return
         problem = ("the dial plan started no recording (its lease from the engine had run out, or "
                    "extensions.conf lacks [siaga-record])")
-        rid = await index.add(linkedid=active.linkedid, uniqueid=active.uniqueid,
-                              call_class=str(active.call_class), path=active.path, fmt=self.policy.format,
-                              made_at=active.made_at,
-                              retain_until=active.made_at + self.policy.retention(active.call_class),
-                              status=RecordingStatus.FAILED, problem=problem)
+        rid = await self._stored(functools.partial(
+            index.add, linkedid=active.linkedid, uniqueid=active.uniqueid, call_class=str(active.call_class),
+            path=active.path, fmt=self.policy.format, made_at=active.made_at,
+            retain_until=active.made_at + self.policy.retention(active.call_class),
+            status=RecordingStatus.FAILED, problem=problem))
         log.error("recording.not_started", linkedid=active.linkedid, uniqueid=active.uniqueid,
                   recording_id=rid, problem=problem,
                   action="THIS CALL IS NOT RECORDED: check that the engine's AMI link is up and `siaga112 "
@@ -526,28 +530,57 @@ class Recorder:
         bound = log.bind(linkedid=active.linkedid, uniqueid=active.uniqueid, recording_id=rid)
         closed = await self._settled(active.path)
         if not active.path.exists():
-            await index.set_status(rid, RecordingStatus.FAILED, "Asterisk wrote no file")
+            await self._stored(functools.partial(index.set_status, rid, RecordingStatus.FAILED,
+                                                 "Asterisk wrote no file"))
             bound.error("recording.no_file", path=str(active.path),
                         action="check Asterisk's log and that the recordings root is the same directory "
                                "for Asterisk and the engine")
             return
         if active.discard and not self.policy.records(active.call_class):
             await asyncio.to_thread(active.path.unlink, missing_ok=True)
-            await index.set_status(rid, RecordingStatus.DISCARDED,
-                                   f"class {active.call_class} is not recorded by policy")
+            await self._stored(functools.partial(index.set_status, rid, RecordingStatus.DISCARDED,
+                                                 f"class {active.call_class} is not recorded by policy"))
             bound.info("recording.discarded", call_class=str(active.call_class))
             return
         await asyncio.to_thread(os.chmod, active.path, FILE_MODE)
         facts = await asyncio.to_thread(file_facts, active.path)
-        await index.finish(rid, ended_at=ended_at, duration_s=facts.duration_s, size_bytes=facts.size,
-                           sha256=facts.sha256, call_class=str(active.call_class),
-                           retain_until=active.made_at + self.policy.retention(active.call_class))
+        await self._stored(functools.partial(
+            index.finish, rid, ended_at=ended_at, duration_s=facts.duration_s, size_bytes=facts.size,
+            sha256=facts.sha256, call_class=str(active.call_class),
+            retain_until=active.made_at + self.policy.retention(active.call_class)))
         if not closed:
-            await index.set_status(rid, RecordingStatus.OK,
-                                   f"file not closed by Asterisk within {self.settle_timeout:.0f} s")
+            await self._stored(functools.partial(
+                index.set_status, rid, RecordingStatus.OK,
+                f"file not closed by Asterisk within {self.settle_timeout:.0f} s"))
         bound.info("recording.indexed", path=str(active.path), duration_s=facts.duration_s,
                    size_bytes=facts.size, sha256=facts.sha256, call_class=str(active.call_class),
                    made_at=active.made_at.isoformat(), ended_at=ended_at.isoformat(), closed=closed)
+
+    async def _stored(self, write: Callable[[], Awaitable[_T]]) -> _T:
+        """One write to the recordings index. While the store is unreachable (OperationalError) the write
+        waits and is tried again (0.2 s, doubling to 5 s, for up to STORE_WAIT_S): a PostgreSQL restart
+        leaves no recording unindexed. Any other store error is raised at once."""
+        loop = asyncio.get_running_loop()
+        deadline, pause, warned = loop.time() + STORE_WAIT_S, 0.2, False
+        while True:
+            try:
+                result = await write()
+            except OperationalError as exc:
+                if loop.time() + pause > deadline:
+                    raise
+                if not warned:
+                    warned = True
+                    log.warning("recording.store_waiting", error=str(exc),
+                                action="the recordings index is written when the database is back")
+                if self.index is not None:
+                    with contextlib.suppress(DatabaseError):
+                        await self.index.conn.rollback()
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 5.0)
+                continue
+            if warned:
+                log.warning("recording.store_back")
+            return result
 
     async def _settled(self, path: Path) -> bool:
         """Wait until Asterisk has closed the file: a complete WAV header, or (other formats) a size that

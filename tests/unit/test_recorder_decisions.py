@@ -22,7 +22,7 @@ from callflow.ami import AmiCodec, AmiMessage, LinkEvent, parse_event
 from callflow.lease import LEASE_S
 from callflow.policies import recording_policy
 from callflow.siteconfig import Recording
-from callflow.store import open_database
+from callflow.store import OperationalError, open_database
 from recordings import SCHEMA, Recorder, RecordFrom, RecordingIndex, RecordingPolicy, RecordingStatus
 from recordings.naming import relative_path
 
@@ -247,3 +247,42 @@ async def test_the_dial_plan_is_told_the_policy_and_holds_a_lease(tmp_path: Path
         assert ("Setvar", {"Variable": "SIAGA_REC_ARRIVAL", "Value": "0"}) in session.lease[sent:]
         await recorder.before_stop()  # stopping: no new recordings from now on
         assert session.lease[-1] == ("Setvar", {"Variable": "SIAGA_REC_LEASE", "Value": "0"})
+
+
+class UnreachableFor:
+    """The recorder's real store connection, whose next ``failures`` writes fail as an unreachable
+    PostgreSQL's do (bench/failover.py postgresql-stop: recording.job_failed, recordings left unindexed)."""
+
+    def __init__(self, real: Any, failures: int) -> None:
+        self.real = real
+        self.failures = failures
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.real, name)
+        if name not in {"insert", "execute"}:
+            return attr
+
+        def failing(*args: Any, **kw: Any) -> Any:
+            if self.failures > 0:
+                self.failures -= 1
+                raise OperationalError("the connection to the server was lost")
+            return attr(*args, **kw)
+        return failing
+
+
+async def test_a_recording_is_indexed_once_the_store_is_back(tmp_path: Path) -> None:
+    async for recorder, _session in started(tmp_path, recording_policy()):
+        await asyncio.wait_for(recorder._ready.wait(), 10)
+        assert recorder.index is not None
+        recorder.index.conn = UnreachableFor(recorder.index.conn, failures=2)
+        await recorder.handle(ev("Newchannel", **caller()))
+        await recorder.handle(ev("UserEvent", UserEvent="SiagaQueueEntry", Class="emergency", **caller()))
+        await recorder.handle(ev("UserEvent", UserEvent="SiagaRecording", Status="armed", Trigger="answer",
+                                 File=dial_plan_file(), **caller()))
+        await recorder.handle(ev("AgentConnect", Queue="emergency", MemberName="op1", **caller()))
+        write_wav(recorder.root / dial_plan_file())
+        await recorder.handle(ev("Hangup", **caller()))
+        await asyncio.wait_for(recorder.wait_idle(), 10)
+        (rec,) = await rows(recorder)
+        assert rec.status == RecordingStatus.OK
+        assert rec.duration_s == 1.0
