@@ -89,6 +89,9 @@ def test_lab_option_names_the_database_serve_lab_uses(tmp_path: Path, capsys: py
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """`serve --lab` keeps its database in the lab's directory: `console --lab` acts on that file."""
     monkeypatch.setattr("callflow.commands._locate.lab_dir", lambda instance: tmp_path / instance)
+    # a lab's database (a two-node lab's node shares its lab's): never the machine's real labs here
+    monkeypatch.setattr("callflow.commands._locate.lab_database",
+                        lambda instance: tmp_path / instance / "siaga112.db")
     (tmp_path / "mylab").mkdir()
     monkeypatch.setenv("SIAGA112_CONSOLE_PASSWORD", PASSWORD)
     assert main(["console", "--lab", "mylab", "user", "add", "sup", "--role", "supervisor"]) == 0
