@@ -21,6 +21,7 @@ from callflow.lab import LabStatus
 from callflow.lab.sipp import PRESS_EMERGENCY, CallerScript, SippCitizen, SippOperator, place_call
 from callflow.store import open_database
 from queues.callbacks import CALLBACKS_SCHEMA, Attempt, AttemptOutcome, CallbackTask, TaskStatus
+from queues.callbacks.rules import SHORT_ABANDON_ATTEMPTS
 from queues.callbacks.store import attempts_of, list_tasks
 from tests.support.engine import EngineProcess, Record, site_file_with_callbacks
 
@@ -125,12 +126,12 @@ async def test_unanswered_callbacks_are_flagged_and_withheld_numbers_never_diall
             assert result.ok, result.output
         await engine.wait_for(event("callback.flagged_for_supervisor"), timeout=45)
         async with asyncio.timeout(10):  # the flag may be logged just before the last rows are committed
-            while not any(t.number == "081277771002" and len(a) == 2  # noqa: ASYNC110 - polls the db
+            while not any(t.number == "081277771002" and len(a) == SHORT_ABANDON_ATTEMPTS  # noqa: ASYNC110
                           for t, a in await tasks_and_attempts(database)):
                 await asyncio.sleep(0.05)
         async with asyncio.timeout(15):  # each attempt's call record (the channel rang out)
             while sum(1 for r in engine.records if r.get("event") == "call.record"  # noqa: ASYNC110
-                      and str(r.get("linkedid", "")).startswith("siaga-cb-")) < 2:
+                      and str(r.get("linkedid", "")).startswith("siaga-cb-")) < SHORT_ABANDON_ATTEMPTS:
                 await asyncio.sleep(0.05)
     store = await open_database(database, CALL_SCHEMAS)
     try:
@@ -139,15 +140,17 @@ async def test_unanswered_callbacks_are_flagged_and_withheld_numbers_never_diall
         await store.close()
     # an unanswered attempt is an attempt of its task, never an `incomplete` call from "<unknown>" to "s"
     assert [(r.outcome, r.caller_number, r.dialed) for r in callbacks] == [
-        (Outcome.CALLBACK_UNANSWERED, "", "")] * 2
+        (Outcome.CALLBACK_UNANSWERED, "", "")] * SHORT_ABANDON_ATTEMPTS
     tasks = {t.number: (t, a) for t, a in await tasks_and_attempts(database)}
     assert set(tasks) == {"081277771002", "anonymous", "00447700900123"}
     task, attempts = tasks["081277771002"]
     assert "possible emergency" in task.reason
     assert task.status is TaskStatus.SUPERVISOR
-    assert task.attempts == 2
-    assert [a.outcome for a in attempts] == [AttemptOutcome.NO_ANSWER, AttemptOutcome.NO_ANSWER]
-    assert "2 attempt(s)" in task.flag
+    # it hung up within short_abandon_s before any choice: one attempt (a pocket dial is not called back
+    # three times; issue 19), then the supervisor
+    assert task.attempts == SHORT_ABANDON_ATTEMPTS
+    assert [a.outcome for a in attempts] == [AttemptOutcome.NO_ANSWER] * SHORT_ABANDON_ATTEMPTS
+    assert f"{SHORT_ABANDON_ATTEMPTS} attempt(s)" in task.flag
     task, attempts = tasks["anonymous"]
     assert task.status is TaskStatus.SUPERVISOR
     assert "withheld" in task.flag
@@ -198,7 +201,9 @@ async def test_callback_cap_holds_for_a_repeat_number(lab: LabStatus, tmp_path: 
         await engine.wait_for(event("callback.flagged_for_supervisor"), timeout=30)
     first, second = (t for t, _ in await tasks_and_attempts(database))
     assert first.status is TaskStatus.SUPERVISOR
-    assert first.decision == "called back"
+    # a cut-off within short_abandon_s before any choice: called back once (issue 19, item D)
+    assert first.decision == ("short abandon before any choice (hung up within [calls] short_abandon_s): "
+                              f"{SHORT_ABANDON_ATTEMPTS} attempt")
     assert second.status is TaskStatus.SKIPPED
     assert f"task(s) {first.id}" in second.decision
     dialled = [a for _, attempts in await tasks_and_attempts(database) for a in attempts]
