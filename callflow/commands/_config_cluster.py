@@ -19,11 +19,19 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from callflow.lab import LabError, cluster_status, is_cluster, lab_dir
-from callflow.lab._cluster import check_front_config, front_files, restart_front
+from callflow.lab import (
+    LabError,
+    check_front_config,
+    cluster_status,
+    front_files,
+    is_cluster,
+    lab_dir,
+    restart_front,
+)
 from callflow.siteconfig import (
     LoadedSite,
     SiteConfigError,
+    changed_files,
     load_site,
     node_site,
     read_live,
@@ -34,7 +42,6 @@ from callflow.siteconfig import (
     unified_diff,
     write_files,
 )
-from callflow.siteconfig._diff import changed_files
 
 EXIT_ENVIRONMENT = 2
 

@@ -21,6 +21,7 @@ from callflow.commands._config_cluster import (
 from callflow.lab import (
     LabError,
     cluster_status,
+    front_files,
     is_cluster,
     keep_lab_secrets,
     lab_ami_after,
@@ -29,7 +30,6 @@ from callflow.lab import (
     load_secrets,
     status,
 )
-from callflow.lab._cluster import front_files
 from callflow.siteconfig import (
     APPLY_KEY,
     DEFAULT_KEEP,

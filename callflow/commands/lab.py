@@ -32,6 +32,7 @@ from callflow.lab import (
     up_cluster,
     up_set,
 )
+from callflow.settings import load_settings
 from callflow.store import StoreError, StoreLocation, store_exists
 
 
@@ -131,7 +132,7 @@ def _up_cluster(args: argparse.Namespace) -> int:
     try:
         if args.engines or set_status(args.instance).with_engines:  # a set up --engines: all of it
             whole = up_set(args.instance, store=args.store, free=args.free_ports, ports=ports,
-                           front_port=args.front_port, site_file=args.site)
+                           front_port=args.front_port, site_file=args.site, ivr_enabled=_engines_run_ivr())
             _print_cluster(whole.cluster, whole)
             return 0
         st = up_cluster(args.instance, free=args.free_ports, ports=ports, front_port=args.front_port,
@@ -262,3 +263,12 @@ def _provision(args: argparse.Namespace) -> int:
     where = "installed" if runtime.mode == "host" else f"Debian sid root at {runtime.root}"
     print(f"lab: {runtime.version} ({where})")
     return 0
+
+
+def _engines_run_ivr() -> bool:
+    """Whether the settings the set's engines read (SIAGA112_* and SIAGA112_CONFIG) run the IVR; a broken
+    settings file is the engines' to report (the readiness wait shows their log)."""
+    try:
+        return load_settings().ivr.enabled
+    except (ValueError, OSError):
+        return True

@@ -2,11 +2,14 @@
 
 from callflow.lab._cluster import (
     ClusterStatus,
+    check_front_config,
     cluster_status,
     down_cluster,
+    front_files,
     front_view,
     is_cluster,
     lab_database,
+    restart_front,
     up_cluster,
 )
 from callflow.lab._config import keep_lab_secrets, lab_ami_after, lab_apply_target
@@ -40,12 +43,14 @@ __all__ = [
     "PrivatePostgres",
     "SetStatus",
     "cache_dir",
+    "check_front_config",
     "cluster_status",
     "down",
     "down_cluster",
     "down_set",
     "find_runtime",
     "free_ports",
+    "front_files",
     "front_view",
     "has_set",
     "is_cluster",
@@ -59,6 +64,7 @@ __all__ = [
     "load_lab_site",
     "load_secrets",
     "pbx_config_dir",
+    "restart_front",
     "set_status",
     "status",
     "up",

@@ -90,16 +90,10 @@ def launch(cluster_instance: str, node: str, instance: str, database: str, http_
     return EngineState(node, instance, proc.pid, http_port, str(log_path), running=True)
 
 
-def ready_events() -> tuple[str, ...]:
+def ready_events(*, ivr_enabled: bool = True) -> tuple[str, ...]:
     """What a started engine logs before it takes calls: :data:`READY_EVENTS`, without the IVR's when the
-    settings the engines read (SIAGA112_* and SIAGA112_CONFIG) turn the IVR off."""
-    from callflow.settings import load_settings  # noqa: PLC0415 - callflow.settings imports the IVR, which imports the lab
-
-    try:
-        ivr = load_settings().ivr.enabled
-    except (ValueError, OSError):  # the engines will say what is wrong with them: wait_ready shows it
-        ivr = True
-    return READY_EVENTS if ivr else READY_EVENTS[:1]
+    engines' settings (read by the command layer: the lab sits below the settings) turn the IVR off."""
+    return READY_EVENTS if ivr_enabled else READY_EVENTS[:1]
 
 
 def wait_ready(engines: list[tuple[EngineState, int]], events: tuple[str, ...] = READY_EVENTS,

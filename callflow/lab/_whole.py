@@ -153,9 +153,11 @@ def _ensure_postgres(instance: str, data: dict[str, Any], *, free: bool) -> str:
 
 
 def up_set(instance: str, *, store: str | None = None, free: bool = False, ports: LabPorts | None = None,
-           front_port: int | None = None, site_file: Path | None = None) -> SetStatus:
+           front_port: int | None = None, site_file: Path | None = None,
+           ivr_enabled: bool = True) -> SetStatus:
     """Start what is down of the whole set: the store, the front and nodes, then one engine per node.
-    Idempotent; parts that run are left alone (their calls go on)."""
+    Idempotent; parts that run are left alone (their calls go on). ``ivr_enabled``: whether the engines'
+    settings run the IVR (the command layer reads them), so its readiness is waited for too."""
     if not cluster_status(instance).running:
         check_can_start(instance)  # before the store starts: nothing to undo
     data = _read_set(instance)
@@ -190,7 +192,7 @@ def up_set(instance: str, *, store: str | None = None, free: bool = False, ports
                          "log_file": state.log_file}
         _write_set(instance, data)
         started.append((state, offset))
-    _engines.wait_ready(started, _engines.ready_events())
+    _engines.wait_ready(started, _engines.ready_events(ivr_enabled=ivr_enabled))
     return set_status(instance)
 
 

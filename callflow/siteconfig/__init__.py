@@ -21,7 +21,7 @@ from callflow.siteconfig._cluster import (
     render_front,
     render_node,
 )
-from callflow.siteconfig._diff import read_live, unified_diff
+from callflow.siteconfig._diff import changed_files, read_live, unified_diff
 from callflow.siteconfig._history import DEFAULT_KEEP, ApplyHistory
 from callflow.siteconfig._load import LoadedSite, load_site, parse_site
 from callflow.siteconfig._model import (
@@ -96,6 +96,7 @@ __all__ = [
     "applied_texts",
     "apply_files",
     "body",
+    "changed_files",
     "check_site",
     "cluster_of",
     "default_asterisk_log",
