@@ -5,13 +5,12 @@ tag is a row (who, when); the latest row of a call is its nature, so a correctio
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from callflow.store import Database, OperationalError, Schema
+from callflow.store import Database, Schema
 
 
 class Nature(StrEnum):
@@ -58,28 +57,13 @@ def _iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-# The console shares one connection between requests: while another request's read on it is open, SQLite
-# refuses this connection's write at once ("database is locked", the busy timeout does not apply) if another
-# connection wrote since that read began. The read ends within moments: end our empty transaction (COMMIT
-# leaves other requests' reads running; ROLLBACK would abort them) and try again, for about the busy timeout.
-_LOCKED_RETRIES = 25
-_LOCKED_PAUSE_S = 0.2
-
-
 async def tag_call(conn: Database, *, linkedid: str, caller_number: str, nature: Nature, by: str,
                    at: datetime) -> NatureTag:
-    for attempt in range(_LOCKED_RETRIES + 1):
-        try:
-            await conn.execute("INSERT INTO calls_nature (linkedid, caller_number, nature, tagged_by, "
-                               "tagged_at) VALUES (?, ?, ?, ?, ?)",
-                               (linkedid, caller_number, str(nature), by, _iso(at)))
-            await conn.commit()
-            break
-        except OperationalError as exc:
-            if "locked" not in str(exc) or attempt == _LOCKED_RETRIES:
-                raise
-            await conn.commit()  # nothing was written: ends the transaction holding the stale snapshot
-            await asyncio.sleep(_LOCKED_PAUSE_S)
+    # a stale read of another request on the shared connection is waited out by the store itself
+    await conn.execute("INSERT INTO calls_nature (linkedid, caller_number, nature, tagged_by, "
+                       "tagged_at) VALUES (?, ?, ?, ?, ?)",
+                       (linkedid, caller_number, str(nature), by, _iso(at)))
+    await conn.commit()
     return NatureTag(linkedid, caller_number, nature, by, at)
 
 

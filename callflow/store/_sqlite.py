@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import aiosqlite
 
@@ -34,6 +34,7 @@ from callflow.store._interface import (
 
 APPLICATION_ID = 0x51A6A112  # "siaga 112": marks the file as ours
 BUSY_TIMEOUT_S = 5.0
+_STALE_READ_PAUSE_S = 0.05  # between tries of a write refused by another part's stale read
 
 
 @contextlib.contextmanager
@@ -96,17 +97,37 @@ class SqliteDatabase:
 
     def execute(self, sql: str, params: Params = ()) -> Statement:
         async def run() -> Cursor:
-            with translated():
-                return _SqliteCursor(await self.raw.execute(sql, tuple(params)))
+            return _SqliteCursor(await self._first_write_waits(sql, tuple(params)))
         return Statement(run)
+
+    async def _first_write_waits(self, sql: str, params: tuple[Any, ...]) -> aiosqlite.Cursor:
+        """Run one statement. The parts of a process share a connection (the console's requests do): while
+        one part's read on it is open, SQLite refuses another part's write at once with "database is
+        locked" if a different connection committed since that read began (a stale WAL snapshot: the busy
+        timeout does not apply). Seen as 500s on the console's writes under load (bench/nuisance.py). A
+        statement that opened the transaction wrote nothing when refused: end that empty transaction
+        (COMMIT leaves the other part's read running; ROLLBACK would abort it) and try again while the
+        read finishes, for about the busy timeout. Inside a transaction the refusal is the caller's."""
+        opens = not self.raw.in_transaction
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        while True:
+            try:
+                with translated():
+                    return await self.raw.execute(sql, params)
+            except OperationalError as exc:
+                if not opens or "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+                with translated():
+                    await self.raw.commit()
+                await asyncio.sleep(_STALE_READ_PAUSE_S)
 
     async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
         with translated():
             await self.raw.executemany(sql, [tuple(r) for r in rows])
 
     async def insert(self, sql: str, params: Params = ()) -> int:
+        cur = await self._first_write_waits(sql, tuple(params))
         with translated():
-            cur = await self.raw.execute(sql, tuple(params))
             await cur.close()
         if cur.lastrowid is None:
             raise DatabaseError(f"SQLite gave no row id for {sql[:60]}")

@@ -42,3 +42,34 @@ async def test_a_tag_waits_out_a_stale_read_on_its_own_connection(tmp_path: Path
     finally:
         await console.close()
         await tracker.close()
+
+
+async def test_any_first_write_on_a_shared_connection_waits_out_a_stale_read(tmp_path: Path) -> None:
+    """The same refusal met the console's other writes (an audit row after a listen-in mode switch answered
+    500 in a CI run): the store itself waits it out for a statement that opens a transaction."""
+    db = tmp_path / "siaga112.db"
+    console = await open_database(db, (NATURE_SCHEMA,))
+    other = await open_database(db, (NATURE_SCHEMA,))
+    try:
+        await console.execute("CREATE TABLE IF NOT EXISTS audit_like (id INTEGER PRIMARY KEY, what TEXT)")
+        await console.execute("INSERT INTO audit_like (what) VALUES ('a'), ('b'), ('c')")
+        await console.commit()
+        reading = await console.execute("SELECT what FROM audit_like ORDER BY id")  # a read in flight
+        await reading.fetchone()
+        await other.execute("INSERT INTO audit_like (what) VALUES ('elsewhere')")
+        await other.commit()  # the console's open read is now a stale snapshot
+
+        async def finish_reading() -> None:
+            await asyncio.sleep(0.2)
+            await reading.fetchall()
+            await reading.close()
+
+        finisher = asyncio.create_task(finish_reading())
+        new_id = await console.insert("INSERT INTO audit_like (what) VALUES ('switched to whisper')")
+        await console.commit()
+        await finisher
+        async with other.execute("SELECT what FROM audit_like WHERE id = ?", (new_id,)) as cur:
+            assert await cur.fetchone() == ("switched to whisper",)
+    finally:
+        await console.close()
+        await other.close()
