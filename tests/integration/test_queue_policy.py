@@ -200,10 +200,12 @@ async def test_emergency_first_then_fifo_by_original_arrival_and_wrapup(
             called_at: dict[str, float] = {}
             current = busy
             for _ in range(4):
+                # keyed by the caller hung up here: an AgentComplete's CallerIDNum was once not that
+                # caller's in a loaded CI run (KeyError), though op1's call had ended
+                hung_up = current.message.get("CallerIDNum") or ""
                 await conn.action("Hangup", {"Channel": current.message.get("Channel") or ""})
                 done = await next_event(events, named("AgentComplete", MemberName="op1"))
-                completed_at[done.message.get("CallerIDNum") or ""] = (done.timestamp or done.received_at
-                                                                       ).timestamp()
+                completed_at[hung_up] = (done.timestamp or done.received_at).timestamp()
                 rung = await next_event(events, named("AgentCalled", MemberName="op1"))
                 called_at[rung.message.get("CallerIDNum") or ""] = (rung.timestamp or rung.received_at
                                                                     ).timestamp()
