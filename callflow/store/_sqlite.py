@@ -37,6 +37,10 @@ BUSY_TIMEOUT_S = 5.0
 _STALE_READ_PAUSE_S = 0.05  # between tries of a write refused by another part's stale read
 
 
+def _reads_only(sql: str) -> bool:
+    return sql.lstrip()[:6].upper() == "SELECT"
+
+
 @contextlib.contextmanager
 def translated() -> Iterator[None]:
     """sqlite3's errors as the store's own (the message is SQLite's: "database is locked", ...)."""
@@ -86,6 +90,7 @@ class SqliteDatabase:
     def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
         self.raw = conn
         self.path = path
+        self._holds_work = False  # a statement other than a read succeeded in the open transaction
 
     @property
     def location(self) -> Path:
@@ -105,21 +110,30 @@ class SqliteDatabase:
         one part's read on it is open, SQLite refuses another part's write at once with "database is
         locked" if a different connection committed since that read began (a stale WAL snapshot: the busy
         timeout does not apply). Seen as 500s on the console's writes under load (bench/nuisance.py). A
-        statement that opened the transaction wrote nothing when refused: end that empty transaction
-        (COMMIT leaves the other part's read running; ROLLBACK would abort it) and try again while the
-        read finishes, for about the busy timeout. Inside a transaction the refusal is the caller's."""
-        opens = not self.raw.in_transaction
+        refused write wrote nothing, so while the open transaction holds no statement that succeeded (it
+        was opened by this refused write, or by another part's write refused the same way and not yet
+        retried: seen under load in bench/nuisance.py, 1 tag of 142), end that empty transaction (COMMIT
+        leaves the other part's read running; ROLLBACK would abort it) and try again while the read
+        finishes, for about the busy timeout. A transaction with work in it is the caller's to end."""
         deadline = time.monotonic() + BUSY_TIMEOUT_S
         while True:
+            empty = not self.raw.in_transaction or not self._holds_work
             try:
                 with translated():
-                    return await self.raw.execute(sql, params)
+                    cur = await self.raw.execute(sql, params)
             except OperationalError as exc:
-                if not opens or "locked" not in str(exc) or time.monotonic() >= deadline:
+                if not empty or "locked" not in str(exc) or time.monotonic() >= deadline:
                     raise
-                with translated():
-                    await self.raw.commit()
+                if not self._holds_work:  # still empty: no other part's statement got in meanwhile
+                    with translated():
+                        await self.raw.commit()
                 await asyncio.sleep(_STALE_READ_PAUSE_S)
+                continue
+            if not self.raw.in_transaction:
+                self._holds_work = False
+            elif not _reads_only(sql):  # a read in another part's empty transaction adds no work to it
+                self._holds_work = True
+            return cur
 
     async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
         with translated():
@@ -136,10 +150,12 @@ class SqliteDatabase:
     async def commit(self) -> None:
         with translated():
             await self.raw.commit()
+        self._holds_work = False
 
     async def rollback(self) -> None:
         with translated():
             await self.raw.rollback()
+        self._holds_work = False
 
     async def close(self) -> None:
         await self.raw.close()

@@ -6,11 +6,14 @@ not apply). Seen under load in bench/nuisance.py: 500s on POST /api/calls/{linke
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from callflow.calls.nature import NATURE_SCHEMA, Nature, natures_of, tag_call
-from callflow.store import open_database
+from callflow.store import OperationalError, open_database
 
 AT = datetime(2026, 12, 5, 0, 0, tzinfo=UTC)
 
@@ -73,3 +76,70 @@ async def test_any_first_write_on_a_shared_connection_waits_out_a_stale_read(tmp
     finally:
         await console.close()
         await other.close()
+
+
+async def test_a_write_joining_another_parts_refused_empty_transaction_waits_too(tmp_path: Path) -> None:
+    """Under load two requests write at once: the first's write is refused (stale read), which leaves the
+    transaction it opened empty and open until that request comes back to retry. The second request's
+    write, coming in between, used to be refused for good ("inside a transaction the refusal is the
+    caller's"): 1 prank tag of 142 lost to a 500 in a bench/nuisance.py run. An empty transaction is
+    nobody's work: it waits out the read as well."""
+    db = tmp_path / "siaga112.db"
+    console = await open_database(db, (NATURE_SCHEMA,))
+    tracker = await open_database(db, (NATURE_SCHEMA,))
+    try:
+        for n in range(3):
+            await tag_call(console, linkedid=f"1.{n}", caller_number="0812", nature=Nature.PRANK, by="op1",
+                           at=AT)
+        reading = await console.execute("SELECT linkedid FROM calls_nature ORDER BY id")  # a read in flight
+        await reading.fetchone()
+        await tracker.execute("INSERT INTO calls_nature (linkedid, caller_number, nature, tagged_by, "
+                              "tagged_at) VALUES ('2.0', '0813', 'test', 'op2', '2026-12-05T00:00:00+00:00')")
+        await tracker.commit()  # the console's open read is now a stale snapshot
+        raw = console.raw  # type: ignore[attr-defined]  # the SQLite connection under the store
+        with pytest.raises(sqlite3.OperationalError, match="locked"):  # the first request's refused write
+            await raw.execute("INSERT INTO calls_nature (linkedid, caller_number, nature, tagged_by, "
+                              "tagged_at) VALUES ('1.8', '0812', 'prank', 'op3', "
+                              "'2026-12-05T00:00:00+00:00')")
+        assert console.in_transaction  # ... left the transaction it opened, empty
+
+        async def finish_reading() -> None:
+            await asyncio.sleep(0.2)
+            await reading.fetchall()
+            await reading.close()
+
+        finisher = asyncio.create_task(finish_reading())
+        tag = await tag_call(console, linkedid="1.9", caller_number="0812", nature=Nature.SILENT, by="op1",
+                             at=AT)
+        await finisher
+        assert tag.nature is Nature.SILENT
+        assert (await natures_of(tracker, ["1.9"]))["1.9"].nature is Nature.SILENT
+        assert "1.8" not in await natures_of(tracker, ["1.8"])  # the refused write wrote nothing
+    finally:
+        await console.close()
+        await tracker.close()
+
+
+async def test_a_transaction_with_work_in_it_is_not_ended_by_another_write(tmp_path: Path) -> None:
+    """The wait never commits another part's half-done work: a write refused inside a transaction that
+    already holds a statement is the caller's error, and that work stays uncommitted."""
+    db = tmp_path / "siaga112.db"
+    console = await open_database(db, (NATURE_SCHEMA,))
+    tracker = await open_database(db, (NATURE_SCHEMA,))
+    try:
+        await tag_call(console, linkedid="1.0", caller_number="0812", nature=Nature.PRANK, by="op1", at=AT)
+        await tracker.execute("BEGIN")
+        async with tracker.execute("SELECT count(*) FROM calls_nature") as cur:  # its snapshot
+            assert await cur.fetchone() == (1,)
+        await console.execute("INSERT INTO calls_nature (linkedid, caller_number, nature, tagged_by, "
+                              "tagged_at) VALUES ('1.1', '0812', 'test', 'op1', '2026-12-05T00:00:00+00:00')")
+        await console.commit()  # the tracker's snapshot is now stale
+        with pytest.raises(OperationalError, match="locked"):
+            await tracker.execute("INSERT INTO calls_nature (linkedid, caller_number, nature, tagged_by, "
+                                  "tagged_at) VALUES ('2.0', '0813', 'test', 'op2', "
+                                  "'2026-12-05T00:00:00+00:00')")
+        assert tracker.in_transaction  # still the caller's: not committed by the store
+        await tracker.rollback()
+    finally:
+        await console.close()
+        await tracker.close()
