@@ -35,6 +35,14 @@ class NodeState(StrEnum):
     LOST = "lost"
 
 
+class AsteriskState(StrEnum):
+    """A node's Asterisk as the wallboard can know it: through its engine's heartbeat."""
+
+    UP = "up"
+    UNREACHABLE = "unreachable"  # its engine's AMI link to it is down
+    UNKNOWN = "unknown"  # its engine is silent: the last word about its Asterisk is stale
+
+
 @dataclass(frozen=True, slots=True)
 class Lease:
     """The lease row as read from the store."""
@@ -114,10 +122,15 @@ class Heartbeat:
     asterisk_down_since: datetime | None = None  # its engine's AMI link to its Asterisk is down since
 
 
+def engine_silent(beat: Heartbeat, now: datetime, lost_after_s: float) -> bool:
+    """No heartbeat for ``lost_after_s``: the node's engine is dead or frozen, or its host is down."""
+    return (now - beat.at).total_seconds() > lost_after_s
+
+
 def node_state(beat: Heartbeat, now: datetime, lost_after_s: float) -> NodeState:
     """Lost: no heartbeat for ``lost_after_s`` (engine dead or frozen, host down), or the engine alive but
     its Asterisk unreachable for as long (the calls on that Asterisk are gone with it)."""
-    if (now - beat.at).total_seconds() > lost_after_s:
+    if engine_silent(beat, now, lost_after_s):
         return NodeState.LOST
     if not beat.asterisk_up and beat.asterisk_down_since is not None \
             and (now - beat.asterisk_down_since).total_seconds() > lost_after_s:
@@ -139,14 +152,29 @@ class NodeView:
     leader: bool
     heartbeat_at: datetime
     heartbeat_age_s: float
-    asterisk_up: bool
+    asterisk_up: bool  # its engine's last word (stale once the engine is silent: see ``asterisk``)
     started_at: datetime
+    engine_up: bool  # its heartbeat is fresh
+    asterisk: AsteriskState
+    asterisk_down_since: datetime | None
+    here: bool  # the engine answering is this node's
+
+
+def asterisk_state(beat: Heartbeat, now: datetime, lost_after_s: float) -> AsteriskState:
+    """What can be said of the node's Asterisk now: a silent engine's last word is not shown as current."""
+    if engine_silent(beat, now, lost_after_s):
+        return AsteriskState.UNKNOWN
+    return AsteriskState.UP if beat.asterisk_up else AsteriskState.UNREACHABLE
 
 
 def node_views(beats: list[Heartbeat], lease: Lease | None, now: datetime,
-               lost_after_s: float) -> list[NodeView]:
-    """Each node's state; the leader is the lease's holder while its lease runs."""
+               lost_after_s: float, me: str = "") -> list[NodeView]:
+    """Each node's state; the leader is the lease's holder while its lease runs; ``me``: the node asking."""
     return [NodeView(node=b.node, state=node_state(b, now, lost_after_s),
                      leader=lease is not None and lease.holder == b.node and lease.expires_at > now,
                      heartbeat_at=b.at, heartbeat_age_s=round((now - b.at).total_seconds(), 3),
-                     asterisk_up=b.asterisk_up, started_at=b.started_at) for b in beats]
+                     asterisk_up=b.asterisk_up, started_at=b.started_at,
+                     engine_up=not engine_silent(b, now, lost_after_s),
+                     asterisk=asterisk_state(b, now, lost_after_s),
+                     asterisk_down_since=None if b.asterisk_up else b.asterisk_down_since,
+                     here=b.node == me) for b in beats]

@@ -225,7 +225,9 @@ class ClusterNode:
 
     # -- the wallboard's view ------------------------------------------------------------------------------
     async def nodes(self) -> Sequence[NodeView]:
-        return await read_nodes(self._db, self.clock(), self.lost_after_s)
+        if self._conn is None:  # asked before run() opened the store (the console starts alongside)
+            return ()
+        return await read_nodes(self._conn, self.clock(), self.lost_after_s, me=self.node)
 
 
 def _why_lost(beat: Heartbeat, now: datetime, lost_after_s: float) -> str:
@@ -235,6 +237,6 @@ def _why_lost(beat: Heartbeat, now: datetime, lost_after_s: float) -> str:
     return f"no heartbeat since {beat.at.isoformat()}"
 
 
-async def read_nodes(conn: Database, now: datetime, lost_after_s: float) -> list[NodeView]:
-    """Each node's state, leader flag and heartbeat, as the store says now."""
-    return node_views(await store.heartbeats(conn), await store.read_lease(conn), now, lost_after_s)
+async def read_nodes(conn: Database, now: datetime, lost_after_s: float, me: str = "") -> list[NodeView]:
+    """Each node's state, leader flag and heartbeat, as the store says now (``me``: the node asking)."""
+    return node_views(await store.heartbeats(conn), await store.read_lease(conn), now, lost_after_s, me)

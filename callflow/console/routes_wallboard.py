@@ -72,18 +72,25 @@ class NodeStatus(BaseModel):
     state: str = Field(description="alive | lost (no heartbeat, or its Asterisk unreachable, for [node] "
                                    "lost_after_s)")
     leader: bool = Field(description="holds the leader lease: dials callbacks, closes lost nodes' calls")
+    here: bool = Field(description="this console is served by this node's engine")
+    engine_up: bool = Field(description="its engine's heartbeat is fresh (no older than lost_after_s)")
     heartbeat_at: datetime
     heartbeat_age_s: float
-    asterisk_up: bool
-    started_at: datetime
+    asterisk: str = Field(description="up | unreachable (its engine's AMI link is down) | unknown (its "
+                                      "engine is silent: its last word is stale)")
+    asterisk_up: bool = Field(description="its engine's last word about its Asterisk (see `asterisk`)")
+    asterisk_down_since: datetime | None = Field(description="unreachable since (its engine's clock)")
+    started_at: datetime = Field(description="its engine's start")
 
 
 @router.get("/nodes", response_model=list[NodeStatus])
 async def nodes(request: Request, _: Watcher) -> list[NodeStatus]:
-    """Each engine node sharing the store: alive or lost, which one leads, its last heartbeat. Empty for a
-    single engine (no ``[node] name``)."""
-    return [NodeStatus(node=n.node, state=str(n.state), leader=n.leader, heartbeat_at=n.heartbeat_at,
-                       heartbeat_age_s=n.heartbeat_age_s, asterisk_up=n.asterisk_up, started_at=n.started_at)
+    """Each engine node sharing the store: alive or lost, which one leads, its engine and its Asterisk.
+    Empty for a single engine (no ``[node] name``)."""
+    return [NodeStatus(node=n.node, state=str(n.state), leader=n.leader, here=n.here, engine_up=n.engine_up,
+                       heartbeat_at=n.heartbeat_at, heartbeat_age_s=n.heartbeat_age_s,
+                       asterisk=str(n.asterisk), asterisk_up=n.asterisk_up,
+                       asterisk_down_since=n.asterisk_down_since, started_at=n.started_at)
             for n in await context(request).providers.nodes.nodes()]
 
 

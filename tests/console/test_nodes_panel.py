@@ -50,6 +50,10 @@ async def test_each_node_alive_or_lost_with_the_leader(console: Console, tmp_pat
     assert r.status_code == 200, r.text
     rows = {n["node"]: n for n in r.json()}
     assert (rows["a"]["state"], rows["a"]["leader"]) == ("lost", False)
+    assert rows["a"]["heartbeat_at"] == stale.isoformat().replace("+00:00", "Z")
     assert rows["a"]["heartbeat_age_s"] >= 20
+    # a's engine is silent: its last word (Asterisk up) is not shown as current
+    assert (rows["a"]["engine_up"], rows["a"]["asterisk"], rows["a"]["here"]) == (False, "unknown", False)
     assert (rows["b"]["state"], rows["b"]["leader"], rows["b"]["asterisk_up"]) == ("alive", True, True)
+    assert (rows["b"]["engine_up"], rows["b"]["asterisk"], rows["b"]["here"]) == (True, "up", True)
     assert refused.status_code == 403  # the wallboard's watchers only

@@ -3,7 +3,10 @@
 A SIPp citizen calls 112 through Kamailio and a SIPp operator answers on node a; node a's Asterisk is then
 killed (SIGKILL, nothing said to Kamailio or the engines); the next citizen's call through Kamailio must be
 answered by node b within 3 s, reach the operator through Kamailio, and every offered call must have
-exactly one record in the shared store. The full fault matrix is ``bench/failover.py``."""
+exactly one record in the shared store. Meanwhile a supervisor watches the wallboard's Nodes panel in
+headless Chromium: both nodes up and the leader before, node a lost after (its Asterisk unreachable since
+the kill, on the centre's clock), node a's own wallboard saying its Asterisk is down, and all well again
+once node a is back. Screenshots go to ``artifacts/``. The full fault matrix is ``bench/failover.py``."""
 
 from __future__ import annotations
 
@@ -12,14 +15,17 @@ import contextlib
 import dataclasses
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
+from selenium.webdriver.support.ui import WebDriverWait
 
 from callflow.ami import AmiConnection, EventItem
 from callflow.lab import (
@@ -32,6 +38,19 @@ from callflow.lab import (
 )
 from callflow.lab.sipp import CallerScript, SippOperator, place_call
 from tests.conftest import IN_CI, lab_instance_name
+from tests.support.browser import (
+    add_user,
+    chromium,
+    displayed,
+    log_in,
+    screenshot,
+    style,
+    text,
+    wait_contains,
+    wait_hidden,
+    wait_text,
+    wait_visible,
+)
 from tests.support.engine import EngineProcess, Record
 from tests.support.pg import PrivatePostgres
 from tests.support.pyvoip_operator import PyVoipOperator
@@ -75,7 +94,9 @@ def store(private_postgres: PrivatePostgres) -> Iterator[str]:
 
 @pytest.fixture
 async def engines(two_nodes: ClusterStatus, store: str) -> AsyncIterator[dict[str, EngineProcess]]:
-    procs = {name: EngineProcess(st.instance, "--database", store) for name, st in two_nodes.nodes().items()}
+    # each engine with its console (the supervisor's wallboard) on a free port
+    procs = {name: EngineProcess(st.instance, "--database", store, "--http", "127.0.0.1:0")
+             for name, st in two_nodes.nodes().items()}
     try:
         await asyncio.gather(*(proc.start() for proc in procs.values()))
         yield procs
@@ -138,16 +159,30 @@ async def test_either_node_rings_an_operator_registered_at_the_front(two_nodes: 
     assert phone.error is None
 
 
+@pytest.fixture
+def browser() -> Iterator[contextlib.ExitStack]:
+    """Where the test starts headless Chromium (in a thread, while a call goes on); closed after."""
+    with contextlib.ExitStack() as stack:
+        yield stack
+
+
 async def test_node_killed_next_call_answered_on_the_other_node(
-        two_nodes: ClusterStatus, engines: dict[str, EngineProcess], store: str) -> None:
+        two_nodes: ClusterStatus, engines: dict[str, EngineProcess], store: str,
+        browser: contextlib.ExitStack) -> None:
     nodes = two_nodes.nodes()
     front = (two_nodes.front["host"], int(two_nodes.front["port"]))
     first_number, second_number = "081200002001", "081200002002"
+    consoles = {name: await console_url(engine) for name, engine in engines.items()}
+    # a supervisor opens node b's wallboard (Chromium starts while the first call goes on)
+    browsing = asyncio.create_task(asyncio.to_thread(browser.enter_context, chromium()))
     async with operator_on_every_node(two_nodes, "op1"), SippOperator(nodes["a"].operators["op1"]["port"]):
         mark = {name: len(engine.records) for name, engine in engines.items()}
         first = await place_call(*front, CallerScript(number=first_number, dtmf=[(600, "1")], hold_ms=1500,
                                                       route_set=True))
         assert first.ok, first.output
+        driver = await browsing
+        await asyncio.to_thread(add_user, store, "sup", "supervisor")
+        await asyncio.to_thread(sees_both_nodes_up, driver, consoles["b"])
         first_record = await record_of(engines["a"], first_number, mark["a"])
         assert first_record["outcome"] == "answered"
         assert first_record["operator"] == "op1"
@@ -169,6 +204,7 @@ async def test_node_killed_next_call_answered_on_the_other_node(
     print(f"node a killed; the next call reached node b {taken_s:.3f} s after it was dialled")
     assert 0 < taken_s < FAILOVER_BUDGET_S
     assert front_view(two_nodes)["a"].startswith("inactive")  # Kamailio took node a out of the list
+    await asyncio.to_thread(sees_node_a_lost, driver, consoles)
 
     # node a back: `lab up --nodes 2` starts only what is down (node b keeps its Asterisk and its calls),
     # and the front offers node a new calls again once it answers a probe
@@ -181,6 +217,7 @@ async def test_node_killed_next_call_answered_on_the_other_node(
     # node a's engine, which kept trying, is attached to it again
     await engines["a"].wait_for(lambda r: r.get("event") == "ami.connected" and r.get("reconnect") is True,
                                 timeout=15)
+    await asyncio.to_thread(sees_node_a_back, driver)
     assert second_record["outcome"] == "answered"
     assert second_record["operator"] == "op1"
     assert str(second_record["linkedid"]).startswith("b-")
@@ -191,6 +228,90 @@ async def test_node_killed_next_call_answered_on_the_other_node(
     stored = [(r["linkedid"], r["outcome"], r.get("node")) for r in exported(store)
               if r["linkedid"] in linkedids]
     assert sorted(stored) == sorted((lid, "answered", lid[0]) for lid in linkedids)  # a-..., node a
+
+
+async def console_url(engine: EngineProcess) -> str:
+    listening = await engine.wait_for(lambda r: r.get("event") == "console.listening")
+    return str(listening["url"]).rstrip("/")
+
+
+# -- the supervisor's wallboard (each step blocks: run in a thread) -------------------------------------
+RED = "rgb(239, 68, 68)"  # --red in style.css
+GREEN = "rgb(34, 197, 94)"  # --green
+ROW = "#nodes tr[data-node='{}']"
+CLOCK = re.compile(r"since (\d\d):(\d\d):(\d\d)")
+
+
+def on_centre_clock(driver: object, shown: str) -> None:
+    """The instant in ``shown`` ("... since HH:MM:SS") is now, or a minute or two ago, on the centre's clock
+    (the zone the header names), not on UTC's or the browser's."""
+    zone = ZoneInfo(text(driver, "#centre-zone").removeprefix("times: ").split(" ")[0])
+    found = CLOCK.search(shown)
+    assert found, shown
+    now = datetime.now(zone)
+    at = now.replace(hour=int(found[1]), minute=int(found[2]), second=int(found[3]), microsecond=0)
+    if at > now + timedelta(seconds=5):
+        at -= timedelta(days=1)  # shown before midnight, read after it
+    assert timedelta(seconds=-5) <= now - at <= timedelta(minutes=5), (shown, now.isoformat())
+
+
+def sees_both_nodes_up(driver: object, url: str) -> None:
+    log_in(driver, f"{url}/wallboard", "sup")
+    for node in "ab":
+        wait_visible(driver, f"{ROW.format(node)}[data-state='alive']")
+        row = text(driver, ROW.format(node))
+        assert re.fullmatch(rf"{node}( leader)?( this console)? alive up since \d\d:\d\d:\d\d up", row), row
+        on_centre_clock(driver, row)
+    assert "this console" in text(driver, ROW.format("b"))  # node b's engine serves this page
+    leaders = driver.find_elements("css selector", "#nodes .node-tag.leader")  # type: ignore[attr-defined]
+    assert len(leaders) == 1, text(driver, "#nodes")
+    assert style(driver, f"{ROW.format('a')} .node-state", "backgroundColor") == GREEN
+    screenshot(driver, "wallboard-nodes.png")
+
+
+def open_page(driver: object, url: str, name: str) -> None:
+    """``url`` in the session the browser has, if the engine serving it knows it; else logged in anew."""
+    driver.get(url)  # type: ignore[attr-defined]
+    WebDriverWait(driver, 15, poll_frequency=0.1).until(
+        lambda d: displayed(d, "#app") or displayed(d, "#login-form"))
+    if displayed(driver, "#login-form"):
+        log_in(driver, url, name)
+    wait_text(driver, "#link", "live")
+
+
+def sees_node_a_lost(driver: object, consoles: dict[str, str]) -> None:
+    """On node b's wallboard: node a lost (lost_after_s, 5 s, after the kill), in red, its engine up and its
+    Asterisk unreachable since the kill; node b leads. Then node a's own wallboard (the same session: both
+    engines keep accounts in the one store) says why its queues cannot be read."""
+    a = ROW.format("a")
+    wait_visible(driver, f"{a}[data-state='lost']", timeout=15)
+    wait_visible(driver, f"{ROW.format('b')} .node-tag.leader", timeout=10)
+    row = text(driver, a)
+    assert re.fullmatch(r"a lost up since \d\d:\d\d:\d\d unreachable since \d\d:\d\d:\d\d", row), row
+    on_centre_clock(driver, row.split(" unreachable ")[1])
+    assert style(driver, f"{a} .node-state", "backgroundColor") == RED
+    assert style(driver, f"{a} td.node-asterisk", "color") == RED
+    screenshot(driver, "wallboard-nodes-a-lost.png")
+
+    open_page(driver, f"{consoles['a']}/wallboard", "sup")
+    wait_visible(driver, f"{a}[data-state='lost']")
+    assert "this console" in text(driver, a)
+    status = "#panel-emergency .panel-status"
+    wait_contains(driver, status, "cannot read queue status from Asterisk", 10)
+    assert "not wired" not in text(driver, status)  # it is wired: its Asterisk is down
+    screenshot(driver, "wallboard-node-a-asterisk-down.png")
+
+
+def sees_node_a_back(driver: object) -> None:
+    """Node a's Asterisk is back and its engine reattached: its own wallboard shows it alive and its
+    queues again (re-read when the engine's link to Asterisk is up)."""
+    a = ROW.format("a")
+    wait_visible(driver, f"{a}[data-state='alive']", timeout=10)
+    wait_contains(driver, a, "alive up since", 5)
+    assert text(driver, a).endswith(" up"), text(driver, a)
+    wait_hidden(driver, "#panel-emergency .panel-status", 20)
+    assert text(driver, "#emergency-waiting") == "0"
+    screenshot(driver, "wallboard-nodes-a-back.png")
 
 
 def exported(database: object) -> list[dict[str, object]]:

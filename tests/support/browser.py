@@ -32,8 +32,8 @@ BROWSER_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--window-size=1400,1700")
 
 
-def add_user(database: Path, name: str, role: str, *extra: str) -> None:
-    """Through the real CLI, password on stdin (never an argument)."""
+def add_user(database: Path | str, name: str, role: str, *extra: str) -> None:
+    """Through the real CLI, password on stdin (never an argument); ``database`` a path or a URL."""
     done = subprocess.run([sys.executable, "-m", "callflow.cli", "console", "--database", str(database),
                            "user", "add", name, "--role", role, *extra, "--password-stdin"],
                           input=PASSWORD + "\n", capture_output=True, text=True, timeout=60, check=False)
@@ -126,6 +126,14 @@ def log_in(driver: object, url: str, name: str, password: str = PASSWORD) -> Non
 def wait_visible(driver: object, css: str, timeout: float = 15) -> None:
     WebDriverWait(driver, timeout, poll_frequency=0.1, ignored_exceptions=STALE).until(
         lambda d: d.find_element(By.CSS_SELECTOR, css).is_displayed())
+
+
+def wait_hidden(driver: object, css: str, timeout: float = 15) -> None:
+    try:
+        WebDriverWait(driver, timeout, poll_frequency=0.1, ignored_exceptions=STALE).until(
+            lambda d: not d.find_element(By.CSS_SELECTOR, css).is_displayed())
+    except Exception as exc:
+        raise AssertionError(f"{css} still shown after {timeout} s: {text(driver, css)!r}") from exc
 
 
 def displayed(driver: object, css: str) -> bool:

@@ -18,6 +18,7 @@ from structlog.testing import capture_logs
 from callflow.ami import AmiMessage, LinkEvent, parse_event
 from callflow.cluster import store
 from callflow.cluster.rules import (
+    AsteriskState,
     Fence,
     Heartbeat,
     Lease,
@@ -98,6 +99,22 @@ def test_the_wallboard_view_names_the_leader_only_while_its_lease_runs() -> None
     assert [(v.node, v.state, v.leader, v.heartbeat_age_s) for v in views] == [
         ("a", NodeState.ALIVE, True, 1.0), ("b", NodeState.LOST, False, 8.0)]
     assert not node_views(beats, Lease("a", 4, at(10)), at(10), 5.0)[0].leader
+
+
+def test_the_wallboard_view_never_shows_a_silent_engines_last_word_as_current() -> None:
+    """Engine a silent for 8 s: its last heartbeat said its Asterisk was up, which nobody knows now; engine b
+    alive, its Asterisk unreachable since 3 s ago (said with the instant); c asks."""
+    beats = [Heartbeat("a", at(2), T0, True), Heartbeat("b", at(9), T0, False, asterisk_down_since=at(7)),
+             Heartbeat("c", at(10), T0, True)]
+    views = {v.node: v for v in node_views(beats, None, at(10), 5.0, me="c")}
+    assert (views["a"].engine_up, views["a"].asterisk, views["a"].asterisk_down_since) == (
+        False, AsteriskState.UNKNOWN, None)
+    assert views["a"].asterisk_up  # the last word, kept for what it is
+    assert (views["b"].engine_up, views["b"].asterisk, views["b"].asterisk_down_since) == (
+        True, AsteriskState.UNREACHABLE, at(7))
+    assert (views["c"].engine_up, views["c"].asterisk, views["c"].asterisk_down_since) == (
+        True, AsteriskState.UP, None)
+    assert [v.node for v in views.values() if v.here] == ["c"]
 
 
 @given(st.lists(st.tuples(st.sampled_from("ab"), st.floats(0, 3)), min_size=1, max_size=40))

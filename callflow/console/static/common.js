@@ -121,9 +121,8 @@ const Siaga = (() => {
     if (!err) { box.textContent = ""; box.hidden = true; panel.classList.remove("unavailable"); return; }
     panel.classList.add("unavailable");
     box.hidden = false;
-    box.textContent = err.status === 503
-      ? `Not available: ${err.data && err.data.component ? err.data.component : "component"} is not wired into this engine`
-      : `Error: ${err.message}`;
+    // 503: the server says what is missing and why (not wired, not started yet, its Asterisk unreachable)
+    box.textContent = err.status === 503 ? `Not available: ${err.message}` : `Error: ${err.message}`;
   }
 
   /* A logged-in user whose role may not use this page: say so and offer the way back (as the server's

@@ -79,18 +79,36 @@
     }
   }
 
+  // each node sharing the store (two-node centres; a single engine has none and the panel stays hidden):
+  // times on the centre's clock, as the engines' heartbeats give them
   async function loadNodes() {
+    const panel = $("panel-nodes");
     try {
       const list = await api("GET", "/api/nodes");
-      unavailable($("panel-nodes"), null);
-      $("nodes").replaceChildren(...(list.length ? list.map((n) => el("tr", { "data-node": n.node, "data-state": n.state },
-        el("td", { text: n.node + (n.leader ? " (leader)" : "") }),
-        el("td", {}, el("span", { class: `node-state ${n.state === "lost" ? "alert" : ""}`, text: n.state })),
-        el("td", { text: n.asterisk_up ? "up" : "unreachable" }),
-        el("td", { text: `${duration(n.heartbeat_age_s)} ago` }))) : [el("tr", {}, el("td", { colspan: "4", class: "sub", text: "single engine" }))]));
+      unavailable(panel, null);
+      panel.hidden = list.length === 0;
+      $("nodes").replaceChildren(...list.map(nodeRow));
     } catch (e) {
-      unavailable($("panel-nodes"), e);
+      panel.hidden = false;
+      $("nodes").replaceChildren(); // never leave an old "alive" standing under the error
+      unavailable(panel, e);
     }
+  }
+
+  function nodeRow(n) {
+    const name = el("td", { class: "node-name" }, n.node);
+    if (n.leader) name.append(" ", el("span", { class: "node-tag leader", text: "leader" }));
+    if (n.here) name.append(" ", el("span", { class: "node-tag here", text: "this console" }));
+    const engine = n.engine_up
+      ? el("td", { class: "node-engine", text: `up since ${Siaga.when(n.started_at)}` })
+      : el("td", { class: "node-engine down", text: `silent since ${Siaga.when(n.heartbeat_at)}` });
+    const asterisk = n.asterisk === "up" ? "up"
+      : n.asterisk === "unreachable"
+        ? (n.asterisk_down_since ? `unreachable since ${Siaga.when(n.asterisk_down_since)}` : "unreachable")
+        : "unknown (engine silent)";
+    return el("tr", { "data-node": n.node, "data-state": n.state }, name,
+      el("td", {}, el("span", { class: `state-badge node-state node-${n.state}`, text: n.state })),
+      engine, el("td", { class: `node-asterisk${n.asterisk === "up" ? "" : " down"}`, text: asterisk }));
   }
 
   async function loadOperators() {
