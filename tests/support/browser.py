@@ -95,7 +95,7 @@ def selected(driver: object, css: str) -> str:
 
 
 def text(driver: object, css: str) -> str:
-    return str(driver.find_element(By.CSS_SELECTOR, css).text)  # type: ignore[attr-defined]
+    return on_fresh(driver, css, lambda e: str(e.text))
 
 
 def wait_text(driver: object, css: str, expected: str, timeout: float = 20) -> None:
