@@ -20,6 +20,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -174,15 +175,17 @@ async def test_node_killed_next_call_answered_on_the_other_node(
     first_number, second_number = "081200002001", "081200002002"
     consoles = {name: await console_url(engine) for name, engine in engines.items()}
     # a supervisor opens node b's wallboard (Chromium starts while the first call goes on)
-    browsing = asyncio.create_task(asyncio.to_thread(browser.enter_context, chromium()))
+    browsing = asyncio.gather(asyncio.to_thread(browser.enter_context, chromium()),
+                              asyncio.to_thread(add_user, store, "sup", "supervisor"))
     async with operator_on_every_node(two_nodes, "op1"), SippOperator(nodes["a"].operators["op1"]["port"]):
         mark = {name: len(engine.records) for name, engine in engines.items()}
         first = await place_call(*front, CallerScript(number=first_number, dtmf=[(600, "1")], hold_ms=1500,
                                                       route_set=True))
         assert first.ok, first.output
-        driver = await browsing
-        await asyncio.to_thread(add_user, store, "sup", "supervisor")
+        driver, _ = await browsing
+        step = time.monotonic()
         await asyncio.to_thread(sees_both_nodes_up, driver, consoles["b"])
+        print(f"wallboard: both nodes up, {time.monotonic() - step:.1f} s")
         first_record = await record_of(engines["a"], first_number, mark["a"])
         assert first_record["outcome"] == "answered"
         assert first_record["operator"] == "op1"
@@ -204,7 +207,9 @@ async def test_node_killed_next_call_answered_on_the_other_node(
     print(f"node a killed; the next call reached node b {taken_s:.3f} s after it was dialled")
     assert 0 < taken_s < FAILOVER_BUDGET_S
     assert front_view(two_nodes)["a"].startswith("inactive")  # Kamailio took node a out of the list
+    step = time.monotonic()
     await asyncio.to_thread(sees_node_a_lost, driver, consoles)
+    print(f"wallboard: node a lost, then node a's own, {time.monotonic() - step:.1f} s")
 
     # node a back: `lab up --nodes 2` starts only what is down (node b keeps its Asterisk and its calls),
     # and the front offers node a new calls again once it answers a probe
@@ -217,7 +222,9 @@ async def test_node_killed_next_call_answered_on_the_other_node(
     # node a's engine, which kept trying, is attached to it again
     await engines["a"].wait_for(lambda r: r.get("event") == "ami.connected" and r.get("reconnect") is True,
                                 timeout=15)
+    step = time.monotonic()
     await asyncio.to_thread(sees_node_a_back, driver)
+    print(f"wallboard: node a back, {time.monotonic() - step:.1f} s")
     assert second_record["outcome"] == "answered"
     assert second_record["operator"] == "op1"
     assert str(second_record["linkedid"]).startswith("b-")
