@@ -320,6 +320,15 @@ class CallbackService:
                      # text, so base64 (no comma, CR or LF can reach the Variable header or the UserEvent)
                      "SIAGA_CALLBACK_NAME64": base64.b64encode(
                          (original[0].caller_name if original else "").encode()).decode()}
+        if self.leadership is not None and self.leadership.fence() != fence:
+            # Paused between the claim and here (SIGSTOP, a stalled VM) while the lease moved on: the
+            # store took the claim, but the new leader settles this attempt (its watchdog: unknown, then
+            # a new attempt), so sending it now could ring the citizen twice. No await from this check to
+            # the Originate's write: nothing can pause in between but the process itself.
+            log.warning("callback.not_sent_lease_lost", task=task.id, attempt=n, channel_id=chan,
+                        fencing=fence.fencing if fence is not None else None,
+                        action="not dialled: the leader settles the claimed attempt and dials the next")
+            return
         log.info("callback.dialling", task=task.id, attempt=n, channel_id=chan,
                  caller=mask_number(task.number), original_arrival=task.arrival.isoformat())
         try:

@@ -67,3 +67,47 @@ async def test_a_follower_dials_nothing_the_leader_dials_under_its_fence(
         with contextlib.suppress(asyncio.CancelledError):
             await runner
         await conn.close()
+
+
+async def test_a_leader_paused_between_its_claim_and_the_originate_does_not_dial_when_it_wakes(
+        store_location: StoreLocation) -> None:
+    """SIGSTOP between the claim and the Originate (here: while it reads the original call's record): the
+    store took the claim, the lease moved on meanwhile. The woken engine must not send the Originate: the
+    new leader settles the claimed attempt (unknown) and dials the next one, so sending it would ring the
+    citizen twice (bench/failover.py counts that as a double dial)."""
+    conn = await open_database(store_location, (cluster_store.CLUSTER_SCHEMA, CALLBACKS_SCHEMA))
+    lease = await cluster_store.read_lease(conn)
+    assert lease is not None
+    now = datetime.now(UTC)
+    taken = await cluster_store.take_lease(conn, "a", lease, now, expires_at=now)
+    assert taken is not None
+    switch = Switch()
+    switch.current = Fence("a", taken.fencing)  # leading
+    policy = callback_policy(Callbacks(first_attempt_s=0, retry_s=5, max_attempts=2, ring_timeout_s=10))
+    svc = CallbackService(store_location, policy, interval_s=0.01, leadership=switch)
+    read_record = svc._record_of
+    paused = asyncio.Event()
+
+    async def pause_then_read(linkedid: str) -> Any:
+        switch.current = None  # woken: by its own clock the lease ran out while it was stopped
+        paused.set()
+        return await read_record(linkedid)
+
+    svc._record_of = pause_then_read  # type: ignore[method-assign]
+    engine: Any = StubEngine()
+    runner = asyncio.create_task(svc.run(engine))
+    try:
+        await svc.on_call_record(record())
+        await svc.handle(LinkEvent("up", datetime.now(UTC)))
+        async with asyncio.timeout(5):
+            await paused.wait()
+            await svc.settled(5)
+        assert engine.session.sent == []
+        task = (await list_tasks(conn))[0]
+        [attempt] = await attempts_of(conn, task.id)  # claimed: the leader's watchdog settles it
+        assert attempt.n == 1
+    finally:
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
+        await conn.close()
