@@ -63,9 +63,10 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import dials as dialcount
 import loadkit as kit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/support/pg.py, the private PostgreSQL
@@ -75,10 +76,20 @@ from callflow.calls.model import CallRecord
 from callflow.calls.records import record_from_dict
 from callflow.cluster import store as cluster_store
 from callflow.cluster.rules import Lease
-from callflow.lab import ClusterStatus, LabStatus, cluster_status, down_cluster, lab_database, up_cluster
-from callflow.lab.sipp import PRESS_EMERGENCY, CallerScript, place_call
+from callflow.lab import (
+    ClusterStatus,
+    LabStatus,
+    cluster_status,
+    down_cluster,
+    lab_database,
+    lab_site_file,
+    up_cluster,
+)
+from callflow.lab.sipp import PRESS_EMERGENCY, CallerScript, SippCitizen, place_call
 from callflow.store import DatabaseError, StoreError, open_database
+from queues.callbacks.rules import TaskStatus
 from queues.callbacks.store import CALLBACKS_SCHEMA, attempts_of, list_tasks
+from tests.support.engine import site_file_with_callbacks
 from tests.support.pg import PrivatePostgres, remove_private_postgres, start_private_postgres
 
 
@@ -95,6 +106,7 @@ class Run:
     fault_ended: datetime | None = None
     recovered: datetime | None = None  # the fault's own "back to normal" instant (see each fault)
     killed_node: str | None = None
+    woken: tuple[kit.Engine, int] | None = None  # the engine woken from SIGSTOP, its log lines from then on
     notes: list[str] = field(default_factory=list)
     figures: dict[str, str] = field(default_factory=dict)  # per-fault RESULT keys
 
@@ -184,6 +196,7 @@ async def leader_engine_stop(run: Run, args: argparse.Namespace) -> None:
     finally:
         engine.proc.send_signal(signal.SIGCONT)
     run.fault_ended = datetime.now(UTC)
+    run.woken = (engine, mark)
     run.notes.append(f"leader engine {lease.holder} (pid {engine.pid}, fencing {lease.fencing}) stopped at "
                      f"{run.fault_started.isoformat()} for {args.freeze_s} s; {taken.holder} leads (fencing "
                      f"{taken.fencing}) {took:.3f} s after the SIGSTOP")
@@ -274,7 +287,8 @@ def stores_for(cluster: ClusterStatus, kind: str) -> Iterator[Stores]:
 
 
 def read_records(database: str, prefix: str) -> list[CallRecord]:
-    """The run's records in one store, read with the product's own `calls export` (either store)."""
+    """The run's records in one store, read with the product's own `calls export` (either store); the
+    callback calls' records (the engine's own calls to the citizens) are among them."""
     out = subprocess.run([sys.executable, "-m", "callflow.cli", "calls", "export", "--format", "json",
                           "--database", database], capture_output=True, text=True, timeout=120, check=False)
     if out.returncode != 0:
@@ -284,10 +298,11 @@ def read_records(database: str, prefix: str) -> list[CallRecord]:
 
 
 @contextlib.asynccontextmanager
-async def engines_for(nodes: dict[str, LabStatus], store: str) -> AsyncIterator[dict[str, kit.Engine]]:
-    # no callbacks dialled: there is no citizen behind the lab's callback trunk in this benchmark
-    running = {name: kit.Engine(st.instance, store, env={"SIAGA112_CALLBACKS__DIAL": str(DIALLING).lower()})
-               for name, st in nodes.items()}
+async def engines_for(nodes: dict[str, LabStatus], store: str, site: Path
+                      ) -> AsyncIterator[dict[str, kit.Engine]]:
+    # callbacks dialled (to the SIPp citizens behind each node's callback trunk) on the site's short timers
+    env = {"SIAGA112_CALLBACKS__DIAL": "true", "SIAGA112_SITE_FILE": str(site)}
+    running = {name: kit.Engine(st.instance, store, env=env) for name, st in nodes.items()}
     try:
         # node a's engine first, and the leader before node b's starts: the engine faults then hit the
         # leader of the node that takes the calls (Kamailio offers node a first)
@@ -311,11 +326,12 @@ async def probe(front: tuple[str, int], number: str, workdir: Path) -> datetime:
 
 async def all_records(databases: set[str], prefix: str, expected: set[str], timeout: float
                       ) -> list[CallRecord]:
-    """The run's records in every engine's database, polled until each offered number has one."""
+    """The run's records of citizens' calls (not the callback calls) in every engine's database, polled
+    until each offered number has one."""
     deadline = time.monotonic() + timeout
     while True:
         records = [r for database in sorted(databases)
-                   for r in await asyncio.to_thread(read_records, database, prefix)]
+                   for r in await asyncio.to_thread(read_records, database, prefix) if not r.is_callback]
         if expected <= {r.caller_number for r in records} or time.monotonic() > deadline:
             return records
         await asyncio.sleep(1.0)
@@ -344,19 +360,21 @@ async def one_fault(args: argparse.Namespace, cst: ClusterStatus, fault: str, pr
     nodes = cst.nodes()
     front = (str(cst.front["host"]), int(cst.front["port"]))
     first = next(iter(nodes.values()))
+    # the lab's site with short callback timers, so tasks come due (and are retried) during the fault
+    site = site_file_with_callbacks(work, lab_site_file(first.instance), first_attempt_s=args.cb_first_s,
+                                    retry_s=args.cb_retry_s, ring_timeout_s=args.cb_ring_s,
+                                    max_attempts=args.cb_attempts, max_parallel=args.cb_parallel)
+    traces = {name: work / f"callback-citizen-{name}.log" for name in nodes}
     async with contextlib.AsyncExitStack() as stack:
+        # each node's callback trunk dials a SIPp citizen that rings and never answers (every attempt runs
+        # its ring timeout, so a task takes all its attempts); its -trace_msg is the dials' ground truth
+        for name, st in nodes.items():
+            await stack.enter_async_context(SippCitizen(int(st.callbacks["trunk_port"]), answer=False,
+                                                        trace=traces[name]))
         watchers = {name: await stack.enter_async_context(kit.Watcher(st, prefix))
                     for name, st in nodes.items()}
-        sessions = {}
-        for name, st in nodes.items():
-            session = AmiSession(st.ami_endpoint())
-            sessions[name] = session
-            reader = asyncio.create_task(session.run())
-            stack.callback(reader.cancel)
-            stack.callback(session.stop)
-            async with asyncio.timeout(20):
-                await session.connected.wait()
-        engines = await stack.enter_async_context(engines_for(nodes, store))
+        sessions = await ami_sessions(stack, nodes)
+        engines = await stack.enter_async_context(engines_for(nodes, store, site))
         # the SIPp operators answer on node a's block; every node's queues have them
         await stack.enter_async_context(kit.operators(first, sessions[next(iter(nodes))]))
         for session in list(sessions.values())[1:]:
@@ -367,22 +385,22 @@ async def one_fault(args: argparse.Namespace, cst: ClusterStatus, fault: str, pr
         count = max(1, round(args.rate * args.seconds))
         numbers = [f"{prefix}{i:05d}" for i in range(count)]
         probes = [f"{prefix}9{i:04d}" for i in range(args.probes)]
+        # citizens who hang up in the IVR before choosing (after short_abandon_s): a callback task each
+        abandoners = [f"{prefix}8{i:04d}" for i in range(round(args.abandon_rate * args.seconds))]
         load = asyncio.create_task(kit.rate_callers(first, numbers, PRESS_EMERGENCY, rate=args.rate,
                                                     hold_ms=args.hold_ms, workdir=work, front=front))
+        abandons = asyncio.create_task(kit.rate_callers(first, abandoners, (), rate=args.abandon_rate,
+                                                        hold_ms=args.abandon_after_ms, workdir=work,
+                                                        front=front))
         await asyncio.sleep(args.fault_at)
         before_fault = {name: set(w.hungup) for name, w in watchers.items()}
         await FAULTS[fault](run, args)
         if run.killed_node is not None:  # its AMI is gone for good: no reconnect warnings every second
             watchers[run.killed_node].session.stop()
             sessions[run.killed_node].stop()
-        dialled: dict[str, datetime] = {}
-        tasks = []
-        for i, number in enumerate(probes):
-            tasks.append(asyncio.create_task(probe(front, number, work)))
-            await asyncio.sleep(args.probe_every_s if i + 1 < len(probes) else 0)
-        for number, task in zip(probes, tasks, strict=True):
-            dialled[number] = await task
+        dialled = await probes_after(front, probes, args.probe_every_s, work)
         sipp = await load
+        await abandons
         offered: dict[str, list[str]] = {}
         first_seen: dict[str, datetime] = {}
         for watcher in watchers.values():
@@ -391,29 +409,104 @@ async def one_fault(args: argparse.Namespace, cst: ClusterStatus, fault: str, pr
             for number, seen in watcher.first_seen.items():
                 first_seen[number] = min(seen, first_seen.get(number, seen))
         records = await all_records({store}, prefix, set(offered), args.settle_s)
+        open_tasks = await callbacks_settled(store, prefix, args.callbacks_settle_s)
         await asyncio.sleep(args.linger_s)  # anything doubled late (a woken engine) shows now
         records = await all_records({store}, prefix, set(offered), 0)
-        dials = await callback_dials(store, {r.linkedid for r in records}, list(engines.values()))
+        woken_dials(run)
+    # the citizens have stopped: their traces are complete
+    dials = await callback_dials(store, prefix, list(engines.values()), traces, run)
+    dials.open_tasks = open_tasks
     return run, Measured(watchers, before_fault, offered, first_seen, dialled, records, sipp, dials)
+
+
+async def ami_sessions(stack: contextlib.AsyncExitStack, nodes: dict[str, LabStatus]
+                       ) -> dict[str, AmiSession]:
+    """The benchmark's own AMI session to each node (closed with ``stack``)."""
+    sessions = {}
+    for name, st in nodes.items():
+        session = AmiSession(st.ami_endpoint())
+        sessions[name] = session
+        reader = asyncio.create_task(session.run())
+        stack.callback(reader.cancel)
+        stack.callback(session.stop)
+        async with asyncio.timeout(20):
+            await session.connected.wait()
+    return sessions
+
+
+async def probes_after(front: tuple[str, int], probes: list[str], every_s: float, work: Path
+                       ) -> dict[str, datetime]:
+    """The probe calls, one every ``every_s``: number -> when it was dialled."""
+    tasks = []
+    for i, number in enumerate(probes):
+        tasks.append(asyncio.create_task(probe(front, number, work)))
+        await asyncio.sleep(every_s if i + 1 < len(probes) else 0)
+    return {number: await task for number, task in zip(probes, tasks, strict=True)}
+
+
+SETTLED = frozenset(set(TaskStatus) - {TaskStatus.PENDING, TaskStatus.DIALLING, TaskStatus.CHECKING})
+
+
+async def callbacks_settled(store: str, prefix: str, timeout: float) -> int:
+    """Wait until every callback task of the run's numbers is done with (answered, flagged for a
+    supervisor after its attempts...); returns how many were still open at ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(StoreError, DatabaseError):
+            conn = await open_database(store, (CALLBACKS_SCHEMA,))
+            try:
+                tasks = [t for t in await list_tasks(conn) if t.number.startswith(prefix)]
+            finally:
+                await conn.close()
+            still = sum(1 for t in tasks if t.status not in SETTLED)
+            if not still or time.monotonic() > deadline:
+                return still
+        if time.monotonic() > deadline:
+            return -1
+        await asyncio.sleep(1.0)
+
+
+def woken_dials(run: Run) -> None:
+    """The woken leader's dials and refused claims from SIGCONT until it next took the lease (if ever)."""
+    if run.woken is None:
+        return
+    engine, mark = run.woken
+    lines = engine.lines[mark:]
+    until = next((i for i, line in enumerate(lines) if line.get("event") == "cluster.leader"), len(lines))
+    run.figures["woken_dials"] = str(sum(1 for line in lines[:until]
+                                         if line.get("event") == "callback.dialling"))
+    run.figures["woken_claims_refused"] = str(sum(1 for line in lines[:until]
+                                                  if line.get("event") == "callback.claim_refused"))
 
 
 @dataclass
 class Dials:
-    """Callback work in the store for the run's calls: tasks per call, attempts per task, and the
-    engines' ``callback.dialling`` lines per attempt (an attempt dialled twice would show as two)."""
+    """Callback work for the run's numbers: the store's tasks and attempts, the INVITEs that reached the
+    SIPp citizens behind the callback trunks (the ground truth, bench/dials.py), and the engines' own
+    ``callback.dialling`` lines per attempt (a cross-check)."""
 
     tasks: int = 0
     tasks_doubled: int = 0
     attempts: int = 0
-    double_dials: int = 0
+    invites: int = 0
+    invites_by_node: dict[str, int] = field(default_factory=dict)
+    in_fault: int = 0  # INVITEs from the fault's start to its end (at least 20 s)
+    double_dials: int = 0  # INVITEs beyond one per attempt, plus INVITEs with no attempt before them
+    unrecorded: int = 0
+    not_reached: int = 0  # attempts no INVITE reached (refused by Asterisk, node dead, never sent)
+    log_double: int = 0  # attempts the engines logged dialling more than once
+    claims_refused: int = 0
+    open_tasks: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
+    statuses: dict[str, int] = field(default_factory=dict)
 
 
-async def callback_dials(store: str, linkedids: set[str], engines: list[kit.Engine]) -> Dials:
+async def callback_dials(store: str, prefix: str, engines: list[kit.Engine], traces: dict[str, Path],
+                         run: Run) -> Dials:
     conn = await open_database(store, (CALLBACKS_SCHEMA,))
     try:
-        tasks = [t for t in await list_tasks(conn) if t.linkedid in linkedids]
-        attempts = [a for t in tasks for a in await attempts_of(conn, t.id)]
+        tasks = [t for t in await list_tasks(conn) if t.number.startswith(prefix)]
+        attempts = [(t, a) for t in tasks for a in await attempts_of(conn, t.id)]
     finally:
         await conn.close()
     ids = {t.id for t in tasks}
@@ -421,16 +514,32 @@ async def callback_dials(store: str, linkedids: set[str], engines: list[kit.Engi
     for t in tasks:
         per_call[t.linkedid] = per_call.get(t.linkedid, 0) + 1
     dialling: dict[tuple[object, object], int] = {}
+    refused = 0
     for engine in engines:
         for line in engine.lines:
             if line.get("event") == "callback.dialling" and line.get("task") in ids:
                 key = (line.get("task"), line.get("attempt"))
                 dialling[key] = dialling.get(key, 0) + 1
-    reasons: dict[str, int] = {}
+            refused += line.get("event") == "callback.claim_refused"
+    invites = [inv for node, path in traces.items() if path.exists()
+               for inv in dialcount.invites_in_trace(path.read_text(errors="replace"), node)]
+    ours = [inv for inv in invites if inv.number.startswith(prefix)]
+    count = dialcount.count_dials([dialcount.Dialled(t.id, t.number, a.n, a.started_at) for t, a in attempts],
+                                  ours)
+    d = Dials(len(tasks), sum(n - 1 for n in per_call.values()), len(attempts), count.invites,
+              double_dials=count.double_dials, unrecorded=len(count.unrecorded),
+              not_reached=count.not_reached, log_double=sum(n - 1 for n in dialling.values()),
+              claims_refused=refused)
+    for inv in ours:
+        d.invites_by_node[inv.trunk] = d.invites_by_node.get(inv.trunk, 0) + 1
+    if run.fault_started is not None:
+        until = max(run.fault_ended or run.fault_started, run.recovered or run.fault_started,
+                    run.fault_started + timedelta(seconds=20))
+        d.in_fault = sum(1 for inv in ours if run.fault_started <= inv.at <= until)
     for t in tasks:
-        reasons[t.reason] = reasons.get(t.reason, 0) + 1
-    return Dials(len(tasks), sum(n - 1 for n in per_call.values()), len(attempts),
-                 sum(n - 1 for n in dialling.values()), reasons)
+        d.reasons[t.reason] = d.reasons.get(t.reason, 0) + 1
+        d.statuses[str(t.status)] = d.statuses.get(str(t.status), 0) + 1
+    return d
 
 
 @dataclass
@@ -452,7 +561,7 @@ class FaultResult:
     lost: int
     duplicated: int
     node_lost_s: float
-    double_dials: int
+    dials: Dials
     figures: dict[str, str]
 
 
@@ -482,9 +591,14 @@ def report(args: argparse.Namespace, fault: str, run: Run, m: Measured) -> Fault
     outcomes: dict[str, int] = {}
     for r in m.records:
         outcomes[str(r.outcome)] = outcomes.get(str(r.outcome), 0) + 1
-    print(f"records by outcome: {outcomes}; callback tasks by reason: {m.dials.reasons}")
-    print(f"callbacks: {m.dials.tasks} tasks ({m.dials.tasks_doubled} for a call that had one), "
-          f"{m.dials.attempts} attempts, {m.dials.double_dials} attempts dialled twice")
+    d = m.dials
+    print(f"records by outcome: {outcomes}; callback tasks by reason: {d.reasons}")
+    print(f"callbacks: {d.tasks} tasks ({d.tasks_doubled} for a call that had one; by status {d.statuses}; "
+          f"{d.open_tasks} still open at the end), {d.attempts} attempts in the store, {d.invites} INVITEs "
+          f"reached the citizens (by node's trunk: {d.invites_by_node}; {d.in_fault} during the fault), "
+          f"double dials {d.double_dials} (of which {d.unrecorded} with no attempt recorded), attempts no "
+          f"INVITE reached {d.not_reached}; engine logs: {d.log_double} attempts logged dialling twice, "
+          f"{d.claims_refused} claims refused")
     if tally.lost:
         print(f"lost numbers: {', '.join(tally.lost[:20])}")
     problems = [p for e in run.engines.values() for p in e.problems]
@@ -497,19 +611,10 @@ def report(args: argparse.Namespace, fault: str, run: Run, m: Measured) -> Fault
     extra = "".join(f" {k}={v}" for k, v in run.figures.items())
     print(f"{fault}: new_call_failover_s={failover:.3f} offered={tally.offered} records={tally.records} "
           f"lost_records={len(tally.lost)} duplicated={tally.duplicated} node_lost_task_s={node_lost_s:.3f} "
-          f"double_dials={_dials(m.dials.double_dials, m.dials.attempts)}{extra}", flush=True)
-    return FaultResult(fault, failover, len(tally.lost), tally.duplicated + m.dials.tasks_doubled,
-                       node_lost_s, m.dials.double_dials, run.figures)
-
-
-# The engines here dial no callbacks (no citizen answers the lab's callback trunk), so no attempt is ever
-# claimed and a double dial could not show: the figure says so rather than print a 0 that cannot fail.
-DIALLING = False
-NOT_MEASURED = "not_measured"
-
-
-def _dials(double: int, attempts: int) -> str:
-    return str(double) if DIALLING or attempts else NOT_MEASURED
+          f"double_dials={d.double_dials} callback_tasks={d.tasks} callback_attempts={d.attempts} "
+          f"callback_invites={d.invites} callback_invites_in_fault={d.in_fault}{extra}", flush=True)
+    return FaultResult(fault, failover, len(tally.lost), tally.duplicated + d.tasks_doubled,
+                       node_lost_s, d, run.figures)
 
 
 def final(results: list[FaultResult]) -> int:
@@ -528,7 +633,10 @@ def final(results: list[FaultResult]) -> int:
         keys.update(r.figures)
     print(f"RESULT new_call_failover_s={failover:.3f} lost_records={sum(r.lost for r in results)} "
           f"duplicated={sum(r.duplicated for r in results)} node_lost_task_s={node_lost:.3f} "
-          f"double_dials={NOT_MEASURED if not DIALLING else sum(r.double_dials for r in results)}"
+          f"double_dials={sum(r.dials.double_dials for r in results)} "
+          f"callback_tasks={sum(r.dials.tasks for r in results)} "
+          f"callback_attempts={sum(r.dials.attempts for r in results)} "
+          f"callback_invites={sum(r.dials.invites for r in results)}"
           + "".join(f" {k}={v}" for k, v in keys.items()))
     return 0
 
@@ -551,6 +659,17 @@ def main() -> int:
     parser.add_argument("--linger-s", type=float, default=5.0, help="then look again this much later")
     parser.add_argument("--freeze-s", type=float, default=20.0, help="leader-engine-stop: SIGSTOP this long")
     parser.add_argument("--pg-down-s", type=float, default=10.0, help="postgresql-stop: down this long")
+    parser.add_argument("--abandon-rate", type=float, default=0.25,
+                        help="calls per second (over --seconds) that hang up in the IVR: a callback each")
+    parser.add_argument("--abandon-after-ms", type=int, default=5000,
+                        help="they hang up this long after the answer (past [calls] short_abandon_s)")
+    parser.add_argument("--cb-first-s", type=float, default=3.0, help="[callbacks] first_attempt_s")
+    parser.add_argument("--cb-retry-s", type=float, default=2.0, help="[callbacks] retry_s")
+    parser.add_argument("--cb-ring-s", type=float, default=3.0, help="[callbacks] ring_timeout_s")
+    parser.add_argument("--cb-attempts", type=int, default=4, help="[callbacks] max_attempts")
+    parser.add_argument("--cb-parallel", type=int, default=8, help="[callbacks] max_parallel")
+    parser.add_argument("--callbacks-settle-s", type=float, default=120.0,
+                        help="wait this long for every callback task to be done with")
     parser.add_argument("--restart-after-s", type=float, default=2.0,
                         help="leader-engine-kill: the killed engine starts again this long after take-over")
     args = parser.parse_args()

@@ -408,7 +408,8 @@ class Watcher:
             if not isinstance(item, ChannelEvent) or item.chan is None:
                 continue
             chan = item.chan
-            if chan.uniqueid != chan.linkedid or not chan.caller_id_num.startswith(self.prefix):
+            if chan.uniqueid != chan.linkedid or not chan.caller_id_num.startswith(self.prefix) \
+                    or chan.uniqueid.startswith("siaga-"):  # the engine's own calls (callbacks, listen-in)
                 continue
             if item.name == "Newchannel":
                 self.offered.setdefault(chan.caller_id_num, []).append(chan.linkedid)

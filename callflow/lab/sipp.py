@@ -472,10 +472,11 @@ class SippOperator:
     ``answer=False`` rings without answering (a missed ring). Use as an async context manager.
     """
 
-    def __init__(self, port: int, *, answer: bool = True, calls: int = 0) -> None:
+    def __init__(self, port: int, *, answer: bool = True, calls: int = 0, trace: Path | None = None) -> None:
         self.port = port
         self.answer = answer
         self.calls = calls
+        self.trace = trace  # SIPp's -trace_msg file: every message in and out, time-stamped in UTC
         self.proc: asyncio.subprocess.Process | None = None
         self._dir = Path(tempfile.mkdtemp(prefix="siaga112-op-"))
 
@@ -487,8 +488,11 @@ class SippOperator:
                "-mi", "127.0.0.1", "-mp", str(free_udp_port())]
         if self.calls:
             cmd += ["-m", str(self.calls)]
+        if self.trace is not None:
+            cmd += ["-trace_msg", "-message_file", str(self.trace)]
         self.proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.DEVNULL,
-                                                         stderr=asyncio.subprocess.DEVNULL, cwd=self._dir)
+                                                         stderr=asyncio.subprocess.DEVNULL, cwd=self._dir,
+                                                         env={**os.environ, "TZ": "UTC"})
         await wait_udp_bound(self.port, self.proc)
         return self
 
@@ -550,8 +554,8 @@ class SippCitizen(SippOperator):
     ``answer=False`` rings until the caller gives up. Use as an async context manager."""
 
     def __init__(self, port: int, *, answer: bool = True, ring_ms: int = 500, talk_ms: int = 3000,
-                 calls: int = 0) -> None:
-        super().__init__(port, answer=answer, calls=calls)
+                 calls: int = 0, trace: Path | None = None) -> None:
+        super().__init__(port, answer=answer, calls=calls, trace=trace)
         self.ring_ms = ring_ms
         self.talk_ms = talk_ms
 

@@ -17,10 +17,11 @@ from callflow.siteconfig import pbx_config_dir
 
 Record = dict[str, Any]
 
-def site_file_with_callbacks(directory: Path, **values: object) -> Path:
-    """pbx-config/site.toml with ``[callbacks]`` values changed (e.g. short timers) and its IVR tree by
-    absolute path, written to ``directory``; for the engine's ``SIAGA112_SITE_FILE``."""
-    text = (pbx_config_dir() / "site.toml").read_text()
+def site_file_with_callbacks(directory: Path, base: Path | None = None, **values: object) -> Path:
+    """``base`` (default pbx-config/site.toml) with ``[callbacks]`` values changed (e.g. short timers) and
+    its IVR tree by absolute path, written to ``directory``; for the engine's ``SIAGA112_SITE_FILE``."""
+    base = base or pbx_config_dir() / "site.toml"
+    text = base.read_text()
     start = text.index("\n[callbacks]\n")
     end = text.index("\n[", start + 1)
     section = text[start:end]
@@ -29,7 +30,7 @@ def site_file_with_callbacks(directory: Path, **values: object) -> Path:
         section, count = re.subn(rf"(?m)^{key} = .*$", f"{key} = {shown}", section)
         assert count == 1, f"no `{key} = ` in [callbacks] of site.toml"
     text = text[:start] + section + text[end:]
-    text = text.replace('tree = "ivr.toml"', f'tree = "{pbx_config_dir() / "ivr.toml"}"')
+    text = re.sub(r'(?m)^tree = "([^"/][^"]*)"', lambda m: f'tree = "{base.parent / m.group(1)}"', text)
     path = directory / "site.toml"
     path.write_text(text)
     return path
