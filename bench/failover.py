@@ -24,17 +24,26 @@ Measured:
   --probe-every-s); for each, from the moment its SIPp was started to the caller channel a node's
   Asterisk made for it (that node's own AMI Timestamp); the largest. -1 if a probe never reached a node.
 - offered: caller channels either node made (the benchmark's own AMI session per node); records: the
-  engines' stored records of the run's numbers; lost_records: offered without a record, of which
-  up_on_killed: calls that were up on the killed node when it died and still have no record (the
-  leader records them ``node_lost``, README "Two engines on one store");
+  engines' stored records of the run's numbers (the callback calls' own records apart); lost_records:
+  offered without a record, of which up_on_killed: calls that were up on the killed node when it died
+  and still have no record (the leader records them ``node_lost``, README "Two engines on one store");
   duplicated: extra records for one caller (a call taken by both nodes would show here).
 - node_lost_task_s: from the fault to the last ``node_lost`` record of the run (each call's record as
   first logged by an engine); -1 when there is none.
-- double_dials: callback attempts dialled twice (the engines' ``callback.dialling`` lines for one task and
-  attempt number, summed); the store's tasks per call (more than one counts as duplicated) and attempts are
-  printed too. The benchmark does not dial callbacks (SIAGA112_CALLBACKS__DIAL=false: no citizen answers
-  the lab's callback trunk), so attempts stay 0 here: bench/leader.py claims a callback attempt with a woken
-  leader's old fence at store level.
+- callbacks, really dialled: each node's callback trunk reaches a SIPp citizen that rings and never
+  answers (-trace_msg on); the engines read the lab's site with short callback timers (--cb-first-s 3,
+  --cb-retry-s 2, --cb-ring-s 3, --cb-attempts 4), so tasks come due and are retried during the fault.
+  Tasks come from citizens who hang up in the IVR before choosing (--abandon-rate over --seconds, each after
+  --abandon-after-ms: "possible emergency") and from the calls a fault leaves ``node_lost``. After the load
+  the benchmark waits (--callbacks-settle-s) until every task is done with. callback_tasks, callback_attempts
+  (the store's), callback_invites (INVITEs the citizens received, one per Call-ID), of which
+  callback_invites_in_fault (from the fault's start to its end, at least 20 s).
+- double_dials: from that ground truth (bench/dials.py): INVITEs beyond one per attempt (each INVITE
+  belongs to the latest attempt of its number started before it: an attempt dialled twice, or a woken
+  leader's stale Originate landing after its successor's attempt) plus INVITEs with no attempt started
+  before them; the engines' own ``callback.dialling`` lines per attempt are printed as a cross-check.
+  leader-engine-stop adds woken_dials (the woken engine's ``callback.dialling`` lines until it leads again,
+  if ever) and woken_claims_refused.
 
     .venv/bin/python bench/failover.py [--fault asterisk-a-kill|leader-engine-kill|leader-engine-stop|
         postgresql-stop|all] [--lab INSTANCE] [--rate 1] [--seconds 30] [--fault-at 10] [--hold-ms 4000]
@@ -43,10 +52,11 @@ Without --lab it starts its own two-node lab (bench-failover-<checkout digest>) 
 afterwards. The engines' store, one for both: --store postgresql (default; a private PostgreSQL with fsync
 on) or sqlite (the two-node lab's file; postgresql-stop needs postgresql). One line per fault
 (``<fault>: new_call_failover_s=N offered=N records=N lost_records=N duplicated=N node_lost_task_s=N
-double_dials=N ...``), then the last line: ``RESULT new_call_failover_s=N lost_records=N duplicated=N
-node_lost_task_s=N double_dials=N`` (totals over the faults run; the failover and node_lost figures are
+double_dials=N callback_tasks=N callback_attempts=N callback_invites=N ...``), then the last line: ``RESULT
+new_call_failover_s=N lost_records=N duplicated=N node_lost_task_s=N double_dials=N callback_tasks=N
+callback_attempts=N callback_invites=N`` (totals over the faults run; the failover and node_lost figures are
 asterisk-a-kill's when it ran) and each fault's own keys (leader_kill_takeover_s, leader_kill_node_lost_s,
-leader_stop_takeover_s, woken_fenced, pg_stop_lost, pg_stop_duplicated, pg_stop_leader_back_s).
+leader_stop_takeover_s, woken_fenced, woken_dials, pg_stop_lost, pg_stop_duplicated, pg_stop_leader_back_s).
 """
 
 from __future__ import annotations
