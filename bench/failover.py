@@ -33,11 +33,13 @@ Measured:
 - callbacks, really dialled: each node's callback trunk reaches a SIPp citizen that rings and never
   answers (-trace_msg on); the engines read the lab's site with short callback timers (--cb-first-s 3,
   --cb-retry-s 2, --cb-ring-s 3, --cb-attempts 4), so tasks come due and are retried during the fault.
-  Tasks come from citizens who hang up in the IVR before choosing (--abandon-rate over --seconds, each after
-  --abandon-after-ms: "possible emergency") and from the calls a fault leaves ``node_lost``. After the load
-  the benchmark waits (--callbacks-settle-s) until every task is done with. callback_tasks, callback_attempts
-  (the store's), callback_invites (INVITEs the citizens received, one per Call-ID), of which
-  callback_invites_in_fault (from the fault's start to its end, at least 20 s).
+  Tasks come from citizens who hang up in the IVR before choosing (--abandon-rate over --seconds, starting
+  --abandon-lead-s before the load so the first leader has attempts ringing when the fault strikes; each
+  hangs up after --abandon-after-ms: "possible emergency") and from the calls a fault leaves ``node_lost``.
+  After the load the benchmark waits (--callbacks-settle-s) until every task is done with. callback_tasks,
+  callback_attempts (the store's), callback_invites (INVITEs the citizens received, one per Call-ID), of
+  which callback_invites_in_fault (from the fault's start to its end, at least 20 s); the INVITEs before
+  the fault and each node's trunk's are printed.
 - double_dials: from that ground truth (bench/dials.py): INVITEs beyond one per attempt (each INVITE
   belongs to the latest attempt of its number started before it: an attempt dialled twice, or a woken
   leader's stale Originate landing after its successor's attempt) plus INVITEs with no attempt started
@@ -397,11 +399,14 @@ async def one_fault(args: argparse.Namespace, cst: ClusterStatus, fault: str, pr
         probes = [f"{prefix}9{i:04d}" for i in range(args.probes)]
         # citizens who hang up in the IVR before choosing (after short_abandon_s): a callback task each
         abandoners = [f"{prefix}8{i:04d}" for i in range(round(args.abandon_rate * args.seconds))]
-        load = asyncio.create_task(kit.rate_callers(first, numbers, PRESS_EMERGENCY, rate=args.rate,
-                                                    hold_ms=args.hold_ms, workdir=work, front=front))
+        # they start --abandon-lead-s before the load, so the first leader dials (and has attempts ringing)
+        # before the fault
         abandons = asyncio.create_task(kit.rate_callers(first, abandoners, (), rate=args.abandon_rate,
                                                         hold_ms=args.abandon_after_ms, workdir=work,
                                                         front=front))
+        await asyncio.sleep(args.abandon_lead_s)
+        load = asyncio.create_task(kit.rate_callers(first, numbers, PRESS_EMERGENCY, rate=args.rate,
+                                                    hold_ms=args.hold_ms, workdir=work, front=front))
         await asyncio.sleep(args.fault_at)
         before_fault = {name: set(w.hungup) for name, w in watchers.items()}
         await FAULTS[fault](run, args)
@@ -501,6 +506,7 @@ class Dials:
     invites: int = 0
     invites_by_node: dict[str, int] = field(default_factory=dict)
     in_fault: int = 0  # INVITEs from the fault's start to its end (at least 20 s)
+    before_fault: int = 0
     double_dials: int = 0  # INVITEs beyond one per attempt, plus INVITEs with no attempt before them
     unrecorded: int = 0
     not_reached: int = 0  # attempts no INVITE reached (refused by Asterisk, node dead, never sent)
@@ -546,6 +552,7 @@ async def callback_dials(store: str, prefix: str, engines: list[kit.Engine], tra
         until = max(run.fault_ended or run.fault_started, run.recovered or run.fault_started,
                     run.fault_started + timedelta(seconds=20))
         d.in_fault = sum(1 for inv in ours if run.fault_started <= inv.at <= until)
+        d.before_fault = sum(1 for inv in ours if inv.at < run.fault_started)
     for t in tasks:
         d.reasons[t.reason] = d.reasons.get(t.reason, 0) + 1
         d.statuses[str(t.status)] = d.statuses.get(str(t.status), 0) + 1
@@ -605,7 +612,8 @@ def report(args: argparse.Namespace, fault: str, run: Run, m: Measured) -> Fault
     print(f"records by outcome: {outcomes}; callback tasks by reason: {d.reasons}")
     print(f"callbacks: {d.tasks} tasks ({d.tasks_doubled} for a call that had one; by status {d.statuses}; "
           f"{d.open_tasks} still open at the end), {d.attempts} attempts in the store, {d.invites} INVITEs "
-          f"reached the citizens (by node's trunk: {d.invites_by_node}; {d.in_fault} during the fault), "
+          f"reached the citizens (by node's trunk: {d.invites_by_node}; {d.before_fault} before the fault, "
+          f"{d.in_fault} during it), "
           f"double dials {d.double_dials} (of which {d.unrecorded} with no attempt recorded), attempts no "
           f"INVITE reached {d.not_reached}; engine logs: {d.log_double} attempts logged dialling twice, "
           f"{d.claims_refused} claims refused")
@@ -673,6 +681,8 @@ def main() -> int:
                         help="calls per second (over --seconds) that hang up in the IVR: a callback each")
     parser.add_argument("--abandon-after-ms", type=int, default=5000,
                         help="they hang up this long after the answer (past [calls] short_abandon_s)")
+    parser.add_argument("--abandon-lead-s", type=float, default=8.0,
+                        help="they start this long before the steady load (and its --fault-at)")
     parser.add_argument("--cb-first-s", type=float, default=3.0, help="[callbacks] first_attempt_s")
     parser.add_argument("--cb-retry-s", type=float, default=2.0, help="[callbacks] retry_s")
     parser.add_argument("--cb-ring-s", type=float, default=3.0, help="[callbacks] ring_timeout_s")
