@@ -14,7 +14,7 @@ well under the lease).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
@@ -138,9 +138,23 @@ def node_state(beat: Heartbeat, now: datetime, lost_after_s: float) -> NodeState
     return NodeState.ALIVE
 
 
-def lost_nodes(beats: list[Heartbeat], me: str, now: datetime, lost_after_s: float) -> list[Heartbeat]:
-    """Other nodes whose heartbeat is stale: their calls up are closed as ``node_lost`` by the leader."""
-    return [b for b in beats if b.node != me and node_state(b, now, lost_after_s) is NodeState.LOST]
+def lost_nodes(beats: list[Heartbeat], me: str, now: datetime, lost_after_s: float,
+               watching_since: datetime | None = None) -> list[Heartbeat]:
+    """Other nodes whose heartbeat is stale: their calls up are closed as ``node_lost`` by the leader.
+
+    A node's silence counts only from ``watching_since``: since the looker itself has reached the store
+    without a break. While the store was down no node could beat, so after an outage every heartbeat is as
+    old as the outage; judged at once, live nodes were lost and their answered calls closed ``node_lost``
+    (bench/failover.py, postgresql-stop: 6-7 calls of a live node). After the outage a live node beats
+    again within a look, well inside ``lost_after_s``."""
+    def stale(b: Heartbeat) -> bool:
+        if node_state(b, now, lost_after_s) is not NodeState.LOST:
+            return False
+        if watching_since is None or watching_since <= b.at or not engine_silent(b, now, lost_after_s):
+            return True  # silent while we watched, or alive with its Asterisk down as long
+        return engine_silent(replace(b, at=watching_since), now, lost_after_s)
+
+    return [b for b in beats if b.node != me and stale(b)]
 
 
 @dataclass(frozen=True, slots=True)

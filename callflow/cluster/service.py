@@ -76,6 +76,7 @@ class ClusterNode:
         self._lease: Lease | None = None
         self._held: int | None = None  # the fencing number this run took the lease under
         self._settled: dict[str, datetime] = {}  # lost node -> heartbeat whose calls are all closed
+        self._watching_since: datetime | None = None  # this engine has reached the store without a break
         self._conn: Database | None = None
         self.looks = 0  # completed looks (tests wait on them)
         self._ids_checked = False
@@ -102,6 +103,7 @@ class ClusterNode:
                 try:
                     await self.look()
                 except (DatabaseError, ValueError) as exc:
+                    self._watching_since = None  # others' silence counts again from the store's return
                     log.warning("cluster.look_failed", node=self.node, error=str(exc),
                                 action="retried at the next look; once-only work waits for the lease")
                     with contextlib.suppress(DatabaseError):
@@ -157,6 +159,8 @@ class ClusterNode:
         now = self.clock()
         await store.beat(self._db, Heartbeat(self.node, now, self.started_at, self._asterisk_ok(),
                                              self._asterisk_down_since if self.require_asterisk else None))
+        if self._watching_since is None:
+            self._watching_since = now
         await self._lease_look(now)
         if self.leading:
             await self._lost_nodes(now)
@@ -208,7 +212,7 @@ class ClusterNode:
         if fence is None or self.calls is None:
             return
         beats = await store.heartbeats(self._db)
-        for beat in lost_nodes(beats, self.node, now, self.lost_after_s):
+        for beat in lost_nodes(beats, self.node, now, self.lost_after_s, self._watching_since):
             if self._settled.get(beat.node) == beat.at:
                 continue  # this loss is handled; looked at again if the node beats and is lost again
             linkedids = await store.calls_up_on(self._db, beat.node, fence.fencing)

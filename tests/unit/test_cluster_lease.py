@@ -93,6 +93,21 @@ def test_a_node_is_lost_when_its_heartbeat_is_stale_or_its_asterisk_down_as_long
     assert [b.node for b in lost_nodes(beats, "b", at(10), 5.0)] == ["a"]  # never itself
 
 
+def test_a_nodes_silence_counts_only_while_the_looker_reached_the_store() -> None:
+    """After a store outage every heartbeat is as old as the outage: a node is lost only if it stays
+    silent for ``lost_after_s`` after the looker has the store again."""
+    beats = [Heartbeat("a", T0, T0, True), Heartbeat("b", at(20), T0, True)]
+    assert [b.node for b in lost_nodes(beats, "b", at(20), 5.0)] == ["a"]  # without the rule: lost at once
+    assert lost_nodes(beats, "b", at(20), 5.0, watching_since=at(20)) == []
+    assert lost_nodes(beats, "b", at(25), 5.0, watching_since=at(20)) == []
+    assert [b.node for b in lost_nodes(beats, "b", at(25.001), 5.0, watching_since=at(20))] == ["a"]
+    # watching since before its last beat: its own silence counts, as before
+    assert [b.node for b in lost_nodes(beats, "b", at(5.001), 5.0, watching_since=at(-60))] == ["a"]
+    # a live node with its Asterisk down as long is lost whatever the looker saw
+    down = [Heartbeat("a", at(20), T0, asterisk_up=False, asterisk_down_since=at(10))]
+    assert [b.node for b in lost_nodes(down, "b", at(20), 5.0, watching_since=at(20))] == ["a"]
+
+
 def test_the_wallboard_view_names_the_leader_only_while_its_lease_runs() -> None:
     beats = [Heartbeat("a", at(9), T0, True), Heartbeat("b", at(2), T0, False)]
     views = node_views(beats, Lease("a", 4, at(12)), at(10), 5.0)

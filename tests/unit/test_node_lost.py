@@ -32,7 +32,7 @@ from callflow.cluster.rules import LeaseTiming
 from callflow.cluster.service import ClusterNode, read_nodes
 from callflow.policies import callback_policy
 from callflow.siteconfig import Callbacks
-from callflow.store import StoreLocation, open_database
+from callflow.store import DatabaseError, StoreLocation, open_database
 from queues.callbacks import CallbackService
 from queues.callbacks.store import CALLBACKS_SCHEMA, list_tasks
 from tests.conftest import BOTH_STORES
@@ -180,5 +180,62 @@ async def test_the_leader_records_a_lost_nodes_call_and_opens_its_callback(
         assert [t.linkedid for t in await list_tasks(conn)] == [LID]
         marks = [e for e in await read_entries(conn, LID) if e.kind == "mark"]
         assert len(marks) == 1
+    finally:
+        await conn.close()
+
+
+@pytest.mark.timeout(60)
+async def test_after_a_store_outage_a_live_node_is_not_judged_lost(
+        nodes: tuple[StoreLocation, list[Node]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No node can beat while the store is down, so after an outage every heartbeat is as old as the outage.
+    The leader that reached the store again first judged the other, live node lost at once and closed its
+    answered calls ``node_lost`` (bench/failover.py, postgresql-stop: 6-7 calls). A node's silence counts
+    only from when the leader itself has the store again."""
+    database, running = nodes
+    b = Node(database, "b", tmp_path).start()  # b leads: it is the one that judges a
+    running.append(b)
+    await asyncio.wait_for(b.cluster.settled(), 10)
+    assert b.cluster.leading
+    a = Node(database, "a", tmp_path).start()
+    running.append(a)
+    await asyncio.wait_for(a.cluster.settled(), 10)
+    t0 = datetime.now(UTC)
+    for ev in call_up_in_the_emergency_queue(t0):
+        await a.tracker.handle(ev)
+    await asyncio.wait_for(a.tracker.journal.flush(), 10)
+
+    # the store is down for both nodes' heartbeats for 3 lost_after_s; b reaches it again 0.4 s before a
+    down = time.monotonic()
+    back = {"b": down + 3 * LOST_AFTER_S, "a": down + 3 * LOST_AFTER_S + 0.4}
+    real_beat = cluster_store.beat
+
+    async def beat_while_the_store_is_down(conn: Any, heartbeat: Any) -> None:
+        if time.monotonic() < back[heartbeat.node]:
+            raise DatabaseError("connection refused (the store is down)")
+        await real_beat(conn, heartbeat)
+
+    monkeypatch.setattr(cluster_store, "beat", beat_while_the_store_is_down)
+    await asyncio.sleep(back["a"] - time.monotonic() + 3 * LOST_AFTER_S)  # both beat again for a while
+    assert b.cluster.leading
+    conn = await open_database(database, (*CALL_SCHEMAS, CALLBACKS_SCHEMA))
+    try:
+        assert await load_records(conn, linkedid=LID) == []  # a's call is still up: no node_lost record
+        assert [e for e in await read_entries(conn, LID) if e.kind == "mark"] == []
+        assert [t for t in await list_tasks(conn) if t.linkedid == LID] == []
+        views = {v.node: v for v in await read_nodes(conn, datetime.now(UTC), LOST_AFTER_S)}
+        assert views["a"].state == "alive"
+    finally:
+        await conn.close()
+
+    # the rule still finds a node that stays silent after the outage
+    await a.stop()
+    running.remove(a)
+    conn = await open_database(database, (*CALL_SCHEMAS, CALLBACKS_SCHEMA))
+    try:
+        async def recorded() -> bool:
+            return bool(await load_records(conn, linkedid=LID))
+
+        await _until(recorded, timeout=20)
+        assert (await load_records(conn, linkedid=LID))[0].outcome is Outcome.NODE_LOST
     finally:
         await conn.close()
