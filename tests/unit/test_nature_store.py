@@ -13,9 +13,16 @@ from pathlib import Path
 import pytest
 
 from callflow.calls.nature import NATURE_SCHEMA, Nature, natures_of, tag_call
-from callflow.store import OperationalError, open_database
+from callflow.store import Cursor, OperationalError, open_database
 
 AT = datetime(2026, 12, 5, 0, 0, tzinfo=UTC)
+
+
+async def finish_reading(reading: Cursor) -> None:
+    """The other request's read ends 0.2 s later (the writer must wait it out meanwhile)."""
+    await asyncio.sleep(0.2)
+    await reading.fetchall()
+    await reading.close()
 
 
 async def test_a_tag_waits_out_a_stale_read_on_its_own_connection(tmp_path: Path) -> None:
@@ -31,12 +38,7 @@ async def test_a_tag_waits_out_a_stale_read_on_its_own_connection(tmp_path: Path
                               "tagged_at) VALUES ('2.0', '0813', 'test', 'op2', '2026-12-05T00:00:00+00:00')")
         await tracker.commit()  # the console's open read is now a stale snapshot
 
-        async def finish_reading() -> None:
-            await asyncio.sleep(0.2)
-            await reading.fetchall()
-            await reading.close()
-
-        finisher = asyncio.create_task(finish_reading())
+        finisher = asyncio.create_task(finish_reading(reading))
         tag = await tag_call(console, linkedid="1.9", caller_number="0812", nature=Nature.SILENT, by="op1",
                              at=AT)
         await finisher
@@ -62,12 +64,7 @@ async def test_any_first_write_on_a_shared_connection_waits_out_a_stale_read(tmp
         await other.execute("INSERT INTO audit_like (what) VALUES ('elsewhere')")
         await other.commit()  # the console's open read is now a stale snapshot
 
-        async def finish_reading() -> None:
-            await asyncio.sleep(0.2)
-            await reading.fetchall()
-            await reading.close()
-
-        finisher = asyncio.create_task(finish_reading())
+        finisher = asyncio.create_task(finish_reading(reading))
         new_id = await console.insert("INSERT INTO audit_like (what) VALUES ('switched to whisper')")
         await console.commit()
         await finisher
@@ -103,12 +100,7 @@ async def test_a_write_joining_another_parts_refused_empty_transaction_waits_too
                               "'2026-12-05T00:00:00+00:00')")
         assert console.in_transaction  # ... left the transaction it opened, empty
 
-        async def finish_reading() -> None:
-            await asyncio.sleep(0.2)
-            await reading.fetchall()
-            await reading.close()
-
-        finisher = asyncio.create_task(finish_reading())
+        finisher = asyncio.create_task(finish_reading(reading))
         tag = await tag_call(console, linkedid="1.9", caller_number="0812", nature=Nature.SILENT, by="op1",
                              at=AT)
         await finisher
