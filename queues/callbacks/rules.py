@@ -140,16 +140,27 @@ class NextStep:
 
 
 def after_attempt(outcome: AttemptOutcome, attempts: int, at: datetime, policy: CallbackPolicy,
-                  max_attempts: int | None = None) -> NextStep:
+                  max_attempts: int | None = None, *, may_ring_until: datetime | None = None) -> NextStep:
     """The task's next step once attempt number ``attempts`` (1-based) ended with ``outcome`` at ``at``;
-    ``max_attempts`` is the task's own limit (:func:`nuisance_decision`), else the policy's."""
+    ``max_attempts`` is the task's own limit (:func:`nuisance_decision`), else the policy's.
+    ``may_ring_until``: the attempt may still ring the citizen until then (:func:`may_still_ring`); the
+    next attempt waits ``retry_s`` after that, so the citizen never gets two of our calls at once."""
     if outcome is AttemptOutcome.ANSWERED:
         return NextStep(TaskStatus.ANSWERED, None)
     if attempts >= (max_attempts or policy.max_attempts):
         return NextStep(TaskStatus.SUPERVISOR, None,
                         f"{attempts} attempt(s) without an answer (last: {outcome}): call the citizen "
                         "another way or close the task")
-    return NextStep(TaskStatus.PENDING, at + timedelta(seconds=policy.retry_s))
+    last = max(at, may_ring_until) if may_ring_until is not None else at
+    return NextStep(TaskStatus.PENDING, last + timedelta(seconds=policy.retry_s))
+
+
+def may_still_ring(started: datetime, policy: CallbackPolicy) -> datetime:
+    """Until when an attempt settled from a lost node's record may still ring the citizen: the node's
+    engine stopped (killed or frozen) but its Asterisk may be up and ringing until the Originate's ring
+    timeout. Without this wait the leader dialled the next attempt through the other node ``retry_s``
+    after its ``node_lost`` record: two calls at once on the citizen's phone."""
+    return started + timedelta(seconds=policy.ring_timeout_s)
 
 
 def channel_id(task_id: int, attempt: int, started: datetime) -> str:

@@ -47,6 +47,7 @@ from queues.callbacks.rules import (
     channel_id,
     from_citizen,
     is_callback_call,
+    may_still_ring,
     nuisance_decision,
     number_problem,
     originate_outcome,
@@ -373,8 +374,10 @@ class CallbackService:
         await self._finish(attempt.channel_id, outcome, event.time,
                            f"OriginateResponse {msg.get('Response')} reason {msg.get('Reason')}")
 
-    async def _finish(self, chan: str, outcome: AttemptOutcome, at: datetime, detail: str) -> None:
-        """Attempt ``chan`` ended with ``outcome`` at ``at``: record it and move its task on."""
+    async def _finish(self, chan: str, outcome: AttemptOutcome, at: datetime, detail: str, *,
+                      lost_node: bool = False) -> None:
+        """Attempt ``chan`` ended with ``outcome`` at ``at``: record it and move its task on
+        (``lost_node``: settled from a lost node's record, it may still ring: :func:`may_still_ring`)."""
         async with self._lock:
             attempt = await store.attempt_by_channel(self._db, chan)
             if attempt is None or attempt.outcome not in (AttemptOutcome.DIALLING,):
@@ -383,7 +386,9 @@ class CallbackService:
             task = await store.get_task(self._db, attempt.task_id)
             if task is None or task.status not in (TaskStatus.DIALLING, TaskStatus.CHECKING):
                 return
-            step = after_attempt(outcome, attempt.n, at, self.policy, task.max_attempts)
+            step = after_attempt(outcome, attempt.n, at, self.policy, task.max_attempts,
+                                 may_ring_until=may_still_ring(attempt.started_at, self.policy)
+                                 if lost_node else None)
             await self._update_task(task.id, now=self.clock(), status=step.status,
                                     next_attempt_at=step.next_attempt_at, flag=step.flag or None)
             if step.status is TaskStatus.ANSWERED:
@@ -420,6 +425,10 @@ class CallbackService:
         if answered_at is not None:
             await self._finish(record.linkedid, AttemptOutcome.ANSWERED, answered_at,
                                "from the callback call's record")
+        elif record.outcome is Outcome.NODE_LOST:  # its node stopped: it may ring on, unseen
+            await self._finish(record.linkedid, AttemptOutcome.UNKNOWN, record.ended or record.arrival,
+                               f"its node {record.node or '?'} stopped while it rang: outcome unknown; the "
+                               "next attempt waits until this one's ring timeout is over", lost_node=True)
         else:
             await self._finish(record.linkedid, AttemptOutcome.NO_ANSWER, record.ended or record.arrival,
                                "from the callback call's record")

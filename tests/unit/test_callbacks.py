@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from callflow.ami import AmiMessage, LinkEvent, OutcomeUnknown, parse_event
-from callflow.calls.model import CallClass, Outcome
+from callflow.calls.model import CallClass, CallRecord, Leg, Outcome
 from callflow.calls.records import RECORDS_SCHEMA, store_records
 from callflow.lab import LabPorts
 from callflow.lab._render import lab_site
@@ -30,7 +30,7 @@ from queues.callbacks import (
     callback_reason,
     number_problem,
 )
-from queues.callbacks.rules import originate_outcome
+from queues.callbacks.rules import may_still_ring, originate_outcome
 from queues.callbacks.store import attempts_of, list_tasks
 from tests.conftest import BOTH_STORES
 from tests.support.callbacks import T0, StubEngine, record
@@ -270,6 +270,49 @@ async def test_unknown_outcome_is_rechecked_not_redialled(
     [task] = await list_tasks(svc._db)
     attempts = await attempts_of(svc._db, task.id)
     assert [a.outcome for a in attempts][:1] == [AttemptOutcome.UNKNOWN]
+    assert str(engine.session.sent[1][1]["ChannelId"]).startswith("siaga-cb-1-2-")
+
+
+def test_an_attempt_that_may_still_ring_delays_the_next_past_its_ring_timeout() -> None:
+    policy = callback_policy(Callbacks(first_attempt_s=0, retry_s=5, max_attempts=3, ring_timeout_s=30))
+    started = T0
+    settled = T0 + timedelta(seconds=6)  # a lost node's record, 6 s into the ringing
+    plain = after_attempt(AttemptOutcome.UNKNOWN, 1, settled, policy)
+    assert plain.next_attempt_at == settled + timedelta(seconds=5)
+    waits = after_attempt(AttemptOutcome.UNKNOWN, 1, settled, policy,
+                          may_ring_until=may_still_ring(started, policy))
+    assert waits.next_attempt_at == started + timedelta(seconds=35)  # ring timeout over, then retry_s
+
+
+async def test_a_callback_call_on_a_lost_node_is_not_followed_by_a_second_call_while_it_may_ring(
+        service: tuple[CallbackService, StubEngine, Clock]) -> None:
+    """Node a's engine froze while its Asterisk rang the citizen; the leader records that callback call
+    ``node_lost`` after ``lost_after_s``. It dialled the next attempt ``retry_s`` later through its own node,
+    while node a's Asterisk could still ring the citizen: two calls at once. The next attempt now waits
+    until the first one's ring timeout is over."""
+    svc, engine, clock = service  # ring timeout 10 s, retry 5 s
+    await svc.on_call_record(record())
+    await svc.handle(LinkEvent("up", T0))
+    await until(lambda: _sent(engine, 1))
+    first_id = str(engine.session.sent[0][1]["ChannelId"])
+    dialled = clock.now
+    lost = CallRecord(linkedid=first_id, caller_number="081234567890", caller_name="", dialed="",
+                      call_class=CallClass.UNKNOWN, outcome=Outcome.NODE_LOST, arrival=dialled,
+                      ended=dialled + timedelta(seconds=2), node="a",
+                      legs=(Leg(first_id, "PJSIP/citizen-callback-00000001", "caller", dialled),))
+    clock.now = dialled + timedelta(seconds=2)
+    await svc.on_call_record(lost)
+    await until(lambda: _status(svc, TaskStatus.PENDING))
+    [task] = await list_tasks(svc._db)
+    [attempt] = await attempts_of(svc._db, task.id)
+    assert attempt.outcome is AttemptOutcome.UNKNOWN
+    assert "stopped while it rang" in attempt.detail
+    assert task.next_attempt_at == dialled + timedelta(seconds=15)
+    clock.now = dialled + timedelta(seconds=8)  # retry_s after the record: it may still ring on node a
+    await scheduled(svc)
+    assert len(engine.session.sent) == 1
+    clock.now = dialled + timedelta(seconds=15.5)
+    await until(lambda: _sent(engine, 2))
     assert str(engine.session.sent[1][1]["ChannelId"]).startswith("siaga-cb-1-2-")
 
 
