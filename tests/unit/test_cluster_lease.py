@@ -288,10 +288,12 @@ async def test_a_node_whose_asterisk_is_unreachable_gives_up_the_lease_and_is_lo
             while not b.leading:
                 await b.settled(1)
         assert not a.leading
-        await asyncio.sleep(0.6)
         conn = await open_database(database, (store.CLUSTER_SCHEMA,))
         try:
-            views = {v.node: v for v in await read_nodes(conn, datetime.now(UTC), 0.5)}
+            async with asyncio.timeout(5):  # lost once its Asterisk has been down for lost_after_s (0.5 s)
+                while (views := {v.node: v for v in await read_nodes(conn, datetime.now(UTC), 0.5)}
+                       )["a"].state is not NodeState.LOST:
+                    await a.settled(1)
         finally:
             await conn.close()
         assert views["a"].heartbeat_age_s < 0.5  # alive engine...

@@ -17,6 +17,7 @@ from callflow.lab._postgres import (
     make_kept_cluster,
     service_user,
 )
+from tests.conftest import IN_CI
 
 
 def test_missing_postgresql_says_make_setup_and_starts_nothing(
@@ -84,6 +85,8 @@ def test_a_labs_cluster_asks_for_the_password_only_its_passfile_holds(tmp_path: 
     try:
         server = make_kept_cluster(lab_folder, "unit", free_tcp_port())
     except PostgresUnavailable as exc:
+        if IN_CI:  # CI has PostgreSQL (`make setup`): its absence is a failure, not a skip
+            pytest.fail(f"CI requires PostgreSQL: {exc}", pytrace=False)
         pytest.skip(str(exc))
     try:
         server.start()
